@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Extraction benchmark (not a test): `flixops extract --replay pages.jsonl --to DIR` against the
+# Python baseline (../shared/bench/seed_baseline.py) on the same synthetic pages, side by side in
+# one run. Also runs flixops on 4x the pages to show peak RSS stays flat (streaming).
+# usage: bench/extract.sh [PAGES=200] [ROUNDS=5]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pages="${1:-200}"; rounds="${2:-5}"
+shared="${FLIXOPS_SHARED:-$(cd .. && pwd)/shared}"
+cache="${FLIXOPS_CACHE:-$HOME/.cache/flixops}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
+venv="$cache/bench-venv"
+out="bench/out"; mkdir -p "$out"
+
+if ! "$venv/bin/python" -c 'import pandas, pyarrow' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r bench/requirements.txt
+fi
+cargo build --release --locked --quiet
+bin="$CARGO_TARGET_DIR/release/flixops"
+
+python3 "$shared/bench/make_pages.py" "$pages" "$out/pages.jsonl"
+python3 "$shared/bench/make_pages.py" "$((pages * 4))" "$out/pages-x4.jsonl"
+rm -rf "$out"/run-*
+
+"$venv/bin/python" bench/measure.py "$rounds" \
+  "baseline=$venv/bin/python $shared/bench/seed_baseline.py $out/pages.jsonl $out/run-base-{round}" \
+  "flixops=$bin extract --replay $out/pages.jsonl --to $out/run-flixops-{round}" \
+  "flixops_x4=$bin extract --replay $out/pages-x4.jsonl --to $out/run-flixops-x4-{round}" \
+  | tee "$out/results.jsonl"
+
+"$venv/bin/python" - "$out/results.jsonl" <<'PY'
+import json, sys
+r = {d["name"]: d for d in map(json.loads, open(sys.argv[1]))}
+print(f"speed-up (baseline / flixops wall time, {r['flixops']['rounds']} rounds, medians): "
+      f"{r['baseline']['median_wall_s'] / r['flixops']['median_wall_s']:.1f}x")
+print(f"flixops peak RSS: {r['flixops']['max_rss_mib']} MiB; at 4x the pages: {r['flixops_x4']['max_rss_mib']} MiB; "
+      f"baseline: {r['baseline']['max_rss_mib']} MiB")
+PY

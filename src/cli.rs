@@ -1,0 +1,158 @@
+//! The argument model only: what was typed. `main` resolves it into config and calls the library.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Stands up, runs and checks a tweet ELT pipeline:
+/// X API v2 recent search → parquet in object storage → raw table → SQL models.
+#[derive(Debug, Parser)]
+#[command(name = "flixops", version, propagate_version = true, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Exit codes, shown under `--help`.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  failure (the message says what was done and how to resume)
+  2  usage: bad arguments, missing or invalid flixops.toml, unknown --env
+  3  cannot connect: a service was unreachable or refused the credentials";
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Project file [default: ./flixops.toml]
+    #[arg(long, global = true, env = "FLIXOPS_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Environment (`[env.NAME]`) [default: project.default_env, else `dev`, else the only one]
+    #[arg(long, short = 'e', global = true, env = "FLIXOPS_ENV", value_name = "NAME")]
+    pub env: Option<String>,
+    /// Human lines on stderr, or one JSON document on stdout
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputArg::Human)]
+    pub output: OutputArg,
+    /// More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// `--output` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputArg {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write flixops.toml, models/ and .gitignore for a new project
+    Init(InitArgs),
+    /// Show what `deploy` would change, without changing anything
+    Plan(PlanArgs),
+    /// Create or update every resource of the environment (idempotent, safe in CI)
+    Deploy(DeployArgs),
+    /// Check the pipeline end to end; every failure comes with its fix
+    Doctor(DoctorArgs),
+    /// Run one extraction: X API recent search (or a recording) → one parquet file per page
+    Extract(ExtractArgs),
+    /// Local target: extract → load → transform, once
+    Run(RunArgs),
+    /// Rebuild the models (local target: loads pending lake files first, as Snowpipe would)
+    Transform,
+    /// Tear the environment down in reverse order (keeps the data unless --purge-data)
+    Destroy(DestroyArgs),
+    /// Print a deployment artifact for teams that run their own tooling
+    Export(ExportArgs),
+    /// Print a shell completion script to stdout
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Take every default and answer no prompt
+    #[arg(long)]
+    pub no_interactive: bool,
+    /// Overwrite an existing flixops.toml
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Exit 0 when nothing would change, 2 when something would, 1 on error
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Apply without asking
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Exit 1 on warnings too
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// Destroy without asking
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Also delete the data bucket and everything in it
+    #[arg(long)]
+    pub purge_data: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// What to export
+    #[arg(value_enum)]
+    pub what: ExportKind,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportKind {
+    Terraform,
+    Airflow,
+    GithubActions,
+}
+
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// Read recorded pages instead of calling the API: a JSON file per page, JSONL with one page
+    /// per line, or a directory of those. The checkpoint is neither read nor advanced.
+    #[arg(long, value_name = "PATH")]
+    pub replay: Option<PathBuf>,
+    /// Write parquet under DIR (DIR plays the bucket: DIR/<prefix>/tweets/dt=…/…); needs no flixops.toml
+    #[arg(long, value_name = "DIR")]
+    pub to: Option<PathBuf>,
+    /// Override extract.query (also stored in each row's `query` column)
+    #[arg(long)]
+    pub query: Option<String>,
+    /// Stop after N pages
+    #[arg(long, value_name = "N")]
+    pub max_pages: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Use the real recorded #brexit page compiled into flixops instead of the API; needs no
+    /// account and no flixops.toml (writes .flixops/ in the current directory)
+    #[arg(long, conflicts_with = "replay")]
+    pub demo: bool,
+    /// Read recorded pages instead of calling the API (see `extract --replay`)
+    #[arg(long, value_name = "PATH")]
+    pub replay: Option<PathBuf>,
+}

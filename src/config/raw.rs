@@ -1,0 +1,482 @@
+//! The file as typed (serde with spans), and its validation into [`Config`].
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{
+    AwsSnowflakeTarget, Config, ConfigError, EnvConfig, ExtractConfig, LocalTarget, Problem,
+    RetryPolicy, SecretRef, Target,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    project: Option<Spanned<RawProject>>,
+    #[serde(default)]
+    extract: RawExtract,
+    #[serde(default)]
+    env: BTreeMap<String, Spanned<RawEnv>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProject {
+    name: Spanned<String>,
+    default_env: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawExtract {
+    query: Option<Spanned<String>>,
+    tweet_fields: Option<Vec<String>>,
+    user_fields: Option<Vec<String>>,
+    expansions: Option<Vec<String>>,
+    max_results: Option<Spanned<u32>>,
+    max_pages: Option<Spanned<u32>>,
+    time_budget_secs: Option<Spanned<u64>>,
+    schedule: Option<Spanned<String>>,
+    bearer_token: Option<Spanned<toml::Value>>,
+    api_base_url: Option<Spanned<String>>,
+    request_timeout_secs: Option<Spanned<u64>>,
+    retry: Option<RawRetry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    max_attempts: Option<Spanned<u32>>,
+    base_delay_ms: Option<u64>,
+    max_delay_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnv {
+    target: Spanned<String>,
+    prefix: Option<Spanned<String>>,
+    lake_dir: Option<Spanned<String>>,
+    warehouse: Option<Spanned<String>>,
+    region: Option<Spanned<String>>,
+    aws_profile: Option<Spanned<String>>,
+    bucket: Option<Spanned<String>>,
+    snowflake_connection: Option<Spanned<String>>,
+    database: Option<Spanned<String>>,
+    snowflake_warehouse: Option<Spanned<String>>,
+    target_lag: Option<Spanned<String>>,
+}
+
+/// Default `tweet.fields`: what the data contract needs.
+pub const TWEET_FIELDS: &[&str] =
+    &["created_at", "author_id", "entities", "referenced_tweets", "lang", "public_metrics"];
+/// Default `user.fields`.
+pub const USER_FIELDS: &[&str] = &["location", "public_metrics", "username"];
+/// Default `expansions`.
+pub const EXPANSIONS: &[&str] = &["author_id"];
+
+/// Collects located problems while validating.
+struct Checker<'a> {
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn report(&mut self, span: Range<usize>, field: &str, message: impl Into<String>) {
+        let (line, column) = line_column(self.text, span.start);
+        self.problems.push(Problem { line, column, field: field.to_string(), message: message.into() });
+    }
+
+    fn check(&mut self, value: &Spanned<String>, field: &str, ok: fn(&str) -> bool, rule: &str) {
+        if !ok(value.get_ref()) {
+            let message = format!("`{}` is not valid: {rule}", value.get_ref());
+            self.report(value.span(), field, message);
+        }
+    }
+}
+
+pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let (line, column) = line_column(text, span.start);
+        let problem = Problem { line, column, field: field_at(text, span.start), message: e.message().to_string() };
+        ConfigError::Invalid { path: path.to_path_buf(), problems: vec![problem] }
+    })?;
+    let mut checker = Checker { text, problems: Vec::new() };
+    let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let config = validate(raw, &mut checker, path, &root);
+    match checker.problems.is_empty() {
+        true => Ok(config),
+        false => Err(ConfigError::Invalid { path: path.to_path_buf(), problems: checker.problems }),
+    }
+}
+
+fn validate(raw: RawConfig, c: &mut Checker, path: &Path, root: &Path) -> Config {
+    let (project, default_env) = match raw.project {
+        Some(p) => {
+            let p = p.into_inner();
+            c.check(&p.name, "project.name", is_project_name, "use 1-40 of a-z, 0-9 and -, starting with a letter");
+            (p.name.into_inner(), p.default_env)
+        }
+        None => {
+            c.report(0..0, "project", "missing [project] table; add `[project]` with `name = \"my-pipeline\"`");
+            (String::new(), None)
+        }
+    };
+    if raw.env.is_empty() {
+        c.report(0..0, "env", "no environment defined; add `[env.dev]` with `target = \"local\"`");
+    }
+    if let Some(name) = &default_env {
+        if !raw.env.contains_key(name.get_ref()) {
+            let known = raw.env.keys().cloned().collect::<Vec<_>>().join(", ");
+            c.report(name.span(), "project.default_env", format!("no [env.{}] table; defined: [{known}]", name.get_ref()));
+        }
+    }
+    let extract = validate_extract(raw.extract, c);
+    let envs = raw
+        .env
+        .into_iter()
+        .map(|(name, env)| {
+            let env = validate_env(&name, env, c, root, &project);
+            (name, env)
+        })
+        .collect();
+    Config {
+        path: path.to_path_buf(),
+        root: root.to_path_buf(),
+        project,
+        default_env: default_env.map(Spanned::into_inner),
+        extract,
+        envs,
+    }
+}
+
+fn validate_extract(raw: RawExtract, c: &mut Checker) -> ExtractConfig {
+    let owned = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    if let Some(q) = &raw.query {
+        if q.get_ref().trim().is_empty() || q.get_ref().len() > 512 {
+            c.report(q.span(), "extract.query", "the query must be 1-512 characters");
+        }
+    }
+    let max_results = raw.max_results.map(|m| {
+        if !(10..=100).contains(m.get_ref()) {
+            c.report(m.span(), "extract.max_results", "recent search accepts 10 to 100 per page");
+        }
+        m.into_inner()
+    });
+    if let Some(url) = &raw.api_base_url {
+        let u = url.get_ref();
+        if !(u.starts_with("https://") || u.starts_with("http://")) {
+            c.report(url.span(), "extract.api_base_url", "must start with https:// (or http:// for a local mock)");
+        }
+    }
+    if let Some(m) = raw.max_pages.as_ref().filter(|m| *m.get_ref() == 0) {
+        c.report(m.span(), "extract.max_pages", "must be at least 1; leave it out to follow every page");
+    }
+    let bearer_token = match raw.bearer_token {
+        Some(value) => secret_ref(value, c),
+        None => SecretRef::Env("X_BEARER_TOKEN".to_string()),
+    };
+    let retry = raw.retry.map(|r| retry_policy(r, c)).unwrap_or_default();
+    ExtractConfig {
+        query: raw.query.map(Spanned::into_inner).unwrap_or_else(|| "flixbus".to_string()),
+        tweet_fields: raw.tweet_fields.unwrap_or_else(|| owned(TWEET_FIELDS)),
+        user_fields: raw.user_fields.unwrap_or_else(|| owned(USER_FIELDS)),
+        expansions: raw.expansions.unwrap_or_else(|| owned(EXPANSIONS)),
+        max_results: max_results.unwrap_or(100),
+        max_pages: raw.max_pages.map(Spanned::into_inner),
+        time_budget_secs: raw.time_budget_secs.map(Spanned::into_inner).unwrap_or(600),
+        schedule: raw.schedule.map(Spanned::into_inner).unwrap_or_else(|| "rate(1 hour)".to_string()),
+        bearer_token,
+        api_base_url: raw.api_base_url.map(Spanned::into_inner).unwrap_or_else(|| "https://api.x.com".to_string()),
+        request_timeout_secs: raw.request_timeout_secs.map(Spanned::into_inner).unwrap_or(30),
+        retry,
+    }
+}
+
+fn retry_policy(raw: RawRetry, c: &mut Checker) -> RetryPolicy {
+    let default = RetryPolicy::default();
+    let max_attempts = raw.max_attempts.map(|m| {
+        if !(1..=20).contains(m.get_ref()) {
+            c.report(m.span(), "extract.retry.max_attempts", "use 1 to 20 attempts");
+        }
+        m.into_inner()
+    });
+    RetryPolicy {
+        max_attempts: max_attempts.unwrap_or(default.max_attempts),
+        base_delay_ms: raw.base_delay_ms.unwrap_or(default.base_delay_ms),
+        max_delay_ms: raw.max_delay_ms.unwrap_or(default.max_delay_ms),
+    }
+}
+
+/// A secret is a reference (`{ env = "NAME" }` or `{ secret_arn = "arn:…" }`), never a literal.
+fn secret_ref(value: Spanned<toml::Value>, c: &mut Checker) -> SecretRef {
+    const FIELD: &str = "extract.bearer_token";
+    const HOW: &str = "write `{ env = \"X_BEARER_TOKEN\" }` or `{ secret_arn = \"arn:aws:secretsmanager:…\" }`";
+    let span = value.span();
+    let table = match value.into_inner() {
+        toml::Value::Table(t) => t,
+        toml::Value::String(_) => {
+            c.report(span, FIELD, format!("secrets are never written into flixops.toml; {HOW}"));
+            return SecretRef::Env(String::new());
+        }
+        _ => {
+            c.report(span, FIELD, format!("expected a table; {HOW}"));
+            return SecretRef::Env(String::new());
+        }
+    };
+    let entries: Vec<_> = table.into_iter().collect();
+    match entries.as_slice() {
+        [(k, toml::Value::String(v))] if k == "env" && is_env_var_name(v) => SecretRef::Env(v.clone()),
+        [(k, toml::Value::String(v))] if k == "secret_arn" && v.starts_with("arn:aws:secretsmanager:") => {
+            SecretRef::SecretsManager(v.clone())
+        }
+        _ => {
+            c.report(span, FIELD, format!("expected exactly one of `env` (a variable name) or `secret_arn`; {HOW}"));
+            SecretRef::Env(String::new())
+        }
+    }
+}
+
+fn validate_env(name: &str, raw: Spanned<RawEnv>, c: &mut Checker, root: &Path, project: &str) -> EnvConfig {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let field = |key: &str| format!("env.{name}.{key}");
+    if !is_env_name(name) {
+        c.report(span.clone(), &format!("env.{name}"), "environment names use a-z, 0-9, - and _, starting with a letter");
+    }
+    if let Some(prefix) = &raw.prefix {
+        c.check(prefix, &field("prefix"), is_prefix, "use letters, digits, - _ . and inner /, without a leading or trailing /");
+    }
+    let prefix = raw.prefix.as_ref().map(|p| p.get_ref().clone()).unwrap_or_else(|| "flixops".to_string());
+    let target = match raw.target.get_ref().as_str() {
+        "local" => Target::Local(local_target(&raw, c, root, name)),
+        "aws-snowflake" => Target::AwsSnowflake(cloud_target(&raw, c, name, project)),
+        other => {
+            let message = format!("unknown target `{other}`; use \"local\" or \"aws-snowflake\"");
+            c.report(raw.target.span(), &field("target"), message);
+            Target::Local(LocalTarget::under(root))
+        }
+    };
+    EnvConfig { name: name.to_string(), prefix, target }
+}
+
+fn local_target(raw: &RawEnv, c: &mut Checker, root: &Path, env: &str) -> LocalTarget {
+    let cloud_only = [
+        ("region", &raw.region),
+        ("aws_profile", &raw.aws_profile),
+        ("bucket", &raw.bucket),
+        ("snowflake_connection", &raw.snowflake_connection),
+        ("database", &raw.database),
+        ("snowflake_warehouse", &raw.snowflake_warehouse),
+        ("target_lag", &raw.target_lag),
+    ];
+    for (key, value) in cloud_only {
+        if let Some(v) = value {
+            c.report(v.span(), &format!("env.{env}.{key}"), "applies to target \"aws-snowflake\" only; remove it or change the target");
+        }
+    }
+    let default = LocalTarget::under(root);
+    let resolve = |p: &Option<Spanned<String>>, fallback: PathBuf| {
+        p.as_ref().map(|p| root.join(p.get_ref())).unwrap_or(fallback)
+    };
+    LocalTarget { lake_dir: resolve(&raw.lake_dir, default.lake_dir), warehouse: resolve(&raw.warehouse, default.warehouse) }
+}
+
+fn cloud_target(raw: &RawEnv, c: &mut Checker, env: &str, project: &str) -> AwsSnowflakeTarget {
+    for (key, value) in [("lake_dir", &raw.lake_dir), ("warehouse", &raw.warehouse)] {
+        if let Some(v) = value {
+            c.report(v.span(), &format!("env.{env}.{key}"), "applies to target \"local\" only; remove it or change the target");
+        }
+    }
+    let field = |key: &str| format!("env.{env}.{key}");
+    if let Some(b) = &raw.bucket {
+        c.check(b, &field("bucket"), is_bucket_name, "S3 bucket names are 3-63 of a-z, 0-9, . and -, starting and ending with a letter or digit");
+    }
+    for (key, value) in [("database", &raw.database), ("snowflake_warehouse", &raw.snowflake_warehouse)] {
+        if let Some(v) = value {
+            c.check(v, &field(key), is_identifier, "use a Snowflake identifier: letters, digits, _ and $, starting with a letter or _");
+        }
+    }
+    let text = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.get_ref().clone());
+    AwsSnowflakeTarget {
+        region: text(&raw.region),
+        aws_profile: text(&raw.aws_profile),
+        bucket: text(&raw.bucket).unwrap_or_else(|| format!("{project}-{env}-tweets")),
+        snowflake_connection: text(&raw.snowflake_connection),
+        database: text(&raw.database).unwrap_or_else(|| project.replace('-', "_").to_uppercase()),
+        warehouse: text(&raw.snowflake_warehouse).unwrap_or_else(|| "COMPUTE_WH".to_string()),
+        target_lag: text(&raw.target_lag).unwrap_or_else(|| "1 hour".to_string()),
+    }
+}
+
+fn is_project_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    s.len() <= 40
+        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn is_prefix(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('/')
+        && !s.ends_with('/')
+        && !s.contains("//")
+        && !s.split('/').any(|part| part == ".." || part == ".")
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+}
+
+fn is_bucket_name(s: &str) -> bool {
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (3..=63).contains(&s.len())
+        && edge_ok(s.chars().next())
+        && edge_ok(s.chars().last())
+        && !s.contains("..")
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    s.len() <= 255
+        && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+}
+
+fn is_env_var_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// The dotted key at a byte offset: the table header above it plus the key on its line.
+fn field_at(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line = text[line_start..].lines().next().unwrap_or("").trim();
+    let header_of = |l: &str| l.trim().strip_prefix('[').map(|h| h.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    if let Some(header) = header_of(line) {
+        return header;
+    }
+    let table = before[..line_start].lines().rev().find_map(header_of);
+    let key = line.split_once('=').map(|(k, _)| k.trim().trim_matches('"').to_string());
+    match (table, key) {
+        (Some(t), Some(k)) => format!("{t}.{k}"),
+        (Some(t), None) => t,
+        (None, Some(k)) => k,
+        (None, None) => "(top level)".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<Problem> {
+        match parse(text, Path::new("/p/flixops.toml")) {
+            Err(ConfigError::Invalid { problems, .. }) => problems,
+            other => panic!("expected invalid config, got {other:?}"),
+        }
+    }
+
+    const MINIMAL: &str = "[project]\nname = \"demo\"\n\n[env.dev]\ntarget = \"local\"\n";
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let config = parse(MINIMAL, Path::new("/p/flixops.toml")).unwrap();
+        assert_eq!(config.extract.query, "flixbus");
+        assert_eq!(config.extract.max_results, 100);
+        let env = config.env(None).unwrap();
+        assert_eq!(env.prefix, "flixops");
+        match &env.target {
+            Target::Local(l) => assert_eq!(l.lake_dir, Path::new("/p/.flixops/lake")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_target_names_line_column_and_field() {
+        let p = problems("[project]\nname = \"demo\"\n\n[env.dev]\ntarget = \"lokal\"\n");
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].line, p[0].column, p[0].field.as_str()), (5, 10, "env.dev.target"));
+        assert!(p[0].message.contains("\"local\" or \"aws-snowflake\""), "{}", p[0].message);
+    }
+
+    #[test]
+    fn type_error_names_the_field() {
+        let p = problems("[project]\nname = \"demo\"\n[extract]\nmax_results = \"many\"\n[env.dev]\ntarget = \"local\"\n");
+        assert_eq!((p[0].line, p[0].field.as_str()), (4, "extract.max_results"));
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_place() {
+        let p = problems("[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\nbukket = \"x\"\n");
+        assert_eq!((p[0].line, p[0].field.as_str()), (5, "env.dev.bukket"));
+        assert!(p[0].message.contains("unknown field"), "{}", p[0].message);
+    }
+
+    #[test]
+    fn inline_secret_is_refused_without_echoing_it() {
+        let text = "[project]\nname = \"demo\"\n[extract]\nbearer_token = \"AAAAsecretvalue\"\n[env.dev]\ntarget = \"local\"\n";
+        let err = parse(text, Path::new("flixops.toml")).unwrap_err().to_string();
+        assert!(err.contains("line 4, column 16: extract.bearer_token"), "{err}");
+        assert!(err.contains("never written into flixops.toml"), "{err}");
+        assert!(!err.contains("AAAAsecretvalue"), "the secret leaked into: {err}");
+    }
+
+    #[test]
+    fn secret_references_are_accepted() {
+        let text = "[project]\nname = \"demo\"\n[extract]\nbearer_token = { secret_arn = \"arn:aws:secretsmanager:eu-west-1:123456789012:secret:x\" }\n[env.dev]\ntarget = \"local\"\n";
+        let config = parse(text, Path::new("flixops.toml")).unwrap();
+        assert!(matches!(config.extract.bearer_token, SecretRef::SecretsManager(ref a) if a.ends_with(":x")));
+    }
+
+    #[test]
+    fn all_problems_are_listed_at_once() {
+        let text = "[project]\nname = \"Demo\"\n[env.prod]\ntarget = \"aws-snowflake\"\nbucket = \"Bad_Bucket\"\nlake_dir = \"x\"\n";
+        let fields: Vec<_> = problems(text).into_iter().map(|p| p.field).collect();
+        assert_eq!(fields, ["project.name", "env.prod.lake_dir", "env.prod.bucket"]);
+    }
+
+    #[test]
+    fn cloud_defaults_derive_from_project_and_env() {
+        let text = "[project]\nname = \"acme-tweets\"\n[env.prod]\ntarget = \"aws-snowflake\"\n";
+        let config = parse(text, Path::new("flixops.toml")).unwrap();
+        match &config.env(Some("prod")).unwrap().target {
+            Target::AwsSnowflake(t) => {
+                assert_eq!(t.bucket, "acme-tweets-prod-tweets");
+                assert_eq!(t.database, "ACME_TWEETS");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_env_lists_the_defined_ones() {
+        let config = parse(MINIMAL, Path::new("flixops.toml")).unwrap();
+        let err = config.env(Some("prod")).unwrap_err().to_string();
+        assert!(err.contains("unknown environment `prod`; defined: [dev]"), "{err}");
+    }
+
+    #[test]
+    fn prefix_cannot_escape_the_lake() {
+        let p = problems("[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\nprefix = \"../etc\"\n");
+        assert_eq!(p[0].field, "env.dev.prefix");
+    }
+}

@@ -1,0 +1,273 @@
+//! One X API v2 search page, borrowed from its bytes, turned into the data contract's rows.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use serde::Deserialize;
+
+/// A search response body. Unknown keys (`__twarc`, `includes.tweets`, …) are ignored.
+#[derive(Debug, Deserialize)]
+pub struct Page<'a> {
+    #[serde(default, borrow)]
+    pub data: Vec<Tweet<'a>>,
+    #[serde(default, borrow)]
+    pub includes: Includes<'a>,
+    #[serde(default)]
+    pub errors: Vec<serde_json::Value>,
+    #[serde(default, borrow)]
+    pub meta: Meta<'a>,
+}
+
+/// `meta`: pagination and id range.
+#[derive(Debug, Default, Deserialize)]
+pub struct Meta<'a> {
+    #[serde(borrow)]
+    pub next_token: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub newest_id: Option<Cow<'a, str>>,
+    pub result_count: Option<u64>,
+}
+
+/// `includes`: only users matter to the contract.
+#[derive(Debug, Default, Deserialize)]
+pub struct Includes<'a> {
+    #[serde(default, borrow)]
+    pub users: Vec<User<'a>>,
+}
+
+/// A tweet as requested with the contract's `tweet.fields`.
+#[derive(Debug, Deserialize)]
+pub struct Tweet<'a> {
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub text: Cow<'a, str>,
+    #[serde(borrow)]
+    pub created_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub author_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub lang: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub entities: Option<Entities<'a>>,
+    #[serde(default, borrow)]
+    pub referenced_tweets: Vec<Reference<'a>>,
+    pub public_metrics: Option<TweetMetrics>,
+}
+
+/// `entities`: hashtags only.
+#[derive(Debug, Default, Deserialize)]
+pub struct Entities<'a> {
+    #[serde(default, borrow)]
+    pub hashtags: Vec<Hashtag<'a>>,
+}
+
+/// One hashtag; `tag` comes without `#`.
+#[derive(Debug, Deserialize)]
+pub struct Hashtag<'a> {
+    #[serde(borrow)]
+    pub tag: Cow<'a, str>,
+}
+
+/// A referenced tweet: `retweeted`, `replied_to` or `quoted`.
+#[derive(Debug, Deserialize)]
+pub struct Reference<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: Cow<'a, str>,
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+}
+
+/// Engagement counts; any may be absent.
+#[derive(Debug, Deserialize)]
+pub struct TweetMetrics {
+    pub retweet_count: Option<i64>,
+    pub reply_count: Option<i64>,
+    pub like_count: Option<i64>,
+    pub quote_count: Option<i64>,
+}
+
+/// An included user; `location` is absent (not empty) when unset.
+#[derive(Debug, Deserialize)]
+pub struct User<'a> {
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub username: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub location: Option<Cow<'a, str>>,
+    pub public_metrics: Option<UserMetrics>,
+}
+
+/// Follower counts.
+#[derive(Debug, Deserialize)]
+pub struct UserMetrics {
+    pub followers_count: Option<i64>,
+}
+
+/// A page that cannot become rows, naming the tweet and the missing field.
+#[derive(Debug, thiserror::Error)]
+pub enum RowError {
+    /// A field the contract needs is absent (the request lacked a field or expansion).
+    #[error("tweet {tweet_id} has no `{field}`; request tweet.fields={field}")]
+    Missing { tweet_id: String, field: &'static str },
+    /// `created_at` is not RFC 3339.
+    #[error("tweet {tweet_id}: created_at `{value}` is not an RFC 3339 timestamp")]
+    BadTimestamp { tweet_id: String, value: String },
+}
+
+/// The parquet schema of the data contract, in column order.
+pub fn schema() -> SchemaRef {
+    let ts = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let hashtags = DataType::List(Arc::new(Field::new("item", DataType::Utf8, false)));
+    Arc::new(Schema::new(vec![
+        Field::new("tweet_id", DataType::Utf8, false),
+        Field::new("tweet_created_at", ts(), false),
+        Field::new("tweet_text", DataType::Utf8, false),
+        Field::new("tweet_lang", DataType::Utf8, true),
+        Field::new("is_retweet", DataType::Boolean, false),
+        Field::new("is_reply", DataType::Boolean, false),
+        Field::new("is_quote", DataType::Boolean, false),
+        Field::new("referenced_tweet_id", DataType::Utf8, true),
+        Field::new("tweet_hashtags", hashtags, false),
+        Field::new("retweet_count", DataType::Int64, true),
+        Field::new("reply_count", DataType::Int64, true),
+        Field::new("like_count", DataType::Int64, true),
+        Field::new("quote_count", DataType::Int64, true),
+        Field::new("user_id", DataType::Utf8, false),
+        Field::new("user_username", DataType::Utf8, true),
+        Field::new("user_location", DataType::Utf8, true),
+        Field::new("user_followers_count", DataType::Int64, true),
+        Field::new("query", DataType::Utf8, false),
+        Field::new("extracted_at", ts(), false),
+    ]))
+}
+
+/// Column builders for one page.
+struct Columns {
+    tweet_id: StringBuilder,
+    created_at: TimestampMicrosecondBuilder,
+    text: StringBuilder,
+    lang: StringBuilder,
+    is_retweet: BooleanBuilder,
+    is_reply: BooleanBuilder,
+    is_quote: BooleanBuilder,
+    referenced: StringBuilder,
+    hashtags: ListBuilder<StringBuilder>,
+    counts: [Int64Builder; 4],
+    user_id: StringBuilder,
+    username: StringBuilder,
+    location: StringBuilder,
+    followers: Int64Builder,
+    query: StringBuilder,
+    extracted_at: TimestampMicrosecondBuilder,
+}
+
+impl Columns {
+    fn with_capacity(n: usize) -> Self {
+        let strings = || StringBuilder::with_capacity(n, n * 16);
+        let item = Arc::new(Field::new("item", DataType::Utf8, false));
+        Self {
+            tweet_id: strings(),
+            created_at: TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"),
+            text: StringBuilder::with_capacity(n, n * 160),
+            lang: strings(),
+            is_retweet: BooleanBuilder::with_capacity(n),
+            is_reply: BooleanBuilder::with_capacity(n),
+            is_quote: BooleanBuilder::with_capacity(n),
+            referenced: strings(),
+            hashtags: ListBuilder::new(StringBuilder::new()).with_field(item),
+            counts: std::array::from_fn(|_| Int64Builder::with_capacity(n)),
+            user_id: strings(),
+            username: strings(),
+            location: strings(),
+            followers: Int64Builder::with_capacity(n),
+            query: strings(),
+            extracted_at: TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"),
+        }
+    }
+
+    fn push(&mut self, t: &Tweet, author: Option<&User>, query: &str, extracted_at: i64) -> Result<(), RowError> {
+        let missing = |field| RowError::Missing { tweet_id: t.id.to_string(), field };
+        let created = t.created_at.as_deref().ok_or_else(|| missing("created_at"))?;
+        let user_id = t.author_id.as_deref().ok_or_else(|| missing("author_id"))?;
+        let created = chrono::DateTime::parse_from_rfc3339(created)
+            .map_err(|_| RowError::BadTimestamp { tweet_id: t.id.to_string(), value: created.to_string() })?;
+        let has = |kind: &str| t.referenced_tweets.iter().any(|r| r.kind == kind);
+        self.tweet_id.append_value(&t.id);
+        self.created_at.append_value(created.timestamp_micros());
+        self.text.append_value(&t.text);
+        self.lang.append_option(t.lang.as_deref());
+        self.is_retweet.append_value(has("retweeted"));
+        self.is_reply.append_value(has("replied_to"));
+        self.is_quote.append_value(has("quoted"));
+        self.referenced.append_option(t.referenced_tweets.first().map(|r| &*r.id));
+        for tag in t.entities.iter().flat_map(|e| &e.hashtags) {
+            self.hashtags.values().append_value(&tag.tag);
+        }
+        self.hashtags.append(true);
+        let m = t.public_metrics.as_ref();
+        let metrics = [m.and_then(|m| m.retweet_count), m.and_then(|m| m.reply_count), m.and_then(|m| m.like_count), m.and_then(|m| m.quote_count)];
+        for (builder, value) in self.counts.iter_mut().zip(metrics) {
+            builder.append_option(value);
+        }
+        self.user_id.append_value(user_id);
+        self.username.append_option(author.and_then(|u| u.username.as_deref()));
+        self.location.append_option(author.and_then(|u| u.location.as_deref()));
+        self.followers.append_option(author.and_then(|u| u.public_metrics.as_ref()?.followers_count));
+        self.query.append_value(query);
+        self.extracted_at.append_value(extracted_at);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Vec<ArrayRef> {
+        let [c0, c1, c2, c3] = &mut self.counts;
+        vec![
+            Arc::new(self.tweet_id.finish()),
+            Arc::new(self.created_at.finish()),
+            Arc::new(self.text.finish()),
+            Arc::new(self.lang.finish()),
+            Arc::new(self.is_retweet.finish()),
+            Arc::new(self.is_reply.finish()),
+            Arc::new(self.is_quote.finish()),
+            Arc::new(self.referenced.finish()),
+            Arc::new(self.hashtags.finish()),
+            Arc::new(c0.finish()),
+            Arc::new(c1.finish()),
+            Arc::new(c2.finish()),
+            Arc::new(c3.finish()),
+            Arc::new(self.user_id.finish()),
+            Arc::new(self.username.finish()),
+            Arc::new(self.location.finish()),
+            Arc::new(self.followers.finish()),
+            Arc::new(self.query.finish()),
+            Arc::new(self.extracted_at.finish()),
+        ]
+    }
+}
+
+impl Page<'_> {
+    /// Rows of the contract, one per tweet in `data[]`; authors joined from `includes.users`.
+    pub fn to_batch(&self, query: &str, extracted_at_micros: i64) -> Result<RecordBatch, RowError> {
+        let users: HashMap<&str, &User> = self.includes.users.iter().map(|u| (&*u.id, u)).collect();
+        let mut columns = Columns::with_capacity(self.data.len());
+        for tweet in &self.data {
+            let author = tweet.author_id.as_deref().and_then(|id| users.get(id).copied());
+            columns.push(tweet, author, query, extracted_at_micros)?;
+        }
+        Ok(RecordBatch::try_new(schema(), columns.finish()).expect("columns match the contract schema"))
+    }
+
+    /// The largest tweet id on the page (ids are decimal u64 and grow with time).
+    pub fn newest_id(&self) -> Option<u64> {
+        let from_meta = self.meta.newest_id.as_deref().and_then(|id| id.parse().ok());
+        let from_data = self.data.iter().filter_map(|t| t.id.parse::<u64>().ok()).max();
+        from_meta.max(from_data)
+    }
+}

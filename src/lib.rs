@@ -1,0 +1,48 @@
+//! flixops: stands up, runs and checks a tweet ELT pipeline (X API v2 → parquet → raw → models).
+//! The binary parses arguments; everything it does is here, as calls that return reports.
+
+pub mod aws;
+pub mod config;
+pub mod extract;
+pub mod local;
+pub mod models;
+pub mod output;
+pub mod pipeline;
+
+/// Every failure a command can end with; `main` maps each to a documented exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// flixops.toml is missing or invalid, or `--env` is unknown.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The extraction failed.
+    #[error(transparent)]
+    Extract(#[from] extract::ExtractError),
+    /// The local warehouse or lake failed.
+    #[error(transparent)]
+    Local(#[from] local::LocalError),
+    /// A model cannot be read or rendered.
+    #[error(transparent)]
+    Model(#[from] models::ModelError),
+    /// A model failed to build.
+    #[error(transparent)]
+    Transform(#[from] models::local::TransformError),
+    /// The command does not apply to this environment's target.
+    #[error("environment `{env}` uses target {target}: {hint}")]
+    WrongTarget { env: String, target: &'static str, hint: &'static str },
+    /// The command exists but this build cannot do it for this target yet.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl Error {
+    /// True when the user fixes it in flixops.toml or the command line (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Error::Config(_) | Error::WrongTarget { .. })
+    }
+
+    /// True when a service could not be reached or refused the credentials (exit code 3).
+    pub fn is_connect(&self) -> bool {
+        matches!(self, Error::Extract(e) if e.is_connect())
+    }
+}

@@ -1,0 +1,191 @@
+//! The `flixops` binary: parses arguments, resolves config, calls the library, prints, and maps
+//! errors to the exit codes documented under `--help`.
+
+mod cli;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+use flixops::config::{Config, ConfigError, EnvConfig};
+use flixops::output::{Format, Output};
+use flixops::pipeline::{self, Input};
+use flixops::Error;
+
+use cli::{Cli, Command, OutputArg};
+
+fn main() -> ExitCode {
+    if flixops::extract::lambda::is_lambda() {
+        return serve_lambda();
+    }
+    let cli = Cli::parse();
+    init_tracing(cli.global.verbose);
+    let output = Output { format: if cli.global.output == OutputArg::Json { Format::Json } else { Format::Human } };
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+    match runtime.block_on(dispatch(cli, output)) {
+        Ok(code) => code,
+        Err(error) => report(&error),
+    }
+}
+
+fn serve_lambda() -> ExitCode {
+    init_tracing(0);
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+    match runtime.block_on(flixops::extract::lambda::serve()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "flixops=info",
+        1 => "flixops=debug",
+        _ => "flixops=trace,info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+/// Prints the error chain once and picks the exit code.
+fn report(error: &Error) -> ExitCode {
+    eprintln!("error: {error}");
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !error.to_string().contains(&text) {
+            eprintln!("  caused by: {text}");
+        }
+        source = cause.source();
+    }
+    ExitCode::from(exit_code(error))
+}
+
+/// 0 ok, 1 failure, 2 usage (arguments, flixops.toml, --env), 3 cannot connect.
+fn exit_code(error: &Error) -> u8 {
+    if error.is_usage() {
+        2
+    } else if error.is_connect() {
+        3
+    } else {
+        1
+    }
+}
+
+async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
+    let global = &cli.global;
+    match cli.command {
+        Command::Extract(args) => {
+            let mut config = match (&args.to, load_config(global.config.as_deref())) {
+                (_, Ok(config)) => config,
+                (Some(_), Err(ConfigError::NotFound { .. })) if global.config.is_none() => Config::local_default(&cwd()),
+                (_, Err(e)) => return Err(e.into()),
+            };
+            config.extract.query = args.query.unwrap_or(config.extract.query);
+            config.extract.max_pages = args.max_pages.or(config.extract.max_pages);
+            let env = config.env(global.env.as_deref())?.clone();
+            let input = args.replay.map(Input::Replay).unwrap_or(Input::Api);
+            let report = pipeline::extract(&config, &env, &input, args.to).await?;
+            print(output, &report, |w| {
+                writeln!(w, "extracted {} tweets in {} page(s) to {} (run {})", report.tweets, report.pages, report.location, report.run_id)?;
+                warnings(w, &report.warnings)
+            })
+        }
+        Command::Run(args) => {
+            let config = match load_config(global.config.as_deref()) {
+                Ok(config) => config,
+                Err(ConfigError::NotFound { .. }) if args.demo && global.config.is_none() => Config::local_default(&cwd()),
+                Err(e) => return Err(e.into()),
+            };
+            let env = config.env(global.env.as_deref())?.clone();
+            let input = match (args.demo, args.replay) {
+                (true, _) => Input::Demo,
+                (false, Some(path)) => Input::Replay(path),
+                (false, None) => Input::Api,
+            };
+            let report = pipeline::run_local(&config, &env, &input).await?;
+            print(output, &report, |w| {
+                let e = &report.extract;
+                writeln!(w, "extract    {} tweets in {} page(s) → {}", e.tweets, e.pages, e.location)?;
+                warnings(w, &e.warnings)?;
+                transform_lines(w, &report.transform)?;
+                writeln!(w, "\nquery it:  duckdb {}", warehouse_path(&env).display())
+            })
+        }
+        Command::Transform => {
+            let config = load_config(global.config.as_deref())?;
+            let env = config.env(global.env.as_deref())?.clone();
+            let report = pipeline::transform_local(&config, &env)?;
+            print(output, &report, |w| transform_lines(w, &report))
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "flixops", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Init(_) => Err(not_yet("init", "write flixops.toml by hand; `flixops run --demo` needs none")),
+        Command::Plan(_) | Command::Deploy(_) | Command::Destroy(_) => {
+            Err(not_yet("plan, deploy and destroy", "the local target needs no deploy: `flixops run` creates what it needs"))
+        }
+        Command::Doctor(_) => Err(not_yet("doctor", "`flixops run` reports every step's outcome")),
+        Command::Export(_) => Err(not_yet("export", "no workaround yet")),
+    }
+}
+
+fn not_yet(what: &str, meanwhile: &str) -> Error {
+    Error::Unsupported(format!("`{what}` is not implemented in flixops {}; meanwhile: {meanwhile}", env!("CARGO_PKG_VERSION")))
+}
+
+fn cwd() -> PathBuf {
+    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
+    let path = path.map(Path::to_path_buf).unwrap_or_else(|| cwd().join(flixops::config::FILE_NAME));
+    let path = if path.is_absolute() { path } else { cwd().join(path) };
+    Config::load(&path)
+}
+
+fn warehouse_path(env: &EnvConfig) -> PathBuf {
+    match &env.target {
+        flixops::config::Target::Local(local) => local.warehouse.clone(),
+        flixops::config::Target::AwsSnowflake(_) => PathBuf::new(),
+    }
+}
+
+fn print<T: serde::Serialize>(output: Output, value: &T, human: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<ExitCode, Error> {
+    match output.emit(value, human) {
+        // A closed pipe (`flixops … | head`) is not a failure.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("error: writing output: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn warnings(w: &mut dyn Write, list: &[String]) -> std::io::Result<()> {
+    list.iter().try_for_each(|note| writeln!(w, "  warning: {note}"))
+}
+
+fn transform_lines(w: &mut dyn Write, report: &pipeline::TransformReport) -> std::io::Result<()> {
+    let load = &report.load;
+    writeln!(w, "load       {} new file(s), {} rows ({} already loaded)", load.files_loaded, load.rows_loaded, load.files_skipped)?;
+    for m in &report.models {
+        let change = match m.change {
+            flixops::models::local::ModelChange::Created => "created",
+            flixops::models::local::ModelChange::Changed => "changed, rebuilt",
+            flixops::models::local::ModelChange::Refreshed => "refreshed",
+        };
+        writeln!(w, "transform  {:<28} {:>7} rows  {change}", m.model, m.rows)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! Shared test harness: the flixops binary, recorded pages, an X API mock and moto's S3.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The recordings copied from shared/fixtures/x-api (see their README for provenance).
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/x-api").join(name)
+}
+
+/// The first page of a JSONL recording, as text.
+pub fn page(name: &str) -> String {
+    std::fs::read_to_string(fixture(name)).unwrap().lines().next().unwrap().to_string()
+}
+
+/// The flixops binary with a clean environment for its settings.
+pub fn flixops(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flixops"));
+    cmd.current_dir(dir).env_remove("FLIXOPS_CONFIG").env_remove("FLIXOPS_ENV").env_remove("RUST_LOG");
+    cmd.env_remove("AWS_LAMBDA_RUNTIME_API");
+    cmd
+}
+
+/// Runs a command and returns (exit code, stdout, stderr).
+pub fn output(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().expect("flixops runs");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+/// moto's server, started once per test binary on 127.0.0.1 and stopped when the process exits.
+pub struct Moto {
+    pub endpoint: String,
+    _child: ChildGuard,
+}
+
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+/// The moto_server executable: $FLIXOPS_MOTO_SERVER, else the venv the test script makes.
+fn moto_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("FLIXOPS_MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    let path = PathBuf::from(home).join(".cache/flixops/venv/bin/moto_server");
+    assert!(path.exists(), "moto_server not found at {}: run the README's test command (scripts/test.sh), which installs it", path.display());
+    path
+}
+
+pub fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        let port = free_port();
+        let child = Command::new(moto_binary())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let guard = ChildGuard(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not listen on 127.0.0.1:{port} within 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto { endpoint: format!("http://127.0.0.1:{port}"), _child: guard }
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Environment that points the AWS SDK at moto with dummy credentials and no profile lookups.
+pub fn moto_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", moto().endpoint.clone()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("AWS_CONFIG_FILE", "/nonexistent/flixops-test-aws-config".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/flixops-test-aws-credentials".into()),
+    ]
+}
+
+/// An S3 client on moto, and a fresh bucket for one test.
+pub async fn moto_bucket(name_hint: &str) -> (aws_sdk_s3::Client, String) {
+    let moto = moto();
+    let creds = aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test");
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(&moto.endpoint)
+        .credentials_provider(creds)
+        .force_path_style(true)
+        .build();
+    let client = aws_sdk_s3::Client::from_conf(config);
+    let bucket = format!("{name_hint}-{:08x}", fastrand::u32(..));
+    client.create_bucket().bucket(&bucket).send().await.expect("moto creates the bucket");
+    (client, bucket)
+}
+
+/// All files under `dir` ending in `.parquet`, sorted.
+pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "parquet") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Reads every row of parquet files back as arrow batches.
+pub fn read_batches(bytes: Vec<u8>) -> Vec<arrow::array::RecordBatch> {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .unwrap()
+        .build()
+        .unwrap();
+    reader.map(|b| b.unwrap()).collect()
+}
+
+/// The string values of a column across batches (None for nulls).
+pub fn strings(batches: &[arrow::array::RecordBatch], column: &str) -> Vec<Option<String>> {
+    use arrow::array::{Array, AsArray};
+    batches
+        .iter()
+        .flat_map(|b| {
+            let a = b.column_by_name(column).unwrap().as_string::<i32>().clone();
+            (0..a.len()).map(move |i| (!a.is_null(i)).then(|| a.value(i).to_string())).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Kills a child on drop (for processes a test stops itself).
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -1,0 +1,188 @@
+//! The extractor as users run it: the binary killed between pages, exit codes, `--to`, and the
+//! same binary serving AWS Lambda invocations against a fake runtime API and moto's S3.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{fixture, flixops, output, page, parquet_files, read_batches, strings, Running};
+use serde_json::Value;
+use wiremock::matchers::{method, path, query_param, query_param_is_missing};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const SEARCH: &str = "/2/tweets/search/recent";
+
+fn write_config(dir: &Path, base: &str) {
+    let text = format!(
+        "[project]\nname = \"t\"\n[extract]\napi_base_url = \"{base}\"\nbearer_token = {{ env = \"FLIXOPS_TEST_TOKEN\" }}\n\
+         [extract.retry]\nmax_attempts = 2\nbase_delay_ms = 10\n[env.dev]\ntarget = \"local\"\nprefix = \"p\"\n"
+    );
+    std::fs::write(dir.join("flixops.toml"), text).unwrap();
+}
+
+fn brexit_next_token() -> String {
+    let v: Value = serde_json::from_str(&page("brexit.jsonl")).unwrap();
+    v["meta"]["next_token"].as_str().unwrap().to_string()
+}
+
+async fn mount_pages(server: &MockServer, second_page_delay: Duration) {
+    Mock::given(path(SEARCH))
+        .and(query_param_is_missing("next_token"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(page("brexit.jsonl")))
+        .mount(server)
+        .await;
+    Mock::given(path(SEARCH))
+        .and(query_param("next_token", brexit_next_token()))
+        .respond_with(ResponseTemplate::new(200).set_body_string(page("two_tweets.jsonl")).set_delay(second_page_delay))
+        .mount(server)
+        .await;
+}
+
+fn ids_in(dir: &Path) -> BTreeSet<String> {
+    parquet_files(dir)
+        .into_iter()
+        .flat_map(|f| strings(&read_batches(std::fs::read(f).unwrap()), "tweet_id"))
+        .flatten()
+        .collect()
+}
+
+fn recorded_ids() -> BTreeSet<String> {
+    ["brexit.jsonl", "two_tweets.jsonl"]
+        .iter()
+        .flat_map(|f| {
+            let v: Value = serde_json::from_str(&page(f)).unwrap();
+            v["data"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_process_killed_between_pages_loses_nothing_on_the_next_run() {
+    let server = MockServer::start().await;
+    mount_pages(&server, Duration::from_secs(120)).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &server.uri());
+    let lake = dir.path().join(".flixops/lake");
+
+    let child = flixops(dir.path()).arg("extract").env("FLIXOPS_TEST_TOKEN", "test-token").stderr(Stdio::null()).spawn().unwrap();
+    let mut running = Running(child);
+    wait_for("the first page's file", || parquet_files(&lake).len() == 1);
+    running.0.kill().unwrap(); // SIGKILL while the second page is in flight
+    running.0.wait().unwrap();
+    assert!(!lake.join("p/_state/extract.json").exists(), "the checkpoint only moves after a whole run");
+
+    server.reset().await;
+    mount_pages(&server, Duration::ZERO).await;
+    let (code, _, stderr) = output(flixops(dir.path()).arg("extract").env("FLIXOPS_TEST_TOKEN", "test-token"));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(ids_in(&lake), recorded_ids(), "every tweet of both pages is in the lake");
+    let state: Value = serde_json::from_slice(&std::fs::read(lake.join("p/_state/extract.json")).unwrap()).unwrap();
+    assert_eq!(state["since_id"], "1440716895355764743");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exit_codes_follow_the_table_and_the_token_never_shows() {
+    let server = MockServer::start().await;
+    let recorded: Value = serde_json::from_str(&std::fs::read_to_string(fixture("search_all_401.json")).unwrap()).unwrap();
+    Mock::given(path(SEARCH)).respond_with(ResponseTemplate::new(401).set_body_json(&recorded["body"])).mount(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &server.uri());
+    let secret = "AAAAAAAAAAAAAAAAAAAAAsecret-token-value";
+    let (code, stdout, stderr) = output(flixops(dir.path()).args(["extract", "-vv"]).env("FLIXOPS_TEST_TOKEN", secret));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("401 Unauthorized"), "{stderr}");
+    assert!(!stderr.contains(secret) && !stdout.contains(secret), "the token leaked: {stderr}");
+
+    let (code, _, stderr) = output(flixops(dir.path()).arg("extract").env_remove("FLIXOPS_TEST_TOKEN"));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("the X bearer token is not set: export FLIXOPS_TEST_TOKEN="), "{stderr}");
+
+    write_config(dir.path(), "http://127.0.0.1:9");
+    let (code, _, stderr) = output(flixops(dir.path()).arg("extract").env("FLIXOPS_TEST_TOKEN", "t"));
+    assert_eq!(code, 3, "nothing listens on the discard port: {stderr}");
+    assert!(stderr.contains("cannot reach the X API"), "{stderr}");
+}
+
+#[test]
+fn extract_to_a_directory_needs_no_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let (code, stdout, stderr) = output(flixops(dir.path()).args(["extract", "-o", "json", "--replay"]).arg(fixture("brexit.jsonl")).arg("--to").arg(&out));
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["tweets"], 100);
+    assert_eq!(parquet_files(&out).len(), 1);
+    let (code, _, stderr) = output(flixops(dir.path()).args(["extract", "--replay", "/nonexistent/pages.jsonl", "--to"]).arg(&out));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--replay /nonexistent/pages.jsonl: No such file"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_serves_lambda_invocations_into_s3() {
+    let x_api = MockServer::start().await;
+    mount_pages(&x_api, Duration::ZERO).await;
+    let runtime = MockServer::start().await;
+    let deadline = (chrono::Utc::now().timestamp_millis() + 120_000).to_string();
+    let invocation = ResponseTemplate::new(200)
+        .insert_header("lambda-runtime-aws-request-id", "req-1")
+        .insert_header("lambda-runtime-deadline-ms", deadline.as_str())
+        .insert_header("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:flixops")
+        .set_body_string("{}");
+    Mock::given(method("GET")).and(path("/2018-06-01/runtime/invocation/next")).respond_with(invocation).up_to_n_times(1).with_priority(1).mount(&runtime).await;
+    Mock::given(method("GET")).and(path("/2018-06-01/runtime/invocation/next")).respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(300))).with_priority(2).mount(&runtime).await;
+    Mock::given(method("POST")).and(path("/2018-06-01/runtime/invocation/req-1/response")).respond_with(ResponseTemplate::new(202)).mount(&runtime).await;
+    Mock::given(method("POST")).and(path("/2018-06-01/runtime/invocation/req-1/error")).respond_with(ResponseTemplate::new(202)).mount(&runtime).await;
+    let (s3, bucket) = common::moto_bucket("lambda").await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = flixops(dir.path());
+    cmd.env("AWS_LAMBDA_RUNTIME_API", runtime.address().to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "flixops")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "s")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "g")
+        .env("FLIXOPS_BUCKET", &bucket)
+        .env("FLIXOPS_PREFIX", "p")
+        .env("FLIXOPS_X_API_BASE_URL", x_api.uri())
+        .env("FLIXOPS_X_TOKEN_ENV", "FLIXOPS_TEST_TOKEN")
+        .env("FLIXOPS_TEST_TOKEN", "test-token")
+        .envs(common::moto_env())
+        .stderr(Stdio::null());
+    let _process = Running(cmd.spawn().unwrap());
+
+    let mut answer = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while answer.is_none() {
+        assert!(Instant::now() < deadline, "no answer posted to the runtime API");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        answer = runtime.received_requests().await.unwrap().into_iter().find(|r| r.url.path().starts_with("/2018-06-01/runtime/invocation/req-1/"));
+    }
+    let answer = answer.unwrap();
+    let body = String::from_utf8_lossy(&answer.body).into_owned();
+    assert!(answer.url.path().ends_with("/response"), "the invocation failed: {body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((report["pages"].as_u64(), report["tweets"].as_u64()), (Some(2), Some(101)));
+    let listed = s3.list_objects_v2().bucket(&bucket).prefix("p/").send().await.unwrap();
+    assert_eq!(listed.contents().len(), 3, "two pages and the checkpoint");
+}
+
+#[test]
+fn lambda_mode_outside_a_lambda_environment_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = output(flixops(dir.path()).env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9").env_remove("AWS_LAMBDA_FUNCTION_NAME"));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("AWS_LAMBDA_FUNCTION_NAME is not"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

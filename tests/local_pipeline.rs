@@ -1,0 +1,207 @@
+//! The local target end to end through the binary: `run --demo` on the recorded #brexit page, the
+//! loader's exactly-once history, model changes, and the errors a user meets on bad input.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{fixture, flixops, output, parquet_files};
+use serde_json::Value;
+
+/// Per author, computed straight from the recording: (tweets, summed text length, location, followers).
+fn expected_authors() -> BTreeMap<String, (i64, usize, Option<String>, Option<i64>)> {
+    let page: Value = serde_json::from_str(&common::page("brexit.jsonl")).unwrap();
+    let users: BTreeMap<&str, &Value> = page["includes"]["users"].as_array().unwrap().iter().map(|u| (u["id"].as_str().unwrap(), u)).collect();
+    let mut authors = BTreeMap::new();
+    for tweet in page["data"].as_array().unwrap() {
+        let id = tweet["author_id"].as_str().unwrap();
+        let user = users.get(id);
+        let entry = authors.entry(id.to_string()).or_insert((0, 0, None, None));
+        entry.0 += 1;
+        entry.1 += tweet["text"].as_str().unwrap().chars().count();
+        entry.2 = user.and_then(|u| u["location"].as_str()).map(str::to_string);
+        entry.3 = user.and_then(|u| u["public_metrics"]["followers_count"].as_i64());
+    }
+    authors
+}
+
+fn warehouse(dir: &Path) -> duckdb::Connection {
+    duckdb::Connection::open(dir.join(".flixops/warehouse.duckdb")).unwrap()
+}
+
+fn count(conn: &duckdb::Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn demo_run_builds_users_stats_matching_an_independent_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = output(flixops(dir.path()).args(["run", "--demo", "--output", "json"]));
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("--output json prints one JSON document");
+    assert_eq!(report["extract"]["tweets"], 100);
+    assert_eq!(report["transform"]["load"]["files_loaded"], 1);
+
+    let expected = expected_authors();
+    let conn = warehouse(dir.path());
+    let mut stmt = conn
+        .prepare("SELECT user_id, tweet_count, avg_tweet_length, user_location, user_followers_count FROM marts.users_stats ORDER BY user_id")
+        .unwrap();
+    let rows: Vec<(String, i64, f64, Option<String>, Option<i64>)> =
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).unwrap().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), expected.len(), "one row per distinct author");
+    for (user_id, tweets, avg_len, location, followers) in rows {
+        let (n, total_len, loc, fol) = &expected[&user_id];
+        assert_eq!(tweets, *n, "tweet count of {user_id}");
+        assert!((avg_len - *total_len as f64 / *n as f64).abs() < 1e-9, "average length of {user_id}: {avg_len}");
+        assert_eq!(&location, loc, "location of {user_id}");
+        assert_eq!(&followers, fol, "followers of {user_id}");
+    }
+    assert_eq!(count(&conn, "SELECT sum(tweet_count) FROM marts.users_stats"), 100);
+    assert_eq!(count(&conn, "SELECT sum(retweet_count) FROM marts.tweets_daily"), 67, "the recording holds 67 retweets");
+}
+
+#[test]
+fn rerun_loads_each_file_once_and_never_doubles_a_count() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let (code, _, stderr) = output(flixops(dir.path()).args(["run", "--demo"]));
+        assert_eq!(code, 0, "{stderr}");
+    }
+    // Two runs stored the same page twice under two run ids: both files load, staging de-duplicates.
+    let (code, stdout, stderr) = output(flixops(dir.path()).args(["transform", "-o", "json", "--config"]).arg(write_local_config(dir.path())));
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["load"]["files_loaded"], 0, "nothing new to load");
+    assert_eq!(report["load"]["files_skipped"], 2);
+    let conn = warehouse(dir.path());
+    assert_eq!(count(&conn, "SELECT count(*) FROM raw.tweets_raw"), 200);
+    assert_eq!(count(&conn, "SELECT count(*) FROM ops.load_history"), 2);
+    assert_eq!(count(&conn, "SELECT count(*) FROM staging.stg_tweets"), 100);
+    assert_eq!(count(&conn, "SELECT sum(tweet_count) FROM marts.users_stats"), 100);
+}
+
+fn write_local_config(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("flixops.toml");
+    std::fs::write(&path, "[project]\nname = \"demo\"\n\n[env.dev]\ntarget = \"local\"\n").unwrap();
+    path
+}
+
+#[test]
+fn a_new_file_is_loaded_and_only_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write_local_config(dir.path());
+    let (code, _, stderr) = output(flixops(dir.path()).args(["run", "--demo"]));
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = output(flixops(dir.path()).args(["extract", "--replay"]).arg(fixture("two_tweets.jsonl")));
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = output(flixops(dir.path()).args(["transform", "--output", "json"]));
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!((report["load"]["files_loaded"].as_i64(), report["load"]["rows_loaded"].as_i64()), (Some(1), Some(1)));
+    assert_eq!(count(&warehouse(dir.path()), "SELECT count(*) FROM staging.stg_tweets"), 101);
+}
+
+#[test]
+fn raw_rows_carry_file_name_and_row_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = output(flixops(dir.path()).args(["run", "--demo"]));
+    assert_eq!(code, 0, "{stderr}");
+    let lake_file = parquet_files(&dir.path().join(".flixops/lake")).pop().unwrap();
+    let key = lake_file.strip_prefix(dir.path().join(".flixops/lake")).unwrap().to_string_lossy().into_owned();
+    assert!(key.starts_with("flixops/tweets/dt="), "{key}");
+    let conn = warehouse(dir.path());
+    let (name, min_row, max_row): (String, i64, i64) = conn
+        .query_row("SELECT any_value(file_name), min(file_row_number), max(file_row_number) FROM raw.tweets_raw", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap();
+    assert_eq!((name, min_row, max_row), (key, 0, 99));
+    let first_id: String = conn.query_row("SELECT record->>'tweet_id' FROM raw.tweets_raw WHERE file_row_number = 0", [], |r| r.get(0)).unwrap();
+    let page: Value = serde_json::from_str(&common::page("brexit.jsonl")).unwrap();
+    assert_eq!(first_id, page["data"][0]["id"].as_str().unwrap(), "row 0 is the page's first tweet");
+}
+
+#[test]
+fn an_edited_model_is_reported_changed_and_a_broken_one_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    write_local_config(dir.path());
+    let models = dir.path().join("models");
+    for (path, text) in flixops::models::DEFAULT_MODELS {
+        std::fs::create_dir_all(models.join(path).parent().unwrap()).unwrap();
+        std::fs::write(models.join(path), text).unwrap();
+    }
+    assert_eq!(output(flixops(dir.path()).args(["run", "--demo"])).0, 0);
+    let daily = models.join("marts/tweets_daily.sql");
+    let text = std::fs::read_to_string(&daily).unwrap();
+    std::fs::write(&daily, text.replace("COUNT(*) AS tweet_count", "COUNT(*) AS tweet_count, 1 AS edited")).unwrap();
+    let (code, stdout, stderr) = output(flixops(dir.path()).args(["transform", "-o", "json"]));
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let changes: BTreeMap<String, String> = report["models"].as_array().unwrap().iter()
+        .map(|m| (m["model"].as_str().unwrap().to_string(), m["change"].as_str().unwrap().to_string())).collect();
+    assert_eq!(changes["marts.tweets_daily"], "changed");
+    assert_eq!(changes["marts.users_stats"], "refreshed");
+
+    std::fs::write(models.join("marts/users_stats.sql"), "SELECT no_such_column FROM {{ref \"staging.stg_tweets\"}}").unwrap();
+    let (code, _, stderr) = output(flixops(dir.path()).args(["transform"]));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("model marts.users_stats failed") && stderr.contains("no model was changed"), "{stderr}");
+    let conn = warehouse(dir.path());
+    assert_eq!(count(&conn, "SELECT count(*) FROM marts.users_stats"), expected_authors().len() as i64, "the old table survives");
+    assert!(count(&conn, "SELECT count(*) FROM marts.tweets_daily WHERE edited = 1") > 0, "the edited model stays as last applied");
+}
+
+#[test]
+fn invalid_config_names_file_line_column_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n\n[env.dev]\ntarget = \"locl\"\n").unwrap();
+    let (code, _, stderr) = output(flixops(dir.path()).args(["transform"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("flixops.toml: invalid configuration"), "{stderr}");
+    assert!(stderr.contains("line 5, column 10: env.dev.target: unknown target `locl`"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn missing_config_and_unknown_env_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = output(flixops(dir.path()).args(["transform"]));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("flixops.toml: no such file; run `flixops init`"), "{stderr}");
+    write_local_config(dir.path());
+    let (code, _, stderr) = output(flixops(dir.path()).args(["transform", "--env", "prod"]));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown environment `prod`; defined: [dev]"), "{stderr}");
+}
+
+#[test]
+fn unreadable_lake_is_a_clear_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("not-a-dir"), "x").unwrap();
+    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\nlake_dir = \"not-a-dir\"\n").unwrap();
+    let (code, _, stderr) = output(flixops(dir.path()).args(["transform"]));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("cannot read the lake at") && stderr.contains("not-a-dir"), "{stderr}");
+}
+
+#[test]
+fn run_refuses_a_cloud_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.prod]\ntarget = \"aws-snowflake\"\n").unwrap();
+    let (code, _, stderr) = output(flixops(dir.path()).args(["run", "--demo"]));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("uses target aws-snowflake") && stderr.contains("flixops deploy"), "{stderr}");
+}
+
+#[test]
+fn help_documents_exit_codes_and_completions_print() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, _) = output(flixops(dir.path()).arg("--help"));
+    assert_eq!(code, 0);
+    assert!(stdout.contains("3  cannot connect"), "{stdout}");
+    let (code, stdout, _) = output(flixops(dir.path()).args(["completions", "bash"]));
+    assert_eq!(code, 0);
+    assert!(stdout.contains("_flixops()"), "{stdout}");
+    let (code, _, stderr) = output(flixops(dir.path()).args(["run", "--bogus"]));
+    assert_eq!(code, 2, "{stderr}");
+}
