@@ -186,3 +186,36 @@ fn lambda_mode_outside_a_lambda_environment_is_an_error_not_a_panic() {
     assert!(stderr.contains("AWS_LAMBDA_FUNCTION_NAME is not"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bearer_token_can_come_from_secrets_manager() {
+    let x_api = MockServer::start().await;
+    Mock::given(path(SEARCH))
+        .and(wiremock::matchers::header("authorization", "Bearer token-from-secrets-manager"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(page("two_tweets.jsonl")))
+        .mount(&x_api)
+        .await;
+    let moto = common::moto();
+    let creds = aws_sdk_secretsmanager::config::Credentials::new("testing", "testing", None, None, "test");
+    let config = aws_sdk_secretsmanager::config::Builder::new()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+        .endpoint_url(&moto.endpoint)
+        .credentials_provider(creds)
+        .build();
+    let secrets = aws_sdk_secretsmanager::Client::from_conf(config);
+    let name = format!("x-token-{:08x}", fastrand::u32(..));
+    let created = secrets.create_secret().name(&name).secret_string("token-from-secrets-manager").send().await.unwrap();
+    let arn = created.arn().unwrap().to_string();
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[project]\nname = \"t\"\n[extract]\napi_base_url = \"{}\"\nbearer_token = {{ secret_arn = \"{arn}\" }}\n[env.dev]\ntarget = \"local\"\n",
+        x_api.uri()
+    );
+    std::fs::write(dir.path().join("flixops.toml"), text).unwrap();
+    let (code, _, stderr) = output(flixops(dir.path()).arg("extract").envs(common::moto_env()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("token-from-secrets-manager"), "{stderr}");
+    assert_eq!(parquet_files(&dir.path().join(".flixops/lake")).len(), 1);
+}

@@ -135,7 +135,14 @@ pub async fn run(job: &Job, source: &mut Source, sink: &Sink) -> Result<Report, 
     if let Some((c, _)) = seen.as_ref().filter(|(c, _)| c.query != job.query) {
         report.warnings.push(format!("the query changed (was `{}`): starting afresh from the 7-day window", c.query));
     }
-    let mut pages = Pages { job, started, deadline: Instant::now() + job.time_budget, newest: None };
+    let cx = RunContext {
+        query: job.query.clone(),
+        prefix: job.prefix.clone(),
+        run_id: run_id.clone(),
+        date: started.format("%Y-%m-%d").to_string(),
+        extracted_at: started.timestamp_micros(),
+    };
+    let mut pages = Pages { job, cx: std::sync::Arc::new(cx), deadline: Instant::now() + job.time_budget, newest: None };
     if let Err(cause) = pages.fetch_all(source, sink, &mut report).await {
         return Err(match report.pages {
             0 => cause,
@@ -157,81 +164,135 @@ pub async fn run(job: &Job, source: &mut Source, sink: &Sink) -> Result<Report, 
     Ok(report)
 }
 
+/// What is the same for every page of a run.
+struct RunContext {
+    query: String,
+    prefix: String,
+    run_id: String,
+    date: String,
+    extracted_at: i64,
+}
+
+/// A page turned into a parquet file (or into nothing, when it held no tweets).
+struct Encoded {
+    origin: String,
+    key: Option<String>,
+    bytes: Vec<u8>,
+    rows: usize,
+    newest: Option<u64>,
+    next_token: Option<String>,
+    warnings: Vec<String>,
+}
+
+/// Parses and encodes one page: pure CPU work, safe to run on any thread.
+fn encode_page(cx: &RunContext, body: &[u8], origin: String, number: u32) -> Result<Encoded, ExtractError> {
+    let page: Page = serde_json::from_slice(body)
+        .map_err(|e| ExtractError::BadPage { origin: origin.clone(), message: e.to_string() })?;
+    let warnings = page
+        .errors
+        .iter()
+        .map(|error| format!("{origin}: partial error from the API (rows kept): {}", compact(error)))
+        .collect();
+    let next_token = page.meta.next_token.as_deref().map(str::to_string);
+    let mut encoded = Encoded { origin, key: None, bytes: Vec::new(), rows: 0, newest: page.newest_id(), next_token, warnings };
+    if page.data.is_empty() {
+        return Ok(encoded);
+    }
+    let batch = page
+        .to_batch(&cx.query, cx.extracted_at)
+        .map_err(|source| ExtractError::Row { origin: encoded.origin.clone(), source })?;
+    encoded.bytes = parquet::encode(&batch).map_err(|e| ExtractError::BadPage { origin: encoded.origin.clone(), message: e.to_string() })?;
+    encoded.rows = batch.num_rows();
+    encoded.key = Some(format!("{}/tweets/dt={}/{}-{number:04}.parquet", cx.prefix, cx.date, cx.run_id));
+    Ok(encoded)
+}
+
+/// Recorded pages are encoded this many at a time on worker threads (bounded: memory stays flat).
+const REPLAY_IN_FLIGHT: usize = 4;
+
 /// The page loop's state.
 struct Pages<'a> {
     job: &'a Job,
-    started: chrono::DateTime<chrono::Utc>,
+    cx: std::sync::Arc<RunContext>,
     deadline: Instant,
     newest: Option<u64>,
 }
 
 impl Pages<'_> {
     async fn fetch_all(&mut self, source: &mut Source, sink: &Sink, report: &mut Report) -> Result<(), ExtractError> {
+        match source {
+            Source::Api(client) => self.fetch_api(client, sink, report).await,
+            Source::Replay(replay) => self.fetch_replay(replay, sink, report).await,
+        }
+    }
+
+    /// Follows `next_token` page by page; a page is stored before the next is requested.
+    async fn fetch_api(&mut self, client: &XClient, sink: &Sink, report: &mut Report) -> Result<(), ExtractError> {
         let mut since_id = report.since_id_before.clone();
         let mut next_token: Option<String> = None;
         let mut number = 0u32;
         loop {
-            let (body, origin) = match source {
-                Source::Api(client) => {
-                    number += 1;
-                    let body = match client.page(since_id.as_deref(), next_token.as_deref(), self.deadline).await {
-                        Err(ApiError::Rejected { status: 400, detail, .. }) if since_id.is_some() && detail.contains("since_id") => {
-                            let note = "the checkpoint is older than the 7-day search window; tweets in the gap are no longer searchable";
-                            tracing::warn!("{note}; fetching the whole window");
-                            report.warnings.push(note.to_string());
-                            since_id = None;
-                            number -= 1;
-                            continue;
-                        }
-                        other => other?,
-                    };
-                    (body.to_vec(), format!("page {number}"))
+            let body = match client.page(since_id.as_deref(), next_token.as_deref(), self.deadline).await {
+                Err(ApiError::Rejected { status: 400, detail, .. }) if since_id.is_some() && detail.contains("since_id") => {
+                    let note = "the checkpoint is older than the 7-day search window; tweets in the gap are no longer searchable";
+                    tracing::warn!("{note}; fetching the whole window");
+                    report.warnings.push(note.to_string());
+                    since_id = None;
+                    continue;
                 }
-                Source::Replay(replay) => match replay.next_page() {
-                    Ok(Some(p)) => {
-                        number += 1;
-                        (p.body, p.origin)
-                    }
-                    Ok(None) => return Ok(()),
-                    Err(source) => return Err(ExtractError::Replay { path: replay.root().display().to_string(), source }),
-                },
+                other => other?,
             };
-            next_token = self.store_page(&body, &origin, number, sink, report).await?;
-            let at_limit = self.job.max_pages.is_some_and(|max| number >= max);
-            let api_done = matches!(source, Source::Api(_)) && next_token.is_none();
-            if at_limit || api_done {
+            number += 1;
+            let encoded = encode_page(&self.cx, &body, format!("page {number}"), number)?;
+            next_token = encoded.next_token.clone();
+            self.store(encoded, sink, report).await?;
+            if next_token.is_none() || self.job.max_pages.is_some_and(|max| number >= max) {
                 return Ok(());
             }
         }
     }
 
-    /// Parses, encodes and stores one page; returns its `next_token`.
-    async fn store_page(&mut self, body: &[u8], origin: &str, number: u32, sink: &Sink, report: &mut Report) -> Result<Option<String>, ExtractError> {
-        let page: Page = serde_json::from_slice(body)
-            .map_err(|e| ExtractError::BadPage { origin: origin.to_string(), message: e.to_string() })?;
-        for error in &page.errors {
-            let note = format!("{origin}: partial error from the API (rows kept): {}", compact(error));
+    /// Reads pages in order and encodes a few at once on worker threads; stores them in order.
+    async fn fetch_replay(&mut self, replay: &mut Replay, sink: &Sink, report: &mut Report) -> Result<(), ExtractError> {
+        let mut in_flight = std::collections::VecDeque::new();
+        let mut number = 0u32;
+        let mut exhausted = false;
+        loop {
+            while in_flight.len() < REPLAY_IN_FLIGHT && !exhausted {
+                let page = match self.job.max_pages.is_some_and(|max| number >= max) {
+                    true => None,
+                    false => replay.next_page().map_err(|source| ExtractError::Replay { path: replay.root().display().to_string(), source })?,
+                };
+                let Some(page) = page else {
+                    exhausted = true;
+                    break;
+                };
+                number += 1;
+                let cx = self.cx.clone();
+                in_flight.push_back(tokio::task::spawn_blocking(move || encode_page(&cx, &page.body, page.origin, number)));
+            }
+            let Some(task) = in_flight.pop_front() else { return Ok(()) };
+            let encoded = task.await.expect("encoding task panicked")?;
+            self.store(encoded, sink, report).await?;
+        }
+    }
+
+    /// Stores an encoded page and accounts for it.
+    async fn store(&mut self, encoded: Encoded, sink: &Sink, report: &mut Report) -> Result<(), ExtractError> {
+        for note in encoded.warnings {
             tracing::warn!("{note}");
             report.warnings.push(note);
         }
-        let next_token = page.meta.next_token.as_deref().map(str::to_string);
-        if page.data.is_empty() {
-            return Ok(next_token);
-        }
-        let batch = page
-            .to_batch(&self.job.query, self.started.timestamp_micros())
-            .map_err(|source| ExtractError::Row { origin: origin.to_string(), source })?;
-        let bytes = parquet::encode(&batch).map_err(|e| ExtractError::BadPage { origin: origin.to_string(), message: e.to_string() })?;
-        let key = format!("{}/tweets/dt={}/{}-{number:04}.parquet", self.job.prefix, self.started.format("%Y-%m-%d"), report.run_id);
-        if sink.put_new(&key, bytes).await? == Stored::AlreadyThere {
+        let Some(key) = encoded.key else { return Ok(()) };
+        if sink.put_new(&key, encoded.bytes).await? == Stored::AlreadyThere {
             report.warnings.push(format!("{key} already existed and was kept as it was"));
         }
-        tracing::info!("stored {} tweets from {origin} as {key}", batch.num_rows());
-        self.newest = self.newest.max(page.newest_id());
+        tracing::info!("stored {} tweets from {} as {key}", encoded.rows, encoded.origin);
+        self.newest = self.newest.max(encoded.newest);
         report.pages += 1;
-        report.tweets += batch.num_rows() as u64;
+        report.tweets += encoded.rows as u64;
         report.files.push(key);
-        Ok(next_token)
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use sha2::{Digest, Sha256};
@@ -141,15 +142,14 @@ impl Sink {
     }
 }
 
-fn is_precondition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+fn is_precondition_failed<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
     let status = e.raw_response().map(|r| r.status().as_u16());
     e.code() == Some("PreconditionFailed") || status == Some(412)
 }
 
-fn s3_error<E, R>(bucket: &str, key: &str, e: SdkError<E, R>) -> SinkError
+fn s3_error<E>(bucket: &str, key: &str, e: SdkError<E, HttpResponse>) -> SinkError
 where
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let (bucket, key) = (bucket.to_string(), key.to_string());
     match &e {
@@ -171,7 +171,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, SinkError> + 
     tokio::task::spawn_blocking(f).await.expect("storage task panicked")
 }
 
-fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SinkError + 'a {
     move |source| SinkError::Io { op, path: path.to_path_buf(), source }
 }
 
@@ -215,6 +215,8 @@ fn content_version(body: &[u8]) -> String {
 
 /// Compare-and-swap on disk: an exclusive lock file, a version check, then an atomic rename.
 fn dir_put_if(path: &Path, body: &[u8], expected: Option<&str>) -> Result<(), SinkError> {
+    let dir = path.parent().expect("keys have a directory");
+    std::fs::create_dir_all(dir).map_err(io("create directory", dir))?;
     let lock = path.with_extension("lock");
     let _guard = LockFile::acquire(&lock)?;
     let current = dir_get(path)?.map(|v| v.version);

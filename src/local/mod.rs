@@ -12,6 +12,8 @@ use crate::config::LocalTarget;
 
 /// DDL of the schemas and tables the loader owns.
 const SETUP_SQL: &str = "
+SET autoinstall_known_extensions = false;
+SET autoload_known_extensions = false;
 CREATE SCHEMA IF NOT EXISTS raw;
 CREATE SCHEMA IF NOT EXISTS staging;
 CREATE SCHEMA IF NOT EXISTS marts;

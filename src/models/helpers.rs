@@ -40,7 +40,8 @@ fn field(dialect: &Dialect, key: &str, kind: &str) -> String {
     match (dialect, kind) {
         (Dialect::DuckDb, "string") => format!("(record ->> '{key}')"),
         (Dialect::DuckDb, "string_array") => format!("CAST(record -> '{key}' AS {ty})"),
-        (Dialect::DuckDb, "timestamp") => format!("CAST(CAST(record ->> '{key}' AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP)"),
+        // TIMESTAMPTZ → TIMESTAMP is UTC here: the embedded DuckDB has no ICU, so no session zone applies.
+        (Dialect::DuckDb, "timestamp") => format!("CAST(CAST(record ->> '{key}' AS TIMESTAMPTZ) AS TIMESTAMP)"),
         (Dialect::DuckDb, _) => format!("CAST(record ->> '{key}' AS {ty})"),
         (Dialect::Snowflake { .. }, "timestamp") => {
             format!("CONVERT_TIMEZONE('UTC', record:\"{key}\"::TIMESTAMP_TZ)::TIMESTAMP_NTZ")

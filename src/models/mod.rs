@@ -87,7 +87,6 @@ pub fn discover(dir: &Path) -> Result<Vec<Model>, ModelError> {
     if !dir.exists() {
         return DEFAULT_MODELS.iter().map(|(path, text)| model_from(Path::new(path), text, format!("(built-in) models/{path}"))).collect();
     }
-    let read = |path: &Path| move |source| ModelError::Read { path: path.to_path_buf(), source };
     let mut models = Vec::new();
     for schema_entry in std::fs::read_dir(dir).map_err(read(dir))? {
         let schema_path = schema_entry.map_err(read(dir))?.path();
@@ -108,6 +107,10 @@ pub fn discover(dir: &Path) -> Result<Vec<Model>, ModelError> {
     }
     models.sort_by_key(Model::id);
     Ok(models)
+}
+
+fn read(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
+    move |source| ModelError::Read { path: path.to_path_buf(), source }
 }
 
 fn reject_loose_file(path: &Path) -> Result<(), ModelError> {
