@@ -353,3 +353,34 @@ async fn the_s3_sink_creates_once_and_stores_the_run() {
     let body = sink.get(&keys[1]).await.unwrap().unwrap().body;
     assert_eq!(read_batches(body).iter().map(|b| b.num_rows()).sum::<usize>(), 100);
 }
+
+#[tokio::test]
+async fn a_timed_out_request_is_retried() {
+    let server = MockServer::start().await;
+    let slow = ResponseTemplate::new(200).set_body_string(page("two_tweets.jsonl")).set_delay(Duration::from_secs(5));
+    Mock::given(path(SEARCH)).respond_with(slow).up_to_n_times(1).with_priority(1).mount(&server).await;
+    Mock::given(path(SEARCH)).respond_with(ResponseTemplate::new(200).set_body_string(page("two_tweets.jsonl"))).with_priority(2).mount(&server).await;
+    let text = config_text(&server.uri()).replace("time_budget_secs = 20\n", "time_budget_secs = 20\nrequest_timeout_secs = 1\n");
+    let config = Config::parse(&text, Path::new("/tmp/flixops.toml")).unwrap();
+    let mut source = Source::Api(XClient::new(&config.extract, Secret::new("test-token".into())).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let report = extract::run(&job(), &mut source, &Sink::Dir(dir.path().to_path_buf())).await.unwrap();
+    assert_eq!(report.tweets, 1);
+    assert_eq!(server.received_requests().await.unwrap().len(), 2, "the timed-out request was sent again");
+}
+
+#[tokio::test]
+async fn the_recorded_lookup_page_joins_its_author_and_marks_the_retweet() {
+    let server = MockServer::start().await;
+    Mock::given(path(SEARCH)).respond_with(ResponseTemplate::new(200).set_body_string(page("mentions_tweet.jsonl"))).mount(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    run(&server, &Sink::Dir(dir.path().to_path_buf())).await.unwrap();
+    let recorded: Value = serde_json::from_str(&page("mentions_tweet.jsonl")).unwrap();
+    let tweet = &recorded["data"][0];
+    let author = recorded["includes"]["users"].as_array().unwrap().iter().find(|u| u["id"] == tweet["author_id"]).unwrap();
+    let batches = lake_batches(dir.path());
+    assert_eq!(strings(&batches, "user_username"), [author["username"].as_str().map(str::to_string)]);
+    assert_eq!(strings(&batches, "referenced_tweet_id"), [tweet["referenced_tweets"][0]["id"].as_str().map(str::to_string)]);
+    use arrow::array::AsArray;
+    assert!(batches[0].column_by_name("is_retweet").unwrap().as_boolean().value(0));
+}

@@ -60,6 +60,23 @@ fn demo_run_builds_users_stats_matching_an_independent_count() {
     }
     assert_eq!(count(&conn, "SELECT sum(tweet_count) FROM marts.users_stats"), 100);
     assert_eq!(count(&conn, "SELECT sum(retweet_count) FROM marts.tweets_daily"), 67, "the recording holds 67 retweets");
+
+    // Timestamps stay UTC through parquet, JSON and the typed staging model.
+    let page: Value = serde_json::from_str(&common::page("brexit.jsonl")).unwrap();
+    let first = &page["data"][0];
+    let created: String = conn
+        .query_row(
+            "SELECT strftime(tweet_created_at, '%Y-%m-%dT%H:%M:%S.000Z') FROM staging.stg_tweets WHERE tweet_id = ?",
+            [first["id"].as_str().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(created, first["created_at"].as_str().unwrap());
+    let days: std::collections::BTreeSet<String> =
+        page["data"].as_array().unwrap().iter().map(|t| t["created_at"].as_str().unwrap()[..10].to_string()).collect();
+    let mut stmt = conn.prepare("SELECT strftime(tweet_date, '%Y-%m-%d') FROM marts.tweets_daily ORDER BY 1").unwrap();
+    let marts_days: std::collections::BTreeSet<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    assert_eq!(marts_days, days, "days are UTC days");
 }
 
 #[test]

@@ -271,3 +271,37 @@ impl Page<'_> {
         from_meta.max(from_data)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, AsArray};
+
+    use super::*;
+
+    #[test]
+    fn an_author_missing_from_includes_gives_nulls_not_an_error() {
+        let body = r#"{"data":[{"id":"7","text":"hello #a #b","created_at":"2026-11-24T10:00:00.000Z","author_id":"99",
+            "entities":{"hashtags":[{"start":6,"end":8,"tag":"a"},{"start":9,"end":11,"tag":"b"}]},
+            "referenced_tweets":[{"type":"replied_to","id":"5"}]}],
+            "includes":{"users":[{"id":"1","username":"other"}]},"meta":{"result_count":1}}"#;
+        let page: Page = serde_json::from_str(body).unwrap();
+        let batch = page.to_batch("q", 0).unwrap();
+        for column in ["user_username", "user_location", "user_followers_count", "retweet_count", "tweet_lang"] {
+            assert!(batch.column_by_name(column).unwrap().is_null(0), "{column} should be null");
+        }
+        assert_eq!(batch.column_by_name("user_id").unwrap().as_string::<i32>().value(0), "99");
+        assert!(batch.column_by_name("is_reply").unwrap().as_boolean().value(0));
+        assert!(!batch.column_by_name("is_retweet").unwrap().as_boolean().value(0));
+        let tags = batch.column_by_name("tweet_hashtags").unwrap().as_list::<i32>().value(0);
+        assert_eq!(tags.as_string::<i32>().iter().flatten().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(page.newest_id(), Some(7));
+    }
+
+    #[test]
+    fn a_bad_timestamp_names_the_tweet() {
+        let body = r#"{"data":[{"id":"7","text":"x","created_at":"yesterday","author_id":"1"}]}"#;
+        let page: Page = serde_json::from_str(body).unwrap();
+        let err = page.to_batch("q", 0).unwrap_err().to_string();
+        assert_eq!(err, "tweet 7: created_at `yesterday` is not an RFC 3339 timestamp");
+    }
+}
