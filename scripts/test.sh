@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README "Tests"; .ci/run calls it). Installs what the tests need on a
 # fresh machine, then runs `cargo test`:
-#   - a Python venv with the pinned test peers of tests/requirements.txt (moto's server),
+#   - a Python venv with the pinned test peers of tests/requirements.txt (moto, fakesnow),
+#     started by the tests on 127.0.0.1 (tests/peers/),
 #   - nothing else: DuckDB is compiled from the bundled sources, the X API mock is in-process.
 # Extra arguments go to cargo test (e.g. scripts/test.sh --test extract).
 set -euo pipefail
@@ -23,6 +24,6 @@ if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
   echo "$want" > "$venv/.requirements.sha256"
 fi
-export FLIXOPS_MOTO_SERVER="$venv/bin/moto_server"
+export FLIXOPS_TEST_PYTHON="$venv/bin/python"
 
 cargo test --locked "$@"

@@ -65,6 +65,9 @@ pub enum Command {
     Transform,
     /// Tear the environment down in reverse order (keeps the data unless --purge-data)
     Destroy(DestroyArgs),
+    /// Manage the secrets `deploy` creates (the X bearer token)
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Print a deployment artifact for teams that run their own tooling
     Export(ExportArgs),
     /// Print a shell completion script to stdout
@@ -89,13 +92,33 @@ pub struct PlanArgs {
     /// Exit 0 when nothing would change, 2 when something would, 1 on error
     #[arg(long)]
     pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub stack: StackArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
-    /// Apply without asking
+    /// Apply without asking (needed when stdin is not a terminal, e.g. in CI)
     #[arg(long, short = 'y')]
     pub yes: bool,
+    #[command(flatten)]
+    pub stack: StackArgs,
+}
+
+/// What `plan` and `deploy` package and compare.
+#[derive(Debug, Args)]
+pub struct StackArgs {
+    /// The Lambda's `bootstrap`: a Linux x86_64/arm64 executable or a zip holding one
+    /// [default: this flixops binary]
+    #[arg(long, value_name = "PATH", env = "FLIXOPS_ARTIFACT")]
+    pub artifact: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Store the X API bearer token, read from stdin, in the environment's Secrets Manager secret
+    /// (created by `deploy`); it is never echoed, logged or written to disk
+    Set,
 }
 
 #[derive(Debug, Args)]

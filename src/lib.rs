@@ -3,11 +3,13 @@
 
 pub mod aws;
 pub mod config;
+pub mod deploy;
 pub mod extract;
 pub mod local;
 pub mod models;
 pub mod output;
 pub mod pipeline;
+pub mod plan;
 
 /// Every failure a command can end with; `main` maps each to a documented exit code.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +29,21 @@ pub enum Error {
     /// A model failed to build.
     #[error(transparent)]
     Transform(#[from] models::local::TransformError),
+    /// Reading, planning or applying resources failed.
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
+    /// AWS credentials or region are missing or refused.
+    #[error(transparent)]
+    Aws(#[from] aws::AwsError),
+    /// The Lambda package cannot be built from `--artifact`.
+    #[error(transparent)]
+    Artifact(#[from] aws::lambda::ArtifactError),
+    /// `secrets set` failed.
+    #[error(transparent)]
+    SetSecret(#[from] aws::secret::SetSecretError),
+    /// The user did not approve the plan.
+    #[error("{0}")]
+    NotApproved(String),
     /// The command does not apply to this environment's target.
     #[error("environment `{env}` uses target {target}: {hint}")]
     WrongTarget { env: String, target: &'static str, hint: &'static str },
@@ -38,11 +55,17 @@ pub enum Error {
 impl Error {
     /// True when the user fixes it in flixops.toml or the command line (exit code 2).
     pub fn is_usage(&self) -> bool {
-        matches!(self, Error::Config(_) | Error::WrongTarget { .. })
+        matches!(self, Error::Config(_) | Error::WrongTarget { .. } | Error::Artifact(_))
     }
 
     /// True when a service could not be reached or refused the credentials (exit code 3).
     pub fn is_connect(&self) -> bool {
-        matches!(self, Error::Extract(e) if e.is_connect())
+        match self {
+            Error::Extract(e) => e.is_connect(),
+            Error::Plan(e) => e.is_connect(),
+            Error::Aws(_) => true,
+            Error::SetSecret(aws::secret::SetSecretError::Service(e)) => e.kind == plan::ErrorKind::Connect,
+            _ => false,
+        }
     }
 }

@@ -8,12 +8,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
+use flixops::Error;
 use flixops::config::{Config, ConfigError, EnvConfig};
 use flixops::output::{Format, Output};
 use flixops::pipeline::{self, Input};
-use flixops::Error;
 
-use cli::{Cli, Command, OutputArg};
+use cli::{Cli, Command, OutputArg, SecretsCommand};
+use flixops::aws::stack::Upstream;
+use flixops::deploy;
+use flixops::plan::render_plan;
+use std::io::IsTerminal;
 
 fn main() -> ExitCode {
     if flixops::extract::lambda::is_lambda() {
@@ -22,9 +26,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.global.verbose);
     let output = Output { format: if cli.global.output == OutputArg::Json { Format::Json } else { Format::Human } };
+    // `plan --detailed-exitcode` reserves 2 for "changes", so every error there exits 1, as in terraform.
+    let detailed = matches!(&cli.command, Command::Plan(args) if args.detailed_exitcode);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
     match runtime.block_on(dispatch(cli, output)) {
         Ok(code) => code,
+        Err(error) if detailed => {
+            report(&error);
+            ExitCode::FAILURE
+        }
         Err(error) => report(&error),
     }
 }
@@ -88,7 +98,9 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
         Command::Extract(args) => {
             let mut config = match (&args.to, load_config(global.config.as_deref())) {
                 (_, Ok(config)) => config,
-                (Some(_), Err(ConfigError::NotFound { .. })) if global.config.is_none() => Config::local_default(&cwd()),
+                (Some(_), Err(ConfigError::NotFound { .. })) if global.config.is_none() => {
+                    Config::local_default(&cwd())
+                }
                 (_, Err(e)) => return Err(e.into()),
             };
             config.extract.query = args.query.unwrap_or(config.extract.query);
@@ -97,14 +109,20 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
             let input = args.replay.map(Input::Replay).unwrap_or(Input::Api);
             let report = pipeline::extract(&config, &env, &input, args.to).await?;
             print(output, &report, |w| {
-                writeln!(w, "extracted {} tweets in {} page(s) to {} (run {})", report.tweets, report.pages, report.location, report.run_id)?;
+                writeln!(
+                    w,
+                    "extracted {} tweets in {} page(s) to {} (run {})",
+                    report.tweets, report.pages, report.location, report.run_id
+                )?;
                 warnings(w, &report.warnings)
             })
         }
         Command::Run(args) => {
             let config = match load_config(global.config.as_deref()) {
                 Ok(config) => config,
-                Err(ConfigError::NotFound { .. }) if args.demo && global.config.is_none() => Config::local_default(&cwd()),
+                Err(ConfigError::NotFound { .. }) if args.demo && global.config.is_none() => {
+                    Config::local_default(&cwd())
+                }
                 Err(e) => return Err(e.into()),
             };
             let env = config.env(global.env.as_deref())?.clone();
@@ -132,17 +150,105 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
             clap_complete::generate(shell, &mut Cli::command(), "flixops", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Init(_) => Err(not_yet("init", "write flixops.toml by hand; `flixops run --demo` needs none")),
-        Command::Plan(_) | Command::Deploy(_) | Command::Destroy(_) => {
-            Err(not_yet("plan, deploy and destroy", "the local target needs no deploy: `flixops run` creates what it needs"))
+        Command::Plan(args) => {
+            let (config, env) = config_and_env(global)?;
+            let prepared = deploy::prepare(&config, &env, args.stack.artifact.as_deref(), &[], Upstream::default()).await?;
+            let plan = &prepared.plan;
+            let code = print(output, plan, |w| {
+                snowflake_note(w)?;
+                render_plan(w, plan, "plan")
+            })?;
+            if args.detailed_exitcode && !plan.is_empty() {
+                return Ok(ExitCode::from(2));
+            }
+            Ok(code)
         }
+        Command::Deploy(args) => {
+            let (config, env) = config_and_env(global)?;
+            let prepared = deploy::prepare(&config, &env, args.stack.artifact.as_deref(), &[], Upstream::default()).await?;
+            if output.format == Format::Human {
+                let mut err = std::io::stderr().lock();
+                snowflake_note(&mut err).and_then(|()| render_plan(&mut err, &prepared.plan, "deploy")).ok();
+            }
+            if !prepared.plan.is_empty() && !args.yes {
+                approve()?;
+            }
+            let report = prepared.apply().await?;
+            print(output, &report, |w| {
+                let p = &report.plan;
+                writeln!(
+                    w,
+                    "Apply complete! Resources: {} added, {} changed, {} destroyed ({} write calls).",
+                    p.add,
+                    p.change,
+                    p.destroy,
+                    report.write_calls.len()
+                )
+            })
+        }
+        Command::Secrets(SecretsCommand::Set) => {
+            let (config, env) = config_and_env(global)?;
+            let token = read_token()?;
+            let version = deploy::set_token(&config, &env, &token).await?;
+            print(output, &serde_json::json!({ "version_id": version }), |w| {
+                writeln!(w, "stored a new version of the X bearer token ({version}); the extractor uses it on its next run")
+            })
+        }
+        Command::Init(_) => Err(not_yet("init", "write flixops.toml by hand; `flixops run --demo` needs none")),
+        Command::Destroy(_) => Err(not_yet(
+            "destroy",
+            "delete the resources `flixops plan` lists, in reverse order, with the AWS CLI or console",
+        )),
         Command::Doctor(_) => Err(not_yet("doctor", "`flixops run` reports every step's outcome")),
         Command::Export(_) => Err(not_yet("export", "no workaround yet")),
     }
 }
 
+fn config_and_env(global: &cli::Global) -> Result<(Config, EnvConfig), Error> {
+    let config = load_config(global.config.as_deref())?;
+    let env = config.env(global.env.as_deref())?.clone();
+    Ok((config, env))
+}
+
+/// Asks like terraform: only `yes` applies; without a terminal, `--yes` is required.
+fn approve() -> Result<(), Error> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::NotApproved(
+            "not applied: stdin is not a terminal, so there is no one to ask; pass --yes to apply without asking".into(),
+        ));
+    }
+    eprint!("\nDo you want to perform these actions? Only 'yes' will be accepted to approve.\n  Enter a value: ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).ok();
+    if answer.trim() == "yes" { Ok(()) } else { Err(Error::NotApproved("Apply cancelled; nothing was changed.".into())) }
+}
+
+/// The token from stdin: hidden prompt on a terminal, else the whole of stdin.
+fn read_token() -> Result<flixops::config::Secret, Error> {
+    let text = if std::io::stdin().is_terminal() {
+        dialoguer::Password::new().with_prompt("X API bearer token").interact().unwrap_or_default()
+    } else {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).ok();
+        text
+    };
+    Ok(flixops::config::Secret::new(text.trim().to_string()))
+}
+
+/// Says plainly what this build leaves to the Snowflake side.
+fn snowflake_note(w: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "note: this build manages the AWS resources only; the Snowflake storage integration, stage and pipe\n      \
+         are not created yet, so the Snowflake role trusts only this account and no bucket notification is set.\n"
+    )
+}
+
 fn not_yet(what: &str, meanwhile: &str) -> Error {
-    Error::Unsupported(format!("`{what}` is not implemented in flixops {}; meanwhile: {meanwhile}", env!("CARGO_PKG_VERSION")))
+    Error::Unsupported(format!(
+        "`{what}` is not implemented in flixops {}; meanwhile: {meanwhile}",
+        env!("CARGO_PKG_VERSION")
+    ))
 }
 
 fn cwd() -> PathBuf {
@@ -162,7 +268,11 @@ fn warehouse_path(env: &EnvConfig) -> PathBuf {
     }
 }
 
-fn print<T: serde::Serialize>(output: Output, value: &T, human: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<ExitCode, Error> {
+fn print<T: serde::Serialize>(
+    output: Output,
+    value: &T,
+    human: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<ExitCode, Error> {
     match output.emit(value, human) {
         // A closed pipe (`flixops … | head`) is not a failure.
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
@@ -179,7 +289,11 @@ fn warnings(w: &mut dyn Write, list: &[String]) -> std::io::Result<()> {
 
 fn transform_lines(w: &mut dyn Write, report: &pipeline::TransformReport) -> std::io::Result<()> {
     let load = &report.load;
-    writeln!(w, "load       {} new file(s), {} rows ({} already loaded)", load.files_loaded, load.rows_loaded, load.files_skipped)?;
+    writeln!(
+        w,
+        "load       {} new file(s), {} rows ({} already loaded)",
+        load.files_loaded, load.rows_loaded, load.files_skipped
+    )?;
     for m in &report.models {
         let change = match m.change {
             flixops::models::local::ModelChange::Created => "created",

@@ -22,7 +22,11 @@ pub struct Output {
 
 impl Output {
     /// Reports `value`: as JSON on stdout, or via `human` on stderr.
-    pub fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> std::io::Result<()> {
+    pub fn emit<T: Serialize>(
+        &self,
+        value: &T,
+        human: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
         match self.format {
             Format::Json => {
                 let mut out = std::io::stdout().lock();

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::Error;
 use crate::config::{Config, EnvConfig, LocalTarget, Target};
 use crate::extract::api::XClient;
 use crate::extract::replay::Replay;
@@ -13,7 +14,6 @@ use crate::extract::{self, Job, Source};
 use crate::local::{LoadReport, Warehouse};
 use crate::models::local::ModelOutcome;
 use crate::models::{self, Dialect};
-use crate::Error;
 
 /// The recorded page `--demo` replays: a real `#brexit` recent-search page (see tests/fixtures/x-api).
 pub const DEMO_PAGES: &[u8] = include_bytes!("../tests/fixtures/x-api/brexit.jsonl");
@@ -32,7 +32,12 @@ pub enum Input {
 }
 
 /// One extraction into the environment's store (or `to`, a directory playing the bucket).
-pub async fn extract(config: &Config, env: &EnvConfig, input: &Input, to: Option<PathBuf>) -> Result<extract::Report, Error> {
+pub async fn extract(
+    config: &Config,
+    env: &EnvConfig,
+    input: &Input,
+    to: Option<PathBuf>,
+) -> Result<extract::Report, Error> {
     let sink = match (to, &env.target) {
         (Some(dir), _) => Sink::Dir(dir),
         (None, Target::Local(local)) => Sink::Dir(local.lake_dir.clone()),
@@ -50,15 +55,18 @@ pub async fn extract(config: &Config, env: &EnvConfig, input: &Input, to: Option
     let mut source = match input {
         Input::Api => {
             let sdk = match &env.target {
-                Target::AwsSnowflake(c) => Some(crate::aws::sdk_config(c.aws_profile.as_deref(), c.region.as_deref()).await),
+                Target::AwsSnowflake(c) => {
+                    Some(crate::aws::sdk_config(c.aws_profile.as_deref(), c.region.as_deref()).await)
+                }
                 Target::Local(_) => None,
             };
             let token = config.extract.bearer_token.resolve(sdk.as_ref()).await.map_err(extract::ExtractError::from)?;
             Source::Api(XClient::new(&config.extract, token).map_err(extract::ExtractError::from)?)
         }
-        Input::Replay(path) => Source::Replay(Replay::open(path).map_err(|source| {
-            extract::ExtractError::Replay { path: path.display().to_string(), source }
-        })?),
+        Input::Replay(path) => Source::Replay(
+            Replay::open(path)
+                .map_err(|source| extract::ExtractError::Replay { path: path.display().to_string(), source })?,
+        ),
         Input::Demo => {
             job.query = DEMO_QUERY.to_string();
             Source::Replay(Replay::embedded("(demo) brexit.jsonl", DEMO_PAGES))

@@ -91,17 +91,39 @@ async fn every_page_becomes_one_file_with_the_contract_columns() {
 
     let batches = lake_batches(dir.path());
     let columns: Vec<_> = batches[0].schema().fields().iter().map(|f| f.name().clone()).collect();
-    assert_eq!(columns, [
-        "tweet_id", "tweet_created_at", "tweet_text", "tweet_lang", "is_retweet", "is_reply", "is_quote",
-        "referenced_tweet_id", "tweet_hashtags", "retweet_count", "reply_count", "like_count", "quote_count",
-        "user_id", "user_username", "user_location", "user_followers_count", "query", "extracted_at",
-    ]);
+    assert_eq!(
+        columns,
+        [
+            "tweet_id",
+            "tweet_created_at",
+            "tweet_text",
+            "tweet_lang",
+            "is_retweet",
+            "is_reply",
+            "is_quote",
+            "referenced_tweet_id",
+            "tweet_hashtags",
+            "retweet_count",
+            "reply_count",
+            "like_count",
+            "quote_count",
+            "user_id",
+            "user_username",
+            "user_location",
+            "user_followers_count",
+            "query",
+            "extracted_at",
+        ]
+    );
 
     // Independent computation from the recording.
     let brexit: Value = serde_json::from_str(&page("brexit.jsonl")).unwrap();
     let tweets = brexit["data"].as_array().unwrap();
     let users = brexit["includes"]["users"].as_array().unwrap();
-    let retweets = tweets.iter().filter(|t| t["referenced_tweets"].as_array().is_some_and(|r| r.iter().any(|r| r["type"] == "retweeted"))).count();
+    let retweets = tweets
+        .iter()
+        .filter(|t| t["referenced_tweets"].as_array().is_some_and(|r| r.iter().any(|r| r["type"] == "retweeted")))
+        .count();
     assert_eq!(retweets, 67);
     assert_eq!(users.iter().filter(|u| u.get("location").is_none()).count(), 45);
     let no_location = tweets
@@ -153,14 +175,21 @@ async fn the_next_run_asks_only_for_newer_tweets_and_an_empty_answer_changes_not
 async fn a_checkpoint_older_than_the_search_window_falls_back_to_the_whole_window() {
     let server = MockServer::start().await;
     let too_old = r#"{"errors":[{"parameters":{"since_id":["1"]},"message":"Invalid 'since_id':'1'. 'since_id' must be a tweet id created after 2026-11-17T00:00Z."}],"title":"Invalid Request","detail":"One or more parameters to your request was invalid.","type":"https://api.twitter.com/2/problems/invalid-request"}"#;
-    Mock::given(query_param("since_id", "1")).respond_with(ResponseTemplate::new(400).set_body_string(too_old)).mount(&server).await;
+    Mock::given(query_param("since_id", "1"))
+        .respond_with(ResponseTemplate::new(400).set_body_string(too_old))
+        .mount(&server)
+        .await;
     Mock::given(query_param_is_missing("since_id"))
         .respond_with(ResponseTemplate::new(200).set_body_string(page("two_tweets.jsonl")))
         .mount(&server)
         .await;
     let dir = tempfile::tempdir().unwrap();
     let sink = Sink::Dir(dir.path().to_path_buf());
-    let old = Checkpoint { since_id: Some("1".into()), query: "flixbus".into(), last_run: LastRun { run_id: "r".into(), finished_at: "x".into(), pages: 1, tweets: 1 } };
+    let old = Checkpoint {
+        since_id: Some("1".into()),
+        query: "flixbus".into(),
+        last_run: LastRun { run_id: "r".into(), finished_at: "x".into(), pages: 1, tweets: 1 },
+    };
     checkpoint::advance(&sink, "p/_state/extract.json", old, None).await.unwrap();
     let report = run(&server, &sink).await.unwrap();
     assert_eq!(report.tweets, 1);
@@ -183,11 +212,25 @@ async fn partial_errors_on_a_200_are_warnings_and_rows_are_kept() {
 #[tokio::test]
 async fn server_errors_and_truncated_bodies_are_retried() {
     let server = MockServer::start().await;
-    Mock::given(path(SEARCH)).respond_with(ResponseTemplate::new(503)).up_to_n_times(1).with_priority(1).mount(&server).await;
+    Mock::given(path(SEARCH))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
     let full = page("two_tweets.jsonl");
     let truncated = full[..full.len() / 2].to_string();
-    Mock::given(path(SEARCH)).respond_with(ResponseTemplate::new(200).set_body_string(truncated)).up_to_n_times(1).with_priority(2).mount(&server).await;
-    Mock::given(path(SEARCH)).respond_with(ResponseTemplate::new(200).set_body_string(full)).with_priority(3).mount(&server).await;
+    Mock::given(path(SEARCH))
+        .respond_with(ResponseTemplate::new(200).set_body_string(truncated))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(path(SEARCH))
+        .respond_with(ResponseTemplate::new(200).set_body_string(full))
+        .with_priority(3)
+        .mount(&server)
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let report = run(&server, &Sink::Dir(dir.path().to_path_buf())).await.unwrap();
     assert_eq!(report.tweets, 1);
@@ -209,9 +252,15 @@ async fn persistent_server_errors_stop_after_the_bounded_attempts() {
 async fn a_rate_limit_that_resets_within_the_budget_is_waited_out() {
     let server = MockServer::start().await;
     let reset = (chrono::Utc::now().timestamp() + 1).to_string();
-    let limited = ResponseTemplate::new(429).insert_header("x-rate-limit-reset", reset.as_str()).set_body_string(r#"{"title":"Too Many Requests"}"#);
+    let limited = ResponseTemplate::new(429)
+        .insert_header("x-rate-limit-reset", reset.as_str())
+        .set_body_string(r#"{"title":"Too Many Requests"}"#);
     Mock::given(path(SEARCH)).respond_with(limited).up_to_n_times(1).with_priority(1).mount(&server).await;
-    Mock::given(path(SEARCH)).respond_with(ResponseTemplate::new(200).set_body_string(page("two_tweets.jsonl"))).with_priority(2).mount(&server).await;
+    Mock::given(path(SEARCH))
+        .respond_with(ResponseTemplate::new(200).set_body_string(page("two_tweets.jsonl")))
+        .with_priority(2)
+        .mount(&server)
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let report = run(&server, &Sink::Dir(dir.path().to_path_buf())).await.unwrap();
     assert_eq!(report.tweets, 1);
@@ -220,7 +269,10 @@ async fn a_rate_limit_that_resets_within_the_budget_is_waited_out() {
 #[tokio::test]
 async fn a_rate_limit_beyond_the_budget_keeps_what_was_fetched_and_the_checkpoint() {
     let server = MockServer::start().await;
-    Mock::given(query_param_is_missing("next_token")).respond_with(ResponseTemplate::new(200).set_body_string(page("brexit.jsonl"))).mount(&server).await;
+    Mock::given(query_param_is_missing("next_token"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(page("brexit.jsonl")))
+        .mount(&server)
+        .await;
     let reset = (chrono::Utc::now().timestamp() + 3600).to_string();
     Mock::given(query_param("next_token", next_token("brexit.jsonl")))
         .respond_with(ResponseTemplate::new(429).insert_header("x-rate-limit-reset", reset.as_str()))
@@ -231,19 +283,29 @@ async fn a_rate_limit_beyond_the_budget_keeps_what_was_fetched_and_the_checkpoin
     let err = run(&server, &sink).await.unwrap_err();
     let message = err.to_string();
     assert!(matches!(err, ExtractError::Interrupted { pages: 1, .. }), "{message}");
-    assert!(message.contains("rate limit is exhausted until") && message.contains("checkpoint was not advanced"), "{message}");
+    assert!(
+        message.contains("rate limit is exhausted until") && message.contains("checkpoint was not advanced"),
+        "{message}"
+    );
     assert_eq!(parquet_files(dir.path()).len(), 1, "the fetched page is stored");
     assert!(stored_checkpoint(&sink).await.is_none());
 }
 
 #[tokio::test]
 async fn unauthorized_fails_fast_with_the_problem_detail() {
-    let recorded: Value = serde_json::from_str(&std::fs::read_to_string(fixture("search_all_401.json")).unwrap()).unwrap();
+    let recorded: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("search_all_401.json")).unwrap()).unwrap();
     let server = MockServer::start().await;
-    Mock::given(path(SEARCH)).respond_with(ResponseTemplate::new(401).set_body_json(&recorded["body"])).mount(&server).await;
+    Mock::given(path(SEARCH))
+        .respond_with(ResponseTemplate::new(401).set_body_json(&recorded["body"]))
+        .mount(&server)
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let err = run(&server, &Sink::Dir(dir.path().to_path_buf())).await.unwrap_err();
-    assert!(err.to_string().contains("refused the request (401 Unauthorized): Unauthorized; the bearer token is wrong"), "{err}");
+    assert!(
+        err.to_string().contains("refused the request (401 Unauthorized): Unauthorized; the bearer token is wrong"),
+        "{err}"
+    );
     assert!(err.is_connect(), "credentials problems exit 3");
     assert_eq!(server.received_requests().await.unwrap().len(), 1, "no retry on 401");
     assert!(!err.to_string().contains("test-token"), "the token never appears in messages");
@@ -251,9 +313,13 @@ async fn unauthorized_fails_fast_with_the_problem_detail() {
 
 #[tokio::test]
 async fn a_bad_request_fails_fast_with_the_api_message() {
-    let recorded: Value = serde_json::from_str(&std::fs::read_to_string(fixture("search_all_400.json")).unwrap()).unwrap();
+    let recorded: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("search_all_400.json")).unwrap()).unwrap();
     let server = MockServer::start().await;
-    Mock::given(path(SEARCH)).respond_with(ResponseTemplate::new(400).set_body_json(&recorded["body"])).mount(&server).await;
+    Mock::given(path(SEARCH))
+        .respond_with(ResponseTemplate::new(400).set_body_json(&recorded["body"]))
+        .mount(&server)
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let err = run(&server, &Sink::Dir(dir.path().to_path_buf())).await.unwrap_err();
     assert!(err.to_string().contains("'start_time' must be before 'end_time'"), "{err}");
@@ -276,7 +342,8 @@ async fn replay_reads_jsonl_json_and_directories_ignoring_unknown_keys() {
     let dir = tempfile::tempdir().unwrap();
     let recording = dir.path().join("rec");
     std::fs::create_dir(&recording).unwrap();
-    std::fs::write(recording.join("a.jsonl"), format!("{}\n\n{}\n", page("brexit.jsonl"), page("two_tweets.jsonl"))).unwrap();
+    std::fs::write(recording.join("a.jsonl"), format!("{}\n\n{}\n", page("brexit.jsonl"), page("two_tweets.jsonl")))
+        .unwrap();
     std::fs::write(recording.join("b.json"), page("mentions_tweet.jsonl")).unwrap();
     let lake = dir.path().join("lake");
     let mut source = Source::Replay(Replay::open(&recording).unwrap());
@@ -291,7 +358,11 @@ async fn replay_reads_jsonl_json_and_directories_ignoring_unknown_keys() {
 }
 
 fn checkpoint_at(id: u64) -> Checkpoint {
-    Checkpoint { since_id: Some(id.to_string()), query: "q".into(), last_run: LastRun { run_id: id.to_string(), finished_at: "t".into(), pages: 1, tweets: 1 } }
+    Checkpoint {
+        since_id: Some(id.to_string()),
+        query: "q".into(),
+        last_run: LastRun { run_id: id.to_string(), finished_at: "t".into(), pages: 1, tweets: 1 },
+    }
 }
 
 /// Two runs read the same state; the one that finishes second, with an older since_id, loses the
@@ -348,7 +419,14 @@ async fn the_s3_sink_creates_once_and_stores_the_run() {
     let mut keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect();
     keys.sort();
     assert_eq!(keys.len(), 3, "{keys:?}");
-    assert_eq!(keys[2], "p/tweets/dt=".to_string() + &chrono::Utc::now().format("%Y-%m-%d").to_string() + "/" + &report.run_id + "-0002.parquet");
+    assert_eq!(
+        keys[2],
+        "p/tweets/dt=".to_string()
+            + &chrono::Utc::now().format("%Y-%m-%d").to_string()
+            + "/"
+            + &report.run_id
+            + "-0002.parquet"
+    );
     assert_eq!(keys[0], "p/_state/extract.json");
     let body = sink.get(&keys[1]).await.unwrap().unwrap().body;
     assert_eq!(read_batches(body).iter().map(|b| b.num_rows()).sum::<usize>(), 100);
@@ -359,8 +437,13 @@ async fn a_timed_out_request_is_retried() {
     let server = MockServer::start().await;
     let slow = ResponseTemplate::new(200).set_body_string(page("two_tweets.jsonl")).set_delay(Duration::from_secs(5));
     Mock::given(path(SEARCH)).respond_with(slow).up_to_n_times(1).with_priority(1).mount(&server).await;
-    Mock::given(path(SEARCH)).respond_with(ResponseTemplate::new(200).set_body_string(page("two_tweets.jsonl"))).with_priority(2).mount(&server).await;
-    let text = config_text(&server.uri()).replace("time_budget_secs = 20\n", "time_budget_secs = 20\nrequest_timeout_secs = 1\n");
+    Mock::given(path(SEARCH))
+        .respond_with(ResponseTemplate::new(200).set_body_string(page("two_tweets.jsonl")))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let text = config_text(&server.uri())
+        .replace("time_budget_secs = 20\n", "time_budget_secs = 20\nrequest_timeout_secs = 1\n");
     let config = Config::parse(&text, Path::new("/tmp/flixops.toml")).unwrap();
     let mut source = Source::Api(XClient::new(&config.extract, Secret::new("test-token".into())).unwrap());
     let dir = tempfile::tempdir().unwrap();
@@ -372,15 +455,22 @@ async fn a_timed_out_request_is_retried() {
 #[tokio::test]
 async fn the_recorded_lookup_page_joins_its_author_and_marks_the_retweet() {
     let server = MockServer::start().await;
-    Mock::given(path(SEARCH)).respond_with(ResponseTemplate::new(200).set_body_string(page("mentions_tweet.jsonl"))).mount(&server).await;
+    Mock::given(path(SEARCH))
+        .respond_with(ResponseTemplate::new(200).set_body_string(page("mentions_tweet.jsonl")))
+        .mount(&server)
+        .await;
     let dir = tempfile::tempdir().unwrap();
     run(&server, &Sink::Dir(dir.path().to_path_buf())).await.unwrap();
     let recorded: Value = serde_json::from_str(&page("mentions_tweet.jsonl")).unwrap();
     let tweet = &recorded["data"][0];
-    let author = recorded["includes"]["users"].as_array().unwrap().iter().find(|u| u["id"] == tweet["author_id"]).unwrap();
+    let author =
+        recorded["includes"]["users"].as_array().unwrap().iter().find(|u| u["id"] == tweet["author_id"]).unwrap();
     let batches = lake_batches(dir.path());
     assert_eq!(strings(&batches, "user_username"), [author["username"].as_str().map(str::to_string)]);
-    assert_eq!(strings(&batches, "referenced_tweet_id"), [tweet["referenced_tweets"][0]["id"].as_str().map(str::to_string)]);
+    assert_eq!(
+        strings(&batches, "referenced_tweet_id"),
+        [tweet["referenced_tweets"][0]["id"].as_str().map(str::to_string)]
+    );
     use arrow::array::AsArray;
     assert!(batches[0].column_by_name("is_retweet").unwrap().as_boolean().value(0));
 }

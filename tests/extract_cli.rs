@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{fixture, flixops, output, page, parquet_files, read_batches, strings, Running};
+use common::{Running, fixture, flixops, output, page, parquet_files, read_batches, strings};
 use serde_json::Value;
 use wiremock::matchers::{method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -75,7 +75,12 @@ async fn a_process_killed_between_pages_loses_nothing_on_the_next_run() {
     write_config(dir.path(), &server.uri());
     let lake = dir.path().join(".flixops/lake");
 
-    let child = flixops(dir.path()).arg("extract").env("FLIXOPS_TEST_TOKEN", "test-token").stderr(Stdio::null()).spawn().unwrap();
+    let child = flixops(dir.path())
+        .arg("extract")
+        .env("FLIXOPS_TEST_TOKEN", "test-token")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut running = Running(child);
     wait_for("the first page's file", || parquet_files(&lake).len() == 1);
     running.0.kill().unwrap(); // SIGKILL while the second page is in flight
@@ -94,8 +99,12 @@ async fn a_process_killed_between_pages_loses_nothing_on_the_next_run() {
 #[tokio::test(flavor = "multi_thread")]
 async fn exit_codes_follow_the_table_and_the_token_never_shows() {
     let server = MockServer::start().await;
-    let recorded: Value = serde_json::from_str(&std::fs::read_to_string(fixture("search_all_401.json")).unwrap()).unwrap();
-    Mock::given(path(SEARCH)).respond_with(ResponseTemplate::new(401).set_body_json(&recorded["body"])).mount(&server).await;
+    let recorded: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("search_all_401.json")).unwrap()).unwrap();
+    Mock::given(path(SEARCH))
+        .respond_with(ResponseTemplate::new(401).set_body_json(&recorded["body"]))
+        .mount(&server)
+        .await;
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), &server.uri());
     let secret = "AAAAAAAAAAAAAAAAAAAAAsecret-token-value";
@@ -118,12 +127,19 @@ async fn exit_codes_follow_the_table_and_the_token_never_shows() {
 fn extract_to_a_directory_needs_no_config() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let (code, stdout, stderr) = output(flixops(dir.path()).args(["extract", "-o", "json", "--replay"]).arg(fixture("brexit.jsonl")).arg("--to").arg(&out));
+    let (code, stdout, stderr) = output(
+        flixops(dir.path())
+            .args(["extract", "-o", "json", "--replay"])
+            .arg(fixture("brexit.jsonl"))
+            .arg("--to")
+            .arg(&out),
+    );
     assert_eq!(code, 0, "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["tweets"], 100);
     assert_eq!(parquet_files(&out).len(), 1);
-    let (code, _, stderr) = output(flixops(dir.path()).args(["extract", "--replay", "/nonexistent/pages.jsonl", "--to"]).arg(&out));
+    let (code, _, stderr) =
+        output(flixops(dir.path()).args(["extract", "--replay", "/nonexistent/pages.jsonl", "--to"]).arg(&out));
     assert_eq!(code, 1);
     assert!(stderr.contains("--replay /nonexistent/pages.jsonl: No such file"), "{stderr}");
 }
@@ -139,10 +155,29 @@ async fn the_binary_serves_lambda_invocations_into_s3() {
         .insert_header("lambda-runtime-deadline-ms", deadline.as_str())
         .insert_header("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:flixops")
         .set_body_string("{}");
-    Mock::given(method("GET")).and(path("/2018-06-01/runtime/invocation/next")).respond_with(invocation).up_to_n_times(1).with_priority(1).mount(&runtime).await;
-    Mock::given(method("GET")).and(path("/2018-06-01/runtime/invocation/next")).respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(300))).with_priority(2).mount(&runtime).await;
-    Mock::given(method("POST")).and(path("/2018-06-01/runtime/invocation/req-1/response")).respond_with(ResponseTemplate::new(202)).mount(&runtime).await;
-    Mock::given(method("POST")).and(path("/2018-06-01/runtime/invocation/req-1/error")).respond_with(ResponseTemplate::new(202)).mount(&runtime).await;
+    Mock::given(method("GET"))
+        .and(path("/2018-06-01/runtime/invocation/next"))
+        .respond_with(invocation)
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&runtime)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/2018-06-01/runtime/invocation/next"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(300)))
+        .with_priority(2)
+        .mount(&runtime)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/2018-06-01/runtime/invocation/req-1/response"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&runtime)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/2018-06-01/runtime/invocation/req-1/error"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&runtime)
+        .await;
     let (s3, bucket) = common::moto_bucket("lambda").await;
 
     let dir = tempfile::tempdir().unwrap();
@@ -167,7 +202,12 @@ async fn the_binary_serves_lambda_invocations_into_s3() {
     while answer.is_none() {
         assert!(Instant::now() < deadline, "no answer posted to the runtime API");
         tokio::time::sleep(Duration::from_millis(100)).await;
-        answer = runtime.received_requests().await.unwrap().into_iter().find(|r| r.url.path().starts_with("/2018-06-01/runtime/invocation/req-1/"));
+        answer = runtime
+            .received_requests()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.url.path().starts_with("/2018-06-01/runtime/invocation/req-1/"));
     }
     let answer = answer.unwrap();
     let body = String::from_utf8_lossy(&answer.body).into_owned();
@@ -181,7 +221,8 @@ async fn the_binary_serves_lambda_invocations_into_s3() {
 #[test]
 fn lambda_mode_outside_a_lambda_environment_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = output(flixops(dir.path()).env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9").env_remove("AWS_LAMBDA_FUNCTION_NAME"));
+    let (code, _, stderr) =
+        output(flixops(dir.path()).env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9").env_remove("AWS_LAMBDA_FUNCTION_NAME"));
     assert_eq!(code, 1);
     assert!(stderr.contains("AWS_LAMBDA_FUNCTION_NAME is not"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");

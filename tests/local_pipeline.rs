@@ -12,7 +12,8 @@ use serde_json::Value;
 /// Per author, computed straight from the recording: (tweets, summed text length, location, followers).
 fn expected_authors() -> BTreeMap<String, (i64, usize, Option<String>, Option<i64>)> {
     let page: Value = serde_json::from_str(&common::page("brexit.jsonl")).unwrap();
-    let users: BTreeMap<&str, &Value> = page["includes"]["users"].as_array().unwrap().iter().map(|u| (u["id"].as_str().unwrap(), u)).collect();
+    let users: BTreeMap<&str, &Value> =
+        page["includes"]["users"].as_array().unwrap().iter().map(|u| (u["id"].as_str().unwrap(), u)).collect();
     let mut authors = BTreeMap::new();
     for tweet in page["data"].as_array().unwrap() {
         let id = tweet["author_id"].as_str().unwrap();
@@ -48,8 +49,11 @@ fn demo_run_builds_users_stats_matching_an_independent_count() {
     let mut stmt = conn
         .prepare("SELECT user_id, tweet_count, avg_tweet_length, user_location, user_followers_count FROM marts.users_stats ORDER BY user_id")
         .unwrap();
-    let rows: Vec<(String, i64, f64, Option<String>, Option<i64>)> =
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).unwrap().map(Result::unwrap).collect();
+    let rows: Vec<(String, i64, f64, Option<String>, Option<i64>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(rows.len(), expected.len(), "one row per distinct author");
     for (user_id, tweets, avg_len, location, followers) in rows {
         let (n, total_len, loc, fol) = &expected[&user_id];
@@ -59,7 +63,11 @@ fn demo_run_builds_users_stats_matching_an_independent_count() {
         assert_eq!(&followers, fol, "followers of {user_id}");
     }
     assert_eq!(count(&conn, "SELECT sum(tweet_count) FROM marts.users_stats"), 100);
-    assert_eq!(count(&conn, "SELECT sum(retweet_count) FROM marts.tweets_daily"), 67, "the recording holds 67 retweets");
+    assert_eq!(
+        count(&conn, "SELECT sum(retweet_count) FROM marts.tweets_daily"),
+        67,
+        "the recording holds 67 retweets"
+    );
 
     // Timestamps stay UTC through parquet, JSON and the typed staging model.
     let page: Value = serde_json::from_str(&common::page("brexit.jsonl")).unwrap();
@@ -75,7 +83,8 @@ fn demo_run_builds_users_stats_matching_an_independent_count() {
     let days: std::collections::BTreeSet<String> =
         page["data"].as_array().unwrap().iter().map(|t| t["created_at"].as_str().unwrap()[..10].to_string()).collect();
     let mut stmt = conn.prepare("SELECT strftime(tweet_date, '%Y-%m-%d') FROM marts.tweets_daily ORDER BY 1").unwrap();
-    let marts_days: std::collections::BTreeSet<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let marts_days: std::collections::BTreeSet<String> =
+        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
     assert_eq!(marts_days, days, "days are UTC days");
 }
 
@@ -87,7 +96,8 @@ fn rerun_loads_each_file_once_and_never_doubles_a_count() {
         assert_eq!(code, 0, "{stderr}");
     }
     // Two runs stored the same page twice under two run ids: both files load, staging de-duplicates.
-    let (code, stdout, stderr) = output(flixops(dir.path()).args(["transform", "-o", "json", "--config"]).arg(write_local_config(dir.path())));
+    let (code, stdout, stderr) =
+        output(flixops(dir.path()).args(["transform", "-o", "json", "--config"]).arg(write_local_config(dir.path())));
     assert_eq!(code, 0, "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["load"]["files_loaded"], 0, "nothing new to load");
@@ -130,10 +140,16 @@ fn raw_rows_carry_file_name_and_row_number() {
     assert!(key.starts_with("flixops/tweets/dt="), "{key}");
     let conn = warehouse(dir.path());
     let (name, min_row, max_row): (String, i64, i64) = conn
-        .query_row("SELECT any_value(file_name), min(file_row_number), max(file_row_number) FROM raw.tweets_raw", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row(
+            "SELECT any_value(file_name), min(file_row_number), max(file_row_number) FROM raw.tweets_raw",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .unwrap();
     assert_eq!((name, min_row, max_row), (key, 0, 99));
-    let first_id: String = conn.query_row("SELECT record->>'tweet_id' FROM raw.tweets_raw WHERE file_row_number = 0", [], |r| r.get(0)).unwrap();
+    let first_id: String = conn
+        .query_row("SELECT record->>'tweet_id' FROM raw.tweets_raw WHERE file_row_number = 0", [], |r| r.get(0))
+        .unwrap();
     let page: Value = serde_json::from_str(&common::page("brexit.jsonl")).unwrap();
     assert_eq!(first_id, page["data"][0]["id"].as_str().unwrap(), "row 0 is the page's first tweet");
 }
@@ -154,24 +170,37 @@ fn an_edited_model_is_reported_changed_and_a_broken_one_changes_nothing() {
     let (code, stdout, stderr) = output(flixops(dir.path()).args(["transform", "-o", "json"]));
     assert_eq!(code, 0, "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
-    let changes: BTreeMap<String, String> = report["models"].as_array().unwrap().iter()
-        .map(|m| (m["model"].as_str().unwrap().to_string(), m["change"].as_str().unwrap().to_string())).collect();
+    let changes: BTreeMap<String, String> = report["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["model"].as_str().unwrap().to_string(), m["change"].as_str().unwrap().to_string()))
+        .collect();
     assert_eq!(changes["marts.tweets_daily"], "changed");
     assert_eq!(changes["marts.users_stats"], "refreshed");
 
-    std::fs::write(models.join("marts/users_stats.sql"), "SELECT no_such_column FROM {{ref \"staging.stg_tweets\"}}").unwrap();
+    std::fs::write(models.join("marts/users_stats.sql"), "SELECT no_such_column FROM {{ref \"staging.stg_tweets\"}}")
+        .unwrap();
     let (code, _, stderr) = output(flixops(dir.path()).args(["transform"]));
     assert_eq!(code, 1);
     assert!(stderr.contains("model marts.users_stats failed") && stderr.contains("no model was changed"), "{stderr}");
     let conn = warehouse(dir.path());
-    assert_eq!(count(&conn, "SELECT count(*) FROM marts.users_stats"), expected_authors().len() as i64, "the old table survives");
-    assert!(count(&conn, "SELECT count(*) FROM marts.tweets_daily WHERE edited = 1") > 0, "the edited model stays as last applied");
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM marts.users_stats"),
+        expected_authors().len() as i64,
+        "the old table survives"
+    );
+    assert!(
+        count(&conn, "SELECT count(*) FROM marts.tweets_daily WHERE edited = 1") > 0,
+        "the edited model stays as last applied"
+    );
 }
 
 #[test]
 fn invalid_config_names_file_line_column_and_field() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n\n[env.dev]\ntarget = \"locl\"\n").unwrap();
+    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n\n[env.dev]\ntarget = \"locl\"\n")
+        .unwrap();
     let (code, _, stderr) = output(flixops(dir.path()).args(["transform"]));
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("flixops.toml: invalid configuration"), "{stderr}");
@@ -195,7 +224,11 @@ fn missing_config_and_unknown_env_are_usage_errors() {
 fn unreadable_lake_is_a_clear_failure() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("not-a-dir"), "x").unwrap();
-    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\nlake_dir = \"not-a-dir\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("flixops.toml"),
+        "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\nlake_dir = \"not-a-dir\"\n",
+    )
+    .unwrap();
     let (code, _, stderr) = output(flixops(dir.path()).args(["transform"]));
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("cannot read the lake at") && stderr.contains("not-a-dir"), "{stderr}");
@@ -204,7 +237,11 @@ fn unreadable_lake_is_a_clear_failure() {
 #[test]
 fn run_refuses_a_cloud_environment() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.prod]\ntarget = \"aws-snowflake\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("flixops.toml"),
+        "[project]\nname = \"demo\"\n[env.prod]\ntarget = \"aws-snowflake\"\n",
+    )
+    .unwrap();
     let (code, _, stderr) = output(flixops(dir.path()).args(["run", "--demo"]));
     assert_eq!(code, 2);
     assert!(stderr.contains("uses target aws-snowflake") && stderr.contains("flixops deploy"), "{stderr}");

@@ -1,4 +1,27 @@
-//! AWS clients, built once from the standard credential chain (env, profiles, SSO, web identity).
+//! AWS clients, built once from the standard credential chain (env, profiles, SSO, web identity), and
+//! the AWS resources of the cloud target. Each resource module owns its read, diff and apply.
+
+pub mod iam;
+pub mod lambda;
+pub mod policy;
+pub mod s3;
+pub mod schedule;
+pub mod secret;
+pub mod stack;
+
+use std::sync::{Arc, Mutex};
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor};
+use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use serde::Serialize;
+
+use crate::plan::{Address, ErrorKind, ResourceError};
 
 /// Loads SDK config for an optional profile and region; `AWS_ENDPOINT_URL*` overrides apply.
 pub async fn sdk_config(profile: Option<&str>, region: Option<&str>) -> aws_config::SdkConfig {
@@ -14,8 +37,248 @@ pub async fn sdk_config(profile: Option<&str>, region: Option<&str>) -> aws_conf
 
 /// An S3 client; path-style addressing when a custom endpoint is set (MinIO, moto, proxies).
 pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let custom_endpoint = sdk.endpoint_url().is_some()
-        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-    let config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(custom_endpoint).build();
-    aws_sdk_s3::Client::from_conf(config)
+    s3_client_with(sdk, &[])
+}
+
+fn s3_client_with(sdk: &aws_config::SdkConfig, interceptors: &[SharedInterceptor]) -> aws_sdk_s3::Client {
+    let custom_endpoint = sdk.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+    let mut config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(custom_endpoint);
+    for i in interceptors {
+        config.push_interceptor(i.clone());
+    }
+    aws_sdk_s3::Client::from_conf(config.build())
+}
+
+/// Every client `deploy` needs, each with the same interceptors (the call log first).
+#[derive(Clone, Debug)]
+pub struct Clients {
+    /// S3.
+    pub s3: aws_sdk_s3::Client,
+    /// IAM.
+    pub iam: aws_sdk_iam::Client,
+    /// Lambda.
+    pub lambda: aws_sdk_lambda::Client,
+    /// EventBridge Scheduler.
+    pub scheduler: aws_sdk_scheduler::Client,
+    /// Secrets Manager.
+    pub secrets: aws_sdk_secretsmanager::Client,
+    /// STS (who am I).
+    pub sts: aws_sdk_sts::Client,
+}
+
+macro_rules! client_with {
+    ($krate:ident, $sdk:expr, $interceptors:expr) => {{
+        let mut config = $krate::config::Builder::from($sdk);
+        for i in $interceptors {
+            config.push_interceptor(i.clone());
+        }
+        $krate::Client::from_conf(config.build())
+    }};
+}
+
+impl Clients {
+    /// Builds every client from one SDK config.
+    pub fn new(sdk: &aws_config::SdkConfig, interceptors: &[SharedInterceptor]) -> Self {
+        Self {
+            s3: s3_client_with(sdk, interceptors),
+            iam: client_with!(aws_sdk_iam, sdk, interceptors),
+            lambda: client_with!(aws_sdk_lambda, sdk, interceptors),
+            scheduler: client_with!(aws_sdk_scheduler, sdk, interceptors),
+            secrets: client_with!(aws_sdk_secretsmanager, sdk, interceptors),
+            sts: client_with!(aws_sdk_sts, sdk, interceptors),
+        }
+    }
+}
+
+/// Records every AWS operation a command calls, so `deploy` can prove a converged run writes nothing.
+#[derive(Clone, Debug, Default)]
+pub struct CallLog {
+    calls: Arc<Mutex<Vec<String>>>,
+}
+
+impl CallLog {
+    /// Every call so far, as `service:Operation`.
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().expect("call log lock").clone()
+    }
+
+    /// The calls that change something: all but Get*, List*, Head*, Describe*.
+    pub fn writes(&self) -> Vec<String> {
+        self.calls().into_iter().filter(|c| is_write(c)).collect()
+    }
+}
+
+/// True for an operation that can change state (`service:Operation`).
+pub fn is_write(call: &str) -> bool {
+    let operation = call.rsplit(':').next().unwrap_or(call);
+    !["Get", "List", "Head", "Describe"].iter().any(|read| operation.starts_with(read))
+}
+
+impl Intercept for CallLog {
+    fn name(&self) -> &'static str {
+        "flixops::CallLog"
+    }
+
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(meta) = cfg.load::<Metadata>() {
+            self.calls.lock().expect("call log lock").push(format!("{}:{}", meta.service(), meta.name()));
+        }
+        Ok(())
+    }
+}
+
+/// Clients plus who and where we are; built once per command.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// The clients.
+    pub clients: Clients,
+    /// The account the credentials belong to (from STS).
+    pub account_id: String,
+    /// The region every resource lives in.
+    pub region: String,
+    /// Every call made through `clients`.
+    pub calls: CallLog,
+}
+
+/// Why flixops could not start talking to AWS; always exit code 3.
+#[derive(Debug, thiserror::Error)]
+pub enum AwsError {
+    /// No region in flixops.toml, the profile or the environment.
+    #[error(
+        "no AWS region: set `region` under [env.{env}] in flixops.toml, or AWS_REGION, or `region` in the profile"
+    )]
+    NoRegion { env: String },
+    /// STS refused the credentials or could not be reached.
+    #[error("{what}{profile}: {message}\n  fix: {hint}")]
+    Identity { what: &'static str, profile: String, message: String, hint: String },
+}
+
+impl Session {
+    /// Loads config for the profile and region, then [`Session::from_sdk`].
+    pub async fn connect(
+        env: &str,
+        profile: Option<&str>,
+        region: Option<&str>,
+        extra: &[SharedInterceptor],
+    ) -> Result<Self, AwsError> {
+        Self::from_sdk(env, &sdk_config(profile, region).await, profile, extra).await
+    }
+
+    /// Checks the credentials with STS GetCallerIdentity and builds the clients; `extra`
+    /// interceptors go on every client after the call log.
+    pub async fn from_sdk(
+        env: &str,
+        sdk: &aws_config::SdkConfig,
+        profile: Option<&str>,
+        extra: &[SharedInterceptor],
+    ) -> Result<Self, AwsError> {
+        let region = sdk.region().map(|r| r.to_string()).ok_or(AwsError::NoRegion { env: env.to_string() })?;
+        let calls = CallLog::default();
+        let mut interceptors = vec![SharedInterceptor::new(calls.clone())];
+        interceptors.extend(extra.iter().cloned());
+        let clients = Clients::new(sdk, &interceptors);
+        let who = clients.sts.get_caller_identity().send().await.map_err(|e| {
+            let flag = profile.map(|p| format!(" --profile {p}")).unwrap_or_default();
+            let unreachable = matches!(e, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_));
+            AwsError::Identity {
+                what: if unreachable { "cannot reach AWS STS" } else { "AWS did not accept the credentials" },
+                profile: profile.map(|p| format!(" (profile `{p}`)")).unwrap_or_default(),
+                message: error_message(&e),
+                hint: format!(
+                    "check that `aws sts get-caller-identity{flag}` works (for SSO: `aws sso login{flag}`), \
+                     and that region `{region}` is right"
+                ),
+            }
+        })?;
+        let account_id = who.account().unwrap_or_default().to_string();
+        Ok(Self { clients, account_id, region, calls })
+    }
+}
+
+/// Error codes meaning the credentials themselves were refused.
+const CREDENTIAL_CODES: &[&str] = &[
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidAccessKeyId",
+    "AuthFailure",
+];
+
+/// Turns an SDK error into the resource error the engine reports, classified for the exit code.
+pub(crate) fn failure<E>(address: &Address, op: &str, err: &SdkError<E, HttpResponse>) -> ResourceError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let kind = match err {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => ErrorKind::Connect,
+        SdkError::ServiceError(e) if e.err().code().is_some_and(|c| CREDENTIAL_CODES.contains(&c)) => {
+            ErrorKind::Connect
+        }
+        _ => ErrorKind::Other,
+    };
+    let mut message = error_message(err);
+    if err.code() == Some("AccessDenied") || err.code() == Some("AccessDeniedException") {
+        message.push_str("; the deploying identity lacks this permission: grant it, or deploy with a role that has it");
+    }
+    ResourceError { address: address.clone(), op: op.to_string(), message, kind }
+}
+
+/// The service's code and message, or the whole error chain when there is no service answer.
+pub(crate) fn error_message<E>(err: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        _ => aws_smithy_types::error::display::DisplayErrorContext(err).to_string(),
+    }
+}
+
+/// The tags every flixops resource carries, so a console user can tell who owns it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tags {
+    /// `flixops:project`.
+    pub project: String,
+    /// `flixops:env`.
+    pub env: String,
+}
+
+impl Tags {
+    /// As key/value pairs, sorted.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        vec![("flixops:env".into(), self.env.clone()), ("flixops:project".into(), self.project.clone())]
+    }
+
+    /// The comparable field value: `k=v,k=v` of our keys only (others' tags are left alone).
+    pub fn field(&self) -> String {
+        tags_field(self.pairs().into_iter(), &self.pairs())
+    }
+}
+
+/// Renders observed tags as a field, keeping only the keys flixops manages.
+pub(crate) fn tags_field(observed: impl Iterator<Item = (String, String)>, ours: &[(String, String)]) -> String {
+    let mut kept: Vec<(String, String)> = observed.filter(|(k, _)| ours.iter().any(|(o, _)| o == k)).collect();
+    kept.sort();
+    kept.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_are_not_writes() {
+        for read in ["s3:HeadBucket", "iam:GetRole", "lambda:ListTags", "secretsmanager:DescribeSecret"] {
+            assert!(!super::is_write(read), "{read}");
+        }
+        for write in ["s3:PutBucketPolicy", "iam:CreateRole", "lambda:UpdateFunctionCode", "sts:AssumeRole"] {
+            assert!(super::is_write(write), "{write}");
+        }
+    }
 }

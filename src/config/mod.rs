@@ -116,10 +116,7 @@ pub struct LocalTarget {
 impl LocalTarget {
     /// The default layout under a project root: `.flixops/lake` and `.flixops/warehouse.duckdb`.
     pub fn under(root: &Path) -> Self {
-        Self {
-            lake_dir: root.join(".flixops").join("lake"),
-            warehouse: root.join(".flixops").join("warehouse.duckdb"),
-        }
+        Self { lake_dir: root.join(".flixops").join("lake"), warehouse: root.join(".flixops").join("warehouse.duckdb") }
     }
 }
 

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    AwsSnowflakeTarget, Config, ConfigError, EnvConfig, ExtractConfig, LocalTarget, Problem,
-    RetryPolicy, SecretRef, Target,
+    AwsSnowflakeTarget, Config, ConfigError, EnvConfig, ExtractConfig, LocalTarget, Problem, RetryPolicy, SecretRef,
+    Target,
 };
 
 #[derive(Deserialize)]
@@ -132,7 +132,11 @@ fn validate(raw: RawConfig, c: &mut Checker, path: &Path, root: &Path) -> Config
     if let Some(name) = &default_env {
         if !raw.env.contains_key(name.get_ref()) {
             let known = raw.env.keys().cloned().collect::<Vec<_>>().join(", ");
-            c.report(name.span(), "project.default_env", format!("no [env.{}] table; defined: [{known}]", name.get_ref()));
+            c.report(
+                name.span(),
+                "project.default_env",
+                format!("no [env.{}] table; defined: [{known}]", name.get_ref()),
+            );
         }
     }
     let extract = validate_extract(raw.extract, c);
@@ -246,10 +250,19 @@ fn validate_env(name: &str, raw: Spanned<RawEnv>, c: &mut Checker, root: &Path, 
     let raw = raw.into_inner();
     let field = |key: &str| format!("env.{name}.{key}");
     if !is_env_name(name) {
-        c.report(span.clone(), &format!("env.{name}"), "environment names use a-z, 0-9, - and _, starting with a letter");
+        c.report(
+            span.clone(),
+            &format!("env.{name}"),
+            "environment names use a-z, 0-9, - and _, starting with a letter",
+        );
     }
     if let Some(prefix) = &raw.prefix {
-        c.check(prefix, &field("prefix"), is_prefix, "use letters, digits, - _ . and inner /, without a leading or trailing /");
+        c.check(
+            prefix,
+            &field("prefix"),
+            is_prefix,
+            "use letters, digits, - _ . and inner /, without a leading or trailing /",
+        );
     }
     let prefix = raw.prefix.as_ref().map(|p| p.get_ref().clone()).unwrap_or_else(|| "flixops".to_string());
     let target = match raw.target.get_ref().as_str() {
@@ -276,29 +289,49 @@ fn local_target(raw: &RawEnv, c: &mut Checker, root: &Path, env: &str) -> LocalT
     ];
     for (key, value) in cloud_only {
         if let Some(v) = value {
-            c.report(v.span(), &format!("env.{env}.{key}"), "applies to target \"aws-snowflake\" only; remove it or change the target");
+            c.report(
+                v.span(),
+                &format!("env.{env}.{key}"),
+                "applies to target \"aws-snowflake\" only; remove it or change the target",
+            );
         }
     }
     let default = LocalTarget::under(root);
-    let resolve = |p: &Option<Spanned<String>>, fallback: PathBuf| {
-        p.as_ref().map(|p| root.join(p.get_ref())).unwrap_or(fallback)
-    };
-    LocalTarget { lake_dir: resolve(&raw.lake_dir, default.lake_dir), warehouse: resolve(&raw.warehouse, default.warehouse) }
+    let resolve =
+        |p: &Option<Spanned<String>>, fallback: PathBuf| p.as_ref().map(|p| root.join(p.get_ref())).unwrap_or(fallback);
+    LocalTarget {
+        lake_dir: resolve(&raw.lake_dir, default.lake_dir),
+        warehouse: resolve(&raw.warehouse, default.warehouse),
+    }
 }
 
 fn cloud_target(raw: &RawEnv, c: &mut Checker, env: &str, project: &str) -> AwsSnowflakeTarget {
     for (key, value) in [("lake_dir", &raw.lake_dir), ("warehouse", &raw.warehouse)] {
         if let Some(v) = value {
-            c.report(v.span(), &format!("env.{env}.{key}"), "applies to target \"local\" only; remove it or change the target");
+            c.report(
+                v.span(),
+                &format!("env.{env}.{key}"),
+                "applies to target \"local\" only; remove it or change the target",
+            );
         }
     }
     let field = |key: &str| format!("env.{env}.{key}");
     if let Some(b) = &raw.bucket {
-        c.check(b, &field("bucket"), is_bucket_name, "S3 bucket names are 3-63 of a-z, 0-9, . and -, starting and ending with a letter or digit");
+        c.check(
+            b,
+            &field("bucket"),
+            is_bucket_name,
+            "S3 bucket names are 3-63 of a-z, 0-9, . and -, starting and ending with a letter or digit",
+        );
     }
     for (key, value) in [("database", &raw.database), ("snowflake_warehouse", &raw.snowflake_warehouse)] {
         if let Some(v) = value {
-            c.check(v, &field(key), is_identifier, "use a Snowflake identifier: letters, digits, _ and $, starting with a letter or _");
+            c.check(
+                v,
+                &field(key),
+                is_identifier,
+                "use a Snowflake identifier: letters, digits, _ and $, starting with a letter or _",
+            );
         }
     }
     let text = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.get_ref().clone());
@@ -370,7 +403,8 @@ fn field_at(text: &str, offset: usize) -> String {
     let before = &text[..offset.min(text.len())];
     let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
     let line = text[line_start..].lines().next().unwrap_or("").trim();
-    let header_of = |l: &str| l.trim().strip_prefix('[').map(|h| h.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let header_of =
+        |l: &str| l.trim().strip_prefix('[').map(|h| h.trim_matches(|c| c == '[' || c == ']').trim().to_string());
     if let Some(header) = header_of(line) {
         return header;
     }
@@ -420,7 +454,8 @@ mod tests {
 
     #[test]
     fn type_error_names_the_field() {
-        let p = problems("[project]\nname = \"demo\"\n[extract]\nmax_results = \"many\"\n[env.dev]\ntarget = \"local\"\n");
+        let p =
+            problems("[project]\nname = \"demo\"\n[extract]\nmax_results = \"many\"\n[env.dev]\ntarget = \"local\"\n");
         assert_eq!((p[0].line, p[0].field.as_str()), (4, "extract.max_results"));
     }
 

@@ -55,7 +55,9 @@ pub enum SecretError {
     #[error("the X bearer token is not set: export {0}=… (or point extract.bearer_token at a Secrets Manager ARN)")]
     EnvMissing(String),
     /// Secrets Manager answered with an error.
-    #[error("cannot read Secrets Manager secret {arn}: {message}; check the ARN and that this identity may call secretsmanager:GetSecretValue on it")]
+    #[error(
+        "cannot read Secrets Manager secret {arn}: {message}; check the ARN and that this identity may call secretsmanager:GetSecretValue on it"
+    )]
     SecretsManager { arn: String, message: String },
     /// Secrets Manager could not be reached.
     #[error("cannot reach Secrets Manager for {arn}: {message}; check network, region and credentials")]
@@ -91,10 +93,17 @@ async fn fetch_secret(sdk: &aws_config::SdkConfig, arn: &str) -> Result<Secret, 
     match client.get_secret_value().secret_id(arn).send().await {
         Ok(out) => match out.secret_string {
             Some(value) if !value.trim().is_empty() => Ok(Secret::new(value.trim().to_string())),
-            _ => Err(SecretError::SecretsManager { arn: arn.to_string(), message: "the secret has no string value".into() }),
+            _ => Err(SecretError::SecretsManager {
+                arn: arn.to_string(),
+                message: "the secret has no string value".into(),
+            }),
         },
-        Err(SdkError::DispatchFailure(e)) => Err(SecretError::Connect { arn: arn.to_string(), message: format!("{e:?}") }),
-        Err(SdkError::TimeoutError(_)) => Err(SecretError::Connect { arn: arn.to_string(), message: "timed out".into() }),
+        Err(SdkError::DispatchFailure(e)) => {
+            Err(SecretError::Connect { arn: arn.to_string(), message: format!("{e:?}") })
+        }
+        Err(SdkError::TimeoutError(_)) => {
+            Err(SecretError::Connect { arn: arn.to_string(), message: "timed out".into() })
+        }
         Err(e) => {
             let message = aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string();
             Err(SecretError::SecretsManager { arn: arn.to_string(), message })

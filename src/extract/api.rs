@@ -67,7 +67,12 @@ impl XClient {
     }
 
     /// Fetches one page (a complete JSON body), retrying transient failures until `deadline`.
-    pub async fn page(&self, since_id: Option<&str>, next_token: Option<&str>, deadline: Instant) -> Result<Bytes, ApiError> {
+    pub async fn page(
+        &self,
+        since_id: Option<&str>,
+        next_token: Option<&str>,
+        deadline: Instant,
+    ) -> Result<Bytes, ApiError> {
         let mut failures = 0;
         loop {
             let last = match self.attempt(since_id, next_token).await? {
@@ -88,7 +93,11 @@ impl XClient {
                 return Err(ApiError::Unavailable { attempts: failures, last });
             }
             let delay = backoff(&self.retry, failures);
-            tracing::warn!("X API: {last}; retry {failures}/{} in {} ms", self.retry.max_attempts - 1, delay.as_millis());
+            tracing::warn!(
+                "X API: {last}; retry {failures}/{} in {} ms",
+                self.retry.max_attempts - 1,
+                delay.as_millis()
+            );
             tokio::time::sleep(delay).await;
         }
     }
@@ -140,8 +149,10 @@ fn rejected(status: StatusCode, body: &[u8]) -> ApiError {
     let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let text = |key: &str| json.get(key).and_then(|v| v.as_str()).map(str::to_string);
     let title = text("title").unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
-    let mut detail = text("detail").unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned());
-    let messages: Vec<_> = json["errors"].as_array().into_iter().flatten().filter_map(|e| e["message"].as_str()).collect();
+    let mut detail =
+        text("detail").unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned());
+    let messages: Vec<_> =
+        json["errors"].as_array().into_iter().flatten().filter_map(|e| e["message"].as_str()).collect();
     if !messages.is_empty() {
         detail = format!("{detail} ({})", messages.join("; "));
     }

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::sink::{Sink, SinkError};
 use super::ExtractError;
+use super::sink::{Sink, SinkError};
 
 /// The stored state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +47,12 @@ pub async fn read(sink: &Sink, key: &str) -> Result<Option<(Checkpoint, String)>
 
 /// Writes `next` over the version this run read; on a lost race, keeps whichever state is further.
 /// Returns the state that is stored afterwards.
-pub async fn advance(sink: &Sink, key: &str, next: Checkpoint, mut seen: Option<String>) -> Result<Checkpoint, ExtractError> {
+pub async fn advance(
+    sink: &Sink,
+    key: &str,
+    next: Checkpoint,
+    mut seen: Option<String>,
+) -> Result<Checkpoint, ExtractError> {
     let body = serde_json::to_vec_pretty(&next).expect("checkpoint serializes");
     for _ in 0..10 {
         match sink.put_if(key, body.clone(), seen.as_deref()).await {

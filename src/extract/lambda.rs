@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use lambda_runtime::{service_fn, LambdaEvent};
+use lambda_runtime::{LambdaEvent, service_fn};
 
 use super::api::XClient;
 use super::sink::Sink;
@@ -46,7 +46,8 @@ fn number<T: std::str::FromStr>(name: &'static str) -> Result<Option<T>, Setting
 
 impl Settings {
     async fn from_env() -> Result<Self, SettingsError> {
-        let bucket = var("FLIXOPS_BUCKET").ok_or(SettingsError { name: "FLIXOPS_BUCKET", message: "not set".into() })?;
+        let bucket =
+            var("FLIXOPS_BUCKET").ok_or(SettingsError { name: "FLIXOPS_BUCKET", message: "not set".into() })?;
         let mut extract = Config::local_default(std::path::Path::new(".")).extract;
         extract.query = var("FLIXOPS_QUERY").unwrap_or(extract.query);
         extract.api_base_url = var("FLIXOPS_X_API_BASE_URL").unwrap_or(extract.api_base_url);
@@ -86,7 +87,10 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
     // lambda_runtime panics when these are missing; say which one instead.
     for name in ["AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION"] {
         if std::env::var_os(name).is_none() {
-            return Err(format!("{RUNTIME_API_VAR} is set but {name} is not: this is not a Lambda runtime environment").into());
+            return Err(format!(
+                "{RUNTIME_API_VAR} is set but {name} is not: this is not a Lambda runtime environment"
+            )
+            .into());
         }
     }
     let settings = Settings::from_env().await?;

@@ -95,7 +95,9 @@ pub enum ExtractError {
     #[error("checkpoint {location} is not valid: {message}; fix it, or delete it to fetch the whole 7-day window")]
     BadCheckpoint { location: String, message: String },
     /// A failure after some pages were stored: says what is safe and how to resume.
-    #[error("{cause}\nrun {run_id} stored {pages} page(s) in {location} before that; the checkpoint was not advanced, so re-running fetches them again (the staging model drops duplicates)")]
+    #[error(
+        "{cause}\nrun {run_id} stored {pages} page(s) in {location} before that; the checkpoint was not advanced, so re-running fetches them again (the staging model drops duplicates)"
+    )]
     Interrupted { run_id: String, pages: u32, location: String, cause: Box<ExtractError> },
 }
 
@@ -142,7 +144,8 @@ pub async fn run(job: &Job, source: &mut Source, sink: &Sink) -> Result<Report, 
         date: started.format("%Y-%m-%d").to_string(),
         extracted_at: started.timestamp_micros(),
     };
-    let mut pages = Pages { job, cx: std::sync::Arc::new(cx), deadline: Instant::now() + job.time_budget, newest: None };
+    let mut pages =
+        Pages { job, cx: std::sync::Arc::new(cx), deadline: Instant::now() + job.time_budget, newest: None };
     if let Err(cause) = pages.fetch_all(source, sink, &mut report).await {
         return Err(match report.pages {
             0 => cause,
@@ -154,7 +157,12 @@ pub async fn run(job: &Job, source: &mut Source, sink: &Sink) -> Result<Report, 
         let next = Checkpoint {
             since_id: Some(newest.to_string()),
             query: job.query.clone(),
-            last_run: LastRun { run_id, finished_at: chrono::Utc::now().to_rfc3339(), pages: report.pages, tweets: report.tweets },
+            last_run: LastRun {
+                run_id,
+                finished_at: chrono::Utc::now().to_rfc3339(),
+                pages: report.pages,
+                tweets: report.tweets,
+            },
         };
         let stored = checkpoint::advance(sink, &state_key, next, seen.map(|(_, v)| v)).await?;
         report.since_id_after = stored.since_id;
@@ -194,14 +202,16 @@ fn encode_page(cx: &RunContext, body: &[u8], origin: String, number: u32) -> Res
         .map(|error| format!("{origin}: partial error from the API (rows kept): {}", compact(error)))
         .collect();
     let next_token = page.meta.next_token.as_deref().map(str::to_string);
-    let mut encoded = Encoded { origin, key: None, bytes: Vec::new(), rows: 0, newest: page.newest_id(), next_token, warnings };
+    let mut encoded =
+        Encoded { origin, key: None, bytes: Vec::new(), rows: 0, newest: page.newest_id(), next_token, warnings };
     if page.data.is_empty() {
         return Ok(encoded);
     }
     let batch = page
         .to_batch(&cx.query, cx.extracted_at)
         .map_err(|source| ExtractError::Row { origin: encoded.origin.clone(), source })?;
-    encoded.bytes = parquet::encode(&batch).map_err(|e| ExtractError::BadPage { origin: encoded.origin.clone(), message: e.to_string() })?;
+    encoded.bytes = parquet::encode(&batch)
+        .map_err(|e| ExtractError::BadPage { origin: encoded.origin.clone(), message: e.to_string() })?;
     encoded.rows = batch.num_rows();
     encoded.key = Some(format!("{}/tweets/dt={}/{}-{number:04}.parquet", cx.prefix, cx.date, cx.run_id));
     Ok(encoded)
@@ -233,7 +243,9 @@ impl Pages<'_> {
         let mut number = 0u32;
         loop {
             let body = match client.page(since_id.as_deref(), next_token.as_deref(), self.deadline).await {
-                Err(ApiError::Rejected { status: 400, detail, .. }) if since_id.is_some() && detail.contains("since_id") => {
+                Err(ApiError::Rejected { status: 400, detail, .. })
+                    if since_id.is_some() && detail.contains("since_id") =>
+                {
                     let note = "the checkpoint is older than the 7-day search window; tweets in the gap are no longer searchable";
                     tracing::warn!("{note}; fetching the whole window");
                     report.warnings.push(note.to_string());
@@ -253,7 +265,12 @@ impl Pages<'_> {
     }
 
     /// Reads pages in order and encodes a few at once on worker threads; stores them in order.
-    async fn fetch_replay(&mut self, replay: &mut Replay, sink: &Sink, report: &mut Report) -> Result<(), ExtractError> {
+    async fn fetch_replay(
+        &mut self,
+        replay: &mut Replay,
+        sink: &Sink,
+        report: &mut Report,
+    ) -> Result<(), ExtractError> {
         let mut in_flight = std::collections::VecDeque::new();
         let mut number = 0u32;
         let mut exhausted = false;
@@ -261,7 +278,9 @@ impl Pages<'_> {
             while in_flight.len() < REPLAY_IN_FLIGHT && !exhausted {
                 let page = match self.job.max_pages.is_some_and(|max| number >= max) {
                     true => None,
-                    false => replay.next_page().map_err(|source| ExtractError::Replay { path: replay.root().display().to_string(), source })?,
+                    false => replay
+                        .next_page()
+                        .map_err(|source| ExtractError::Replay { path: replay.root().display().to_string(), source })?,
                 };
                 let Some(page) = page else {
                     exhausted = true;
@@ -269,7 +288,8 @@ impl Pages<'_> {
                 };
                 number += 1;
                 let cx = self.cx.clone();
-                in_flight.push_back(tokio::task::spawn_blocking(move || encode_page(&cx, &page.body, page.origin, number)));
+                in_flight
+                    .push_back(tokio::task::spawn_blocking(move || encode_page(&cx, &page.body, page.origin, number)));
             }
             let Some(task) = in_flight.pop_front() else { return Ok(()) };
             let encoded = task.await.expect("encoding task panicked")?;

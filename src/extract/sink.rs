@@ -167,7 +167,9 @@ where
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, SinkError> + Send + 'static) -> Result<T, SinkError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, SinkError> + Send + 'static,
+) -> Result<T, SinkError> {
     tokio::task::spawn_blocking(f).await.expect("storage task panicked")
 }
 

@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, Int64Builder, ListBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::Deserialize;
@@ -213,7 +212,12 @@ impl Columns {
         }
         self.hashtags.append(true);
         let m = t.public_metrics.as_ref();
-        let metrics = [m.and_then(|m| m.retweet_count), m.and_then(|m| m.reply_count), m.and_then(|m| m.like_count), m.and_then(|m| m.quote_count)];
+        let metrics = [
+            m.and_then(|m| m.retweet_count),
+            m.and_then(|m| m.reply_count),
+            m.and_then(|m| m.like_count),
+            m.and_then(|m| m.quote_count),
+        ];
         for (builder, value) in self.counts.iter_mut().zip(metrics) {
             builder.append_option(value);
         }

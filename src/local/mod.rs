@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use duckdb::{params, Connection};
+use duckdb::{Connection, params};
 use serde::Serialize;
 
 use crate::config::LocalTarget;
@@ -111,7 +111,8 @@ impl Warehouse {
         let root = self.lake.join(prefix).join("tweets");
         let files = list_parquet(&self.lake, &root)?;
         let loaded: HashSet<String> = {
-            let mut stmt = self.conn.prepare("SELECT file_name FROM ops.load_history").map_err(sql("reading the load history"))?;
+            let mut stmt =
+                self.conn.prepare("SELECT file_name FROM ops.load_history").map_err(sql("reading the load history"))?;
             let rows = stmt.query_map([], |r| r.get(0)).map_err(sql("reading the load history"))?;
             rows.collect::<Result<_, _>>().map_err(sql("reading the load history"))?
         };

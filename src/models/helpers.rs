@@ -86,12 +86,15 @@ fn array_size(dialect: &Dialect, expr: &str) -> String {
 
 /// Reads string argument `index` of helper `name`, or fails the render.
 fn arg<'a>(h: &'a Helper, name: &'static str, index: usize) -> Result<&'a str, RenderErrorReason> {
-    h.param(index)
-        .and_then(|p| p.value().as_str())
-        .ok_or(RenderErrorReason::ParamNotFoundForIndex(name, index))
+    h.param(index).and_then(|p| p.value().as_str()).ok_or(RenderErrorReason::ParamNotFoundForIndex(name, index))
 }
 
-fn kind_arg<'a>(dialect: &Dialect, h: &'a Helper, name: &'static str, index: usize) -> Result<&'a str, RenderErrorReason> {
+fn kind_arg<'a>(
+    dialect: &Dialect,
+    h: &'a Helper,
+    name: &'static str,
+    index: usize,
+) -> Result<&'a str, RenderErrorReason> {
     let kind = arg(h, name, index)?;
     match type_name(dialect, kind) {
         Some(_) => Ok(kind),
@@ -113,9 +116,10 @@ fn helper<F>(hb: &mut Handlebars, name: &'static str, f: F)
 where
     F: Fn(&Helper) -> Result<String, RenderErrorReason> + Send + Sync + 'static,
 {
-    let def = move |h: &Helper, _: &Handlebars, _: &Context, _: &mut RenderContext, out: &mut dyn Output| -> HelperResult {
-        Ok(out.write(&f(h)?)?)
-    };
+    let def =
+        move |h: &Helper, _: &Handlebars, _: &Context, _: &mut RenderContext, out: &mut dyn Output| -> HelperResult {
+            Ok(out.write(&f(h)?)?)
+        };
     hb.register_helper(name, Box::new(def));
 }
 
@@ -145,7 +149,8 @@ pub(super) fn render(model: &Model, dialect: &Dialect) -> Result<(String, Vec<St
     hb.set_strict_mode(true);
     hb.register_escape_fn(handlebars::no_escape);
     register(&mut hb, dialect, &refs);
-    let failed = |e: &dyn std::fmt::Display| ModelError::Render { origin: model.origin.clone(), message: e.to_string() };
+    let failed =
+        |e: &dyn std::fmt::Display| ModelError::Render { origin: model.origin.clone(), message: e.to_string() };
     let sql = hb.render_template(&model.template, &()).map_err(|e| failed(&e))?;
     let mut refs = refs.lock().expect("refs lock").clone();
     refs.sort();

@@ -2,7 +2,7 @@
 //! refresh a Snowflake dynamic table does by itself), in one transaction, and records each
 //! rendered SQL's checksum in `ops.model_ledger` so a changed definition is reported as such.
 
-use duckdb::{params, Connection, OptionalExt};
+use duckdb::{Connection, OptionalExt, params};
 use serde::Serialize;
 
 use super::Rendered;
@@ -41,7 +41,9 @@ pub struct ModelOutcome {
 
 /// A model failed; nothing of this transform was kept.
 #[derive(Debug, thiserror::Error)]
-#[error("model {model} failed: {source}\nno model was changed (the transform runs in one transaction); fix the model and run `flixops transform` again")]
+#[error(
+    "model {model} failed: {source}\nno model was changed (the transform runs in one transaction); fix the model and run `flixops transform` again"
+)]
 pub struct TransformError {
     model: String,
     #[source]
@@ -80,7 +82,10 @@ fn apply_one(conn: &Connection, model: &Rendered) -> Result<ModelOutcome, duckdb
         Some(_) => ModelChange::Refreshed,
     };
     let table = format!("\"{}\".\"{}\"", model.schema, model.name);
-    conn.execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS \"{}\";\nCREATE OR REPLACE TABLE {table} AS\n{}", model.schema, model.sql))?;
+    conn.execute_batch(&format!(
+        "CREATE SCHEMA IF NOT EXISTS \"{}\";\nCREATE OR REPLACE TABLE {table} AS\n{}",
+        model.schema, model.sql
+    ))?;
     conn.execute(
         "INSERT OR REPLACE INTO ops.model_ledger VALUES (?, ?, now(), 'applied')",
         params![model.id, model.checksum],

@@ -85,7 +85,10 @@ pub enum ModelError {
 /// The project's models from `dir` when it exists, else the built-in defaults.
 pub fn discover(dir: &Path) -> Result<Vec<Model>, ModelError> {
     if !dir.exists() {
-        return DEFAULT_MODELS.iter().map(|(path, text)| model_from(Path::new(path), text, format!("(built-in) models/{path}"))).collect();
+        return DEFAULT_MODELS
+            .iter()
+            .map(|(path, text)| model_from(Path::new(path), text, format!("(built-in) models/{path}")))
+            .collect();
     }
     let mut models = Vec::new();
     for schema_entry in std::fs::read_dir(dir).map_err(read(dir))? {
@@ -156,7 +159,8 @@ pub fn render_all(models: &[Model], dialect: &Dialect) -> Result<Vec<Rendered>, 
             return Err(ModelError::UnknownRef { origin: model.origin.clone(), target: target.clone(), known });
         }
         let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
-        let r = Rendered { id: model.id(), schema: model.schema.clone(), name: model.name.clone(), sql, refs, checksum };
+        let r =
+            Rendered { id: model.id(), schema: model.schema.clone(), name: model.name.clone(), sql, refs, checksum };
         rendered.insert(r.id.clone(), r);
     }
     topological(rendered)
@@ -188,7 +192,12 @@ mod tests {
 
     fn model(id: &str, template: &str) -> Model {
         let (schema, name) = id.split_once('.').unwrap();
-        Model { schema: schema.into(), name: name.into(), template: template.into(), origin: format!("models/{id}.sql") }
+        Model {
+            schema: schema.into(),
+            name: name.into(),
+            template: template.into(),
+            origin: format!("models/{id}.sql"),
+        }
     }
 
     #[test]
@@ -201,7 +210,8 @@ mod tests {
 
     #[test]
     fn unknown_ref_names_the_file() {
-        let err = render_all(&[model("marts.a", "SELECT * FROM {{ref \"staging.nope\"}}")], &Dialect::DuckDb).unwrap_err();
+        let err =
+            render_all(&[model("marts.a", "SELECT * FROM {{ref \"staging.nope\"}}")], &Dialect::DuckDb).unwrap_err();
         assert!(err.to_string().starts_with("models/marts.a.sql: refers to `staging.nope`"), "{err}");
     }
 

@@ -27,7 +27,11 @@ pub fn flixops(dir: &Path) -> Command {
 /// Runs a command and returns (exit code, stdout, stderr).
 pub fn output(cmd: &mut Command) -> (i32, String, String) {
     let out = cmd.output().expect("flixops runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 /// moto's server, started once per test binary on 127.0.0.1 and stopped when the process exits.
@@ -44,35 +48,47 @@ impl Drop for ChildGuard {
     }
 }
 
-/// The moto_server executable: $FLIXOPS_MOTO_SERVER, else the venv the test script makes.
-fn moto_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("FLIXOPS_MOTO_SERVER") {
+/// The venv Python that has moto: $FLIXOPS_TEST_PYTHON, else the venv the test script makes.
+pub fn test_python() -> PathBuf {
+    if let Some(path) = std::env::var_os("FLIXOPS_TEST_PYTHON") {
         return PathBuf::from(path);
     }
     let home = std::env::var("HOME").unwrap_or_default();
-    let path = PathBuf::from(home).join(".cache/flixops/venv/bin/moto_server");
-    assert!(path.exists(), "moto_server not found at {}: run the README's test command (scripts/test.sh), which installs it", path.display());
+    let path = PathBuf::from(home).join(".cache/flixops/venv/bin/python");
+    assert!(
+        path.exists(),
+        "{} not found: run the README's test command (scripts/test.sh), which installs moto",
+        path.display()
+    );
     path
 }
 
+/// Starts moto on 127.0.0.1 through tests/peers/moto_server.py (which corrects two S3 answers the
+/// Rust SDK rejects); `env` is extra environment for moto itself.
+pub fn start_moto(env: &[(&str, &str)]) -> Moto {
+    let port = free_port();
+    let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/moto_server.py");
+    let child = Command::new(test_python())
+        .arg(launcher)
+        .arg(port.to_string())
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moto starts");
+    let guard = ChildGuard(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto did not listen on 127.0.0.1:{port} within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto { endpoint: format!("http://127.0.0.1:{port}"), _child: guard }
+}
+
+/// moto, started once per test binary and stopped when the process exits.
 pub fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(|| {
-        let port = free_port();
-        let child = Command::new(moto_binary())
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server starts");
-        let guard = ChildGuard(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not listen on 127.0.0.1:{port} within 30 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Moto { endpoint: format!("http://127.0.0.1:{port}"), _child: guard }
-    })
+    MOTO.get_or_init(|| start_moto(&[]))
 }
 
 fn free_port() -> u16 {

@@ -1,0 +1,392 @@
+//! The extractor as a Lambda function: `provided.al2023`, a zip whose `bootstrap` is the flixops
+//! binary itself (or `--artifact`). A code change is detected by CodeSha256 of a byte-stable zip.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, LastUpdateStatus, Runtime, State};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use base64::Engine as _;
+use futures::future::BoxFuture;
+use sha2::Digest;
+
+use super::{Tags, failure};
+use crate::plan::{Address, Change, ErrorKind, Fields, Inputs, Observed, Outputs, Resource, ResourceError};
+
+/// The deployment package, built once per command.
+#[derive(Clone)]
+pub struct Artifact {
+    /// The zip.
+    pub zip: Vec<u8>,
+    /// base64(sha256(zip)), as Lambda reports CodeSha256.
+    pub sha256: String,
+    /// `x86_64` or `arm64`, read from the ELF header of `bootstrap`.
+    pub architecture: String,
+    /// Where it came from, for messages.
+    pub source: PathBuf,
+}
+
+impl std::fmt::Debug for Artifact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Artifact({}, {} bytes, {})", self.source.display(), self.zip.len(), self.sha256)
+    }
+}
+
+/// Why the deployment package cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// The file cannot be read.
+    #[error("{path}: cannot read the Lambda artifact", path = .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not a Linux x86_64/arm64 executable, or a zip without one named `bootstrap`.
+    #[error(
+        "{path}: {problem}; Lambda's provided.al2023 runtime needs a Linux x86_64 or arm64 executable: build one \
+         (e.g. `cargo build --release --target x86_64-unknown-linux-musl`) and pass it with --artifact PATH",
+        path = .path.display()
+    )]
+    NotLinux { path: PathBuf, problem: String },
+}
+
+impl Artifact {
+    /// Packages `path` (an executable, or a zip holding `bootstrap`); None packages this very binary.
+    pub fn load(path: Option<&Path>) -> Result<Self, ArtifactError> {
+        let source = match path {
+            Some(p) => p.to_path_buf(),
+            None => std::env::current_exe().map_err(|e| ArtifactError::Read { path: "flixops".into(), source: e })?,
+        };
+        let bytes = std::fs::read(&source).map_err(|e| ArtifactError::Read { path: source.clone(), source: e })?;
+        let not_linux = |problem: &str| ArtifactError::NotLinux { path: source.clone(), problem: problem.into() };
+        let (zip, bootstrap_head) = if bytes.starts_with(b"PK\x03\x04") {
+            let head = bootstrap_in_zip(&bytes).ok_or_else(|| not_linux("the zip has no file named `bootstrap`"))?;
+            (bytes, head)
+        } else {
+            let head = bytes[..bytes.len().min(64)].to_vec();
+            (zip_bootstrap(&bytes).map_err(|e| not_linux(&format!("cannot zip it: {e}")))?, head)
+        };
+        let architecture = elf_architecture(&bootstrap_head).ok_or_else(|| not_linux("not a Linux x86_64 or arm64 ELF executable"))?;
+        let sha256 = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&zip));
+        Ok(Self { zip, sha256, architecture: architecture.into(), source })
+    }
+}
+
+/// A zip with one entry, `bootstrap`, mode 755, a fixed timestamp: the same binary gives the same bytes.
+fn zip_bootstrap(binary: &[u8]) -> zip::result::ZipResult<Vec<u8>> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .unix_permissions(0o755)
+        .last_modified_time(zip::DateTime::default());
+    writer.start_file("bootstrap", options)?;
+    writer.write_all(binary)?;
+    Ok(writer.finish()?.into_inner())
+}
+
+fn bootstrap_in_zip(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).ok()?;
+    let mut entry = archive.by_name("bootstrap").ok()?;
+    let mut head = vec![0; 64];
+    let n = entry.read(&mut head).ok()?;
+    head.truncate(n);
+    Some(head)
+}
+
+/// `x86_64` or `arm64` from an ELF header's e_machine.
+fn elf_architecture(head: &[u8]) -> Option<&'static str> {
+    if head.len() < 20 || &head[..4] != b"\x7fELF" {
+        return None;
+    }
+    match u16::from_le_bytes([head[18], head[19]]) {
+        0x3e => Some("x86_64"),
+        0xb7 => Some("arm64"),
+        _ => None,
+    }
+}
+
+/// The extractor function.
+pub struct Function {
+    /// The Lambda client.
+    pub lambda: aws_sdk_lambda::Client,
+    /// Function name.
+    pub name: String,
+    /// Account and region, for the ARN.
+    pub account_id: String,
+    /// Region.
+    pub region: String,
+    /// The package.
+    pub artifact: Artifact,
+    /// Memory in MB.
+    pub memory_mb: i32,
+    /// Timeout in seconds.
+    pub timeout_secs: i32,
+    /// Environment variables; values may name an input as `{address}#{output}`.
+    pub environment: Vec<(String, EnvValue)>,
+    /// The execution role.
+    pub role_from: Address,
+    /// Tags.
+    pub tags: Tags,
+}
+
+/// An environment variable's value: literal, or an output of another resource.
+#[derive(Debug, Clone)]
+pub enum EnvValue {
+    /// As given.
+    Literal(String),
+    /// `inputs[address][key]`.
+    Output(Address, &'static str),
+}
+
+impl Function {
+    /// `aws_lambda_function.extract`.
+    pub fn address() -> Address {
+        Address::new("aws_lambda_function", "extract")
+    }
+
+    fn arn(&self) -> String {
+        format!("arn:aws:lambda:{}:{}:function:{}", self.region, self.account_id, self.name)
+    }
+
+    fn env_vars(&self, inputs: &Inputs) -> HashMap<String, String> {
+        self.environment
+            .iter()
+            .map(|(k, v)| {
+                let value = match v {
+                    EnvValue::Literal(s) => s.clone(),
+                    EnvValue::Output(address, key) => inputs.value(address, key),
+                };
+                (k.clone(), value)
+            })
+            .collect()
+    }
+
+    fn err<E>(&self, op: &str, e: &aws_sdk_lambda::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>) -> ResourceError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        failure(&Self::address(), op, e)
+    }
+
+    async fn create(&self, inputs: &Inputs) -> Result<(), ResourceError> {
+        let code = FunctionCode::builder().zip_file(Blob::new(self.artifact.zip.clone())).build();
+        // A role created seconds ago may not be assumable by Lambda yet (IAM is eventually consistent).
+        let mut delay = Duration::from_secs(1);
+        for attempt in 1.. {
+            let result = self
+                .lambda
+                .create_function()
+                .function_name(&self.name)
+                .runtime(Runtime::Providedal2023)
+                .handler("bootstrap")
+                .role(inputs.value(&self.role_from, "arn"))
+                .code(code.clone())
+                .architectures(Architecture::from(self.artifact.architecture.as_str()))
+                .memory_size(self.memory_mb)
+                .timeout(self.timeout_secs)
+                .environment(Environment::builder().set_variables(Some(self.env_vars(inputs))).build())
+                .set_tags(Some(self.tags.pairs().into_iter().collect()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt < 8 && e.code() == Some("InvalidParameterValueException")
+                    && e.message().is_some_and(|m| m.contains("cannot be assumed")) =>
+                {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(8));
+                }
+                Err(e) => return Err(self.err("create", &e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the function accepts another update (Lambda refuses one while one is in progress).
+    async fn wait_ready(&self) -> Result<(), ResourceError> {
+        for _ in 0..120 {
+            let out = self
+                .lambda
+                .get_function_configuration()
+                .function_name(&self.name)
+                .send()
+                .await
+                .map_err(|e| self.err("wait for update", &e))?;
+            let busy = out.state() == Some(&State::Pending) || out.last_update_status() == Some(&LastUpdateStatus::InProgress);
+            if !busy {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(ResourceError {
+            address: Self::address(),
+            op: "wait for update".into(),
+            message: "the function stayed busy for a minute; run `flixops deploy` again".into(),
+            kind: ErrorKind::Other,
+        })
+    }
+
+    async fn update_configuration(&self, inputs: &Inputs) -> Result<(), ResourceError> {
+        self.lambda
+            .update_function_configuration()
+            .function_name(&self.name)
+            .runtime(Runtime::Providedal2023)
+            .handler("bootstrap")
+            .role(inputs.value(&self.role_from, "arn"))
+            .memory_size(self.memory_mb)
+            .timeout(self.timeout_secs)
+            .environment(Environment::builder().set_variables(Some(self.env_vars(inputs))).build())
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| self.err("update configuration", &e))
+    }
+
+    async fn update_code(&self) -> Result<(), ResourceError> {
+        self.lambda
+            .update_function_code()
+            .function_name(&self.name)
+            .zip_file(Blob::new(self.artifact.zip.clone()))
+            .architectures(Architecture::from(self.artifact.architecture.as_str()))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| self.err("update code", &e))
+    }
+}
+
+const CONFIG_FIELDS: &[&str] = &["runtime", "handler", "role", "memory_mb", "timeout_secs", "environment"];
+
+impl Resource for Function {
+    fn address(&self) -> Address {
+        Self::address()
+    }
+
+    fn depends_on(&self) -> Vec<Address> {
+        let mut deps = vec![self.role_from.clone()];
+        for (_, v) in &self.environment {
+            if let EnvValue::Output(address, _) = v {
+                deps.push(address.clone());
+            }
+        }
+        deps.sort();
+        deps.dedup();
+        deps
+    }
+
+    fn read(&self) -> BoxFuture<'_, Result<Option<Observed>, ResourceError>> {
+        Box::pin(async move {
+            let out = match self.lambda.get_function().function_name(&self.name).send().await {
+                Ok(out) => out,
+                Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(None),
+                Err(e) => return Err(self.err("read", &e)),
+            };
+            let Some(c) = out.configuration else { return Ok(None) };
+            let mut env: Vec<String> = c
+                .environment()
+                .and_then(|e| e.variables())
+                .map(|vars| vars.iter().map(|(k, v)| format!("{k}={v}")).collect())
+                .unwrap_or_default();
+            env.sort();
+            let arch = c.architectures().first().map(|a| a.as_str().to_string()).unwrap_or("x86_64".into());
+            let fields: Fields = [
+                ("runtime", c.runtime().map(|r| r.as_str().to_string()).unwrap_or_default()),
+                ("handler", c.handler().unwrap_or_default().to_string()),
+                ("role", c.role().unwrap_or_default().to_string()),
+                ("architecture", arch),
+                ("memory_mb", c.memory_size().unwrap_or_default().to_string()),
+                ("timeout_secs", c.timeout().unwrap_or_default().to_string()),
+                ("environment", env.join(" ")),
+                ("code_sha256", c.code_sha256().unwrap_or_default().to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            Ok(Some(Observed { fields, outputs: [("arn".to_string(), self.arn())].into() }))
+        })
+    }
+
+    fn desired(&self, inputs: &Inputs) -> Fields {
+        let mut env: Vec<String> = self.env_vars(inputs).iter().map(|(k, v)| format!("{k}={v}")).collect();
+        env.sort();
+        [
+            ("runtime", "provided.al2023".to_string()),
+            ("handler", "bootstrap".to_string()),
+            ("role", inputs.value(&self.role_from, "arn")),
+            ("architecture", self.artifact.architecture.clone()),
+            ("memory_mb", self.memory_mb.to_string()),
+            ("timeout_secs", self.timeout_secs.to_string()),
+            ("environment", env.join(" ")),
+            ("code_sha256", self.artifact.sha256.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    fn planned_outputs(&self) -> Outputs {
+        [("arn".to_string(), self.arn())].into()
+    }
+
+    fn apply<'a>(
+        &'a self,
+        change: &'a Change,
+        observed: Option<&'a Observed>,
+        inputs: &'a Inputs,
+    ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
+        Box::pin(async move {
+            if observed.is_none() {
+                self.create(inputs).await?;
+                return Ok(self.planned_outputs());
+            }
+            if CONFIG_FIELDS.iter().any(|f| change.touches(f)) {
+                self.wait_ready().await?;
+                self.update_configuration(inputs).await?;
+            }
+            if change.touches("code_sha256") || change.touches("architecture") {
+                self.wait_ready().await?;
+                self.update_code().await?;
+            }
+            Ok(self.planned_outputs())
+        })
+    }
+
+    fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
+        Box::pin(async move {
+            self.lambda.delete_function().function_name(&self.name).send().await.map(drop).map_err(|e| self.err("delete", &e))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_binary_zips_to_the_same_bytes_and_a_script_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let small = dir.path().join("bootstrap");
+        // An ELF header is enough to package; the rest of the file is payload.
+        let mut bytes = std::fs::read(&exe).unwrap()[..64].to_vec();
+        bytes.extend_from_slice(b"payload");
+        std::fs::write(&small, &bytes).unwrap();
+        let a = Artifact::load(Some(&small)).unwrap();
+        let b = Artifact::load(Some(&small)).unwrap();
+        assert_eq!(a.sha256, b.sha256, "zips of the same binary must hash the same");
+        assert_eq!(a.architecture, if cfg!(target_arch = "aarch64") { "arm64" } else { "x86_64" });
+
+        let zipped = dir.path().join("fn.zip");
+        std::fs::write(&zipped, &a.zip).unwrap();
+        assert_eq!(Artifact::load(Some(&zipped)).unwrap().sha256, a.sha256, "a ready zip is used as is");
+
+        let script = dir.path().join("run.sh");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        let err = Artifact::load(Some(&script)).unwrap_err().to_string();
+        assert!(err.contains("not a Linux x86_64 or arm64 ELF executable") && err.contains("--artifact"), "{err}");
+    }
+}

@@ -1,0 +1,436 @@
+//! The data bucket (public access blocked, default encryption, versioning, TLS-only policy, tags)
+//! and its notification to Snowpipe's queue, merged into whatever notifications already exist.
+
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, FilterRule, FilterRuleName,
+    NotificationConfiguration, NotificationConfigurationFilter, PublicAccessBlockConfiguration, QueueConfiguration,
+    S3KeyFilter, ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+    ServerSideEncryptionRule, Tag, Tagging, VersioningConfiguration,
+};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use futures::future::BoxFuture;
+use serde_json::json;
+
+use super::{Tags, failure, policy, tags_field};
+use crate::plan::{Address, Change, ErrorKind, Fields, Inputs, Observed, Outputs, Resource, ResourceError};
+
+/// Sid of the bucket policy statement flixops owns; other statements are left alone.
+const TLS_SID: &str = "DenyInsecureTransport";
+const ALL_BLOCKED: &str = "all four settings on";
+
+/// The data bucket.
+pub struct Bucket {
+    /// The S3 client.
+    pub s3: aws_sdk_s3::Client,
+    /// Bucket name.
+    pub name: String,
+    /// Region to create it in.
+    pub region: String,
+    /// Tags.
+    pub tags: Tags,
+}
+
+impl Bucket {
+    /// `aws_s3_bucket.lake`.
+    pub fn address() -> Address {
+        Address::new("aws_s3_bucket", "lake")
+    }
+
+    fn err<E>(&self, op: &str, e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>) -> ResourceError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        failure(&Self::address(), op, e)
+    }
+
+    fn tls_statement(&self) -> serde_json::Value {
+        let doc: serde_json::Value =
+            serde_json::from_str(&policy::render("bucket-tls-only", &json!({ "bucket": self.name }))).unwrap_or_default();
+        doc["Statement"][0].clone()
+    }
+
+    async fn exists(&self) -> Result<bool, ResourceError> {
+        match self.s3.head_bucket().bucket(&self.name).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => Err(ResourceError {
+                address: Self::address(),
+                op: "read".into(),
+                message: format!(
+                    "bucket `{}` exists but this account cannot read it (bucket names are global): \
+                     choose another `bucket` in flixops.toml",
+                    self.name
+                ),
+                kind: ErrorKind::Other,
+            }),
+            Err(e) => Err(self.err("read", &e)),
+        }
+    }
+
+    async fn read_fields(&self) -> Result<Fields, ResourceError> {
+        let s3 = &self.s3;
+        let b = &self.name;
+        let (pab, enc, ver, pol, tags) = tokio::join!(
+            s3.get_public_access_block().bucket(b).send(),
+            s3.get_bucket_encryption().bucket(b).send(),
+            s3.get_bucket_versioning().bucket(b).send(),
+            s3.get_bucket_policy().bucket(b).send(),
+            s3.get_bucket_tagging().bucket(b).send(),
+        );
+        let mut f = Fields::new();
+        let pab = match pab {
+            Ok(out) => out.public_access_block_configuration.map(|c| describe_block(&c)).unwrap_or("none".into()),
+            Err(e) if e.code() == Some("NoSuchPublicAccessBlockConfiguration") => "none".into(),
+            Err(e) => return Err(self.err("read public access block", &e)),
+        };
+        f.insert("public_access_block".into(), pab);
+        let enc = match enc {
+            Ok(out) => out
+                .server_side_encryption_configuration
+                .map(|c| if c.rules.is_empty() { "disabled" } else { "enabled" })
+                .unwrap_or("disabled"),
+            Err(e) if e.code() == Some("ServerSideEncryptionConfigurationNotFoundError") => "disabled",
+            Err(e) => return Err(self.err("read encryption", &e)),
+        };
+        f.insert("default_encryption".into(), enc.into());
+        let ver = ver.map_err(|e| self.err("read versioning", &e))?;
+        f.insert("versioning".into(), ver.status.map(|s| s.as_str().to_string()).unwrap_or("Disabled".into()));
+        let pol = match pol {
+            Ok(out) => our_statement(out.policy.as_deref().unwrap_or("{}")),
+            Err(e) if e.code() == Some("NoSuchBucketPolicy") => "none".into(),
+            Err(e) => return Err(self.err("read policy", &e)),
+        };
+        f.insert("tls_only_policy".into(), pol);
+        let tags = match tags {
+            Ok(out) => out.tag_set.into_iter().map(|t| (t.key, t.value)).collect(),
+            Err(e) if e.code() == Some("NoSuchTagSet") => Vec::new(),
+            Err(e) => return Err(self.err("read tags", &e)),
+        };
+        f.insert("tags".into(), tags_field(tags.into_iter(), &self.tags.pairs()));
+        Ok(f)
+    }
+
+    async fn create(&self) -> Result<(), ResourceError> {
+        let mut create = self.s3.create_bucket().bucket(&self.name);
+        if self.region != "us-east-1" {
+            let constraint = BucketLocationConstraint::from(self.region.as_str());
+            create = create
+                .create_bucket_configuration(CreateBucketConfiguration::builder().location_constraint(constraint).build());
+        }
+        match create.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("BucketAlreadyOwnedByYou") => Ok(()),
+            Err(e) if e.code() == Some("BucketAlreadyExists") => Err(ResourceError {
+                address: Self::address(),
+                op: "create".into(),
+                message: format!("bucket name `{}` is taken (names are global): set another `bucket`", self.name),
+                kind: ErrorKind::Other,
+            }),
+            Err(e) => Err(self.err("create", &e)),
+        }
+    }
+
+    async fn put_field(&self, field: &str) -> Result<(), ResourceError> {
+        let s3 = &self.s3;
+        let b = &self.name;
+        match field {
+            "public_access_block" => {
+                let all = PublicAccessBlockConfiguration::builder()
+                    .block_public_acls(true)
+                    .ignore_public_acls(true)
+                    .block_public_policy(true)
+                    .restrict_public_buckets(true)
+                    .build();
+                s3.put_public_access_block().bucket(b).public_access_block_configuration(all).send().await.map(drop)
+                    .map_err(|e| self.err("put public access block", &e))
+            }
+            "default_encryption" => {
+                let default = ServerSideEncryptionByDefault::builder()
+                    .sse_algorithm(ServerSideEncryption::Aes256)
+                    .build()
+                    .map_err(|e| self.invalid(e))?;
+                let rule = ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(default).build();
+                let config = ServerSideEncryptionConfiguration::builder().rules(rule).build().map_err(|e| self.invalid(e))?;
+                s3.put_bucket_encryption().bucket(b).server_side_encryption_configuration(config).send().await.map(drop)
+                    .map_err(|e| self.err("put encryption", &e))
+            }
+            "versioning" => {
+                let on = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+                s3.put_bucket_versioning().bucket(b).versioning_configuration(on).send().await.map(drop)
+                    .map_err(|e| self.err("put versioning", &e))
+            }
+            "tags" => self.put_tags().await,
+            "tls_only_policy" => self.put_policy().await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Sets our tags, keeping everyone else's.
+    async fn put_tags(&self) -> Result<(), ResourceError> {
+        let existing = match self.s3.get_bucket_tagging().bucket(&self.name).send().await {
+            Ok(out) => out.tag_set,
+            Err(e) if e.code() == Some("NoSuchTagSet") => Vec::new(),
+            Err(e) => return Err(self.err("read tags", &e)),
+        };
+        let ours = self.tags.pairs();
+        let mut set: Vec<Tag> = existing.into_iter().filter(|t| !ours.iter().any(|(k, _)| *k == t.key)).collect();
+        for (k, v) in ours {
+            set.push(Tag::builder().key(k).value(v).build().map_err(|e| self.invalid(e))?);
+        }
+        let tagging = Tagging::builder().set_tag_set(Some(set)).build().map_err(|e| self.invalid(e))?;
+        self.s3.put_bucket_tagging().bucket(&self.name).tagging(tagging).send().await.map(drop)
+            .map_err(|e| self.err("put tags", &e))
+    }
+
+    /// Puts the TLS-only statement into the bucket policy, keeping the other statements.
+    async fn put_policy(&self) -> Result<(), ResourceError> {
+        let existing = match self.s3.get_bucket_policy().bucket(&self.name).send().await {
+            Ok(out) => out.policy.unwrap_or_default(),
+            Err(e) if e.code() == Some("NoSuchBucketPolicy") => String::new(),
+            Err(e) => return Err(self.err("read policy", &e)),
+        };
+        let mut doc: serde_json::Value = serde_json::from_str(&existing)
+            .unwrap_or_else(|_| json!({ "Version": "2012-10-17", "Statement": [] }));
+        let mut statements: Vec<serde_json::Value> = match doc.get("Statement") {
+            Some(serde_json::Value::Array(items)) => items.clone(),
+            Some(single) => vec![single.clone()],
+            None => Vec::new(),
+        };
+        statements.retain(|s| s.get("Sid").and_then(|v| v.as_str()) != Some(TLS_SID));
+        statements.push(self.tls_statement());
+        doc["Statement"] = serde_json::Value::Array(statements);
+        self.s3.put_bucket_policy().bucket(&self.name).policy(doc.to_string()).send().await.map(drop)
+            .map_err(|e| self.err("put policy", &e))
+    }
+
+    fn invalid(&self, e: aws_smithy_types::error::operation::BuildError) -> ResourceError {
+        ResourceError { address: Self::address(), op: "build request".into(), message: e.to_string(), kind: ErrorKind::Other }
+    }
+}
+
+/// The canonical form of flixops' TLS-only statement inside a bucket policy, or `none`.
+fn our_statement(policy_text: &str) -> String {
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(policy_text) else { return "none".into() };
+    let statements = match &doc["Statement"] {
+        serde_json::Value::Array(items) => items.clone(),
+        serde_json::Value::Null => Vec::new(),
+        single => vec![single.clone()],
+    };
+    statements
+        .into_iter()
+        .find(|s| s.get("Sid").and_then(|v| v.as_str()) == Some(TLS_SID))
+        .and_then(|s| policy::canonical(&s.to_string()).ok())
+        .unwrap_or_else(|| "none".into())
+}
+
+fn describe_block(c: &PublicAccessBlockConfiguration) -> String {
+    let settings = [
+        ("block_public_acls", c.block_public_acls),
+        ("ignore_public_acls", c.ignore_public_acls),
+        ("block_public_policy", c.block_public_policy),
+        ("restrict_public_buckets", c.restrict_public_buckets),
+    ];
+    if settings.iter().all(|(_, on)| *on == Some(true)) {
+        return ALL_BLOCKED.into();
+    }
+    settings.iter().map(|(k, on)| format!("{k}={}", on.unwrap_or(false))).collect::<Vec<_>>().join(",")
+}
+
+impl Resource for Bucket {
+    fn address(&self) -> Address {
+        Self::address()
+    }
+
+    fn read(&self) -> BoxFuture<'_, Result<Option<Observed>, ResourceError>> {
+        Box::pin(async move {
+            if !self.exists().await? {
+                return Ok(None);
+            }
+            let mut fields = self.read_fields().await?;
+            fields.insert("name".into(), self.name.clone());
+            Ok(Some(Observed { fields, outputs: self.planned_outputs() }))
+        })
+    }
+
+    fn desired(&self, _inputs: &Inputs) -> Fields {
+        let tls = policy::canonical(&self.tls_statement().to_string()).unwrap_or_default();
+        [
+            ("name", self.name.clone()),
+            ("public_access_block", ALL_BLOCKED.to_string()),
+            ("default_encryption", "enabled".to_string()),
+            ("versioning", "Enabled".to_string()),
+            ("tls_only_policy", tls),
+            ("tags", self.tags.field()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    fn planned_outputs(&self) -> Outputs {
+        [("name".to_string(), self.name.clone()), ("arn".to_string(), format!("arn:aws:s3:::{}", self.name))].into()
+    }
+
+    fn apply<'a>(
+        &'a self,
+        change: &'a Change,
+        observed: Option<&'a Observed>,
+        _inputs: &'a Inputs,
+    ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
+        Box::pin(async move {
+            if observed.is_none() {
+                self.create().await?;
+            }
+            // The TLS-only policy goes last: it is the one setting that can lock a caller out.
+            for field in ["public_access_block", "default_encryption", "versioning", "tags", "tls_only_policy"] {
+                if change.touches(field) {
+                    self.put_field(field).await?;
+                }
+            }
+            Ok(self.planned_outputs())
+        })
+    }
+
+    fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
+        Box::pin(async move {
+            self.s3.delete_bucket().bucket(&self.name).send().await.map(drop).map_err(|e| match e.code() {
+                Some("BucketNotEmpty") => ResourceError {
+                    address: Self::address(),
+                    op: "delete".into(),
+                    message: format!("bucket `{}` still holds data; it is kept (empty it first to delete it)", self.name),
+                    kind: ErrorKind::Other,
+                },
+                _ => self.err("delete", &e),
+            })
+        })
+    }
+}
+
+/// The bucket's event notification to Snowpipe's SQS queue (`notification_channel` of the pipe).
+pub struct Notification {
+    /// The S3 client.
+    pub s3: aws_sdk_s3::Client,
+    /// Bucket name.
+    pub bucket: String,
+    /// Rule id, unique per environment so two environments can share a bucket.
+    pub id: String,
+    /// Key prefix of the tweet files (`{prefix}/tweets/`).
+    pub key_prefix: String,
+    /// The resource whose `notification_channel` output is the queue ARN.
+    pub channel_from: Address,
+}
+
+impl Notification {
+    /// `aws_s3_bucket_notification.snowpipe`.
+    pub fn address() -> Address {
+        Address::new("aws_s3_bucket_notification", "snowpipe")
+    }
+
+    fn rule(&self, queue: &str) -> String {
+        format!("queue={queue} events=s3:ObjectCreated:* prefix={}", self.key_prefix)
+    }
+
+    async fn current(&self) -> Result<Option<NotificationConfiguration>, ResourceError> {
+        match self.s3.get_bucket_notification_configuration().bucket(&self.bucket).send().await {
+            Ok(out) => Ok(Some(
+                NotificationConfiguration::builder()
+                    .set_topic_configurations(out.topic_configurations)
+                    .set_queue_configurations(out.queue_configurations)
+                    .set_lambda_function_configurations(out.lambda_function_configurations)
+                    .set_event_bridge_configuration(out.event_bridge_configuration)
+                    .build(),
+            )),
+            Err(e) if e.code() == Some("NoSuchBucket") => Ok(None),
+            Err(e) => Err(failure(&Self::address(), "read", &e)),
+        }
+    }
+
+    /// Writes the configuration with our rule replaced by `ours` (None: removed); others untouched.
+    async fn write(&self, ours: Option<QueueConfiguration>) -> Result<(), ResourceError> {
+        let current = self.current().await?.unwrap_or_else(|| NotificationConfiguration::builder().build());
+        let mut queues: Vec<QueueConfiguration> =
+            current.queue_configurations.clone().unwrap_or_default().into_iter().filter(|q| q.id() != Some(self.id.as_str())).collect();
+        queues.extend(ours);
+        let merged = NotificationConfiguration::builder()
+            .set_topic_configurations(current.topic_configurations)
+            .set_queue_configurations(Some(queues))
+            .set_lambda_function_configurations(current.lambda_function_configurations)
+            .set_event_bridge_configuration(current.event_bridge_configuration)
+            .build();
+        self.s3
+            .put_bucket_notification_configuration()
+            .bucket(&self.bucket)
+            .notification_configuration(merged)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| failure(&Self::address(), "put notification", &e))
+    }
+}
+
+impl Resource for Notification {
+    fn address(&self) -> Address {
+        Self::address()
+    }
+
+    fn depends_on(&self) -> Vec<Address> {
+        vec![Bucket::address(), self.channel_from.clone()]
+    }
+
+    fn read(&self) -> BoxFuture<'_, Result<Option<Observed>, ResourceError>> {
+        Box::pin(async move {
+            let Some(config) = self.current().await? else { return Ok(None) };
+            let ours = config.queue_configurations().iter().find(|q| q.id() == Some(self.id.as_str()));
+            let Some(ours) = ours else { return Ok(None) };
+            let prefix = ours
+                .filter()
+                .and_then(|f| f.key())
+                .map(|k| k.filter_rules())
+                .unwrap_or_default()
+                .iter()
+                .find(|r| r.name() == Some(&FilterRuleName::Prefix))
+                .and_then(|r| r.value())
+                .unwrap_or("");
+            let events: Vec<&str> = ours.events().iter().map(|e| e.as_str()).collect();
+            let rule = format!("queue={} events={} prefix={prefix}", ours.queue_arn(), events.join(","));
+            Ok(Some(Observed { fields: [("rule".to_string(), rule)].into(), outputs: Outputs::new() }))
+        })
+    }
+
+    fn desired(&self, inputs: &Inputs) -> Fields {
+        [("rule".to_string(), self.rule(&inputs.value(&self.channel_from, "notification_channel")))].into()
+    }
+
+    fn apply<'a>(
+        &'a self,
+        _change: &'a Change,
+        _observed: Option<&'a Observed>,
+        inputs: &'a Inputs,
+    ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
+        Box::pin(async move {
+            let queue = inputs.value(&self.channel_from, "notification_channel");
+            let prefix = FilterRule::builder().name(FilterRuleName::Prefix).value(&self.key_prefix).build();
+            let filter = NotificationConfigurationFilter::builder()
+                .key(S3KeyFilter::builder().filter_rules(prefix).build())
+                .build();
+            let rule = QueueConfiguration::builder()
+                .id(&self.id)
+                .queue_arn(queue)
+                .events(aws_sdk_s3::types::Event::from("s3:ObjectCreated:*"))
+                .filter(filter)
+                .build()
+                .map_err(|e| ResourceError {
+                    address: Self::address(),
+                    op: "build request".into(),
+                    message: e.to_string(),
+                    kind: ErrorKind::Other,
+                })?;
+            self.write(Some(rule)).await?;
+            Ok(Outputs::new())
+        })
+    }
+
+    fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
+        Box::pin(self.write(None))
+    }
+}

@@ -1,0 +1,140 @@
+//! The EventBridge Scheduler schedule that invokes the extractor (`extract.schedule`).
+
+use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use futures::future::BoxFuture;
+
+use super::failure;
+use crate::plan::{Address, Change, ErrorKind, Fields, Inputs, Observed, Outputs, Resource, ResourceError};
+
+/// The schedule, in the default group.
+pub struct Schedule {
+    /// The Scheduler client.
+    pub scheduler: aws_sdk_scheduler::Client,
+    /// Schedule name.
+    pub name: String,
+    /// `rate(…)`, `cron(…)` or `at(…)`.
+    pub expression: String,
+    /// The function it invokes (`arn` output).
+    pub function_from: Address,
+    /// The role it invokes with (`arn` output).
+    pub role_from: Address,
+}
+
+impl Schedule {
+    /// `aws_scheduler_schedule.extract`.
+    pub fn address() -> Address {
+        Address::new("aws_scheduler_schedule", "extract")
+    }
+
+    fn parts(&self, inputs: &Inputs) -> Result<(Target, FlexibleTimeWindow), ResourceError> {
+        let invalid = |e: aws_smithy_types::error::operation::BuildError| ResourceError {
+            address: Self::address(),
+            op: "build request".into(),
+            message: e.to_string(),
+            kind: ErrorKind::Other,
+        };
+        let target = Target::builder()
+            .arn(inputs.value(&self.function_from, "arn"))
+            .role_arn(inputs.value(&self.role_from, "arn"))
+            .build()
+            .map_err(invalid)?;
+        let window = FlexibleTimeWindow::builder().mode(FlexibleTimeWindowMode::Off).build().map_err(invalid)?;
+        Ok((target, window))
+    }
+}
+
+const DESCRIPTION: &str = "Runs the flixops extractor";
+
+impl Resource for Schedule {
+    fn address(&self) -> Address {
+        Self::address()
+    }
+
+    fn depends_on(&self) -> Vec<Address> {
+        vec![self.role_from.clone(), self.function_from.clone()]
+    }
+
+    fn read(&self) -> BoxFuture<'_, Result<Option<Observed>, ResourceError>> {
+        Box::pin(async move {
+            let out = match self.scheduler.get_schedule().name(&self.name).send().await {
+                Ok(out) => out,
+                Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(None),
+                Err(e) => return Err(failure(&Self::address(), "read", &e)),
+            };
+            let target = out.target();
+            let fields: Fields = [
+                ("expression", out.schedule_expression().unwrap_or_default().to_string()),
+                ("state", out.state().map(|s| s.as_str().to_string()).unwrap_or_default()),
+                ("target", target.map(|t| t.arn().to_string()).unwrap_or_default()),
+                ("target_role", target.map(|t| t.role_arn().to_string()).unwrap_or_default()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            Ok(Some(Observed { fields, outputs: [("arn".to_string(), out.arn.unwrap_or_default())].into() }))
+        })
+    }
+
+    fn desired(&self, inputs: &Inputs) -> Fields {
+        [
+            ("expression", self.expression.clone()),
+            ("state", "ENABLED".to_string()),
+            ("target", inputs.value(&self.function_from, "arn")),
+            ("target_role", inputs.value(&self.role_from, "arn")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    fn apply<'a>(
+        &'a self,
+        _change: &'a Change,
+        observed: Option<&'a Observed>,
+        inputs: &'a Inputs,
+    ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
+        Box::pin(async move {
+            let (target, window) = self.parts(inputs)?;
+            // UpdateSchedule replaces the whole definition, so both paths send all of it.
+            let arn = if observed.is_none() {
+                self.scheduler
+                    .create_schedule()
+                    .name(&self.name)
+                    .description(DESCRIPTION)
+                    .schedule_expression(&self.expression)
+                    .state(ScheduleState::Enabled)
+                    .target(target)
+                    .flexible_time_window(window)
+                    .send()
+                    .await
+                    .map_err(|e| failure(&Self::address(), "create", &e))?
+                    .schedule_arn
+            } else {
+                self.scheduler
+                    .update_schedule()
+                    .name(&self.name)
+                    .description(DESCRIPTION)
+                    .schedule_expression(&self.expression)
+                    .state(ScheduleState::Enabled)
+                    .target(target)
+                    .flexible_time_window(window)
+                    .send()
+                    .await
+                    .map_err(|e| failure(&Self::address(), "update", &e))?
+                    .schedule_arn
+            };
+            Ok([("arn".to_string(), arn)].into())
+        })
+    }
+
+    fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
+        Box::pin(async move {
+            match self.scheduler.delete_schedule().name(&self.name).send().await {
+                Ok(_) => Ok(()),
+                Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(()),
+                Err(e) => Err(failure(&Self::address(), "delete", &e)),
+            }
+        })
+    }
+}

@@ -1,0 +1,156 @@
+//! The Secrets Manager secret that holds the X bearer token. `deploy` creates it empty; the value
+//! is set by `flixops secrets set` from stdin, so it never passes through flixops.toml or a plan.
+
+use aws_sdk_secretsmanager::types::Tag;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use futures::future::BoxFuture;
+
+use super::{Tags, failure, tags_field};
+use crate::plan::{Address, Change, Fields, Inputs, Observed, Outputs, Resource, ResourceError};
+
+/// The token's secret.
+pub struct Secret {
+    /// The Secrets Manager client.
+    pub secrets: aws_sdk_secretsmanager::Client,
+    /// Secret name (`flixops/{project}/{env}/x-bearer-token`).
+    pub name: String,
+    /// Tags.
+    pub tags: Tags,
+}
+
+const DESCRIPTION: &str = "X API bearer token for the flixops extractor; set with `flixops secrets set`";
+
+impl Secret {
+    /// `aws_secretsmanager_secret.x_token`.
+    pub fn address() -> Address {
+        Address::new("aws_secretsmanager_secret", "x_token")
+    }
+
+    fn tag_list(&self) -> Vec<Tag> {
+        self.tags.pairs().into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+    }
+}
+
+impl Resource for Secret {
+    fn address(&self) -> Address {
+        Self::address()
+    }
+
+    fn read(&self) -> BoxFuture<'_, Result<Option<Observed>, ResourceError>> {
+        Box::pin(async move {
+            let out = match self.secrets.describe_secret().secret_id(&self.name).send().await {
+                Ok(out) => out,
+                Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(None),
+                Err(e) => return Err(failure(&Self::address(), "read", &e)),
+            };
+            let mut fields = Fields::new();
+            fields.insert("name".into(), out.name.clone().unwrap_or_default());
+            fields.insert("description".into(), out.description.clone().unwrap_or_default());
+            let scheduled = out.deleted_date.is_some();
+            fields.insert("state".into(), if scheduled { "scheduled for deletion" } else { "active" }.into());
+            let tags = out.tags.unwrap_or_default().into_iter().map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()));
+            fields.insert("tags".into(), tags_field(tags, &self.tags.pairs()));
+            Ok(Some(Observed { fields, outputs: [("arn".to_string(), out.arn.unwrap_or_default())].into() }))
+        })
+    }
+
+    fn desired(&self, _inputs: &Inputs) -> Fields {
+        [
+            ("name", self.name.clone()),
+            ("description", DESCRIPTION.to_string()),
+            ("state", "active".to_string()),
+            ("tags", self.tags.field()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    fn apply<'a>(
+        &'a self,
+        change: &'a Change,
+        observed: Option<&'a Observed>,
+        _inputs: &'a Inputs,
+    ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
+        Box::pin(async move {
+            let address = Self::address();
+            let Some(observed) = observed else {
+                let out = self
+                    .secrets
+                    .create_secret()
+                    .name(&self.name)
+                    .description(DESCRIPTION)
+                    .set_tags(Some(self.tag_list()))
+                    .send()
+                    .await
+                    .map_err(|e| failure(&address, "create", &e))?;
+                return Ok([("arn".to_string(), out.arn.unwrap_or_default())].into());
+            };
+            if change.touches("state") {
+                self.secrets.restore_secret().secret_id(&self.name).send().await.map_err(|e| failure(&address, "restore", &e))?;
+            }
+            if change.touches("description") {
+                self.secrets
+                    .update_secret()
+                    .secret_id(&self.name)
+                    .description(DESCRIPTION)
+                    .send()
+                    .await
+                    .map_err(|e| failure(&address, "update description", &e))?;
+            }
+            if change.touches("tags") {
+                self.secrets
+                    .tag_resource()
+                    .secret_id(&self.name)
+                    .set_tags(Some(self.tag_list()))
+                    .send()
+                    .await
+                    .map_err(|e| failure(&address, "tag", &e))?;
+            }
+            Ok(observed.outputs.clone())
+        })
+    }
+
+    fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
+        Box::pin(async move {
+            // The default recovery window (30 days) applies: a destroyed token can be restored.
+            self.secrets
+                .delete_secret()
+                .secret_id(&self.name)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| failure(&Self::address(), "delete", &e))
+        })
+    }
+}
+
+/// Why `flixops secrets set` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SetSecretError {
+    /// Nothing on stdin.
+    #[error("no token on stdin: pipe it in, e.g. `flixops secrets set < token.txt` (it is never echoed or logged)")]
+    Empty,
+    /// The secret does not exist yet.
+    #[error("secret `{name}` does not exist yet: run `flixops deploy` first, then `flixops secrets set`")]
+    Missing { name: String },
+    /// Secrets Manager refused.
+    #[error("{0}")]
+    Service(ResourceError),
+}
+
+/// Stores a new token version; the value is sent once and never logged.
+pub async fn set_value(
+    secrets: &aws_sdk_secretsmanager::Client,
+    name: &str,
+    token: &crate::config::Secret,
+) -> Result<String, SetSecretError> {
+    if token.expose().trim().is_empty() {
+        return Err(SetSecretError::Empty);
+    }
+    match secrets.put_secret_value().secret_id(name).secret_string(token.expose().trim()).send().await {
+        Ok(out) => Ok(out.version_id.unwrap_or_default()),
+        Err(e) if e.code() == Some("ResourceNotFoundException") => Err(SetSecretError::Missing { name: name.into() }),
+        Err(e) => Err(SetSecretError::Service(failure(&Secret::address(), "put value", &e))),
+    }
+}

@@ -1,0 +1,194 @@
+//! The AWS resources of one environment, named from the project and environment, wired together
+//! by outputs: role ARNs into the function and schedule, the secret's ARN into the function's
+//! environment, Snowflake's IAM user into the role trust, the pipe's queue into the notification.
+
+use serde_json::json;
+
+use super::iam::Role;
+use super::lambda::{Artifact, EnvValue, Function};
+use super::s3::{Bucket, Notification};
+use super::schedule::Schedule;
+use super::secret::Secret;
+use super::{Session, Tags, policy};
+use crate::config::{AwsSnowflakeTarget, Config, EnvConfig};
+use crate::plan::{Address, Inputs, Resource};
+
+/// The names of everything flixops creates for one environment.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Names {
+    /// The data bucket.
+    pub bucket: String,
+    /// Role Snowflake's storage integration assumes.
+    pub snowflake_role: String,
+    /// The external ID flixops pins on both sides of that trust.
+    pub external_id: String,
+    /// The extractor's execution role.
+    pub extract_role: String,
+    /// The role the schedule invokes the extractor with.
+    pub scheduler_role: String,
+    /// The bearer token's secret.
+    pub secret: String,
+    /// The extractor function.
+    pub function: String,
+    /// The schedule.
+    pub schedule: String,
+    /// The bucket notification rule's id.
+    pub notification_id: String,
+}
+
+impl Names {
+    /// Derives every name from `{project}-{env}`.
+    pub fn new(project: &str, env: &str, target: &AwsSnowflakeTarget, account_id: &str) -> Self {
+        let base = format!("{project}-{env}");
+        Self {
+            bucket: target.bucket.clone(),
+            snowflake_role: format!("{base}-snowflake"),
+            external_id: format!("flixops-{account_id}-{base}"),
+            extract_role: format!("{base}-extract"),
+            scheduler_role: format!("{base}-scheduler"),
+            secret: format!("flixops/{project}/{env}/x-bearer-token"),
+            function: format!("{base}-extract"),
+            schedule: format!("{base}-extract"),
+            notification_id: format!("flixops-{env}-snowpipe"),
+        }
+    }
+}
+
+/// Where the Snowflake side's outputs come from, when Snowflake resources are in the graph.
+#[derive(Default)]
+pub struct Upstream {
+    /// Resource with output `iam_user_arn` (the storage integration).
+    pub integration: Option<Address>,
+    /// Resource with output `notification_channel` (the pipe).
+    pub pipe: Option<Address>,
+    /// Those resources themselves.
+    pub resources: Vec<Box<dyn Resource>>,
+}
+
+/// Memory of the extractor: parsing and parquet encoding stream page by page.
+const MEMORY_MB: i32 = 256;
+
+/// Every resource of the environment, Snowflake's included, ready for [`crate::plan::Graph::new`].
+pub fn resources(
+    config: &Config,
+    env: &EnvConfig,
+    target: &AwsSnowflakeTarget,
+    session: &Session,
+    artifact: Artifact,
+    upstream: Upstream,
+) -> Vec<Box<dyn Resource>> {
+    let names = Names::new(&config.project, &env.name, target, &session.account_id);
+    let tags = Tags { project: config.project.clone(), env: env.name.clone() };
+    let c = &session.clients;
+    let account = session.account_id.clone();
+    let region = session.region.clone();
+    let prefix = env.prefix.clone();
+    let role = |key, name: &str, description: &str| (key, name.to_string(), description.to_string());
+
+    let mut out: Vec<Box<dyn Resource>> = upstream.resources;
+    out.push(Box::new(Bucket { s3: c.s3.clone(), name: names.bucket.clone(), region: region.clone(), tags: tags.clone() }));
+
+    let (key, name, description) = role("snowflake", &names.snowflake_role, "Snowflake reads the tweet files (flixops)");
+    let integration = upstream.integration.clone();
+    let (trust_account, external_id) = (account.clone(), names.external_id.clone());
+    let read_data = json!({ "bucket": names.bucket, "prefix": prefix });
+    out.push(Box::new(Role {
+        iam: c.iam.clone(),
+        key,
+        name,
+        account_id: account.clone(),
+        description,
+        trust: Box::new(move |inputs: &Inputs| {
+            // Until the storage integration exists, only this account may assume the role.
+            let principal = match &integration {
+                Some(address) => inputs.value(address, "iam_user_arn"),
+                None => format!("arn:aws:iam::{trust_account}:root"),
+            };
+            policy::render("snowflake-trust", &json!({ "principal": principal, "external_id": external_id }))
+        }),
+        policy_name: "read-tweets".into(),
+        policy: Box::new(move |_: &Inputs| policy::render("snowflake-read", &read_data)),
+        depends_on: upstream.integration.iter().cloned().collect(),
+        tags: tags.clone(),
+    }));
+
+    out.push(Box::new(Secret { secrets: c.secrets.clone(), name: names.secret.clone(), tags: tags.clone() }));
+
+    let (key, name, description) = role("extract", &names.extract_role, "The flixops extractor Lambda");
+    let account_data = json!({ "account": account });
+    let extract_data = json!({
+        "bucket": names.bucket, "prefix": prefix, "account": account, "region": region,
+        "secret_name": names.secret, "function": names.function,
+    });
+    out.push(Box::new(Role {
+        iam: c.iam.clone(),
+        key,
+        name,
+        account_id: account.clone(),
+        description,
+        trust: Box::new(move |_: &Inputs| policy::render("lambda-trust", &account_data)),
+        policy_name: "extract".into(),
+        policy: Box::new(move |_: &Inputs| policy::render("extract", &extract_data)),
+        depends_on: Vec::new(),
+        tags: tags.clone(),
+    }));
+
+    let extract = &config.extract;
+    let mut environment = vec![
+        ("FLIXOPS_BUCKET".to_string(), EnvValue::Literal(names.bucket.clone())),
+        ("FLIXOPS_PREFIX".to_string(), EnvValue::Literal(prefix.clone())),
+        ("FLIXOPS_QUERY".to_string(), EnvValue::Literal(extract.query.clone())),
+        ("FLIXOPS_X_API_BASE_URL".to_string(), EnvValue::Literal(extract.api_base_url.clone())),
+        ("FLIXOPS_X_TOKEN_SECRET_ARN".to_string(), EnvValue::Output(Secret::address(), "arn")),
+    ];
+    if let Some(pages) = extract.max_pages {
+        environment.push(("FLIXOPS_MAX_PAGES".to_string(), EnvValue::Literal(pages.to_string())));
+    }
+    let timeout = (extract.time_budget_secs + 30).min(900) as i32;
+    out.push(Box::new(Function {
+        lambda: c.lambda.clone(),
+        name: names.function.clone(),
+        account_id: account.clone(),
+        region: region.clone(),
+        artifact,
+        memory_mb: MEMORY_MB,
+        timeout_secs: timeout,
+        environment,
+        role_from: Address::new("aws_iam_role", "extract"),
+        tags: tags.clone(),
+    }));
+
+    let (key, name, description) = role("scheduler", &names.scheduler_role, "EventBridge Scheduler runs the flixops extractor");
+    let invoke_data = json!({ "function_arn": format!("arn:aws:lambda:{region}:{account}:function:{}", names.function) });
+    let account_data = json!({ "account": account });
+    out.push(Box::new(Role {
+        iam: c.iam.clone(),
+        key,
+        name,
+        account_id: account.clone(),
+        description,
+        trust: Box::new(move |_: &Inputs| policy::render("scheduler-trust", &account_data)),
+        policy_name: "invoke-extract".into(),
+        policy: Box::new(move |_: &Inputs| policy::render("scheduler-invoke", &invoke_data)),
+        depends_on: Vec::new(),
+        tags: tags.clone(),
+    }));
+    out.push(Box::new(Schedule {
+        scheduler: c.scheduler.clone(),
+        name: names.schedule.clone(),
+        expression: extract.schedule.clone(),
+        function_from: Function::address(),
+        role_from: Address::new("aws_iam_role", "scheduler"),
+    }));
+
+    if let Some(pipe) = upstream.pipe {
+        out.push(Box::new(Notification {
+            s3: c.s3.clone(),
+            bucket: names.bucket.clone(),
+            id: names.notification_id.clone(),
+            key_prefix: format!("{prefix}/tweets/"),
+            channel_from: pipe,
+        }));
+    }
+    out
+}

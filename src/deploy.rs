@@ -1,0 +1,95 @@
+//! `plan`, `deploy` and `secrets set` for the cloud target: connect, build the graph, read, diff,
+//! apply. `plan` and the read phase of `deploy` make no write call (the call log proves it).
+
+use std::path::Path;
+
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
+use serde::Serialize;
+
+use crate::Error;
+use crate::aws::lambda::Artifact;
+use crate::aws::stack::{self, Names, Upstream};
+use crate::aws::{Session, secret};
+use crate::config::{AwsSnowflakeTarget, Config, EnvConfig, Target};
+use crate::plan::{ApplyReport, Graph, ObservedAll, Plan};
+
+/// A read and diffed environment, ready to show and to apply.
+pub struct Prepared {
+    /// Clients and the call log.
+    pub session: Session,
+    /// The resources, ordered.
+    pub graph: Graph,
+    /// What was read.
+    pub observed: ObservedAll,
+    /// The diff.
+    pub plan: Plan,
+}
+
+/// What `deploy` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeployReport {
+    /// The plan that was applied.
+    pub plan: Plan,
+    /// Resources that changed.
+    pub applied: ApplyReport,
+    /// Every AWS call that could change something, in order (empty on a converged re-run).
+    pub write_calls: Vec<String>,
+}
+
+/// The cloud part of an environment, or a usage error for the local target.
+pub fn cloud_target(env: &EnvConfig) -> Result<&AwsSnowflakeTarget, Error> {
+    match &env.target {
+        Target::AwsSnowflake(cloud) => Ok(cloud),
+        other => Err(Error::WrongTarget {
+            env: env.name.clone(),
+            target: other.kind(),
+            hint: "the local target has nothing to deploy: `flixops run` creates the lake and warehouse it needs",
+        }),
+    }
+}
+
+/// Connects, builds the graph and reads every resource concurrently. `extra` interceptors are
+/// added to every client (tests use them to inject faults).
+pub async fn prepare(
+    config: &Config,
+    env: &EnvConfig,
+    artifact: Option<&Path>,
+    extra: &[SharedInterceptor],
+    upstream: Upstream,
+) -> Result<Prepared, Error> {
+    let cloud = cloud_target(env)?;
+    let artifact = Artifact::load(artifact)?;
+    let session = Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), extra).await?;
+    prepare_in(session, config, env, artifact, upstream).await
+}
+
+/// [`prepare`] with a session already connected (tests point it at their own endpoint).
+pub async fn prepare_in(
+    session: Session,
+    config: &Config,
+    env: &EnvConfig,
+    artifact: Artifact,
+    upstream: Upstream,
+) -> Result<Prepared, Error> {
+    let cloud = cloud_target(env)?;
+    let graph = Graph::new(stack::resources(config, env, cloud, &session, artifact, upstream))?;
+    let observed = graph.read_all().await?;
+    let plan = graph.plan(&observed);
+    Ok(Prepared { session, graph, observed, plan })
+}
+
+impl Prepared {
+    /// Applies the plan; the report lists the write calls made.
+    pub async fn apply(self) -> Result<DeployReport, Error> {
+        let applied = self.graph.apply(&self.observed).await?;
+        Ok(DeployReport { plan: self.plan, applied, write_calls: self.session.calls.writes() })
+    }
+}
+
+/// `flixops secrets set`: stores the X bearer token in the environment's secret.
+pub async fn set_token(config: &Config, env: &EnvConfig, token: &crate::config::Secret) -> Result<String, Error> {
+    let cloud = cloud_target(env)?;
+    let session = Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), &[]).await?;
+    let names = Names::new(&config.project, &env.name, cloud, &session.account_id);
+    Ok(secret::set_value(&session.clients.secrets, &names.secret, token).await?)
+}

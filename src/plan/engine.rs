@@ -1,0 +1,294 @@
+//! The dependency graph: concurrent reads, planning with outputs passed along edges, ordered apply,
+//! reverse-ordered destroy.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::{Action, Address, Change, Inputs, Observed, Outputs, Plan, PlanError, PlannedChange, Resource};
+
+/// Resources in an order where every dependency comes before its dependants.
+pub struct Graph {
+    resources: Vec<Box<dyn Resource>>,
+}
+
+/// What `read` found for every resource, by address.
+pub type ObservedAll = BTreeMap<Address, Option<Observed>>;
+
+/// What an apply did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyReport {
+    /// Resources created, updated, replaced or deleted, in order.
+    pub applied: Vec<Address>,
+}
+
+impl Graph {
+    /// Orders the resources (stable: ties keep the given order); rejects duplicates, unknown
+    /// dependencies and cycles.
+    pub fn new(resources: Vec<Box<dyn Resource>>) -> Result<Self, PlanError> {
+        let addresses: Vec<Address> = resources.iter().map(|r| r.address()).collect();
+        let known: BTreeSet<&Address> = addresses.iter().collect();
+        if known.len() != addresses.len() {
+            return Err(PlanError::Graph("two resources share an address".into()));
+        }
+        for r in &resources {
+            if let Some(missing) = r.depends_on().into_iter().find(|d| !known.contains(d)) {
+                return Err(PlanError::Graph(format!("{} depends on unknown {missing}", r.address())));
+            }
+        }
+        let mut pending: Vec<Option<Box<dyn Resource>>> = resources.into_iter().map(Some).collect();
+        let mut placed: BTreeSet<Address> = BTreeSet::new();
+        let mut ordered = Vec::with_capacity(pending.len());
+        while ordered.len() < addresses.len() {
+            let next = pending.iter().position(|slot| {
+                slot.as_ref().is_some_and(|r| r.depends_on().iter().all(|d| placed.contains(d)))
+            });
+            let Some(index) = next else {
+                let stuck: Vec<String> = pending.iter().flatten().map(|r| r.address().0).collect();
+                return Err(PlanError::Graph(format!("dependency cycle among {}", stuck.join(", "))));
+            };
+            let resource = pending[index].take().expect("slot is filled");
+            placed.insert(resource.address());
+            ordered.push(resource);
+        }
+        Ok(Self { resources: ordered })
+    }
+
+    /// Addresses in apply order.
+    pub fn addresses(&self) -> Vec<Address> {
+        self.resources.iter().map(|r| r.address()).collect()
+    }
+
+    /// Reads every resource concurrently; all failures are reported together.
+    pub async fn read_all(&self) -> Result<ObservedAll, PlanError> {
+        let reads = futures::future::join_all(self.resources.iter().map(|r| r.read())).await;
+        let mut observed = ObservedAll::new();
+        let mut errors = Vec::new();
+        for (resource, result) in self.resources.iter().zip(reads) {
+            match result {
+                Ok(state) => {
+                    observed.insert(resource.address(), state);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() { Ok(observed) } else { Err(PlanError::Read(errors)) }
+    }
+
+    /// Diffs every resource against what was read. Outputs of resources that will be created are
+    /// their planned outputs, so a dependant shows [`super::UNKNOWN`] only for what is truly unknown.
+    pub fn plan(&self, observed: &ObservedAll) -> Plan {
+        let mut outputs: BTreeMap<Address, Outputs> = BTreeMap::new();
+        let mut changes = Vec::with_capacity(self.resources.len());
+        for resource in &self.resources {
+            let address = resource.address();
+            let state = observed.get(&address).and_then(Option::as_ref);
+            let change = resource.diff(state, &self.inputs(resource.as_ref(), &outputs));
+            let mut known = resource.planned_outputs();
+            if let (Some(state), false) = (state, change.action == Action::Replace) {
+                known.extend(state.outputs.clone());
+            }
+            outputs.insert(address.clone(), known);
+            changes.push(PlannedChange { address, change });
+        }
+        Plan::new(changes)
+    }
+
+    /// Applies in order, re-diffing each resource with its dependencies' real outputs. Stops at the
+    /// first failure and says what was applied and what was not.
+    pub async fn apply(&self, observed: &ObservedAll) -> Result<ApplyReport, PlanError> {
+        let mut outputs: BTreeMap<Address, Outputs> = BTreeMap::new();
+        let mut applied = Vec::new();
+        for (index, resource) in self.resources.iter().enumerate() {
+            let address = resource.address();
+            let state = observed.get(&address).and_then(Option::as_ref);
+            let inputs = self.inputs(resource.as_ref(), &outputs);
+            let change = resource.diff(state, &inputs);
+            let result = match change.action {
+                Action::NoOp => Ok(state.map(|s| s.outputs.clone()).unwrap_or_default()),
+                Action::Replace => self.replace(resource.as_ref(), &change, &inputs).await,
+                _ => resource.apply(&change, state, &inputs).await,
+            };
+            let mut known = resource.planned_outputs();
+            match result {
+                Ok(new) => known.extend(new),
+                Err(failed) => {
+                    let pending = self.resources[index..].iter().map(|r| r.address()).collect();
+                    return Err(PlanError::Apply { failed, applied, pending, verb: "deploy" });
+                }
+            }
+            if change.action != Action::NoOp {
+                applied.push(address.clone());
+            }
+            outputs.insert(address, known);
+        }
+        Ok(ApplyReport { applied })
+    }
+
+    async fn replace(&self, resource: &dyn Resource, change: &Change, inputs: &Inputs) -> Result<Outputs, super::ResourceError> {
+        resource.delete().await?;
+        let create = Change { action: Action::Create, ..change.clone() };
+        resource.apply(&create, None, inputs).await
+    }
+
+    /// What `destroy` would remove: every existing resource, dependants first.
+    pub fn destroy_plan(&self, observed: &ObservedAll) -> Plan {
+        let changes = self
+            .resources
+            .iter()
+            .rev()
+            .filter(|r| observed.get(&r.address()).is_some_and(Option::is_some))
+            .map(|r| PlannedChange {
+                address: r.address(),
+                change: Change { action: Action::Delete, fields: Vec::new(), reason: None },
+            })
+            .collect();
+        Plan::new(changes)
+    }
+
+    /// Deletes every existing resource in reverse dependency order.
+    pub async fn destroy(&self, observed: &ObservedAll) -> Result<ApplyReport, PlanError> {
+        let existing: Vec<&dyn Resource> = self
+            .resources
+            .iter()
+            .rev()
+            .filter(|r| observed.get(&r.address()).is_some_and(Option::is_some))
+            .map(|r| r.as_ref())
+            .collect();
+        let mut applied = Vec::new();
+        for (index, resource) in existing.iter().enumerate() {
+            if let Err(failed) = resource.delete().await {
+                let pending = existing[index..].iter().map(|r| r.address()).collect();
+                return Err(PlanError::Apply { failed, applied, pending, verb: "destroy" });
+            }
+            applied.push(resource.address());
+        }
+        Ok(ApplyReport { applied })
+    }
+
+    fn inputs(&self, resource: &dyn Resource, outputs: &BTreeMap<Address, Outputs>) -> Inputs {
+        let mut inputs = Inputs::default();
+        for dep in resource.depends_on() {
+            if let Some(values) = outputs.get(&dep) {
+                inputs.insert(dep, values.clone());
+            }
+        }
+        inputs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::plan::{Fields, ResourceError};
+
+    /// An in-memory resource: `store` plays the cloud, `log` records calls in order.
+    struct Fake {
+        name: &'static str,
+        deps: Vec<&'static str>,
+        value: &'static str,
+        store: Arc<Mutex<BTreeMap<String, Fields>>>,
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Resource for Fake {
+        fn address(&self) -> Address {
+            Address::new("fake", self.name)
+        }
+        fn depends_on(&self) -> Vec<Address> {
+            self.deps.iter().map(|d| Address::new("fake", d)).collect()
+        }
+        fn read(&self) -> BoxFuture<'_, Result<Option<Observed>, ResourceError>> {
+            let found = self.store.lock().unwrap().get(self.name).cloned();
+            Box::pin(async move {
+                Ok(found.map(|fields| {
+                    let id = fields["value"].clone();
+                    Observed { fields, outputs: [("id".to_string(), id)].into() }
+                }))
+            })
+        }
+        fn desired(&self, inputs: &Inputs) -> Fields {
+            let mut fields: Fields = [("value".to_string(), self.value.to_string())].into();
+            for d in self.depends_on() {
+                fields.insert(format!("from_{d}"), inputs.value(&d, "id"));
+            }
+            fields
+        }
+        fn apply<'a>(
+            &'a self,
+            _change: &'a Change,
+            _observed: Option<&'a Observed>,
+            inputs: &'a Inputs,
+        ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
+            Box::pin(async move {
+                self.log.lock().unwrap().push(format!("apply {}", self.name));
+                self.store.lock().unwrap().insert(self.name.to_string(), self.desired(inputs));
+                Ok([("id".to_string(), self.value.to_string())].into())
+            })
+        }
+        fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
+            Box::pin(async move {
+                self.log.lock().unwrap().push(format!("delete {}", self.name));
+                self.store.lock().unwrap().remove(self.name);
+                Ok(())
+            })
+        }
+    }
+
+    fn graph(store: &Arc<Mutex<BTreeMap<String, Fields>>>, log: &Arc<Mutex<Vec<String>>>) -> Graph {
+        let fake = |name, deps: &[&'static str], value| -> Box<dyn Resource> {
+            Box::new(Fake { name, deps: deps.to_vec(), value, store: store.clone(), log: log.clone() })
+        };
+        // Given out of order on purpose: c needs b, b needs a.
+        Graph::new(vec![fake("c", &["b"], "C"), fake("a", &[], "A"), fake("b", &["a"], "B")]).unwrap()
+    }
+
+    #[tokio::test]
+    async fn applies_in_dependency_order_passes_outputs_and_converges() {
+        let (store, log) = Default::default();
+        let g = graph(&store, &log);
+        let observed = g.read_all().await.unwrap();
+        let plan = g.plan(&observed);
+        assert_eq!((plan.add, plan.change, plan.destroy), (3, 0, 0));
+        let b = &plan.resources[1];
+        assert_eq!(b.address.0, "fake.b");
+        let from_a = b.change.fields.iter().find(|f| f.field == "from_fake.a").unwrap();
+        assert_eq!(from_a.after.as_deref(), Some(crate::plan::UNKNOWN), "a's id is only known after apply");
+
+        g.apply(&observed).await.unwrap();
+        assert_eq!(*log.lock().unwrap(), ["apply a", "apply b", "apply c"]);
+        assert_eq!(store.lock().unwrap()["b"]["from_fake.a"], "A", "b received a's output");
+
+        let again = g.plan(&g.read_all().await.unwrap());
+        assert!(again.is_empty(), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn destroy_walks_the_graph_in_reverse() {
+        let (store, log) = Default::default();
+        let g = graph(&store, &log);
+        g.apply(&g.read_all().await.unwrap()).await.unwrap();
+        log.lock().unwrap().clear();
+        let observed = g.read_all().await.unwrap();
+        assert_eq!(g.destroy_plan(&observed).destroy, 3);
+        g.destroy(&observed).await.unwrap();
+        assert_eq!(*log.lock().unwrap(), ["delete c", "delete b", "delete a"]);
+        assert!(store.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn cycles_and_unknown_dependencies_are_rejected() {
+        let (store, log): (Arc<Mutex<BTreeMap<String, Fields>>>, Arc<Mutex<Vec<String>>>) = Default::default();
+        let fake = |name, deps: &[&'static str]| -> Box<dyn Resource> {
+            Box::new(Fake { name, deps: deps.to_vec(), value: "v", store: store.clone(), log: log.clone() })
+        };
+        let cycle = Graph::new(vec![fake("a", &["b"]), fake("b", &["a"])]).err().unwrap();
+        assert!(cycle.to_string().contains("dependency cycle among fake.a, fake.b"), "{cycle}");
+        let unknown = Graph::new(vec![fake("a", &["zzz"])]).err().unwrap();
+        assert!(unknown.to_string().contains("fake.a depends on unknown fake.zzz"), "{unknown}");
+    }
+}

@@ -1,0 +1,429 @@
+//! `plan` / `deploy` of the AWS resources against moto's server on 127.0.0.1: first deploy creates
+//! everything, a second makes no write call, drift shows in plan and is repaired, a deploy that dies
+//! after any write converges on the next run, and bad credentials or region exit 3.
+//!
+//! Tests share one moto (one account) and isolate themselves by unique project names, so every
+//! bucket, role, secret, function and schedule name is their own.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use common::{flixops, moto, moto_env, output};
+use flixops::aws::lambda::Artifact;
+use flixops::aws::stack::Upstream;
+use flixops::aws::{Clients, Session};
+use flixops::config::{Config, EnvConfig};
+use flixops::plan::{Address, Change, Fields, Inputs, Observed, Outputs, Resource, ResourceError};
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+/// A project on the cloud target with a name no other test uses.
+struct Project {
+    dir: tempfile::TempDir,
+    name: String,
+}
+
+impl Project {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("t{:08x}", fastrand::u32(..));
+        let toml = format!(
+            "[project]\nname = \"{name}\"\n\n[extract]\nquery = \"#brexit\"\nschedule = \"rate(2 hours)\"\n\n\
+             [env.prod]\ntarget = \"aws-snowflake\"\nregion = \"us-east-1\"\n"
+        );
+        std::fs::write(dir.path().join("flixops.toml"), toml).unwrap();
+        Self { dir, name }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn bucket(&self) -> String {
+        format!("{}-prod-tweets", self.name)
+    }
+
+    /// A small Linux executable standing in for the Lambda's bootstrap; `tag` changes its bytes.
+    fn artifact(&self, tag: &str) -> PathBuf {
+        let mut bytes = std::fs::read("/bin/true").unwrap();
+        bytes.extend_from_slice(tag.as_bytes());
+        let path = self.path().join(format!("bootstrap-{tag}"));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn config(&self) -> (Config, EnvConfig) {
+        let config = Config::load(&self.path().join("flixops.toml")).unwrap();
+        let env = config.env(Some("prod")).unwrap().clone();
+        (config, env)
+    }
+
+    /// Runs the CLI against moto; returns (exit code, stdout, stderr).
+    fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let mut cmd = flixops(self.path());
+        cmd.args(args).envs(moto_env()).env("FLIXOPS_ARTIFACT", self.artifact("v1"));
+        output(&mut cmd)
+    }
+
+    fn deploy_json(&self) -> Value {
+        let (code, stdout, stderr) = self.cli(&["deploy", "--yes", "--output", "json"]);
+        assert_eq!(code, 0, "deploy failed:\n{stderr}");
+        serde_json::from_str(&stdout).unwrap()
+    }
+}
+
+fn sdk() -> aws_config::SdkConfig {
+    use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
+    let creds = Credentials::new("testing", "testing", None, None, "test");
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&moto().endpoint)
+        .credentials_provider(SharedCredentialsProvider::new(creds))
+        .build()
+}
+
+/// Clients on moto for checking what deploy did, outside flixops.
+fn clients() -> Clients {
+    Clients::new(&sdk(), &[])
+}
+
+fn writes(report: &Value) -> Vec<String> {
+    report["write_calls"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect()
+}
+
+fn operations(calls: &[String]) -> Vec<&str> {
+    calls.iter().map(|c| c.rsplit(':').next().unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_deploy_creates_everything_and_the_second_makes_no_write_call() {
+    let p = Project::new();
+    let (code, stdout, stderr) = p.cli(&["plan", "--detailed-exitcode", "--output", "json"]);
+    assert_eq!(code, 2, "changes pending → exit 2\n{stderr}");
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!((plan["add"].as_u64(), plan["change"].as_u64(), plan["destroy"].as_u64()), (Some(7), Some(0), Some(0)));
+    let c = clients();
+    assert!(c.s3.head_bucket().bucket(p.bucket()).send().await.is_err(), "plan must not create the bucket");
+
+    let first = p.deploy_json();
+    let first_writes = writes(&first);
+    let ops = operations(&first_writes);
+    for op in ["CreateBucket", "PutPublicAccessBlock", "PutBucketPolicy", "CreateRole", "CreateFunction", "CreateSchedule"] {
+        assert!(ops.contains(&op), "{op} missing from {ops:?}");
+    }
+
+    // What a user would check in the console.
+    let pab = c.s3.get_public_access_block().bucket(p.bucket()).send().await.unwrap();
+    let pab = pab.public_access_block_configuration().unwrap();
+    assert_eq!(
+        (pab.block_public_acls(), pab.ignore_public_acls(), pab.block_public_policy(), pab.restrict_public_buckets()),
+        (Some(true), Some(true), Some(true), Some(true))
+    );
+    let versioning = c.s3.get_bucket_versioning().bucket(p.bucket()).send().await.unwrap();
+    assert_eq!(versioning.status().map(|s| s.as_str()), Some("Enabled"));
+    let policy = c.s3.get_bucket_policy().bucket(p.bucket()).send().await.unwrap();
+    assert!(policy.policy().unwrap().contains("aws:SecureTransport"), "TLS-only policy");
+    let role = c.iam.get_role().role_name(format!("{}-prod-snowflake", p.name)).send().await.unwrap();
+    let trust = flixops::aws::policy::canonical(role.role().unwrap().assume_role_policy_document().unwrap()).unwrap();
+    assert!(trust.contains(&format!("flixops-123456789012-{}-prod", p.name)), "pinned external id: {trust}");
+    let function = c.lambda.get_function().function_name(format!("{}-prod-extract", p.name)).send().await.unwrap();
+    let config = function.configuration().unwrap();
+    assert_eq!(config.runtime().map(|r| r.as_str()), Some("provided.al2023"));
+    let env = config.environment().unwrap().variables().unwrap();
+    let secret = c.secrets.describe_secret().secret_id(format!("flixops/{}/prod/x-bearer-token", p.name)).send().await.unwrap();
+    assert_eq!(env.get("FLIXOPS_X_TOKEN_SECRET_ARN").map(String::as_str), secret.arn(), "secret ARN flows into the function");
+    assert_eq!(env.get("FLIXOPS_BUCKET"), Some(&p.bucket()));
+    let schedule = c.scheduler.get_schedule().name(format!("{}-prod-extract", p.name)).send().await.unwrap();
+    assert_eq!(schedule.schedule_expression(), Some("rate(2 hours)"));
+    assert_eq!(schedule.target().unwrap().arn(), config.function_arn().unwrap(), "schedule invokes the function");
+
+    let second = p.deploy_json();
+    assert_eq!(writes(&second), Vec::<String>::new(), "a converged deploy makes zero write calls");
+    assert_eq!(second["plan"]["add"].as_u64().unwrap() + second["plan"]["change"].as_u64().unwrap(), 0);
+    let (code, _, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "no changes → exit 0\n{stderr}");
+    assert!(stderr.contains("No changes."), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drift_shows_in_plan_and_deploy_repairs_exactly_it() {
+    let p = Project::new();
+    p.deploy_json();
+    let c = clients();
+    c.s3.delete_public_access_block().bucket(p.bucket()).send().await.unwrap();
+    let role = format!("{}-prod-extract", p.name);
+    let broad = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:PutObject","Resource":"arn:aws:s3:::*"}]}"#;
+    c.iam.put_role_policy().role_name(&role).policy_name("extract").policy_document(broad).send().await.unwrap();
+
+    let (code, _, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("  ~ aws_s3_bucket.lake\n"), "{stderr}");
+    assert!(stderr.contains("~ public_access_block") && stderr.contains("-> \"all four settings on\""), "{stderr}");
+    assert!(stderr.contains("  ~ aws_iam_role.extract\n") && stderr.contains("arn:aws:s3:::*"), "{stderr}");
+    assert!(stderr.contains("Plan: 0 to add, 2 to change, 0 to destroy."), "{stderr}");
+
+    let repair = p.deploy_json();
+    let calls = writes(&repair);
+    assert_eq!(operations(&calls), ["PutPublicAccessBlock", "PutRolePolicy"], "only the drifted settings are written");
+    let (code, _, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // A new binary: only the code is updated, detected by CodeSha256.
+    let mut cmd = flixops(p.path());
+    cmd.args(["deploy", "--yes", "--output", "json"]).envs(moto_env()).env("FLIXOPS_ARTIFACT", p.artifact("v2"));
+    let (code, stdout, stderr) = output(&mut cmd);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(operations(&writes(&report)), ["UpdateFunctionCode"]);
+}
+
+#[test]
+fn deploy_without_a_terminal_asks_for_yes_and_changes_nothing() {
+    let p = Project::new();
+    let (code, _, stderr) = p.cli(&["deploy"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("pass --yes"), "{stderr}");
+    assert!(stderr.contains("+ aws_s3_bucket.lake"), "the plan is shown first: {stderr}");
+    let (code, _, _) = p.cli(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 2, "nothing was applied");
+}
+
+/// Stands in for a Snowflake resource (issue: Snowflake resources) with fixed outputs.
+struct StandIn {
+    address: Address,
+    outputs: Outputs,
+}
+
+impl Resource for StandIn {
+    fn address(&self) -> Address {
+        self.address.clone()
+    }
+    fn read(&self) -> BoxFuture<'_, Result<Option<Observed>, ResourceError>> {
+        Box::pin(async move { Ok(Some(Observed { fields: Fields::new(), outputs: self.outputs.clone() })) })
+    }
+    fn desired(&self, _inputs: &Inputs) -> Fields {
+        Fields::new()
+    }
+    fn apply<'a>(&'a self, _: &'a Change, _: Option<&'a Observed>, _: &'a Inputs) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
+        Box::pin(async move { Ok(self.outputs.clone()) })
+    }
+    fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+const SNOWFLAKE_USER: &str = "arn:aws:iam::999999999999:user/sf-abc123";
+const PIPE_QUEUE: &str = "arn:aws:sqs:us-east-1:999999999999:sf-snowpipe-AIDA-queue";
+
+fn upstream() -> Upstream {
+    let integration = Address::new("snowflake_storage_integration", "lake");
+    let pipe = Address::new("snowflake_pipe", "tweets");
+    Upstream {
+        integration: Some(integration.clone()),
+        pipe: Some(pipe.clone()),
+        resources: vec![
+            Box::new(StandIn { address: integration, outputs: [("iam_user_arn".into(), SNOWFLAKE_USER.into())].into() }),
+            Box::new(StandIn { address: pipe, outputs: [("notification_channel".into(), PIPE_QUEUE.into())].into() }),
+        ],
+    }
+}
+
+async fn session(extra: &[SharedInterceptor]) -> Session {
+    Session::from_sdk("prod", &sdk(), None, extra).await.unwrap()
+}
+
+/// One in-process deploy with the Snowflake stand-ins; returns the write calls or the error text.
+async fn deploy_in_process(p: &Project, extra: &[SharedInterceptor]) -> Result<Vec<String>, String> {
+    let (config, env) = p.config();
+    let artifact = Artifact::load(Some(&p.artifact("v1"))).unwrap();
+    let prepared = flixops::deploy::prepare_in(session(extra).await, &config, &env, artifact, upstream())
+        .await
+        .map_err(|e| e.to_string())?;
+    prepared.apply().await.map(|r| r.write_calls).map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outputs_flow_into_the_trust_and_the_notification_merges_with_existing_rules() {
+    let p = Project::new();
+    let c = clients();
+    c.s3.create_bucket().bucket(p.bucket()).send().await.unwrap();
+    let theirs = aws_sdk_s3::types::QueueConfiguration::builder()
+        .id("other-team")
+        .queue_arn("arn:aws:sqs:us-east-1:123456789012:audit")
+        .events(aws_sdk_s3::types::Event::from("s3:ObjectRemoved:*"))
+        .build()
+        .unwrap();
+    let config = aws_sdk_s3::types::NotificationConfiguration::builder().queue_configurations(theirs).build();
+    c.s3.put_bucket_notification_configuration().bucket(p.bucket()).notification_configuration(config).send().await.unwrap();
+
+    let calls = deploy_in_process(&p, &[]).await.unwrap();
+    assert!(operations(&calls).contains(&"PutBucketNotificationConfiguration"), "{calls:?}");
+    assert!(!operations(&calls).contains(&"CreateBucket"), "the existing bucket is adopted: {calls:?}");
+
+    let notification = c.s3.get_bucket_notification_configuration().bucket(p.bucket()).send().await.unwrap();
+    let mut rules: Vec<(&str, &str)> =
+        notification.queue_configurations().iter().map(|q| (q.id().unwrap(), q.queue_arn())).collect();
+    rules.sort();
+    assert_eq!(rules, [("flixops-prod-snowpipe", PIPE_QUEUE), ("other-team", "arn:aws:sqs:us-east-1:123456789012:audit")]);
+
+    let role = c.iam.get_role().role_name(format!("{}-prod-snowflake", p.name)).send().await.unwrap();
+    let trust: Value =
+        serde_json::from_str(&flixops::aws::policy::canonical(role.role().unwrap().assume_role_policy_document().unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(trust["Statement"][0]["Principal"]["AWS"][0], SNOWFLAKE_USER, "the integration's IAM user is trusted");
+
+    assert_eq!(deploy_in_process(&p, &[]).await.unwrap(), Vec::<String>::new(), "converged");
+}
+
+/// Fails the Nth write call before it is sent, as if the process had been killed just there.
+#[derive(Debug)]
+struct DieAtWrite {
+    n: usize,
+    seen: AtomicUsize,
+}
+
+impl Intercept for DieAtWrite {
+    fn name(&self) -> &'static str {
+        "DieAtWrite"
+    }
+    fn read_before_serialization(
+        &self,
+        _: &BeforeSerializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let call = cfg.load::<Metadata>().map(|m| format!("{}:{}", m.service(), m.name())).unwrap_or_default();
+        if flixops::aws::is_write(&call) && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.n {
+            return Err(format!("simulated crash before {call}").into());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deploy_that_dies_after_any_step_converges_on_the_next_run() {
+    let total = deploy_in_process(&Project::new(), &[]).await.unwrap().len();
+    assert!(total >= 15, "a fresh deploy writes every resource: {total}");
+    for n in 1..=total {
+        let p = Project::new();
+        let die = SharedInterceptor::new(DieAtWrite { n, seen: AtomicUsize::new(0) });
+        let err = deploy_in_process(&p, &[die]).await.expect_err("the simulated crash stops the deploy");
+        assert!(err.contains("simulated crash") && err.contains("not applied:"), "step {n}: {err}");
+        assert!(err.contains("run `flixops deploy` again"), "step {n}: says how to resume: {err}");
+        deploy_in_process(&p, &[]).await.unwrap_or_else(|e| panic!("step {n}: the re-run failed: {e}"));
+        let after = deploy_in_process(&p, &[]).await.unwrap();
+        assert_eq!(after, Vec::<String>::new(), "step {n}: not converged");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_makes_no_write_call_even_with_drift() {
+    let p = Project::new();
+    deploy_in_process(&p, &[]).await.unwrap();
+    clients().s3.delete_bucket_policy().bucket(p.bucket()).send().await.unwrap();
+    let (config, env) = p.config();
+    let artifact = Artifact::load(Some(&p.artifact("v2"))).unwrap();
+    let prepared = flixops::deploy::prepare_in(session(&[]).await, &config, &env, artifact, upstream()).await.unwrap();
+    assert_eq!(prepared.plan.change, 2, "policy and code differ");
+    assert_eq!(prepared.session.calls.writes(), Vec::<String>::new());
+    assert!(prepared.session.calls.calls().len() > 10, "it did read");
+}
+
+#[test]
+fn unreachable_endpoint_missing_credentials_or_region_exit_3_with_the_fix() {
+    let p = Project::new();
+    let run = |env: Vec<(&'static str, String)>| {
+        let mut cmd = flixops(p.path());
+        cmd.args(["plan"]).env("FLIXOPS_ARTIFACT", p.artifact("v1"));
+        for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION"] {
+            cmd.env_remove(key);
+        }
+        cmd.envs(env);
+        output(&mut cmd)
+    };
+
+    let mut closed = moto_env();
+    closed.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    closed.push(("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")));
+    let (code, _, stderr) = run(closed);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("cannot reach AWS STS") && stderr.contains("aws sts get-caller-identity"), "{stderr}");
+
+    let mut no_creds = moto_env();
+    no_creds.retain(|(k, _)| !k.starts_with("AWS_ACCESS_KEY_ID") && !k.starts_with("AWS_SECRET"));
+    let (code, _, stderr) = run(no_creds);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("credentials"), "{stderr}");
+
+    // No region anywhere: the config names none either.
+    std::fs::write(p.path().join("flixops.toml"), format!("[project]\nname = \"{}\"\n[env.prod]\ntarget = \"aws-snowflake\"\n", p.name))
+        .unwrap();
+    let mut no_region = moto_env();
+    no_region.retain(|(k, _)| *k != "AWS_REGION");
+    let (code, _, stderr) = run(no_region);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("no AWS region") && stderr.contains("[env.prod]"), "{stderr}");
+}
+
+#[test]
+fn credentials_moto_refuses_exit_3() {
+    // This moto checks access keys against its IAM users, as AWS does.
+    let strict = common::start_moto(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")]);
+    let p = Project::new();
+    let mut cmd = flixops(p.path());
+    cmd.args(["deploy", "--yes"]).envs(moto_env()).env("AWS_ENDPOINT_URL", &strict.endpoint);
+    cmd.env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE").env("FLIXOPS_ARTIFACT", p.artifact("v1"));
+    let (code, _, stderr) = output(&mut cmd);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("AWS did not accept the credentials") && stderr.contains("InvalidClientTokenId"), "{stderr}");
+    drop(strict);
+}
+
+#[test]
+fn plan_on_a_local_environment_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n").unwrap();
+    let (code, _, stderr) = output(flixops(dir.path()).args(["plan"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("nothing to deploy") && stderr.contains("flixops run"), "{stderr}");
+    let (code, _, _) = output(flixops(dir.path()).args(["plan", "--detailed-exitcode"]));
+    assert_eq!(code, 1, "with --detailed-exitcode every error exits 1 (2 means changes)");
+}
+
+#[test]
+fn secrets_set_stores_stdin_without_echoing_it() {
+    use std::io::Write;
+    let p = Project::new();
+    p.deploy_json();
+    let token = "AAAAAAAAAAAAAAAAAAAAAtest-token-value";
+    let mut cmd = flixops(p.path());
+    cmd.args(["secrets", "set"]).envs(moto_env());
+    cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    writeln!(child.stdin.take().unwrap(), "{token}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains(token), "the token is never printed: {text}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let stored = rt
+        .block_on(clients().secrets.get_secret_value().secret_id(format!("flixops/{}/prod/x-bearer-token", p.name)).send())
+        .unwrap();
+    assert_eq!(stored.secret_string(), Some(token), "stored without the trailing newline");
+
+    let mut cmd = flixops(p.path());
+    cmd.args(["secrets", "set"]).envs(moto_env()).stdin(std::process::Stdio::null());
+    let (code, _, stderr) = output(&mut cmd);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("no token on stdin"), "{stderr}");
+}
