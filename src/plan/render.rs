@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::{Action, Plan};
+use super::{Action, FieldChange, Plan};
 
 /// Writes the plan for humans; no-op resources are left out, as terraform does.
 pub fn render_plan(w: &mut dyn Write, plan: &Plan, verb: &str) -> std::io::Result<()> {
@@ -25,15 +25,7 @@ pub fn render_plan(w: &mut dyn Write, plan: &Plan, verb: &str) -> std::io::Resul
         writeln!(w, "  {sign} {}", item.address)?;
         let width = change.fields.iter().map(|f| f.field.len()).max().unwrap_or(0);
         for f in &change.fields {
-            match (&f.before, &f.after, change.action) {
-                (_, Some(after), Action::Create) => writeln!(w, "      + {:<width$} = {}", f.field, quote(after))?,
-                (None, Some(after), _) => writeln!(w, "      + {:<width$} = {}", f.field, quote(after))?,
-                (Some(before), Some(after), _) => {
-                    writeln!(w, "      ~ {:<width$} = {} -> {}", f.field, quote(before), quote(after))?
-                }
-                (Some(before), None, _) => writeln!(w, "      - {:<width$} = {}", f.field, quote(before))?,
-                (None, None, _) => {}
-            }
+            write_field(w, f, width, change.action)?;
         }
         writeln!(w)?;
     }
@@ -44,6 +36,67 @@ pub fn render_plan(w: &mut dyn Write, plan: &Plan, verb: &str) -> std::io::Resul
     Ok(())
 }
 
+/// One field line; JSON documents are shown pretty, and on update as a line diff.
+fn write_field(w: &mut dyn Write, f: &FieldChange, width: usize, action: Action) -> std::io::Result<()> {
+    let name = &f.field;
+    let (before, after) = (f.before.as_deref(), f.after.as_deref());
+    let (before, after) = if action == Action::Create { (None, after) } else { (before, after) };
+    match (before.and_then(pretty_json), after.and_then(pretty_json)) {
+        (Some(old), Some(new)) => {
+            writeln!(w, "      ~ {name:<width$} = (JSON)")?;
+            for (sign, line) in line_diff(&old.lines().collect::<Vec<_>>(), &new.lines().collect::<Vec<_>>()) {
+                writeln!(w, "          {sign} {line}")?;
+            }
+            Ok(())
+        }
+        (None, Some(new)) if before.is_none() => {
+            writeln!(w, "      + {name:<width$} = (JSON)")?;
+            new.lines().try_for_each(|line| writeln!(w, "            {line}"))
+        }
+        _ => match (before, after) {
+            (None, Some(after)) => writeln!(w, "      + {name:<width$} = {}", quote(after)),
+            (Some(before), Some(after)) => writeln!(w, "      ~ {name:<width$} = {} -> {}", quote(before), quote(after)),
+            (Some(before), None) => writeln!(w, "      - {name:<width$} = {}", quote(before)),
+            (None, None) => Ok(()),
+        },
+    }
+}
+
+fn pretty_json(value: &str) -> Option<String> {
+    if !value.starts_with('{') {
+        return None;
+    }
+    let parsed: serde_json::Value = serde_json::from_str(value).ok()?;
+    serde_json::to_string_pretty(&parsed).ok()
+}
+
+/// A longest-common-subsequence line diff: ' ' kept, '-' removed, '+' added.
+fn line_diff<'a>(a: &[&'a str], b: &[&'a str]) -> Vec<(char, &'a str)> {
+    let (n, m) = (a.len(), b.len());
+    let mut lcs = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if a[i] == b[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::with_capacity(n + m));
+    while i < n && j < m {
+        if a[i] == b[j] {
+            out.push((' ', a[i]));
+            (i, j) = (i + 1, j + 1);
+        } else if lcs[i + 1][j] >= lcs[i][j + 1] {
+            out.push(('-', a[i]));
+            i += 1;
+        } else {
+            out.push(('+', b[j]));
+            j += 1;
+        }
+    }
+    out.extend(a[i..].iter().map(|l| ('-', *l)));
+    out.extend(b[j..].iter().map(|l| ('+', *l)));
+    out
+}
+
 fn quote(value: &str) -> String {
     if value == super::UNKNOWN { value.to_string() } else { format!("{value:?}") }
 }
@@ -51,7 +104,7 @@ fn quote(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Address, Change, FieldChange, PlannedChange};
+    use crate::plan::{Address, Change, PlannedChange};
 
     #[test]
     fn renders_like_terraform() {
@@ -73,7 +126,10 @@ mod tests {
                 address: Address("aws_iam_role.extract".into()),
                 change: Change {
                     action: Action::Update,
-                    fields: vec![field("policy", Some("a"), Some(crate::plan::UNKNOWN))],
+                    fields: vec![
+                        field("policy", Some("a"), Some(crate::plan::UNKNOWN)),
+                        field("doc", Some(r#"{"a":1}"#), Some(r#"{"a":2}"#)),
+                    ],
                     reason: None,
                 },
             },
@@ -86,8 +142,9 @@ mod tests {
         render_plan(&mut out, &plan, "plan").unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("  + aws_s3_bucket.lake\n      + versioning = \"Enabled\"\n"), "{text}");
-        assert!(text.contains("  ~ aws_iam_role.extract\n      ~ policy = \"a\" -> (known after apply)\n"), "{text}");
+        assert!(text.contains("      ~ policy = \"a\" -> (known after apply)\n"), "{text}");
         assert!(!text.contains("aws_lambda_function"), "no-ops are not listed: {text}");
+        assert!(text.contains("      ~ doc    = (JSON)\n            {\n          -   \"a\": 1\n          +   \"a\": 2\n            }\n"), "{text}");
         assert!(text.contains("Plan: 1 to add, 1 to change, 0 to destroy."), "{text}");
     }
 }
