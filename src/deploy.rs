@@ -23,6 +23,8 @@ pub struct Prepared {
     pub observed: ObservedAll,
     /// The diff.
     pub plan: Plan,
+    /// What `destroy` leaves in place (the data bucket, unless purging).
+    pub keep: Vec<crate::plan::Address>,
 }
 
 /// What `deploy` reports.
@@ -72,10 +74,32 @@ pub async fn prepare_in(
     upstream: Upstream,
 ) -> Result<Prepared, Error> {
     let cloud = cloud_target(env)?;
-    let graph = Graph::new(stack::resources(config, env, cloud, &session, artifact, upstream))?;
+    let graph = Graph::new(stack::resources(config, env, cloud, &session, artifact, upstream, false))?;
     let observed = graph.read_all().await?;
     let plan = graph.plan(&observed);
-    Ok(Prepared { session, graph, observed, plan })
+    Ok(Prepared { session, graph, observed, plan, keep: Vec::new() })
+}
+
+/// Reads the environment for `destroy`: the plan deletes every existing resource, dependants first,
+/// except the data bucket unless `purge_data`.
+pub async fn prepare_destroy(
+    session: Option<Session>,
+    config: &Config,
+    env: &EnvConfig,
+    upstream: Upstream,
+    purge_data: bool,
+) -> Result<Prepared, Error> {
+    let cloud = cloud_target(env)?;
+    let session = match session {
+        Some(session) => session,
+        None => Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), &[]).await?,
+    };
+    let resources = stack::resources(config, env, cloud, &session, Artifact::none(), upstream, purge_data);
+    let graph = Graph::new(resources)?;
+    let observed = graph.read_all().await?;
+    let keep = if purge_data { Vec::new() } else { vec![crate::aws::s3::Bucket::address()] };
+    let plan = graph.destroy_plan(&observed, &keep);
+    Ok(Prepared { session, graph, observed, plan, keep })
 }
 
 impl Prepared {
@@ -83,6 +107,19 @@ impl Prepared {
     pub async fn apply(self) -> Result<DeployReport, Error> {
         let applied = self.graph.apply(&self.observed).await?;
         Ok(DeployReport { plan: self.plan, applied, write_calls: self.session.calls.writes() })
+    }
+}
+
+impl Prepared {
+    /// Deletes what the destroy plan lists, dependants first.
+    pub async fn destroy(self) -> Result<DeployReport, Error> {
+        let applied = self.graph.destroy(&self.observed, &self.keep).await?;
+        Ok(DeployReport { plan: self.plan, applied, write_calls: self.session.calls.writes() })
+    }
+
+    /// The kept resources that exist (reported so nobody is surprised the bucket is still there).
+    pub fn kept(&self) -> Vec<crate::plan::Address> {
+        self.keep.iter().filter(|a| self.observed.get(*a).is_some_and(Option::is_some)).cloned().collect()
     }
 }
 

@@ -195,10 +195,25 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
             })
         }
         Command::Init(_) => Err(not_yet("init", "write flixops.toml by hand; `flixops run --demo` needs none")),
-        Command::Destroy(_) => Err(not_yet(
-            "destroy",
-            "delete the resources `flixops plan` lists, in reverse order, with the AWS CLI or console",
-        )),
+        Command::Destroy(args) => {
+            let (config, env) = config_and_env(global)?;
+            let prepared = deploy::prepare_destroy(None, &config, &env, Upstream::default(), args.purge_data).await?;
+            let kept = prepared.kept();
+            if output.format == Format::Human {
+                let mut err = std::io::stderr().lock();
+                render_plan(&mut err, &prepared.plan, "destroy").ok();
+                for address in &kept {
+                    writeln!(err, "  kept: {address} and its data (pass --purge-data to delete them too)").ok();
+                }
+            }
+            if !prepared.plan.is_empty() && !args.yes {
+                approve()?;
+            }
+            let report = prepared.destroy().await?;
+            print(output, &report, |w| {
+                writeln!(w, "Destroy complete! Resources: {} destroyed.", report.applied.applied.len())
+            })
+        }
         Command::Doctor(_) => Err(not_yet("doctor", "`flixops run` reports every step's outcome")),
         Command::Export(_) => Err(not_yet("export", "no workaround yet")),
     }

@@ -427,3 +427,52 @@ fn secrets_set_stores_stdin_without_echoing_it() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("no token on stdin"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_keeps_the_data_bucket_unless_purge_data_and_a_redeploy_restores_everything() {
+    let p = Project::new();
+    let c = clients();
+    // Data first: moto ignores aws:SecureTransport, so after deploy its TLS-only policy denies object calls.
+    c.s3.create_bucket().bucket(p.bucket()).send().await.unwrap();
+    let on = aws_sdk_s3::types::VersioningConfiguration::builder().status(aws_sdk_s3::types::BucketVersioningStatus::Enabled).build();
+    c.s3.put_bucket_versioning().bucket(p.bucket()).versioning_configuration(on).send().await.unwrap();
+    for body in ["v1", "v2"] {
+        let put = c.s3.put_object().bucket(p.bucket()).key("flixops/tweets/dt=2026-11-25/a.parquet");
+        put.body(body.as_bytes().to_vec().into()).send().await.unwrap();
+    }
+    p.deploy_json();
+
+    let (code, _, stderr) = p.cli(&["destroy"]);
+    assert_eq!(code, 1, "no terminal and no --yes: nothing is destroyed\n{stderr}");
+    assert!(stderr.contains("- aws_lambda_function.extract") && stderr.contains("pass --yes"), "{stderr}");
+
+    let (code, stdout, stderr) = p.cli(&["destroy", "--yes", "--output", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let destroyed: Vec<&str> = report["applied"]["applied"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert_eq!(
+        destroyed,
+        [
+            "aws_scheduler_schedule.extract",
+            "aws_iam_role.scheduler",
+            "aws_lambda_function.extract",
+            "aws_iam_role.extract",
+            "aws_secretsmanager_secret.x_token",
+            "aws_iam_role.snowflake",
+        ],
+        "reverse dependency order, the bucket kept"
+    );
+    assert!(c.s3.head_bucket().bucket(p.bucket()).send().await.is_ok(), "the data bucket is kept");
+    assert!(c.lambda.get_function().function_name(format!("{}-prod-extract", p.name)).send().await.is_err());
+
+    let redeploy = p.deploy_json();
+    assert!(operations(&writes(&redeploy)).contains(&"RestoreSecret"), "the secret in its recovery window is restored");
+    assert_eq!(writes(&p.deploy_json()), Vec::<String>::new(), "converged again");
+
+    let (code, _, stderr) = p.cli(&["destroy", "--yes", "--purge-data"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(c.s3.head_bucket().bucket(p.bucket()).send().await.is_err(), "purged: bucket and every version gone");
+    let (code, _, stderr) = p.cli(&["destroy", "--yes"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("Nothing to destroy."), "{stderr}");
+}

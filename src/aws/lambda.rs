@@ -76,6 +76,13 @@ impl Artifact {
     }
 }
 
+impl Artifact {
+    /// No package, for commands that never upload code (`destroy`).
+    pub fn none() -> Self {
+        Self { zip: Vec::new(), sha256: String::new(), architecture: "x86_64".into(), source: PathBuf::new() }
+    }
+}
+
 /// A zip with one entry, `bootstrap`, mode 755, a fixed timestamp: the same binary gives the same bytes.
 fn zip_bootstrap(binary: &[u8]) -> zip::result::ZipResult<Vec<u8>> {
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));

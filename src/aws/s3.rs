@@ -28,6 +28,8 @@ pub struct Bucket {
     pub region: String,
     /// Tags.
     pub tags: Tags,
+    /// `destroy --purge-data`: delete every object version before the bucket.
+    pub purge_data: bool,
 }
 
 impl Bucket {
@@ -203,6 +205,69 @@ impl Bucket {
             .map_err(|e| self.err("put policy", &e))
     }
 
+    /// Deletes every object version and delete marker, after flixops' own bucket policy (the bucket
+    /// is going away, and a deny-by-condition must not stand in the way of emptying it).
+    async fn empty(&self) -> Result<(), ResourceError> {
+        match self.s3.delete_bucket_policy().bucket(&self.name).send().await {
+            Ok(_) => {}
+            Err(e) if e.code() == Some("NoSuchBucketPolicy") => {}
+            Err(e) => return Err(self.err("delete policy", &e)),
+        }
+        let (mut key_marker, mut version_marker) = (None, None);
+        loop {
+            let page = self
+                .s3
+                .list_object_versions()
+                .bucket(&self.name)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(|e| self.err("list object versions", &e))?;
+            let versions = page.versions().iter().map(|v| (v.key(), v.version_id()));
+            let markers = page.delete_markers().iter().map(|m| (m.key(), m.version_id()));
+            let objects = versions
+                .chain(markers)
+                .filter_map(|(key, version)| {
+                    aws_sdk_s3::types::ObjectIdentifier::builder().key(key?).set_version_id(version.map(str::to_string)).build().ok()
+                })
+                .collect::<Vec<_>>();
+            if !objects.is_empty() {
+                let delete = aws_sdk_s3::types::Delete::builder()
+                    .set_objects(Some(objects))
+                    .quiet(true)
+                    .build()
+                    .map_err(|e| self.invalid(e))?;
+                let out = self
+                    .s3
+                    .delete_objects()
+                    .bucket(&self.name)
+                    .delete(delete)
+                    .send()
+                    .await
+                    .map_err(|e| self.err("delete objects", &e))?;
+                if let Some(first) = out.errors().first() {
+                    return Err(ResourceError {
+                        address: Self::address(),
+                        op: "delete objects".into(),
+                        message: format!(
+                            "{} object(s) not deleted, e.g. {}: {}",
+                            out.errors().len(),
+                            first.key().unwrap_or("?"),
+                            first.message().unwrap_or("?")
+                        ),
+                        kind: ErrorKind::Other,
+                    });
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok(());
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            version_marker = page.next_version_id_marker().map(str::to_string);
+        }
+    }
+
     fn invalid(&self, e: aws_smithy_types::error::operation::BuildError) -> ResourceError {
         ResourceError { address: Self::address(), op: "build request".into(), message: e.to_string(), kind: ErrorKind::Other }
     }
@@ -293,11 +358,14 @@ impl Resource for Bucket {
 
     fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
         Box::pin(async move {
+            if self.purge_data {
+                self.empty().await?;
+            }
             self.s3.delete_bucket().bucket(&self.name).send().await.map(drop).map_err(|e| match e.code() {
                 Some("BucketNotEmpty") => ResourceError {
                     address: Self::address(),
                     op: "delete".into(),
-                    message: format!("bucket `{}` still holds data; it is kept (empty it first to delete it)", self.name),
+                    message: format!("bucket `{}` still holds data; pass --purge-data to delete it with everything in it", self.name),
                     kind: ErrorKind::Other,
                 },
                 _ => self.err("delete", &e),

@@ -31,6 +31,34 @@ impl Secret {
     }
 }
 
+impl Secret {
+    /// Brings a secret back from its recovery window (or adopts one a concurrent run just created),
+    /// with our description and tags.
+    async fn restore(&self) -> Result<String, ResourceError> {
+        let address = Self::address();
+        let found =
+            self.secrets.describe_secret().secret_id(&self.name).send().await.map_err(|e| failure(&address, "read", &e))?;
+        if found.deleted_date.is_some() {
+            self.secrets.restore_secret().secret_id(&self.name).send().await.map_err(|e| failure(&address, "restore", &e))?;
+        }
+        self.secrets
+            .update_secret()
+            .secret_id(&self.name)
+            .description(DESCRIPTION)
+            .send()
+            .await
+            .map_err(|e| failure(&address, "update description", &e))?;
+        self.secrets
+            .tag_resource()
+            .secret_id(&self.name)
+            .set_tags(Some(self.tag_list()))
+            .send()
+            .await
+            .map_err(|e| failure(&address, "tag", &e))?;
+        Ok(found.arn.unwrap_or_default())
+    }
+}
+
 impl Resource for Secret {
     fn address(&self) -> Address {
         Self::address()
@@ -43,11 +71,14 @@ impl Resource for Secret {
                 Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(None),
                 Err(e) => return Err(failure(&Self::address(), "read", &e)),
             };
+            // A secret in its recovery window after `destroy` is gone as far as a user can tell;
+            // creating it again restores it.
+            if out.deleted_date.is_some() {
+                return Ok(None);
+            }
             let mut fields = Fields::new();
             fields.insert("name".into(), out.name.clone().unwrap_or_default());
             fields.insert("description".into(), out.description.clone().unwrap_or_default());
-            let scheduled = out.deleted_date.is_some();
-            fields.insert("state".into(), if scheduled { "scheduled for deletion" } else { "active" }.into());
             let tags = out.tags.unwrap_or_default().into_iter().map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()));
             fields.insert("tags".into(), tags_field(tags, &self.tags.pairs()));
             Ok(Some(Observed { fields, outputs: [("arn".to_string(), out.arn.unwrap_or_default())].into() }))
@@ -58,7 +89,6 @@ impl Resource for Secret {
         [
             ("name", self.name.clone()),
             ("description", DESCRIPTION.to_string()),
-            ("state", "active".to_string()),
             ("tags", self.tags.field()),
         ]
         .into_iter()
@@ -75,20 +105,19 @@ impl Resource for Secret {
         Box::pin(async move {
             let address = Self::address();
             let Some(observed) = observed else {
-                let out = self
-                    .secrets
-                    .create_secret()
-                    .name(&self.name)
-                    .description(DESCRIPTION)
-                    .set_tags(Some(self.tag_list()))
-                    .send()
-                    .await
-                    .map_err(|e| failure(&address, "create", &e))?;
-                return Ok([("arn".to_string(), out.arn.unwrap_or_default())].into());
+                let created =
+                    self.secrets.create_secret().name(&self.name).description(DESCRIPTION).set_tags(Some(self.tag_list())).send().await;
+                let arn = match created {
+                    Ok(out) => out.arn.unwrap_or_default(),
+                    // AWS answers InvalidRequestException for a name in its recovery window (moto:
+                    // ResourceExistsException); either way the secret is brought back.
+                    Err(e) if matches!(e.code(), Some("InvalidRequestException" | "ResourceExistsException")) => {
+                        self.restore().await?
+                    }
+                    Err(e) => return Err(failure(&address, "create", &e)),
+                };
+                return Ok([("arn".to_string(), arn)].into());
             };
-            if change.touches("state") {
-                self.secrets.restore_secret().secret_id(&self.name).send().await.map_err(|e| failure(&address, "restore", &e))?;
-            }
             if change.touches("description") {
                 self.secrets
                     .update_secret()

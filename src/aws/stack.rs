@@ -76,6 +76,7 @@ pub fn resources(
     session: &Session,
     artifact: Artifact,
     upstream: Upstream,
+    purge_data: bool,
 ) -> Vec<Box<dyn Resource>> {
     let names = Names::new(&config.project, &env.name, target, &session.account_id);
     let tags = Tags { project: config.project.clone(), env: env.name.clone() };
@@ -86,7 +87,7 @@ pub fn resources(
     let role = |key, name: &str, description: &str| (key, name.to_string(), description.to_string());
 
     let mut out: Vec<Box<dyn Resource>> = upstream.resources;
-    out.push(Box::new(Bucket { s3: c.s3.clone(), name: names.bucket.clone(), region: region.clone(), tags: tags.clone() }));
+    out.push(Box::new(Bucket { s3: c.s3.clone(), name: names.bucket.clone(), region: region.clone(), tags: tags.clone(), purge_data }));
 
     let (key, name, description) = role("snowflake", &names.snowflake_role, "Snowflake reads the tweet files (flixops)");
     let integration = upstream.integration.clone();

@@ -131,13 +131,11 @@ impl Graph {
         resource.apply(&create, None, inputs).await
     }
 
-    /// What `destroy` would remove: every existing resource, dependants first.
-    pub fn destroy_plan(&self, observed: &ObservedAll) -> Plan {
+    /// What `destroy` would remove: every existing resource not in `keep`, dependants first.
+    pub fn destroy_plan(&self, observed: &ObservedAll, keep: &[Address]) -> Plan {
         let changes = self
-            .resources
-            .iter()
-            .rev()
-            .filter(|r| observed.get(&r.address()).is_some_and(Option::is_some))
+            .doomed(observed, keep)
+            .into_iter()
             .map(|r| PlannedChange {
                 address: r.address(),
                 change: Change { action: Action::Delete, fields: Vec::new(), reason: None },
@@ -146,24 +144,27 @@ impl Graph {
         Plan::new(changes)
     }
 
-    /// Deletes every existing resource in reverse dependency order.
-    pub async fn destroy(&self, observed: &ObservedAll) -> Result<ApplyReport, PlanError> {
-        let existing: Vec<&dyn Resource> = self
-            .resources
-            .iter()
-            .rev()
-            .filter(|r| observed.get(&r.address()).is_some_and(Option::is_some))
-            .map(|r| r.as_ref())
-            .collect();
+    /// Deletes every existing resource not in `keep`, in reverse dependency order.
+    pub async fn destroy(&self, observed: &ObservedAll, keep: &[Address]) -> Result<ApplyReport, PlanError> {
+        let doomed = self.doomed(observed, keep);
         let mut applied = Vec::new();
-        for (index, resource) in existing.iter().enumerate() {
+        for (index, resource) in doomed.iter().enumerate() {
             if let Err(failed) = resource.delete().await {
-                let pending = existing[index..].iter().map(|r| r.address()).collect();
+                let pending = doomed[index..].iter().map(|r| r.address()).collect();
                 return Err(PlanError::Apply { failed, applied, pending, verb: "destroy" });
             }
             applied.push(resource.address());
         }
         Ok(ApplyReport { applied })
+    }
+
+    fn doomed(&self, observed: &ObservedAll, keep: &[Address]) -> Vec<&dyn Resource> {
+        self.resources
+            .iter()
+            .rev()
+            .filter(|r| observed.get(&r.address()).is_some_and(Option::is_some) && !keep.contains(&r.address()))
+            .map(|r| r.as_ref())
+            .collect()
     }
 
     fn inputs(&self, resource: &dyn Resource, outputs: &BTreeMap<Address, Outputs>) -> Inputs {
@@ -274,10 +275,11 @@ mod tests {
         g.apply(&g.read_all().await.unwrap()).await.unwrap();
         log.lock().unwrap().clear();
         let observed = g.read_all().await.unwrap();
-        assert_eq!(g.destroy_plan(&observed).destroy, 3);
-        g.destroy(&observed).await.unwrap();
-        assert_eq!(*log.lock().unwrap(), ["delete c", "delete b", "delete a"]);
-        assert!(store.lock().unwrap().is_empty());
+        let keep = [Address::new("fake", "a")];
+        assert_eq!(g.destroy_plan(&observed, &keep).destroy, 2);
+        g.destroy(&observed, &keep).await.unwrap();
+        assert_eq!(*log.lock().unwrap(), ["delete c", "delete b"], "dependants first, the kept one stays");
+        assert_eq!(store.lock().unwrap().keys().collect::<Vec<_>>(), ["a"]);
     }
 
     #[test]

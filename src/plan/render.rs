@@ -6,6 +6,9 @@ use super::{Action, FieldChange, Plan};
 
 /// Writes the plan for humans; no-op resources are left out, as terraform does.
 pub fn render_plan(w: &mut dyn Write, plan: &Plan, verb: &str) -> std::io::Result<()> {
+    if plan.is_empty() && verb == "destroy" {
+        return writeln!(w, "Nothing to destroy.");
+    }
     if plan.is_empty() {
         return writeln!(w, "No changes. The infrastructure matches the configuration.");
     }
