@@ -143,13 +143,35 @@ pub struct ExportArgs {
     /// What to export
     #[arg(value_enum)]
     pub what: ExportKind,
+    /// terraform: the directory to write the module into
+    #[arg(long, value_name = "DIR", default_value = "flixops-ci-terraform")]
+    pub dir: PathBuf,
+    /// terraform: replace files that exist with other content
+    #[arg(long)]
+    pub force: bool,
+    /// iam-policy: only the read permissions `flixops plan` needs
+    #[arg(long)]
+    pub read_only: bool,
+    /// iam-policy, policies: the AWS account id to scope ARNs to [default: asked from STS]
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+    /// github-actions: the branch whose pushes deploy
+    #[arg(long, default_value = "main")]
+    pub branch: String,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ExportKind {
+    /// The CI bootstrap module (GitHub OIDC + plan/deploy roles) into --dir; needs no flixops.toml
     Terraform,
+    /// An Airflow DAG (extract → transform → doctor) on stdout
     Airflow,
+    /// A GitHub Actions workflow (plan on PRs, deploy + doctor on --branch) on stdout
     GithubActions,
+    /// The IAM policy `flixops deploy` needs for this environment, on stdout
+    IamPolicy,
+    /// Every IAM and bucket policy flixops renders for this environment, as one JSON object
+    Policies,
 }
 
 #[derive(Debug, Args)]

@@ -127,6 +127,6 @@ impl Prepared {
 pub async fn set_token(config: &Config, env: &EnvConfig, token: &crate::config::Secret) -> Result<String, Error> {
     let cloud = cloud_target(env)?;
     let session = Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), &[]).await?;
-    let names = Names::new(&config.project, &env.name, cloud, &session.account_id);
+    let names = Names::new(&config.project, &env.name, &cloud.bucket, &session.account_id);
     Ok(secret::set_value(&session.clients.secrets, &names.secret, token).await?)
 }

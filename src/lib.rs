@@ -4,12 +4,14 @@
 pub mod aws;
 pub mod config;
 pub mod deploy;
+pub mod export;
 pub mod extract;
 pub mod local;
 pub mod models;
 pub mod output;
 pub mod pipeline;
 pub mod plan;
+pub mod templates;
 
 /// Every failure a command can end with; `main` maps each to a documented exit code.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,12 @@ pub enum Error {
     /// `secrets set` failed.
     #[error(transparent)]
     SetSecret(#[from] aws::secret::SetSecretError),
+    /// An export could not be written.
+    #[error(transparent)]
+    Export(#[from] export::ExportError),
+    /// Arguments that parse but make no sense together.
+    #[error("{0}")]
+    Usage(String),
     /// The user did not approve the plan.
     #[error("{0}")]
     NotApproved(String),
@@ -55,7 +63,7 @@ pub enum Error {
 impl Error {
     /// True when the user fixes it in flixops.toml or the command line (exit code 2).
     pub fn is_usage(&self) -> bool {
-        matches!(self, Error::Config(_) | Error::WrongTarget { .. } | Error::Artifact(_))
+        matches!(self, Error::Config(_) | Error::WrongTarget { .. } | Error::Artifact(_) | Error::Usage(_))
     }
 
     /// True when a service could not be reached or refused the credentials (exit code 3).

@@ -13,7 +13,7 @@ use flixops::config::{Config, ConfigError, EnvConfig};
 use flixops::output::{Format, Output};
 use flixops::pipeline::{self, Input};
 
-use cli::{Cli, Command, OutputArg, SecretsCommand};
+use cli::{Cli, Command, ExportKind, OutputArg, SecretsCommand};
 use flixops::aws::stack::Upstream;
 use flixops::deploy;
 use flixops::plan::render_plan;
@@ -215,7 +215,75 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
             })
         }
         Command::Doctor(_) => Err(not_yet("doctor", "`flixops run` reports every step's outcome")),
-        Command::Export(_) => Err(not_yet("export", "no workaround yet")),
+        Command::Export(args) => export(global, output, args).await,
+    }
+}
+
+async fn export(global: &cli::Global, output: Output, args: cli::ExportArgs) -> Result<ExitCode, Error> {
+    use flixops::export;
+    if let ExportKind::Terraform = args.what {
+        let written = export::write_files(&args.dir, &export::terraform_files(), args.force)?;
+        let paths: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+        return print(output, &paths, |w| {
+            paths.iter().try_for_each(|p| writeln!(w, "wrote {p}"))?;
+            writeln!(w, "next: see {}/README.md (terraform init && terraform apply)", args.dir.display())
+        });
+    }
+    let (config, env) = config_and_env(global)?;
+    if let ExportKind::Airflow = args.what {
+        return emit(&export::airflow(&config, &env)?);
+    }
+    let cloud = deploy::cloud_target(&env)?;
+    let region_hint = || Error::Usage(format!("set `region` under [env.{}] in {}", env.name, config.path.display()));
+    match args.what {
+        ExportKind::GithubActions => {
+            let region = cloud.region.clone().ok_or_else(region_hint)?;
+            emit(&export::github_actions(&env, &region, &args.branch)?)
+        }
+        _ => {
+            let (account, region) = match (&args.account_id, &cloud.region) {
+                (Some(id), Some(region)) => (valid_account(id)?, region.clone()),
+                _ => {
+                    let session = flixops::aws::Session::connect(
+                        &env.name,
+                        cloud.aws_profile.as_deref(),
+                        cloud.region.as_deref(),
+                        &[],
+                    )
+                    .await?;
+                    let account = args.account_id.as_deref().map(valid_account).transpose()?;
+                    (account.unwrap_or(session.account_id), session.region)
+                }
+            };
+            let scope = flixops::aws::stack::Scope::of(&config, &env, cloud, &account, &region);
+            let value = if let ExportKind::IamPolicy = args.what {
+                serde_json::from_str(&scope.deployer_policy(args.read_only)).unwrap_or_default()
+            } else {
+                let principal = "arn:aws:iam::<snowflake-account>:user/<from DESC INTEGRATION>";
+                let docs = scope.policies(principal).into_iter();
+                serde_json::Value::Object(docs.map(|(k, v)| (k, serde_json::from_str(&v).unwrap_or_default())).collect())
+            };
+            emit(&(serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"))
+        }
+    }
+}
+
+fn valid_account(id: &str) -> Result<String, Error> {
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(id.to_string())
+    } else {
+        Err(Error::Usage(format!("--account-id `{id}`: an AWS account id is 12 digits")))
+    }
+}
+
+/// Writes an exported artifact to stdout (a closed pipe is not an error).
+fn emit(text: &str) -> Result<ExitCode, Error> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("error: writing output: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+        _ => Ok(ExitCode::SUCCESS),
     }
 }
 

@@ -114,8 +114,8 @@ impl Resource for Role {
     fn desired(&self, inputs: &Inputs) -> Fields {
         [
             ("name", self.name.clone()),
-            ("trust_policy", (self.trust)(inputs)),
-            ("policy", (self.policy)(inputs)),
+            ("trust_policy", canonical_or_raw((self.trust)(inputs))),
+            ("policy", canonical_or_raw((self.policy)(inputs))),
             ("tags", self.tags.field()),
         ]
         .into_iter()
@@ -193,4 +193,8 @@ impl Resource for Role {
             self.iam.delete_role().role_name(&self.name).send().await.map(drop).map_err(|e| self.err("delete", &e))
         })
     }
+}
+
+fn canonical_or_raw(document: String) -> String {
+    policy::canonical(&document).unwrap_or(document)
 }

@@ -2,47 +2,17 @@
 //! and compared semantically, because AWS hands documents back URL-encoded, reordered and with
 //! one-element lists collapsed to strings.
 
-use std::sync::OnceLock;
-
-use handlebars::{Handlebars, handlebars_helper};
 use serde_json::{Map, Value};
 
-/// The policy templates compiled into the binary, by name.
-const TEMPLATES: &[(&str, &str)] = &[
-    ("snowflake-trust", include_str!("../../templates/iam/snowflake-trust.json.hbs")),
-    ("snowflake-read", include_str!("../../templates/iam/snowflake-read.json.hbs")),
-    ("lambda-trust", include_str!("../../templates/iam/lambda-trust.json.hbs")),
-    ("extract", include_str!("../../templates/iam/extract.json.hbs")),
-    ("scheduler-trust", include_str!("../../templates/iam/scheduler-trust.json.hbs")),
-    ("scheduler-invoke", include_str!("../../templates/iam/scheduler-invoke.json.hbs")),
-    ("bucket-tls-only", include_str!("../../templates/iam/bucket-tls-only.json.hbs")),
-];
-
-handlebars_helper!(json: |value: Json| serde_json::to_string(value).unwrap_or_default());
-handlebars_helper!(concat: |*args| args.iter().map(|a| a.as_str().map(str::to_string).unwrap_or_else(|| a.to_string())).collect::<String>());
-
-fn registry() -> &'static Handlebars<'static> {
-    static REGISTRY: OnceLock<Handlebars<'static>> = OnceLock::new();
-    REGISTRY.get_or_init(|| {
-        let mut hb = Handlebars::new();
-        hb.set_strict_mode(true);
-        hb.register_escape_fn(handlebars::no_escape);
-        hb.register_helper("json", Box::new(json));
-        hb.register_helper("concat", Box::new(concat));
-        for (name, text) in TEMPLATES {
-            hb.register_template_string(name, *text).expect("embedded policy templates parse (unit-tested)");
-        }
-        hb
-    })
-}
-
-/// Renders a policy template and returns it in canonical form. Values go in as JSON strings (the
-/// `json` helper), so no name can break out of its string.
+/// Renders a policy template (`templates/iam/NAME.json.hbs`) as compact JSON, in the form the
+/// template writes (what is sent to AWS); compare with [`canonical`]. Values go in as JSON strings
+/// (the `json` helper), so no name can break out of its string.
 pub fn render(template: &str, data: &Value) -> String {
-    let text = registry()
-        .render(template, data)
+    let text = crate::templates::render(&format!("iam/{template}"), data)
         .unwrap_or_else(|e| panic!("policy template {template} is missing a value (a bug): {e}"));
-    canonical(&text).unwrap_or_else(|e| panic!("policy template {template} renders invalid JSON (a bug): {e}"))
+    let value: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("policy template {template} renders invalid JSON (a bug): {e}"));
+    value.to_string()
 }
 
 /// A document in canonical form: keys sorted, single values as lists, lists of names sorted,
@@ -118,14 +88,18 @@ mod tests {
             "region": "eu-west-1", "secret_name": "flixops/acme/prod/x-bearer-token",
             "function": "acme-prod-extract",
             "function_arn": "arn:aws:lambda:eu-west-1:123456789012:function:acme-prod-extract",
+            "schedule_arn": "arn:aws:scheduler:eu-west-1:123456789012:schedule/default/acme-prod-extract",
+            "snowflake_role": "acme-prod-snowflake", "extract_role": "acme-prod-extract",
+            "scheduler_role": "acme-prod-scheduler",
             "principal": "arn:aws:iam::999999999999:user/abc", "external_id": "flixops-acme-prod"
         })
     }
 
     #[test]
     fn every_template_renders_valid_json_without_wildcard_actions_beyond_the_deny() {
-        for (name, _) in TEMPLATES {
-            let doc: Value = serde_json::from_str(&render(name, &data())).unwrap();
+        for name in crate::templates::names("iam/") {
+            let name = name.trim_start_matches("iam/");
+            let doc: Value = serde_json::from_str(&canonical(&render(name, &data())).unwrap()).unwrap();
             for statement in doc["Statement"].as_array().unwrap() {
                 for action in statement["Action"].as_array().unwrap() {
                     let action = action.as_str().unwrap();
@@ -146,7 +120,7 @@ mod tests {
 
     #[test]
     fn a_url_encoded_reordered_document_with_collapsed_lists_is_the_same() {
-        let ours = render("snowflake-trust", &data());
+        let ours = canonical(&render("snowflake-trust", &data())).unwrap();
         let from_iam = "%7B%22Statement%22%3A%5B%7B%22Condition%22%3A%7B%22StringEquals%22%3A%7B%22sts%3AExternalId%22%3A%22flixops-acme-prod%22%7D%7D%2C%22Action%22%3A%5B%22sts%3AAssumeRole%22%5D%2C%22Principal%22%3A%7B%22AWS%22%3A%22arn%3Aaws%3Aiam%3A%3A999999999999%3Auser%2Fabc%22%7D%2C%22Effect%22%3A%22Allow%22%2C%22Sid%22%3A%22SnowflakeStorageIntegration%22%7D%5D%2C%22Version%22%3A%222012-10-17%22%7D";
         assert_eq!(canonical(from_iam).unwrap(), ours);
         let other_id = ours.replace("flixops-acme-prod", "someone-else");
@@ -158,6 +132,6 @@ mod tests {
         let mut d = data();
         d["principal"] = json!("x\"}, \"Effect\": \"Allow");
         let doc: Value = serde_json::from_str(&render("snowflake-trust", &d)).unwrap();
-        assert_eq!(doc["Statement"][0]["Principal"]["AWS"][0], "x\"}, \"Effect\": \"Allow");
+        assert_eq!(doc["Statement"][0]["Principal"]["AWS"], "x\"}, \"Effect\": \"Allow");
     }
 }

@@ -201,8 +201,16 @@ impl Bucket {
         statements.retain(|s| s.get("Sid").and_then(|v| v.as_str()) != Some(TLS_SID));
         statements.push(self.tls_statement());
         doc["Statement"] = serde_json::Value::Array(statements);
-        self.s3.put_bucket_policy().bucket(&self.name).policy(doc.to_string()).send().await.map(drop)
-            .map_err(|e| self.err("put policy", &e))
+        self.s3.put_bucket_policy().bucket(&self.name).policy(doc.to_string()).send().await.map(drop).map_err(|e| {
+            let mut err = self.err("put policy", &e);
+            if matches!(e.code(), Some("AccessDenied" | "AccessDeniedException")) {
+                err.message = format!(
+                    "AccessDenied: the CI deployer role may not change bucket policies (that would let it grant \
+                     itself the data); run `flixops deploy` once as an administrator to set the TLS-only policy"
+                );
+            }
+            err
+        })
     }
 
     /// Deletes every object version and delete marker, after flixops' own bucket policy (the bucket

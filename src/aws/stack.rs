@@ -38,10 +38,10 @@ pub struct Names {
 
 impl Names {
     /// Derives every name from `{project}-{env}`.
-    pub fn new(project: &str, env: &str, target: &AwsSnowflakeTarget, account_id: &str) -> Self {
+    pub fn new(project: &str, env: &str, bucket: &str, account_id: &str) -> Self {
         let base = format!("{project}-{env}");
         Self {
-            bucket: target.bucket.clone(),
+            bucket: bucket.to_string(),
             snowflake_role: format!("{base}-snowflake"),
             external_id: format!("flixops-{account_id}-{base}"),
             extract_role: format!("{base}-extract"),
@@ -51,6 +51,92 @@ impl Names {
             schedule: format!("{base}-extract"),
             notification_id: format!("flixops-{env}-snowpipe"),
         }
+    }
+}
+
+/// Where the environment lives: what every policy document is scoped to.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// `[project] name`.
+    pub project: String,
+    /// Environment name.
+    pub env: String,
+    /// The data bucket.
+    pub bucket: String,
+    /// Key prefix in the bucket.
+    pub prefix: String,
+    /// AWS account id.
+    pub account: String,
+    /// AWS region.
+    pub region: String,
+}
+
+impl Scope {
+    /// The scope of a configured environment in a known account and region.
+    pub fn of(config: &Config, env: &EnvConfig, target: &AwsSnowflakeTarget, account: &str, region: &str) -> Self {
+        Self {
+            project: config.project.clone(),
+            env: env.name.clone(),
+            bucket: target.bucket.clone(),
+            prefix: env.prefix.clone(),
+            account: account.to_string(),
+            region: region.to_string(),
+        }
+    }
+
+    /// The names derived from this scope.
+    pub fn names(&self) -> Names {
+        Names::new(&self.project, &self.env, &self.bucket, &self.account)
+    }
+
+    /// Every value the policy templates use.
+    pub fn policy_data(&self) -> serde_json::Value {
+        let n = self.names();
+        let (account, region) = (&self.account, &self.region);
+        json!({
+            "bucket": n.bucket, "prefix": self.prefix, "account": account, "region": region,
+            "secret_name": n.secret, "function": n.function,
+            "function_arn": format!("arn:aws:lambda:{region}:{account}:function:{}", n.function),
+            "schedule_arn": format!("arn:aws:scheduler:{region}:{account}:schedule/default/{}", n.schedule),
+            "snowflake_role": n.snowflake_role, "extract_role": n.extract_role, "scheduler_role": n.scheduler_role,
+            "external_id": n.external_id,
+        })
+    }
+
+    /// The policy a CI identity needs to run `plan` and `deploy` (and `destroy` without
+    /// `--purge-data`), scoped to this environment's resources; `read_only`: just `plan`.
+    pub fn deployer_policy(&self, read_only: bool) -> String {
+        let full = policy::render("deployer", &self.policy_data());
+        if !read_only {
+            return full;
+        }
+        let mut doc: serde_json::Value = serde_json::from_str(&full).unwrap_or_default();
+        if let Some(statements) = doc["Statement"].as_array_mut() {
+            statements.retain(|s| s["Sid"].as_str().is_some_and(|sid| sid.starts_with("Read")));
+        }
+        doc.to_string()
+    }
+
+    /// Every policy document flixops renders for this scope, by name (trusts assume Snowflake's
+    /// IAM user is `snowflake_principal`).
+    pub fn policies(&self, snowflake_principal: &str) -> Vec<(String, String)> {
+        let mut data = self.policy_data();
+        data["principal"] = json!(snowflake_principal);
+        let mut out: Vec<(String, String)> = [
+            "snowflake-trust",
+            "snowflake-read",
+            "lambda-trust",
+            "extract",
+            "scheduler-trust",
+            "scheduler-invoke",
+            "bucket-tls-only",
+        ]
+        .iter()
+        .map(|t| (t.to_string(), policy::render(t, &data)))
+        .collect();
+        out.push(("deployer".into(), self.deployer_policy(false)));
+        out.push(("deployer-read-only".into(), self.deployer_policy(true)));
+        out
     }
 }
 
@@ -78,7 +164,9 @@ pub fn resources(
     upstream: Upstream,
     purge_data: bool,
 ) -> Vec<Box<dyn Resource>> {
-    let names = Names::new(&config.project, &env.name, target, &session.account_id);
+    let scope = Scope::of(config, env, target, &session.account_id, &session.region);
+    let names = scope.names();
+    let data = scope.policy_data();
     let tags = Tags { project: config.project.clone(), env: env.name.clone() };
     let c = &session.clients;
     let account = session.account_id.clone();
@@ -91,8 +179,7 @@ pub fn resources(
 
     let (key, name, description) = role("snowflake", &names.snowflake_role, "Snowflake reads the tweet files (flixops)");
     let integration = upstream.integration.clone();
-    let (trust_account, external_id) = (account.clone(), names.external_id.clone());
-    let read_data = json!({ "bucket": names.bucket, "prefix": prefix });
+    let (trust_account, trust_data, read_data) = (account.clone(), data.clone(), data.clone());
     out.push(Box::new(Role {
         iam: c.iam.clone(),
         key,
@@ -105,7 +192,9 @@ pub fn resources(
                 Some(address) => inputs.value(address, "iam_user_arn"),
                 None => format!("arn:aws:iam::{trust_account}:root"),
             };
-            policy::render("snowflake-trust", &json!({ "principal": principal, "external_id": external_id }))
+            let mut data = trust_data.clone();
+            data["principal"] = json!(principal);
+            policy::render("snowflake-trust", &data)
         }),
         policy_name: "read-tweets".into(),
         policy: Box::new(move |_: &Inputs| policy::render("snowflake-read", &read_data)),
@@ -116,11 +205,7 @@ pub fn resources(
     out.push(Box::new(Secret { secrets: c.secrets.clone(), name: names.secret.clone(), tags: tags.clone() }));
 
     let (key, name, description) = role("extract", &names.extract_role, "The flixops extractor Lambda");
-    let account_data = json!({ "account": account });
-    let extract_data = json!({
-        "bucket": names.bucket, "prefix": prefix, "account": account, "region": region,
-        "secret_name": names.secret, "function": names.function,
-    });
+    let (account_data, extract_data) = (data.clone(), data.clone());
     out.push(Box::new(Role {
         iam: c.iam.clone(),
         key,
@@ -160,8 +245,7 @@ pub fn resources(
     }));
 
     let (key, name, description) = role("scheduler", &names.scheduler_role, "EventBridge Scheduler runs the flixops extractor");
-    let invoke_data = json!({ "function_arn": format!("arn:aws:lambda:{region}:{account}:function:{}", names.function) });
-    let account_data = json!({ "account": account });
+    let (invoke_data, account_data) = (data.clone(), data.clone());
     out.push(Box::new(Role {
         iam: c.iam.clone(),
         key,

@@ -1,0 +1,148 @@
+//! `flixops export`: artifacts for teams that run their own tooling, rendered from the same
+//! templates and names `deploy` uses, so they cannot drift from it.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::aws::stack::Scope;
+use crate::config::{Config, EnvConfig};
+
+/// The bootstrap module's hand-written files, compiled in so `export terraform` can write the module anywhere.
+const TERRAFORM_FILES: &[(&str, &str)] = &[
+    ("versions.tf", include_str!("../terraform/versions.tf")),
+    ("variables.tf", include_str!("../terraform/variables.tf")),
+    ("main.tf", include_str!("../terraform/main.tf")),
+    ("outputs.tf", include_str!("../terraform/outputs.tf")),
+    ("README.md", include_str!("../terraform/README.md")),
+];
+
+/// What can go wrong writing exported files.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// A file exists with other content; nothing was written.
+    #[error("{path}: exists with other content; nothing was written (pass --force to overwrite)", path = .path.display())]
+    WouldOverwrite { path: PathBuf },
+    /// Writing failed.
+    #[error("{path}: cannot write", path = .path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A template failed to render.
+    #[error("template {name}: {message}")]
+    Render { name: String, message: String },
+}
+
+/// The scope terraform's `templatefile()` fills in: every value a `${variable}` of the module.
+pub fn terraform_scope() -> Scope {
+    Scope {
+        project: "${project}".into(),
+        env: "${env}".into(),
+        bucket: "${bucket}".into(),
+        prefix: "${prefix}".into(),
+        account: "${account_id}".into(),
+        region: "${region}".into(),
+    }
+}
+
+/// The module's files: the hand-written ones plus the two policy templates generated from
+/// flixops' own deployer policy.
+pub fn terraform_files() -> Vec<(String, String)> {
+    let scope = terraform_scope();
+    let pretty = |doc: String| {
+        let value: serde_json::Value = serde_json::from_str(&doc).unwrap_or_default();
+        serde_json::to_string_pretty(&value).unwrap_or(doc) + "\n"
+    };
+    let mut files: Vec<(String, String)> = TERRAFORM_FILES.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+    files.push(("deploy-policy.json.tftpl".into(), pretty(scope.deployer_policy(false))));
+    files.push(("plan-policy.json.tftpl".into(), pretty(scope.deployer_policy(true))));
+    files
+}
+
+/// Writes files under `dir`; refuses, before writing anything, to replace a file with other
+/// content unless `force`. Returns the paths written.
+pub fn write_files(dir: &Path, files: &[(String, String)], force: bool) -> Result<Vec<PathBuf>, ExportError> {
+    if !force {
+        for (name, text) in files {
+            let path = dir.join(name);
+            if std::fs::read_to_string(&path).is_ok_and(|existing| existing != *text) {
+                return Err(ExportError::WouldOverwrite { path });
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|source| ExportError::Write { path: dir.to_path_buf(), source })?;
+    files
+        .iter()
+        .map(|(name, text)| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(|source| ExportError::Write { path: path.clone(), source })?;
+            Ok(path)
+        })
+        .collect()
+}
+
+/// The GitHub Actions workflow: plan on pull requests, deploy then doctor on the deploy branch.
+pub fn github_actions(env: &EnvConfig, region: &str, branch: &str) -> Result<String, ExportError> {
+    let install = format!("flixops --version {}", env!("CARGO_PKG_VERSION"));
+    render(
+        "ci/github-actions",
+        json!({ "version": env!("CARGO_PKG_VERSION"), "env": env.name, "region": region, "branch": branch, "install": install }),
+    )
+}
+
+/// The Airflow DAG: extract → transform → doctor on the project's schedule.
+pub fn airflow(config: &Config, env: &EnvConfig) -> Result<String, ExportError> {
+    let schedule = airflow_schedule(&config.extract.schedule);
+    render(
+        "ci/airflow",
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "env": env.name,
+            "dag_id": format!("flixops_{}_{}", config.project.replace('-', "_"), env.name.replace('-', "_")),
+            "project_dir": config.root.display().to_string(),
+            "schedule": schedule,
+        }),
+    )
+}
+
+fn render(name: &str, data: serde_json::Value) -> Result<String, ExportError> {
+    crate::templates::render(name, &data).map_err(|e| ExportError::Render { name: name.into(), message: e.to_string() })
+}
+
+/// An EventBridge schedule expression as an Airflow `schedule=` Python expression:
+/// `rate(2 hours)` → `timedelta(hours=2)`, `cron(0 6 * * ? *)` → `"0 6 * * *"`.
+pub fn airflow_schedule(expression: &str) -> String {
+    let inner = |prefix: &str| expression.strip_prefix(prefix).and_then(|r| r.strip_suffix(')')).map(str::trim);
+    if let Some(rate) = inner("rate(") {
+        let mut parts = rate.split_whitespace();
+        if let (Some(n), Some(unit)) = (parts.next().and_then(|n| n.parse::<u32>().ok()), parts.next()) {
+            let unit = unit.trim_end_matches('s');
+            if ["minute", "hour", "day"].contains(&unit) {
+                return format!("timedelta({unit}s={n})");
+            }
+        }
+    }
+    if let Some(cron) = inner("cron(") {
+        let fields: Vec<&str> = cron.split_whitespace().collect();
+        if fields.len() == 6 {
+            let five: Vec<String> = fields[..5].iter().map(|f| f.replace('?', "*")).collect();
+            return format!("{:?}", five.join(" "));
+        }
+    }
+    "\"@hourly\"".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eventbridge_schedules_become_airflow_schedules() {
+        assert_eq!(airflow_schedule("rate(2 hours)"), "timedelta(hours=2)");
+        assert_eq!(airflow_schedule("rate(1 day)"), "timedelta(days=1)");
+        assert_eq!(airflow_schedule("cron(0 6 * * ? *)"), "\"0 6 * * *\"");
+        assert_eq!(airflow_schedule("at(2026-01-01T00:00:00)"), "\"@hourly\"");
+    }
+}
