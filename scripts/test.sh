@@ -3,6 +3,8 @@
 # fresh machine, then runs `cargo test`:
 #   - a Python venv with the pinned test peers of tests/requirements.txt (moto, fakesnow),
 #     started by the tests on 127.0.0.1 (tests/peers/),
+#   - a second venv with the static checkers of tests/scan-requirements.txt (checkov, parliament,
+#     python-hcl2), run offline,
 #   - nothing else: DuckDB is compiled from the bundled sources, the X API mock is in-process.
 # Extra arguments go to cargo test (e.g. scripts/test.sh --test extract).
 set -euo pipefail
@@ -16,14 +18,21 @@ if ! command -v cargo >/dev/null; then
   echo "scripts/test.sh: cargo is not on PATH; install Rust (rustup) first" >&2
   exit 1
 fi
-if ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
-  python3 -m venv "$venv"
-fi
-want="$(sha256sum tests/requirements.txt | cut -d' ' -f1)"
-if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
-  echo "$want" > "$venv/.requirements.sha256"
-fi
+# A venv per requirements file, reinstalled only when the file changes.
+venv_for() {
+  local dir="$1" requirements="$2" want
+  if ! "$dir/bin/python" -c 'import sys' 2>/dev/null; then
+    python3 -m venv "$dir"
+  fi
+  want="$(sha256sum "$requirements" | cut -d' ' -f1)"
+  if [ "$(cat "$dir/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
+    "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    echo "$want" > "$dir/.requirements.sha256"
+  fi
+}
+venv_for "$venv" tests/requirements.txt
+venv_for "$cache/scan-venv" tests/scan-requirements.txt
+export FLIXOPS_SCAN_PYTHON="$cache/scan-venv/bin/python"
 export FLIXOPS_TEST_PYTHON="$venv/bin/python"
 
 cargo test --locked "$@"

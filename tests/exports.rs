@@ -1,0 +1,338 @@
+//! `flixops export` and the terraform/ bootstrap module: the module's policies equal
+//! `export iam-policy` and hold exactly the calls `deploy` makes; every permission policy passes
+//! parliament; the HCL parses and checkov finds nothing; the workflow and DAG are well-formed.
+//! The checkers run from their own venv (scripts/test.sh), without network.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{flixops, moto, output};
+use serde_json::Value;
+
+const ACCOUNT: &str = "123456789012";
+
+fn scan_python() -> PathBuf {
+    if let Some(path) = std::env::var_os("FLIXOPS_SCAN_PYTHON") {
+        return PathBuf::from(path);
+    }
+    let path = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/flixops/scan-venv/bin/python");
+    assert!(path.exists(), "{} not found: run scripts/test.sh, which installs the checkers", path.display());
+    path
+}
+
+/// A checker command, cut off from the network when this machine allows it (`unshare -n`).
+fn offline(program: &Path) -> Command {
+    let isolated = Command::new("unshare").args(["-n", "true"]).output().is_ok_and(|o| o.status.success());
+    if isolated {
+        let mut cmd = Command::new("unshare");
+        cmd.arg("-n").arg(program);
+        cmd
+    } else {
+        Command::new(program)
+    }
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn project(dir: &Path) {
+    let toml = "[project]\nname = \"acme-tweets\"\n\n[extract]\nschedule = \"rate(2 hours)\"\n\n\
+                [env.prod]\ntarget = \"aws-snowflake\"\nregion = \"eu-west-1\"\nprefix = \"raw\"\n";
+    std::fs::write(dir.join("flixops.toml"), toml).unwrap();
+}
+
+fn export(dir: &Path, args: &[&str]) -> String {
+    let (code, stdout, stderr) = output(flixops(dir).arg("export").args(args));
+    assert_eq!(code, 0, "export {args:?}: {stderr}");
+    stdout
+}
+
+fn canonical(doc: &str) -> String {
+    flixops::aws::policy::canonical(doc).unwrap()
+}
+
+#[test]
+fn the_module_policies_are_export_iam_policy_filled_in() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    for (file, flag) in [("deploy-policy.json.tftpl", None), ("plan-policy.json.tftpl", Some("--read-only"))] {
+        let template = std::fs::read_to_string(repo().join("terraform").join(file)).unwrap();
+        let filled = template
+            .replace("${project}", "acme-tweets")
+            .replace("${env}", "prod")
+            .replace("${bucket}", "acme-tweets-prod-tweets")
+            .replace("${prefix}", "raw")
+            .replace("${region}", "eu-west-1")
+            .replace("${account_id}", ACCOUNT);
+        assert!(!filled.contains("${"), "{file}: a variable the module does not pass: {filled}");
+        let mut args = vec!["iam-policy", "--env", "prod", "--account-id", ACCOUNT];
+        args.extend(flag);
+        let exported = export(dir.path(), &args);
+        assert_eq!(canonical(&filled), canonical(&exported), "{file} differs from `flixops export {args:?}`");
+    }
+}
+
+#[test]
+fn the_committed_module_is_what_export_terraform_writes_and_edits_are_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tf");
+    let (code, _, stderr) = output(flixops(dir.path()).args(["export", "terraform", "--dir"]).arg(&out));
+    assert_eq!(code, 0, "{stderr}");
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        let committed = repo().join("terraform").join(path.file_name().unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            std::fs::read_to_string(&committed).unwrap_or_default(),
+            "{} is stale: run `flixops export terraform --dir terraform --force`",
+            committed.display()
+        );
+    }
+    std::fs::write(out.join("main.tf"), "# my edit\n").unwrap();
+    let (code, _, stderr) = output(flixops(dir.path()).args(["export", "terraform", "--dir"]).arg(&out));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("main.tf: exists with other content") && stderr.contains("--force"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(out.join("main.tf")).unwrap(), "# my edit\n", "nothing was overwritten");
+}
+
+#[test]
+fn the_module_parses_and_checkov_finds_nothing() {
+    let python = scan_python();
+    for entry in std::fs::read_dir(repo().join("terraform")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "tf") {
+            let parsed = Command::new(&python)
+                .args(["-c", "import hcl2, sys; hcl2.load(open(sys.argv[1]))"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(parsed.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&parsed.stderr));
+        }
+    }
+    let checkov = python.with_file_name("checkov");
+    let out = offline(&checkov)
+        .args(["--framework", "terraform", "--quiet", "--compact", "--skip-download", "-o", "json", "-d"])
+        .arg(repo().join("terraform"))
+        .env("BC_SKIP_MAPPING", "TRUE")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("checkov output: {e}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(report["summary"]["failed"], 0, "{report:#}");
+    assert_eq!(report["summary"]["parsing_errors"], 0, "{report:#}");
+    assert!(report["summary"]["passed"].as_u64().unwrap() > 10, "checkov checked the roles: {report:#}");
+}
+
+fn policies(dir: &Path) -> Vec<(String, Value)> {
+    let all: Value = serde_json::from_str(&export(dir, &["policies", "--env", "prod", "--account-id", ACCOUNT])).unwrap();
+    all.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn statements(doc: &Value) -> Vec<Value> {
+    serde_json::from_str::<Value>(&canonical(&doc.to_string())).unwrap()["Statement"].as_array().unwrap().clone()
+}
+
+#[test]
+fn every_permission_policy_passes_parliament_allows_no_wildcard_action_and_is_scoped() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let parliament = scan_python().with_file_name("parliament");
+    let mut checked = 0;
+    for (name, doc) in policies(dir.path()) {
+        for s in statements(&doc) {
+            for action in s["Action"].as_array().unwrap() {
+                let wildcard = action.as_str().unwrap().contains('*');
+                assert!(!wildcard || s["Effect"] == "Deny", "{name}: Allow of {action}");
+            }
+            for resource in s["Resource"].as_array().into_iter().flatten() {
+                let r = resource.as_str().unwrap();
+                let scoped = ["acme-tweets-prod", "acme-tweets/prod"].iter().any(|n| r.contains(n));
+                assert!(scoped, "{name}: resource {r} is not scoped to the environment");
+            }
+        }
+        // Trust policies are resource policies without a Resource element; parliament reads every
+        // document as an identity policy, so they are checked by the next test instead.
+        if name.ends_with("-trust") {
+            continue;
+        }
+        let out = offline(&parliament).arg("--string").arg(doc.to_string()).arg("--json").stdin(std::process::Stdio::null()).output().unwrap();
+        let findings = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && findings.trim().is_empty(), "{name}: parliament: {findings}{}", String::from_utf8_lossy(&out.stderr));
+        checked += 1;
+    }
+    assert_eq!(checked, 6, "bucket policy, snowflake-read, extract, scheduler-invoke, deployer, deployer-read-only");
+}
+
+#[test]
+fn trust_policies_name_one_principal_and_pin_a_condition() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let trusts: Vec<(String, Value)> = policies(dir.path()).into_iter().filter(|(n, _)| n.ends_with("-trust")).collect();
+    assert_eq!(trusts.len(), 3);
+    for (name, doc) in trusts {
+        for s in statements(&doc) {
+            assert_eq!(s["Action"], serde_json::json!(["sts:AssumeRole"]), "{name}");
+            assert!(s.get("Resource").is_none(), "{name}: a trust policy has no Resource");
+            let principals: Vec<&Value> = s["Principal"].as_object().unwrap().values().collect();
+            assert_eq!(principals.len(), 1, "{name}: {s}");
+            assert_eq!(principals[0].as_array().unwrap().len(), 1, "{name}: one principal");
+            let conditions = s["Condition"]["StringEquals"].as_object().unwrap();
+            assert!(conditions.contains_key("sts:ExternalId") || conditions.get("aws:SourceAccount") == Some(&serde_json::json!([ACCOUNT])), "{name}: {s}");
+        }
+    }
+}
+
+/// The IAM action each SDK operation flixops calls is authorized by (most are `service:Operation`).
+fn iam_action(call: &str) -> Option<String> {
+    let (service, op) = call.split_once(':').unwrap();
+    let renamed = match op {
+        "GetCallerIdentity" => return None, // needs no permission
+        "HeadBucket" => "ListBucket",
+        "GetPublicAccessBlock" => "GetBucketPublicAccessBlock",
+        "PutPublicAccessBlock" => "PutBucketPublicAccessBlock",
+        "GetBucketEncryption" => "GetEncryptionConfiguration",
+        "PutBucketEncryption" => "PutEncryptionConfiguration",
+        "GetBucketNotificationConfiguration" => "GetBucketNotification",
+        "PutBucketNotificationConfiguration" => "PutBucketNotification",
+        other => other,
+    };
+    Some(format!("{}:{renamed}", service.to_lowercase().replace(' ', "")))
+}
+
+#[test]
+fn the_deployer_policy_allows_every_call_of_a_deploy_and_nothing_it_does_not_make() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("p{:08x}", fastrand::u32(..));
+    let toml = format!("[project]\nname = \"{name}\"\n[env.prod]\ntarget = \"aws-snowflake\"\nregion = \"us-east-1\"\n");
+    std::fs::write(dir.path().join("flixops.toml"), toml).unwrap();
+    std::fs::write(dir.path().join("bootstrap"), std::fs::read("/bin/true").unwrap()).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = flixops(dir.path());
+        cmd.args(args).envs(common::moto_env()).env("FLIXOPS_ARTIFACT", dir.path().join("bootstrap"));
+        let (code, stdout, stderr) = output(&mut cmd);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        stdout
+    };
+    let deployer: Value = serde_json::from_str(&run(&["export", "iam-policy"])).unwrap();
+    let allowed: BTreeSet<String> = statements(&deployer)
+        .iter()
+        .flat_map(|s| s["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect::<Vec<_>>())
+        .collect();
+    let (config, env) = {
+        let config = flixops::config::Config::load(&dir.path().join("flixops.toml")).unwrap();
+        let env = config.env(Some("prod")).unwrap().clone();
+        (config, env)
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let used: BTreeSet<String> = rt.block_on(async {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&moto().endpoint)
+            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+                aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test"),
+            ))
+            .build();
+        // A deploy from nothing, then a plan of the converged environment (which reads everything).
+        let mut used = BTreeSet::new();
+        for round in 0..2 {
+            let session = flixops::aws::Session::from_sdk("prod", &sdk, None, &[]).await.unwrap();
+            let calls = session.calls.clone();
+            let artifact = flixops::aws::lambda::Artifact::load(Some(&dir.path().join("bootstrap"))).unwrap();
+            let prepared = flixops::deploy::prepare_in(session, &config, &env, artifact, Default::default()).await.unwrap();
+            if round == 0 {
+                prepared.apply().await.unwrap();
+            } else {
+                assert!(prepared.plan.is_empty());
+            }
+            used.extend(calls.calls().iter().filter_map(|c| iam_action(c)));
+        }
+        used
+    });
+    let missing: Vec<&String> = used.iter().filter(|a| !allowed.contains(*a) && !a.ends_with("BucketPolicy")).collect();
+    assert!(missing.is_empty(), "deploy calls what the deployer policy does not allow: {missing:?}");
+    let needed_elsewhere = [
+        "iam:PassRole",                  // implied by CreateFunction/CreateSchedule with a role
+        "iam:DeleteRole",                // destroy
+        "iam:DeleteRolePolicy",          // destroy
+        "iam:UpdateAssumeRolePolicy",    // drift repair
+        "iam:TagRole",                   // drift repair
+        "lambda:DeleteFunction",         // destroy
+        "lambda:UpdateFunctionCode",     // new code
+        "lambda:UpdateFunctionConfiguration",
+        "lambda:GetFunctionConfiguration", // waiting for an update
+        "lambda:TagResource",            // CreateFunction with tags
+        "scheduler:DeleteSchedule",
+        "scheduler:UpdateSchedule",
+        "secretsmanager:DeleteSecret",
+        "secretsmanager:RestoreSecret",
+        "secretsmanager:UpdateSecret",
+        "secretsmanager:TagResource",
+        "s3:GetBucketNotification",      // the Snowpipe notification, once the pipe exists
+        "s3:PutBucketNotification",
+    ];
+    let unused: Vec<&String> = allowed.iter().filter(|a| !used.contains(*a) && !needed_elsewhere.contains(&a.as_str())).collect();
+    assert!(unused.is_empty(), "the deployer policy allows what no deploy calls: {unused:?}");
+}
+
+#[test]
+fn the_workflow_plans_on_pull_requests_and_deploys_then_checks_on_main() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let yaml = export(dir.path(), &["github-actions", "--env", "prod"]);
+    let json = Command::new(scan_python())
+        .args(["-c", "import json, sys, yaml; print(json.dumps(yaml.load(sys.stdin.read(), Loader=yaml.BaseLoader)))"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(yaml.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let workflow: Value = serde_json::from_slice(&json.stdout).unwrap_or_else(|_| panic!("not YAML:\n{yaml}"));
+    assert_eq!(workflow["permissions"]["id-token"], "write", "OIDC, no stored keys");
+    assert_eq!(workflow["env"]["AWS_REGION"], "eu-west-1");
+    let steps = |job: &str| -> String {
+        workflow["jobs"][job]["steps"].as_array().unwrap().iter().filter_map(|s| s["run"].as_str()).collect::<Vec<_>>().join("\n")
+    };
+    assert_eq!(workflow["jobs"]["plan"]["if"], "github.event_name == 'pull_request'");
+    assert!(steps("plan").contains("./flixops plan"), "{yaml}");
+    assert!(!steps("plan").contains("deploy"), "pull requests never deploy: {yaml}");
+    let deploy = steps("deploy");
+    let (d, c) = (deploy.find("deploy --yes").unwrap(), deploy.find("./flixops doctor").unwrap());
+    assert!(d < c, "doctor runs after deploy: {deploy}");
+    assert!(yaml.contains("${{ vars.FLIXOPS_DEPLOY_ROLE_ARN }}") && yaml.contains("${{ vars.FLIXOPS_PLAN_ROLE_ARN }}"), "{yaml}");
+    assert_eq!(workflow["on"]["push"]["branches"][0], "main");
+}
+
+#[test]
+fn the_airflow_dag_compiles_and_chains_extract_transform_doctor() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let dag = export(dir.path(), &["airflow", "--env", "prod"]);
+    let file = dir.path().join("flixops_dag.py");
+    std::fs::write(&file, &dag).unwrap();
+    let compiled = Command::new(scan_python()).args(["-m", "py_compile"]).arg(&file).output().unwrap();
+    assert!(compiled.status.success(), "{}\n{dag}", String::from_utf8_lossy(&compiled.stderr));
+    assert!(dag.contains("extract >> transform >> doctor"), "{dag}");
+    assert!(dag.contains("schedule=timedelta(hours=2)"), "rate(2 hours) carried over: {dag}");
+    assert!(dag.contains("flixops --env prod --config "), "{dag}");
+}
+
+#[test]
+fn export_iam_policy_refuses_a_bad_account_id_and_the_local_target() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let (code, _, stderr) = output(flixops(dir.path()).args(["export", "iam-policy", "--env", "prod", "--account-id", "12ab"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("12 digits"), "{stderr}");
+    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n").unwrap();
+    let (code, _, stderr) = output(flixops(dir.path()).args(["export", "iam-policy", "--account-id", ACCOUNT]));
+    assert_eq!(code, 2, "{stderr}");
+}
