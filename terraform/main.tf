@@ -29,7 +29,23 @@ data "aws_iam_openid_connect_provider" "github" {
   url   = local.github_oidc_url
 }
 
-data "aws_iam_policy_document" "plan_trust" {
+locals {
+  roles = {
+    plan = {
+      description = "flixops plan from pull requests of ${var.github_repository} (read-only)"
+      subjects    = ["repo:${var.github_repository}:pull_request"]
+      policy_file = "plan-policy.json.tftpl"
+    }
+    deploy = {
+      description = "flixops deploy from ${var.github_repository}@${var.deploy_branch}"
+      subjects    = ["repo:${var.github_repository}:ref:refs/heads/${var.deploy_branch}", "repo:${var.github_repository}:environment:${var.env}"]
+      policy_file = "deploy-policy.json.tftpl"
+    }
+  }
+}
+
+data "aws_iam_policy_document" "trust" {
+  for_each = local.roles
   statement {
     actions = ["sts:AssumeRoleWithWebIdentity"]
     principals {
@@ -44,53 +60,22 @@ data "aws_iam_policy_document" "plan_trust" {
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values   = ["repo:${var.github_repository}:pull_request"]
+      values   = each.value.subjects
     }
   }
 }
 
-data "aws_iam_policy_document" "deploy_trust" {
-  statement {
-    actions = ["sts:AssumeRoleWithWebIdentity"]
-    principals {
-      type        = "Federated"
-      identifiers = [local.oidc_provider_arn]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:aud"
-      values   = ["sts.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:sub"
-      values   = ["repo:${var.github_repository}:ref:refs/heads/${var.deploy_branch}", "repo:${var.github_repository}:environment:${var.env}"]
-    }
-  }
-}
-
-resource "aws_iam_role" "plan" {
-  name                 = "${var.project}-${var.env}-flixops-plan"
-  description          = "flixops plan from pull requests of ${var.github_repository} (read-only)"
-  assume_role_policy   = data.aws_iam_policy_document.plan_trust.json
+resource "aws_iam_role" "ci" {
+  for_each             = local.roles
+  name                 = "${var.project}-${var.env}-flixops-${each.key}"
+  description          = each.value.description
+  assume_role_policy   = data.aws_iam_policy_document.trust[each.key].json
   max_session_duration = 3600
 }
 
-resource "aws_iam_role_policy" "plan" {
-  name   = "flixops-plan"
-  role   = aws_iam_role.plan.id
-  policy = templatefile("${path.module}/plan-policy.json.tftpl", local.policy_values)
-}
-
-resource "aws_iam_role" "deploy" {
-  name                 = "${var.project}-${var.env}-flixops-deploy"
-  description          = "flixops deploy from ${var.github_repository}@${var.deploy_branch}"
-  assume_role_policy   = data.aws_iam_policy_document.deploy_trust.json
-  max_session_duration = 3600
-}
-
-resource "aws_iam_role_policy" "deploy" {
-  name   = "flixops-deploy"
-  role   = aws_iam_role.deploy.id
-  policy = templatefile("${path.module}/deploy-policy.json.tftpl", local.policy_values)
+resource "aws_iam_role_policy" "ci" {
+  for_each = local.roles
+  name     = "flixops-${each.key}"
+  role     = aws_iam_role.ci[each.key].id
+  policy   = templatefile("${path.module}/${each.value.policy_file}", local.policy_values)
 }

@@ -97,32 +97,25 @@ impl Resource for Schedule {
         Box::pin(async move {
             let (target, window) = self.parts(inputs)?;
             // UpdateSchedule replaces the whole definition, so both paths send all of it.
+            macro_rules! send {
+                ($call:expr, $op:literal) => {
+                    $call
+                        .name(&self.name)
+                        .description(DESCRIPTION)
+                        .schedule_expression(&self.expression)
+                        .state(ScheduleState::Enabled)
+                        .target(target)
+                        .flexible_time_window(window)
+                        .send()
+                        .await
+                        .map_err(|e| failure(&Self::address(), $op, &e))?
+                        .schedule_arn
+                };
+            }
             let arn = if observed.is_none() {
-                self.scheduler
-                    .create_schedule()
-                    .name(&self.name)
-                    .description(DESCRIPTION)
-                    .schedule_expression(&self.expression)
-                    .state(ScheduleState::Enabled)
-                    .target(target)
-                    .flexible_time_window(window)
-                    .send()
-                    .await
-                    .map_err(|e| failure(&Self::address(), "create", &e))?
-                    .schedule_arn
+                send!(self.scheduler.create_schedule(), "create")
             } else {
-                self.scheduler
-                    .update_schedule()
-                    .name(&self.name)
-                    .description(DESCRIPTION)
-                    .schedule_expression(&self.expression)
-                    .state(ScheduleState::Enabled)
-                    .target(target)
-                    .flexible_time_window(window)
-                    .send()
-                    .await
-                    .map_err(|e| failure(&Self::address(), "update", &e))?
-                    .schedule_arn
+                send!(self.scheduler.update_schedule(), "update")
             };
             Ok([("arn".to_string(), arn)].into())
         })

@@ -41,21 +41,24 @@ impl Secret {
         if found.deleted_date.is_some() {
             self.secrets.restore_secret().secret_id(&self.name).send().await.map_err(|e| failure(&address, "restore", &e))?;
         }
-        self.secrets
-            .update_secret()
-            .secret_id(&self.name)
-            .description(DESCRIPTION)
-            .send()
-            .await
-            .map_err(|e| failure(&address, "update description", &e))?;
-        self.secrets
-            .tag_resource()
-            .secret_id(&self.name)
-            .set_tags(Some(self.tag_list()))
-            .send()
-            .await
-            .map_err(|e| failure(&address, "tag", &e))?;
+        self.update(true, true).await?;
         Ok(found.arn.unwrap_or_default())
+    }
+}
+
+impl Secret {
+    /// Sets our description and/or tags.
+    async fn update(&self, description: bool, tags: bool) -> Result<(), ResourceError> {
+        let address = Self::address();
+        if description {
+            let update = self.secrets.update_secret().secret_id(&self.name).description(DESCRIPTION);
+            update.send().await.map_err(|e| failure(&address, "update description", &e))?;
+        }
+        if tags {
+            let tag = self.secrets.tag_resource().secret_id(&self.name).set_tags(Some(self.tag_list()));
+            tag.send().await.map_err(|e| failure(&address, "tag", &e))?;
+        }
+        Ok(())
     }
 }
 
@@ -118,24 +121,7 @@ impl Resource for Secret {
                 };
                 return Ok([("arn".to_string(), arn)].into());
             };
-            if change.touches("description") {
-                self.secrets
-                    .update_secret()
-                    .secret_id(&self.name)
-                    .description(DESCRIPTION)
-                    .send()
-                    .await
-                    .map_err(|e| failure(&address, "update description", &e))?;
-            }
-            if change.touches("tags") {
-                self.secrets
-                    .tag_resource()
-                    .secret_id(&self.name)
-                    .set_tags(Some(self.tag_list()))
-                    .send()
-                    .await
-                    .map_err(|e| failure(&address, "tag", &e))?;
-            }
+            self.update(change.touches("description"), change.touches("tags")).await?;
             Ok(observed.outputs.clone())
         })
     }

@@ -172,20 +172,18 @@ pub fn resources(
     let account = session.account_id.clone();
     let region = session.region.clone();
     let prefix = env.prefix.clone();
-    let role = |key, name: &str, description: &str| (key, name.to_string(), description.to_string());
 
     let mut out: Vec<Box<dyn Resource>> = upstream.resources;
     out.push(Box::new(Bucket { s3: c.s3.clone(), name: names.bucket.clone(), region: region.clone(), tags: tags.clone(), purge_data }));
 
-    let (key, name, description) = role("snowflake", &names.snowflake_role, "Snowflake reads the tweet files (flixops)");
     let integration = upstream.integration.clone();
     let (trust_account, trust_data, read_data) = (account.clone(), data.clone(), data.clone());
     out.push(Box::new(Role {
         iam: c.iam.clone(),
-        key,
-        name,
+        key: "snowflake",
+        name: names.snowflake_role.clone(),
         account_id: account.clone(),
-        description,
+        description: "Snowflake reads the tweet files (flixops)".into(),
         trust: Box::new(move |inputs: &Inputs| {
             // Until the storage integration exists, only this account may assume the role.
             let principal = match &integration {
@@ -197,27 +195,28 @@ pub fn resources(
             policy::render("snowflake-trust", &data)
         }),
         policy_name: "read-tweets".into(),
-        policy: Box::new(move |_: &Inputs| policy::render("snowflake-read", &read_data)),
+        policy: rendered("snowflake-read", &read_data),
         depends_on: upstream.integration.iter().cloned().collect(),
         tags: tags.clone(),
     }));
 
     out.push(Box::new(Secret { secrets: c.secrets.clone(), name: names.secret.clone(), tags: tags.clone() }));
 
-    let (key, name, description) = role("extract", &names.extract_role, "The flixops extractor Lambda");
-    let (account_data, extract_data) = (data.clone(), data.clone());
-    out.push(Box::new(Role {
-        iam: c.iam.clone(),
-        key,
-        name,
-        account_id: account.clone(),
-        description,
-        trust: Box::new(move |_: &Inputs| policy::render("lambda-trust", &account_data)),
-        policy_name: "extract".into(),
-        policy: Box::new(move |_: &Inputs| policy::render("extract", &extract_data)),
-        depends_on: Vec::new(),
-        tags: tags.clone(),
-    }));
+    let static_role = |key, name: &str, description: &str, trust: &'static str, policy_name: &str, doc: &'static str| {
+        Box::new(Role {
+            iam: c.iam.clone(),
+            key,
+            name: name.to_string(),
+            account_id: account.clone(),
+            description: description.to_string(),
+            trust: rendered(trust, &data),
+            policy_name: policy_name.to_string(),
+            policy: rendered(doc, &data),
+            depends_on: Vec::new(),
+            tags: tags.clone(),
+        })
+    };
+    out.push(static_role("extract", &names.extract_role, "The flixops extractor Lambda", "lambda-trust", "extract", "extract"));
 
     let extract = &config.extract;
     let mut environment = vec![
@@ -244,20 +243,14 @@ pub fn resources(
         tags: tags.clone(),
     }));
 
-    let (key, name, description) = role("scheduler", &names.scheduler_role, "EventBridge Scheduler runs the flixops extractor");
-    let (invoke_data, account_data) = (data.clone(), data.clone());
-    out.push(Box::new(Role {
-        iam: c.iam.clone(),
-        key,
-        name,
-        account_id: account.clone(),
-        description,
-        trust: Box::new(move |_: &Inputs| policy::render("scheduler-trust", &account_data)),
-        policy_name: "invoke-extract".into(),
-        policy: Box::new(move |_: &Inputs| policy::render("scheduler-invoke", &invoke_data)),
-        depends_on: Vec::new(),
-        tags: tags.clone(),
-    }));
+    out.push(static_role(
+        "scheduler",
+        &names.scheduler_role,
+        "EventBridge Scheduler runs the flixops extractor",
+        "scheduler-trust",
+        "invoke-extract",
+        "scheduler-invoke",
+    ));
     out.push(Box::new(Schedule {
         scheduler: c.scheduler.clone(),
         name: names.schedule.clone(),
@@ -276,4 +269,10 @@ pub fn resources(
         }));
     }
     out
+}
+
+/// A document that does not depend on any input: the template rendered with the scope's values.
+fn rendered(template: &'static str, data: &serde_json::Value) -> super::iam::Document {
+    let data = data.clone();
+    Box::new(move |_: &Inputs| policy::render(template, &data))
 }
