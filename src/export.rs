@@ -30,6 +30,12 @@ pub enum ExportError {
         #[source]
         source: std::io::Error,
     },
+    /// `extract.schedule` has no Airflow equivalent.
+    #[error(
+        "extract.schedule `{expression}` has no Airflow equivalent: use rate(N minutes|hours|days) or a \
+         cron(...) without # or L"
+    )]
+    Schedule { expression: String },
     /// A template failed to render.
     #[error("template {name}: {message}")]
     Render { name: String, message: String },
@@ -94,7 +100,8 @@ pub fn github_actions(env: &EnvConfig, region: &str, branch: &str) -> Result<Str
 
 /// The Airflow DAG: extract → transform → doctor on the project's schedule.
 pub fn airflow(config: &Config, env: &EnvConfig) -> Result<String, ExportError> {
-    let schedule = airflow_schedule(&config.extract.schedule);
+    let schedule = airflow_schedule(&config.extract.schedule)
+        .ok_or_else(|| ExportError::Schedule { expression: config.extract.schedule.clone() })?;
     render(
         "ci/airflow",
         json!({
@@ -103,6 +110,7 @@ pub fn airflow(config: &Config, env: &EnvConfig) -> Result<String, ExportError> 
             "dag_id": format!("flixops_{}_{}", config.project.replace('-', "_"), env.name.replace('-', "_")),
             "project_dir": config.root.display().to_string(),
             "schedule": schedule,
+            "local": matches!(env.target, crate::config::Target::Local(_)),
         }),
     )
 }
@@ -112,26 +120,46 @@ fn render(name: &str, data: serde_json::Value) -> Result<String, ExportError> {
 }
 
 /// An EventBridge schedule expression as an Airflow `schedule=` Python expression:
-/// `rate(2 hours)` → `timedelta(hours=2)`, `cron(0 6 * * ? *)` → `"0 6 * * *"`.
-pub fn airflow_schedule(expression: &str) -> String {
+/// `rate(2 hours)` → `timedelta(hours=2)`, `cron(0 6 ? * 2-6 *)` → `"0 6 * * 1-5"` (EventBridge
+/// counts days of the week from 1 = Sunday, cron from 0). None when there is no equivalent.
+pub fn airflow_schedule(expression: &str) -> Option<String> {
     let inner = |prefix: &str| expression.strip_prefix(prefix).and_then(|r| r.strip_suffix(')')).map(str::trim);
     if let Some(rate) = inner("rate(") {
         let mut parts = rate.split_whitespace();
-        if let (Some(n), Some(unit)) = (parts.next().and_then(|n| n.parse::<u32>().ok()), parts.next()) {
-            let unit = unit.trim_end_matches('s');
-            if ["minute", "hour", "day"].contains(&unit) {
-                return format!("timedelta({unit}s={n})");
-            }
-        }
+        let n = parts.next()?.parse::<u32>().ok()?;
+        let unit = parts.next()?.trim_end_matches('s');
+        return ["minute", "hour", "day"].contains(&unit).then(|| format!("timedelta({unit}s={n})"));
     }
-    if let Some(cron) = inner("cron(") {
-        let fields: Vec<&str> = cron.split_whitespace().collect();
-        if fields.len() == 6 {
-            let five: Vec<String> = fields[..5].iter().map(|f| f.replace('?', "*")).collect();
-            return format!("{:?}", five.join(" "));
-        }
+    let fields: Vec<&str> = inner("cron(")?.split_whitespace().collect();
+    if fields.len() != 6 {
+        return None;
     }
-    "\"@hourly\"".to_string()
+    let weekday = shift_weekdays(fields[4])?;
+    let five = [fields[0], fields[1], fields[2], fields[3], &weekday].map(|f| f.replace('?', "*"));
+    Some(format!("{:?}", five.join(" ")))
+}
+
+/// EventBridge day-of-week numbers (1-7, Sunday first) to cron's (0-6); names pass unchanged.
+fn shift_weekdays(field: &str) -> Option<String> {
+    if field.contains('#') || field.contains('L') {
+        return None;
+    }
+    let mut out = String::new();
+    let mut number = String::new();
+    for c in field.chars().chain(std::iter::once(',')) {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        if !number.is_empty() {
+            let n: u32 = number.parse().ok()?;
+            out.push_str(&(n.checked_sub(1)?).to_string());
+            number.clear();
+        }
+        out.push(c);
+    }
+    out.pop();
+    Some(out)
 }
 
 #[cfg(test)]
@@ -140,9 +168,12 @@ mod tests {
 
     #[test]
     fn eventbridge_schedules_become_airflow_schedules() {
-        assert_eq!(airflow_schedule("rate(2 hours)"), "timedelta(hours=2)");
-        assert_eq!(airflow_schedule("rate(1 day)"), "timedelta(days=1)");
-        assert_eq!(airflow_schedule("cron(0 6 * * ? *)"), "\"0 6 * * *\"");
-        assert_eq!(airflow_schedule("at(2026-01-01T00:00:00)"), "\"@hourly\"");
+        assert_eq!(airflow_schedule("rate(2 hours)").unwrap(), "timedelta(hours=2)");
+        assert_eq!(airflow_schedule("rate(1 day)").unwrap(), "timedelta(days=1)");
+        assert_eq!(airflow_schedule("cron(0 6 * * ? *)").unwrap(), "\"0 6 * * *\"");
+        assert_eq!(airflow_schedule("cron(0 6 ? * 2-6 *)").unwrap(), "\"0 6 * * 1-5\"", "Monday-Friday");
+        assert_eq!(airflow_schedule("cron(15 8 ? * MON,1 *)").unwrap(), "\"15 8 * * MON,0\"");
+        assert_eq!(airflow_schedule("at(2026-01-01T00:00:00)"), None);
+        assert_eq!(airflow_schedule("cron(0 6 ? * 6#3 *)"), None);
     }
 }

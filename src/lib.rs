@@ -64,6 +64,7 @@ impl Error {
     /// True when the user fixes it in flixops.toml or the command line (exit code 2).
     pub fn is_usage(&self) -> bool {
         matches!(self, Error::Config(_) | Error::WrongTarget { .. } | Error::Artifact(_) | Error::Usage(_))
+            || matches!(self, Error::Export(export::ExportError::Schedule { .. }))
     }
 
     /// True when a service could not be reached or refused the credentials (exit code 3).

@@ -323,7 +323,8 @@ fn snowflake_note(w: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         w,
         "note: this build manages the AWS resources only; the Snowflake storage integration, stage and pipe\n      \
-         are not created yet, so the Snowflake role trusts only this account and no bucket notification is set.\n"
+         are not created yet: a new Snowflake role trusts only this account (an existing role's trust is left\n      \
+         as it is), and no bucket notification is set.\n"
     )
 }
 

@@ -110,7 +110,7 @@ async fn first_deploy_creates_everything_and_the_second_makes_no_write_call() {
     let (code, stdout, stderr) = p.cli(&["plan", "--detailed-exitcode", "--output", "json"]);
     assert_eq!(code, 2, "changes pending → exit 2\n{stderr}");
     let plan: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!((plan["add"].as_u64(), plan["change"].as_u64(), plan["destroy"].as_u64()), (Some(7), Some(0), Some(0)));
+    assert_eq!((plan["add"].as_u64(), plan["change"].as_u64(), plan["destroy"].as_u64()), (Some(8), Some(0), Some(0)));
     let c = clients();
     assert!(c.s3.head_bucket().bucket(p.bucket()).send().await.is_err(), "plan must not create the bucket");
 
@@ -135,6 +135,12 @@ async fn first_deploy_creates_everything_and_the_second_makes_no_write_call() {
     let role = c.iam.get_role().role_name(format!("{}-prod-snowflake", p.name)).send().await.unwrap();
     let trust = flixops::aws::policy::canonical(role.role().unwrap().assume_role_policy_document().unwrap()).unwrap();
     assert!(trust.contains(&format!("flixops-123456789012-{}-prod", p.name)), "pinned external id: {trust}");
+    let boundary = format!("arn:aws:iam::123456789012:policy/{}-prod-flixops-boundary", p.name);
+    for kind in ["snowflake", "extract", "scheduler"] {
+        let role = c.iam.get_role().role_name(format!("{}-prod-{kind}", p.name)).send().await.unwrap();
+        let attached = role.role().unwrap().permissions_boundary().and_then(|b| b.permissions_boundary_arn());
+        assert_eq!(attached, Some(boundary.as_str()), "{kind} role is capped by the boundary");
+    }
     let function = c.lambda.get_function().function_name(format!("{}-prod-extract", p.name)).send().await.unwrap();
     let config = function.configuration().unwrap();
     assert_eq!(config.runtime().map(|r| r.as_str()), Some("provided.al2023"));
@@ -163,17 +169,23 @@ async fn drift_shows_in_plan_and_deploy_repairs_exactly_it() {
     let role = format!("{}-prod-extract", p.name);
     let broad = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:PutObject","Resource":"arn:aws:s3:::*"}]}"#;
     c.iam.put_role_policy().role_name(&role).policy_name("extract").policy_document(broad).send().await.unwrap();
+    c.iam.delete_role_permissions_boundary().role_name(&role).send().await.unwrap();
 
     let (code, _, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("  ~ aws_s3_bucket.lake\n"), "{stderr}");
     assert!(stderr.contains("~ public_access_block") && stderr.contains("-> \"all four settings on\""), "{stderr}");
     assert!(stderr.contains("  ~ aws_iam_role.extract\n") && stderr.contains("arn:aws:s3:::*"), "{stderr}");
+    assert!(stderr.contains("~ permissions_boundary = \"none\" -> \"arn:aws:iam::123456789012:policy/"), "{stderr}");
     assert!(stderr.contains("Plan: 0 to add, 2 to change, 0 to destroy."), "{stderr}");
 
     let repair = p.deploy_json();
     let calls = writes(&repair);
-    assert_eq!(operations(&calls), ["PutPublicAccessBlock", "PutRolePolicy"], "only the drifted settings are written");
+    assert_eq!(
+        operations(&calls),
+        ["PutPublicAccessBlock", "PutRolePermissionsBoundary", "PutRolePolicy"],
+        "only the drifted settings are written, the boundary before the policy"
+    );
     let (code, _, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, 0, "{stderr}");
 
@@ -317,7 +329,7 @@ async fn a_deploy_that_dies_after_any_step_converges_on_the_next_run() {
         let p = Project::new();
         let die = SharedInterceptor::new(DieAtWrite { n, seen: AtomicUsize::new(0) });
         let err = deploy_in_process(&p, &[die]).await.expect_err("the simulated crash stops the deploy");
-        assert!(err.contains("simulated crash") && err.contains("not applied:"), "step {n}: {err}");
+        assert!(err.contains("simulated crash") && err.contains("stopped at:"), "step {n}: {err}");
         assert!(err.contains("run `flixops deploy` again"), "step {n}: says how to resume: {err}");
         deploy_in_process(&p, &[]).await.unwrap_or_else(|e| panic!("step {n}: the re-run failed: {e}"));
         let after = deploy_in_process(&p, &[]).await.unwrap();
@@ -459,6 +471,7 @@ async fn destroy_keeps_the_data_bucket_unless_purge_data_and_a_redeploy_restores
             "aws_iam_role.extract",
             "aws_secretsmanager_secret.x_token",
             "aws_iam_role.snowflake",
+            "aws_iam_policy.boundary",
         ],
         "reverse dependency order, the bucket kept"
     );

@@ -25,12 +25,17 @@ pub struct Role {
     pub description: String,
     /// Who may assume the role.
     pub trust: Document,
+    /// False while the trusted principal is not known yet: the trust is set on create and left
+    /// alone afterwards (so a trust someone set by hand is not reverted).
+    pub manage_trust: bool,
     /// Name of the inline policy.
     pub policy_name: String,
     /// What the role may do.
     pub policy: Document,
     /// Resources the documents read outputs from.
     pub depends_on: Vec<Address>,
+    /// The permissions boundary the role is created with (`arn` output of this resource).
+    pub boundary_from: Address,
     /// Tags.
     pub tags: Tags,
 }
@@ -89,7 +94,9 @@ impl Resource for Role {
     }
 
     fn depends_on(&self) -> Vec<Address> {
-        self.depends_on.clone()
+        let mut deps = self.depends_on.clone();
+        deps.push(self.boundary_from.clone());
+        deps
     }
 
     fn read(&self) -> BoxFuture<'_, Result<Option<Observed>, ResourceError>> {
@@ -105,6 +112,8 @@ impl Resource for Role {
             fields.insert("name".into(), role.role_name.clone());
             fields.insert("trust_policy".into(), policy::canonical(trust).unwrap_or_else(|_| trust.to_string()));
             fields.insert("policy".into(), self.read_policy().await?);
+            let boundary = role.permissions_boundary.and_then(|b| b.permissions_boundary_arn).unwrap_or("none".into());
+            fields.insert("permissions_boundary".into(), boundary);
             let tags = role.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value));
             fields.insert("tags".into(), tags_field(tags, &self.tags.pairs()));
             Ok(Some(Observed { fields, outputs: [("arn".to_string(), role.arn)].into() }))
@@ -112,15 +121,19 @@ impl Resource for Role {
     }
 
     fn desired(&self, inputs: &Inputs) -> Fields {
-        [
+        let mut fields: Fields = [
             ("name", self.name.clone()),
-            ("trust_policy", canonical_or_raw((self.trust)(inputs))),
             ("policy", canonical_or_raw((self.policy)(inputs))),
+            ("permissions_boundary", inputs.value(&self.boundary_from, "arn")),
             ("tags", self.tags.field()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        .collect();
+        if self.manage_trust {
+            fields.insert("trust_policy".into(), canonical_or_raw((self.trust)(inputs)));
+        }
+        fields
     }
 
     fn planned_outputs(&self) -> Outputs {
@@ -145,6 +158,7 @@ impl Resource for Role {
                     .role_name(&self.name)
                     .description(&self.description)
                     .assume_role_policy_document((self.trust)(inputs))
+                    .permissions_boundary(inputs.value(&self.boundary_from, "arn"))
                     .set_tags(Some(self.tag_list()?))
                     .send()
                     .await;
@@ -157,6 +171,16 @@ impl Resource for Role {
                 }
                 self.put_policy(inputs).await?;
                 return Ok(self.planned_outputs());
+            }
+            // The boundary first: a policy change must never land on an unbounded role.
+            if change.touches("permissions_boundary") {
+                self.iam
+                    .put_role_permissions_boundary()
+                    .role_name(&self.name)
+                    .permissions_boundary(inputs.value(&self.boundary_from, "arn"))
+                    .send()
+                    .await
+                    .map_err(|e| self.err("put permissions boundary", &e))?;
             }
             if change.touches("trust_policy") {
                 self.iam
@@ -197,4 +221,150 @@ impl Resource for Role {
 
 fn canonical_or_raw(document: String) -> String {
     policy::canonical(&document).unwrap_or(document)
+}
+
+/// The permissions boundary every flixops role is created with: the union of what the three roles
+/// may do. Roles cannot exceed it whatever inline policy they get, so an identity allowed to write
+/// role policies (a CI deployer) cannot turn one into an administrator.
+pub struct Boundary {
+    /// The IAM client.
+    pub iam: aws_sdk_iam::Client,
+    /// Policy name.
+    pub name: String,
+    /// Account id, for the ARN.
+    pub account_id: String,
+    /// The document.
+    pub document: String,
+    /// Tags.
+    pub tags: Tags,
+}
+
+impl Boundary {
+    /// `aws_iam_policy.boundary`.
+    pub fn address() -> Address {
+        Address::new("aws_iam_policy", "boundary")
+    }
+
+    /// The policy's ARN.
+    pub fn arn(&self) -> String {
+        format!("arn:aws:iam::{}:policy/{}", self.account_id, self.name)
+    }
+
+    fn err<E>(&self, op: &str, e: &aws_sdk_iam::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>) -> ResourceError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let mut err = failure(&Self::address(), op, e);
+        if matches!(e.code(), Some("AccessDenied" | "AccessDeniedException")) {
+            err.message = "AccessDenied: the CI deployer role may not change the permissions boundary (that would let it \
+                           widen what its roles may do); run `flixops deploy` once as an administrator"
+                .into();
+        }
+        err
+    }
+
+    /// Makes room for a new version (IAM keeps at most five) by deleting the oldest non-default one.
+    async fn prune_versions(&self) -> Result<(), ResourceError> {
+        let out = self.iam.list_policy_versions().policy_arn(self.arn()).send().await.map_err(|e| self.err("list versions", &e))?;
+        let mut old: Vec<_> = out.versions().iter().filter(|v| !v.is_default_version()).collect();
+        if out.versions().len() < 5 {
+            return Ok(());
+        }
+        old.sort_by_key(|v| v.create_date().map(|d| d.secs()));
+        if let Some(oldest) = old.first().and_then(|v| v.version_id()) {
+            self.iam
+                .delete_policy_version()
+                .policy_arn(self.arn())
+                .version_id(oldest)
+                .send()
+                .await
+                .map_err(|e| self.err("delete old version", &e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Resource for Boundary {
+    fn address(&self) -> Address {
+        Self::address()
+    }
+
+    fn read(&self) -> BoxFuture<'_, Result<Option<Observed>, ResourceError>> {
+        Box::pin(async move {
+            let policy = match self.iam.get_policy().policy_arn(self.arn()).send().await {
+                Ok(out) => out.policy,
+                Err(e) if e.code() == Some("NoSuchEntity") => return Ok(None),
+                Err(e) => return Err(self.err("read", &e)),
+            };
+            let version = policy.and_then(|p| p.default_version_id).unwrap_or_default();
+            let out = self
+                .iam
+                .get_policy_version()
+                .policy_arn(self.arn())
+                .version_id(version)
+                .send()
+                .await
+                .map_err(|e| self.err("read document", &e))?;
+            let text = out.policy_version.and_then(|v| v.document).unwrap_or_default();
+            let fields = [("document".to_string(), canonical_or_raw(text))].into();
+            Ok(Some(Observed { fields, outputs: self.planned_outputs() }))
+        })
+    }
+
+    fn desired(&self, _inputs: &Inputs) -> Fields {
+        [("document".to_string(), canonical_or_raw(self.document.clone()))].into()
+    }
+
+    fn planned_outputs(&self) -> Outputs {
+        [("arn".to_string(), self.arn())].into()
+    }
+
+    fn apply<'a>(
+        &'a self,
+        _change: &'a Change,
+        observed: Option<&'a Observed>,
+        _inputs: &'a Inputs,
+    ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
+        Box::pin(async move {
+            if observed.is_none() {
+                let tags: Vec<aws_sdk_iam::types::Tag> = self
+                    .tags
+                    .pairs()
+                    .into_iter()
+                    .filter_map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().ok())
+                    .collect();
+                self.iam
+                    .create_policy()
+                    .policy_name(&self.name)
+                    .description("Permissions boundary of the roles flixops creates")
+                    .policy_document(&self.document)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map_err(|e| self.err("create", &e))?;
+                return Ok(self.planned_outputs());
+            }
+            self.prune_versions().await?;
+            self.iam
+                .create_policy_version()
+                .policy_arn(self.arn())
+                .policy_document(&self.document)
+                .set_as_default(true)
+                .send()
+                .await
+                .map_err(|e| self.err("update", &e))?;
+            Ok(self.planned_outputs())
+        })
+    }
+
+    fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
+        Box::pin(async move {
+            let out = self.iam.list_policy_versions().policy_arn(self.arn()).send().await.map_err(|e| self.err("list versions", &e))?;
+            for v in out.versions().iter().filter(|v| !v.is_default_version()) {
+                let id = v.version_id().unwrap_or_default();
+                self.iam.delete_policy_version().policy_arn(self.arn()).version_id(id).send().await.map_err(|e| self.err("delete version", &e))?;
+            }
+            self.iam.delete_policy().policy_arn(self.arn()).send().await.map(drop).map_err(|e| self.err("delete", &e))
+        })
+    }
 }

@@ -172,6 +172,16 @@ impl Function {
             .collect()
     }
 
+    /// A variable as the plan shows it: values of variables flixops does not set are never shown,
+    /// since someone may have put a secret there by hand.
+    fn shown(&self, key: &str, value: &str) -> String {
+        if self.environment.iter().any(|(k, _)| k == key) {
+            format!("{key}={value}")
+        } else {
+            format!("{key}=(set outside flixops, value not shown)")
+        }
+    }
+
     fn err<E>(&self, op: &str, e: &aws_sdk_lambda::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>) -> ResourceError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -181,11 +191,8 @@ impl Function {
 
     async fn create(&self, inputs: &Inputs) -> Result<(), ResourceError> {
         let code = FunctionCode::builder().zip_file(Blob::new(self.artifact.zip.clone())).build();
-        // A role created seconds ago may not be assumable by Lambda yet (IAM is eventually consistent).
-        let mut delay = Duration::from_secs(1);
-        for attempt in 1.. {
-            let result = self
-                .lambda
+        let create = || {
+            self.lambda
                 .create_function()
                 .function_name(&self.name)
                 .runtime(Runtime::Providedal2023)
@@ -198,19 +205,11 @@ impl Function {
                 .environment(Environment::builder().set_variables(Some(self.env_vars(inputs))).build())
                 .set_tags(Some(self.tags.pairs().into_iter().collect()))
                 .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(()),
-                Err(e) if attempt < 8 && e.code() == Some("InvalidParameterValueException")
-                    && e.message().is_some_and(|m| m.contains("cannot be assumed")) =>
-                {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(8));
-                }
-                Err(e) => return Err(self.err("create", &e)),
-            }
-        }
-        Ok(())
+        };
+        let propagating = |e: &aws_sdk_lambda::error::SdkError<_, _>| {
+            e.code() == Some("InvalidParameterValueException") && e.message().is_some_and(|m| m.contains("cannot be assumed"))
+        };
+        super::while_role_propagates(create, propagating).await.map(drop).map_err(|e| self.err("create", &e))
     }
 
     /// Waits until the function accepts another update (Lambda refuses one while one is in progress).
@@ -296,7 +295,7 @@ impl Resource for Function {
             let mut env: Vec<String> = c
                 .environment()
                 .and_then(|e| e.variables())
-                .map(|vars| vars.iter().map(|(k, v)| format!("{k}={v}")).collect())
+                .map(|vars| vars.iter().map(|(k, v)| self.shown(k, v)).collect())
                 .unwrap_or_default();
             env.sort();
             let arch = c.architectures().first().map(|a| a.as_str().to_string()).unwrap_or("x86_64".into());

@@ -200,6 +200,28 @@ impl Session {
     }
 }
 
+/// Retries `call` while a role created seconds ago is not yet visible to the service that is told
+/// to use it (IAM is eventually consistent): up to about 30 s, doubling from 1 s.
+pub(crate) async fn while_role_propagates<T, E, Fut>(
+    mut call: impl FnMut() -> Fut,
+    propagating: impl Fn(&E) -> bool,
+) -> Result<T, E>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut delay = std::time::Duration::from_secs(1);
+    for _ in 0..5 {
+        match call().await {
+            Err(e) if propagating(&e) => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+    call().await
+}
+
 /// Error codes meaning the credentials themselves were refused.
 const CREDENTIAL_CODES: &[&str] = &[
     "InvalidClientTokenId",

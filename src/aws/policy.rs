@@ -91,6 +91,7 @@ mod tests {
             "schedule_arn": "arn:aws:scheduler:eu-west-1:123456789012:schedule/default/acme-prod-extract",
             "snowflake_role": "acme-prod-snowflake", "extract_role": "acme-prod-extract",
             "scheduler_role": "acme-prod-scheduler",
+            "boundary_arn": "arn:aws:iam::123456789012:policy/acme-prod-flixops-boundary",
             "principal": "arn:aws:iam::999999999999:user/abc", "external_id": "flixops-acme-prod"
         })
     }

@@ -59,8 +59,8 @@ impl Bucket {
                 address: Self::address(),
                 op: "read".into(),
                 message: format!(
-                    "bucket `{}` exists but this account cannot read it (bucket names are global): \
-                     choose another `bucket` in flixops.toml",
+                    "403 on bucket `{}`: either another account owns that name (bucket names are global: choose \
+                     another `bucket` in flixops.toml) or this identity lacks s3:ListBucket on it",
                     self.name
                 ),
                 kind: ErrorKind::Other,

@@ -96,20 +96,28 @@ impl Resource for Schedule {
     ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
         Box::pin(async move {
             let (target, window) = self.parts(inputs)?;
-            // UpdateSchedule replaces the whole definition, so both paths send all of it.
+            // UpdateSchedule replaces the whole definition, so both paths send all of it. A
+            // scheduler role created seconds ago may not be assumable yet: retried.
             macro_rules! send {
                 ($call:expr, $op:literal) => {
-                    $call
-                        .name(&self.name)
-                        .description(DESCRIPTION)
-                        .schedule_expression(&self.expression)
-                        .state(ScheduleState::Enabled)
-                        .target(target)
-                        .flexible_time_window(window)
-                        .send()
-                        .await
-                        .map_err(|e| failure(&Self::address(), $op, &e))?
-                        .schedule_arn
+                    super::while_role_propagates(
+                        || {
+                            $call
+                                .name(&self.name)
+                                .description(DESCRIPTION)
+                                .schedule_expression(&self.expression)
+                                .state(ScheduleState::Enabled)
+                                .target(target.clone())
+                                .flexible_time_window(window.clone())
+                                .send()
+                        },
+                        |e: &aws_sdk_scheduler::error::SdkError<_, _>| {
+                            e.code() == Some("ValidationException") && e.message().is_some_and(|m| m.contains("assume"))
+                        },
+                    )
+                    .await
+                    .map_err(|e| failure(&Self::address(), $op, &e))?
+                    .schedule_arn
                 };
             }
             let arn = if observed.is_none() {

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::iam::Role;
+use super::iam::{Boundary, Role};
 use super::lambda::{Artifact, EnvValue, Function};
 use super::s3::{Bucket, Notification};
 use super::schedule::Schedule;
@@ -34,6 +34,8 @@ pub struct Names {
     pub schedule: String,
     /// The bucket notification rule's id.
     pub notification_id: String,
+    /// The permissions boundary of the three roles.
+    pub boundary: String,
 }
 
 impl Names {
@@ -50,6 +52,7 @@ impl Names {
             function: format!("{base}-extract"),
             schedule: format!("{base}-extract"),
             notification_id: format!("flixops-{env}-snowpipe"),
+            boundary: format!("{base}-flixops-boundary"),
         }
     }
 }
@@ -100,6 +103,7 @@ impl Scope {
             "schedule_arn": format!("arn:aws:scheduler:{region}:{account}:schedule/default/{}", n.schedule),
             "snowflake_role": n.snowflake_role, "extract_role": n.extract_role, "scheduler_role": n.scheduler_role,
             "external_id": n.external_id,
+            "boundary_arn": format!("arn:aws:iam::{account}:policy/{}", n.boundary),
         })
     }
 
@@ -115,6 +119,19 @@ impl Scope {
             statements.retain(|s| s["Sid"].as_str().is_some_and(|sid| sid.starts_with("Read")));
         }
         doc.to_string()
+    }
+
+    /// The permissions boundary of the roles: every statement of their three policies together.
+    pub fn boundary_policy(&self) -> String {
+        let data = self.policy_data();
+        let statements: Vec<serde_json::Value> = ["snowflake-read", "extract", "scheduler-invoke"]
+            .iter()
+            .flat_map(|t| {
+                let doc: serde_json::Value = serde_json::from_str(&policy::render(t, &data)).unwrap_or_default();
+                doc["Statement"].as_array().cloned().unwrap_or_default()
+            })
+            .collect();
+        json!({ "Version": "2012-10-17", "Statement": statements }).to_string()
     }
 
     /// Every policy document flixops renders for this scope, by name (trusts assume Snowflake's
@@ -134,6 +151,7 @@ impl Scope {
         .iter()
         .map(|t| (t.to_string(), policy::render(t, &data)))
         .collect();
+        out.push(("boundary".into(), self.boundary_policy()));
         out.push(("deployer".into(), self.deployer_policy(false)));
         out.push(("deployer-read-only".into(), self.deployer_policy(true)));
         out
@@ -177,6 +195,13 @@ pub fn resources(
     out.push(Box::new(Bucket { s3: c.s3.clone(), name: names.bucket.clone(), region: region.clone(), tags: tags.clone(), purge_data }));
 
     let integration = upstream.integration.clone();
+    out.push(Box::new(Boundary {
+        iam: c.iam.clone(),
+        name: names.boundary.clone(),
+        account_id: account.clone(),
+        document: scope.boundary_policy(),
+        tags: tags.clone(),
+    }));
     let (trust_account, trust_data, read_data) = (account.clone(), data.clone(), data.clone());
     out.push(Box::new(Role {
         iam: c.iam.clone(),
@@ -194,9 +219,11 @@ pub fn resources(
             data["principal"] = json!(principal);
             policy::render("snowflake-trust", &data)
         }),
+        manage_trust: upstream.integration.is_some(),
         policy_name: "read-tweets".into(),
         policy: rendered("snowflake-read", &read_data),
         depends_on: upstream.integration.iter().cloned().collect(),
+        boundary_from: Boundary::address(),
         tags: tags.clone(),
     }));
 
@@ -210,9 +237,11 @@ pub fn resources(
             account_id: account.clone(),
             description: description.to_string(),
             trust: rendered(trust, &data),
+            manage_trust: true,
             policy_name: policy_name.to_string(),
             policy: rendered(doc, &data),
             depends_on: Vec::new(),
+            boundary_from: Boundary::address(),
             tags: tags.clone(),
         })
     };
@@ -220,6 +249,7 @@ pub fn resources(
 
     let extract = &config.extract;
     let mut environment = vec![
+        ("FLIXOPS_MAX_RESULTS".to_string(), EnvValue::Literal(extract.max_results.to_string())),
         ("FLIXOPS_BUCKET".to_string(), EnvValue::Literal(names.bucket.clone())),
         ("FLIXOPS_PREFIX".to_string(), EnvValue::Literal(prefix.clone())),
         ("FLIXOPS_QUERY".to_string(), EnvValue::Literal(extract.query.clone())),

@@ -113,7 +113,7 @@ impl Graph {
             match result {
                 Ok(new) => known.extend(new),
                 Err(failed) => {
-                    let pending = self.resources[index..].iter().map(|r| r.address()).collect();
+                    let pending = self.resources[index + 1..].iter().map(|r| r.address()).collect();
                     return Err(PlanError::Apply { failed, applied, pending, verb: "deploy" });
                 }
             }
@@ -150,7 +150,7 @@ impl Graph {
         let mut applied = Vec::new();
         for (index, resource) in doomed.iter().enumerate() {
             if let Err(failed) = resource.delete().await {
-                let pending = doomed[index..].iter().map(|r| r.address()).collect();
+                let pending = doomed[index + 1..].iter().map(|r| r.address()).collect();
                 return Err(PlanError::Apply { failed, applied, pending, verb: "destroy" });
             }
             applied.push(resource.address());

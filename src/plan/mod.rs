@@ -260,9 +260,10 @@ pub enum PlanError {
     Read(Vec<ResourceError>),
     /// Applying stopped part way; says what was done and how to resume.
     #[error(
-        "{failed}\n  applied before the failure: {applied}\n  not applied: {pending}\n  \
+        "{failed}\n  applied before the failure: {applied}\n  stopped at: {stopped} (it may be partly applied)\n  \
+         not reached: {pending}\n  \
          fix the cause and run `flixops {verb}` again: it reads what exists and continues from there",
-        applied = names(.applied), pending = names(.pending)
+        applied = names(.applied), stopped = .failed.address, pending = names(.pending)
     )]
     Apply { failed: ResourceError, applied: Vec<Address>, pending: Vec<Address>, verb: &'static str },
 }
