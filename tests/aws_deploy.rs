@@ -2,8 +2,9 @@
 //! everything, a second makes no write call, drift shows in plan and is repaired, a deploy that dies
 //! after any write converges on the next run, and bad credentials or region exit 3.
 //!
-//! Tests share one moto (one account) and isolate themselves by unique project names, so every
-//! bucket, role, secret, function and schedule name is their own.
+//! Tests share one moto. In-process deploys each run in their own moto account
+//! (`x-moto-account-id`); CLI runs use moto's default account and unique project names, so every
+//! bucket, role, secret, function and schedule name is their own either way.
 
 mod common;
 
@@ -16,7 +17,7 @@ use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor}
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use common::{flixops, moto, moto_env, output};
+use common::{MotoAccount, flixops, moto, moto_env, output};
 use flixops::aws::lambda::Artifact;
 use flixops::aws::stack::Upstream;
 use flixops::aws::{Clients, Session};
@@ -29,6 +30,8 @@ use serde_json::Value;
 struct Project {
     dir: tempfile::TempDir,
     name: String,
+    /// The moto account of in-process deploys (the CLI uses moto's default account).
+    account: MotoAccount,
 }
 
 impl Project {
@@ -40,7 +43,7 @@ impl Project {
              [env.prod]\ntarget = \"aws-snowflake\"\nregion = \"us-east-1\"\n"
         );
         std::fs::write(dir.path().join("flixops.toml"), toml).unwrap();
-        Self { dir, name }
+        Self { dir, name, account: MotoAccount::new() }
     }
 
     fn path(&self) -> &Path {
@@ -91,9 +94,15 @@ fn sdk() -> aws_config::SdkConfig {
         .build()
 }
 
-/// Clients on moto for checking what deploy did, outside flixops.
+/// Clients on moto for checking what deploy did, outside flixops (moto's default account, where
+/// the CLI runs).
 fn clients() -> Clients {
     Clients::new(&sdk(), &[])
+}
+
+/// Clients in one test's own moto account (in-process deploys).
+fn clients_in(account: &MotoAccount) -> Clients {
+    Clients::new(&sdk(), &[SharedInterceptor::new(account.clone())])
 }
 
 fn writes(report: &Value) -> Vec<String> {
@@ -249,15 +258,21 @@ fn upstream() -> Upstream {
     }
 }
 
-async fn session(extra: &[SharedInterceptor]) -> Session {
-    Session::from_sdk("prod", &sdk(), None, extra).await.unwrap()
+/// A session in `account`, with `extra` interceptors after it.
+async fn session(account: &MotoAccount, extra: &[SharedInterceptor]) -> Session {
+    let mut interceptors = vec![SharedInterceptor::new(account.clone())];
+    interceptors.extend(extra.iter().cloned());
+    let session = Session::from_sdk("prod", &sdk(), None, &interceptors).await.unwrap();
+    assert_eq!(session.account_id, account.0, "STS answers with the test's own account");
+    session
 }
 
-/// One in-process deploy with the Snowflake stand-ins; returns the write calls or the error text.
+/// One in-process deploy with the Snowflake stand-ins, in the project's own moto account; returns
+/// the write calls or the error text.
 async fn deploy_in_process(p: &Project, extra: &[SharedInterceptor]) -> Result<Vec<String>, String> {
     let (config, env) = p.config();
     let artifact = Artifact::load(Some(&p.artifact("v1"))).unwrap();
-    let prepared = flixops::deploy::prepare_in(session(extra).await, &config, &env, artifact, upstream())
+    let prepared = flixops::deploy::prepare_in(session(&p.account, extra).await, &config, &env, artifact, upstream())
         .await
         .map_err(|e| e.to_string())?;
     prepared.apply().await.map(|r| r.write_calls).map_err(|e| e.to_string())
@@ -266,7 +281,7 @@ async fn deploy_in_process(p: &Project, extra: &[SharedInterceptor]) -> Result<V
 #[tokio::test(flavor = "multi_thread")]
 async fn outputs_flow_into_the_trust_and_the_notification_merges_with_existing_rules() {
     let p = Project::new();
-    let c = clients();
+    let c = clients_in(&p.account);
     c.s3.create_bucket().bucket(p.bucket()).send().await.unwrap();
     let theirs = aws_sdk_s3::types::QueueConfiguration::builder()
         .id("other-team")
@@ -341,10 +356,10 @@ async fn a_deploy_that_dies_after_any_step_converges_on_the_next_run() {
 async fn plan_makes_no_write_call_even_with_drift() {
     let p = Project::new();
     deploy_in_process(&p, &[]).await.unwrap();
-    clients().s3.delete_bucket_policy().bucket(p.bucket()).send().await.unwrap();
+    clients_in(&p.account).s3.delete_bucket_policy().bucket(p.bucket()).send().await.unwrap();
     let (config, env) = p.config();
     let artifact = Artifact::load(Some(&p.artifact("v2"))).unwrap();
-    let prepared = flixops::deploy::prepare_in(session(&[]).await, &config, &env, artifact, upstream()).await.unwrap();
+    let prepared = flixops::deploy::prepare_in(session(&p.account, &[]).await, &config, &env, artifact, upstream()).await.unwrap();
     assert_eq!(prepared.plan.change, 2, "policy and code differ");
     assert_eq!(prepared.session.calls.writes(), Vec::<String>::new());
     assert!(prepared.session.calls.calls().len() > 10, "it did read");
@@ -373,9 +388,12 @@ fn unreachable_endpoint_missing_credentials_or_region_exit_3_with_the_fix() {
 
     let mut no_creds = moto_env();
     no_creds.retain(|(k, _)| !k.starts_with("AWS_ACCESS_KEY_ID") && !k.starts_with("AWS_SECRET"));
+    // Nothing of the developer's ~/.aws may answer instead.
+    no_creds.push(("HOME", p.path().display().to_string()));
     let (code, _, stderr) = run(no_creds);
     assert_eq!(code, 3, "{stderr}");
-    assert!(stderr.contains("credentials"), "{stderr}");
+    assert!(stderr.contains("no AWS credentials found") && stderr.contains("aws sso login"), "{stderr}");
+    assert!(!stderr.contains("DispatchFailure {"), "no Debug dump: {stderr}");
 
     // No region anywhere: the config names none either.
     std::fs::write(p.path().join("flixops.toml"), format!("[project]\nname = \"{}\"\n[env.prod]\ntarget = \"aws-snowflake\"\n", p.name))

@@ -184,11 +184,18 @@ impl Session {
         let clients = Clients::new(sdk, &interceptors);
         let who = clients.sts.get_caller_identity().send().await.map_err(|e| {
             let flag = profile.map(|p| format!(" --profile {p}")).unwrap_or_default();
-            let unreachable = matches!(e, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_));
+            let message = error_message(&e);
+            let what = if message.contains("no credentials found") {
+                "no AWS credentials found"
+            } else if matches!(e, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) {
+                "cannot reach AWS STS"
+            } else {
+                "AWS did not accept the credentials"
+            };
             AwsError::Identity {
-                what: if unreachable { "cannot reach AWS STS" } else { "AWS did not accept the credentials" },
+                what,
                 profile: profile.map(|p| format!(" (profile `{p}`)")).unwrap_or_default(),
-                message: error_message(&e),
+                message,
                 hint: format!(
                     "check that `aws sts get-caller-identity{flag}` works (for SSO: `aws sso login{flag}`), \
                      and that region `{region}` is right"
@@ -260,8 +267,30 @@ where
     match (err.code(), err.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_string(),
-        _ => aws_smithy_types::error::display::DisplayErrorContext(err).to_string(),
+        _ => match err.raw_response() {
+            // An error the SDK could not classify: the HTTP answer says more than "unhandled error".
+            Some(raw) if matches!(err, SdkError::ServiceError(_)) => {
+                let body = raw.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+                let body: String = body.chars().take(400).collect();
+                format!("HTTP {}: {}", raw.status().as_u16(), body.trim())
+            }
+            _ => chain(err),
+        },
     }
+}
+
+/// The error and its sources, each once, joined by `: ` (no Debug dump).
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
 }
 
 /// The tags every flixops resource carries, so a console user can tell who owns it.

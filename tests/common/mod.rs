@@ -173,3 +173,31 @@ impl Drop for Running {
         let _ = self.0.wait();
     }
 }
+
+/// Puts every request into its own moto account (moto's `x-moto-account-id` header), so tests
+/// running in parallel never see each other's resources; STS answers with that account too.
+#[derive(Debug, Clone)]
+pub struct MotoAccount(pub String);
+
+impl MotoAccount {
+    /// A fresh random account id.
+    pub fn new() -> Self {
+        Self(format!("{:012}", fastrand::u64(100_000_000_000..1_000_000_000_000)))
+    }
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for MotoAccount {
+    fn name(&self) -> &'static str {
+        "MotoAccount"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        context.request_mut().headers_mut().insert("x-moto-account-id", self.0.clone());
+        Ok(())
+    }
+}
