@@ -179,6 +179,9 @@ async fn drift_shows_in_plan_and_deploy_repairs_exactly_it() {
     let broad = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:PutObject","Resource":"arn:aws:s3:::*"}]}"#;
     c.iam.put_role_policy().role_name(&role).policy_name("extract").policy_document(broad).send().await.unwrap();
     c.iam.delete_role_permissions_boundary().role_name(&role).send().await.unwrap();
+    let wide = c.iam.create_policy().policy_name(format!("{}-wide", p.name)).policy_document(broad).send().await.unwrap();
+    let wide = wide.policy().unwrap().arn().unwrap().to_string();
+    c.iam.attach_role_policy().role_name(&role).policy_arn(&wide).send().await.unwrap();
 
     let (code, _, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, 2, "{stderr}");
@@ -186,13 +189,14 @@ async fn drift_shows_in_plan_and_deploy_repairs_exactly_it() {
     assert!(stderr.contains("~ public_access_block") && stderr.contains("-> \"all four settings on\""), "{stderr}");
     assert!(stderr.contains("  ~ aws_iam_role.extract\n") && stderr.contains("arn:aws:s3:::*"), "{stderr}");
     assert!(stderr.contains("~ permissions_boundary = \"none\" -> \"arn:aws:iam::123456789012:policy/"), "{stderr}");
+    assert!(stderr.contains("~ attached_policies ") && stderr.contains(&format!("= \"{wide}\" -> \"none\"")), "{stderr}");
     assert!(stderr.contains("Plan: 0 to add, 2 to change, 0 to destroy."), "{stderr}");
 
     let repair = p.deploy_json();
     let calls = writes(&repair);
     assert_eq!(
         operations(&calls),
-        ["PutPublicAccessBlock", "PutRolePermissionsBoundary", "PutRolePolicy"],
+        ["PutPublicAccessBlock", "PutRolePermissionsBoundary", "PutRolePolicy", "DetachRolePolicy"],
         "only the drifted settings are written, the boundary before the policy"
     );
     let (code, _, stderr) = p.cli(&["plan", "--detailed-exitcode"]);

@@ -264,6 +264,7 @@ fn the_deployer_policy_allows_every_call_of_a_deploy_and_nothing_it_does_not_mak
         "iam:DeleteRolePolicy",          // destroy
         "iam:UpdateAssumeRolePolicy",    // drift repair
         "iam:PutRolePermissionsBoundary", // drift repair
+        "iam:DetachRolePolicy",          // drift repair: a policy attached by hand
         "iam:TagRole",                   // drift repair
         "lambda:DeleteFunction",         // destroy
         "lambda:UpdateFunctionCode",     // new code

@@ -75,6 +75,38 @@ impl Role {
         }
     }
 
+    /// Managed policies attached to the role, and inline policies other than ours: a flixops role
+    /// has exactly one policy, so anything else is drift (someone widened it by hand).
+    async fn read_extra_policies(&self) -> Result<(String, String), ResourceError> {
+        let attached = self.iam.list_attached_role_policies().role_name(&self.name).send().await;
+        let attached = attached.map_err(|e| self.err("list attached policies", &e))?;
+        let mut arns: Vec<&str> = attached.attached_policies().iter().filter_map(|p| p.policy_arn()).collect();
+        arns.sort();
+        let inline = self.iam.list_role_policies().role_name(&self.name).send().await;
+        let inline = inline.map_err(|e| self.err("list inline policies", &e))?;
+        let mut others: Vec<&str> =
+            inline.policy_names().iter().map(String::as_str).filter(|n| *n != self.policy_name).collect();
+        others.sort();
+        let list = |items: Vec<&str>| if items.is_empty() { "none".to_string() } else { items.join(",") };
+        Ok((list(arns), list(others)))
+    }
+
+    async fn remove_extra_policies(&self) -> Result<(), ResourceError> {
+        let attached = self.iam.list_attached_role_policies().role_name(&self.name).send().await;
+        for policy in attached.map_err(|e| self.err("list attached policies", &e))?.attached_policies() {
+            let detach = self.iam.detach_role_policy().role_name(&self.name).set_policy_arn(policy.policy_arn.clone());
+            detach.send().await.map_err(|e| self.err("detach policy", &e))?;
+        }
+        let inline = self.iam.list_role_policies().role_name(&self.name).send().await;
+        for name in inline.map_err(|e| self.err("list inline policies", &e))?.policy_names() {
+            if *name != self.policy_name {
+                let delete = self.iam.delete_role_policy().role_name(&self.name).policy_name(name);
+                delete.send().await.map_err(|e| self.err("delete inline policy", &e))?;
+            }
+        }
+        Ok(())
+    }
+
     async fn put_policy(&self, inputs: &Inputs) -> Result<(), ResourceError> {
         self.iam
             .put_role_policy()
@@ -112,6 +144,9 @@ impl Resource for Role {
             fields.insert("name".into(), role.role_name.clone());
             fields.insert("trust_policy".into(), policy::canonical(trust).unwrap_or_else(|_| trust.to_string()));
             fields.insert("policy".into(), self.read_policy().await?);
+            let (attached, inline) = self.read_extra_policies().await?;
+            fields.insert("attached_policies".into(), attached);
+            fields.insert("other_inline_policies".into(), inline);
             let boundary = role.permissions_boundary.and_then(|b| b.permissions_boundary_arn).unwrap_or("none".into());
             fields.insert("permissions_boundary".into(), boundary);
             let tags = role.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value));
@@ -125,6 +160,8 @@ impl Resource for Role {
             ("name", self.name.clone()),
             ("policy", canonical_or_raw((self.policy)(inputs))),
             ("permissions_boundary", inputs.value(&self.boundary_from, "arn")),
+            ("attached_policies", "none".to_string()),
+            ("other_inline_policies", "none".to_string()),
             ("tags", self.tags.field()),
         ]
         .into_iter()
@@ -194,6 +231,9 @@ impl Resource for Role {
             if change.touches("policy") {
                 self.put_policy(inputs).await?;
             }
+            if change.touches("attached_policies") || change.touches("other_inline_policies") {
+                self.remove_extra_policies().await?;
+            }
             if change.touches("tags") {
                 self.iam
                     .tag_role()
@@ -209,6 +249,7 @@ impl Resource for Role {
 
     fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
         Box::pin(async move {
+            self.remove_extra_policies().await?;
             match self.iam.delete_role_policy().role_name(&self.name).policy_name(&self.policy_name).send().await {
                 Ok(_) => {}
                 Err(e) if e.code() == Some("NoSuchEntity") => {}
