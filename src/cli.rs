@@ -126,6 +126,8 @@ pub struct DoctorArgs {
     /// Exit 1 on warnings too
     #[arg(long)]
     pub strict: bool,
+    #[command(flatten)]
+    pub stack: StackArgs,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod config;
 pub mod deploy;
+pub mod doctor;
 pub mod export;
 pub mod extract;
 pub mod local;

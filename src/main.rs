@@ -214,7 +214,12 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
                 writeln!(w, "Destroy complete! Resources: {} destroyed.", report.applied.applied.len())
             })
         }
-        Command::Doctor(_) => Err(not_yet("doctor", "`flixops run` reports every step's outcome")),
+        Command::Doctor(args) => {
+            let (config, env) = config_and_env(global)?;
+            let report = flixops::doctor::run(&config, &env, args.stack.artifact.as_deref()).await;
+            let code = print(output, &report, |w| doctor_lines(w, &report))?;
+            Ok(if report.failed(args.strict) { ExitCode::FAILURE } else { code })
+        }
         Command::Export(args) => export(global, output, args).await,
     }
 }
@@ -285,6 +290,23 @@ fn emit(text: &str) -> Result<ExitCode, Error> {
         }
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+fn doctor_lines(w: &mut dyn Write, report: &flixops::doctor::Report) -> std::io::Result<()> {
+    use flixops::doctor::Status;
+    for check in &report.checks {
+        let mark = match check.status {
+            Status::Ok => "[✓]",
+            Status::Warn => "[!]",
+            Status::Fail => "[✗]",
+        };
+        writeln!(w, "{mark} {:<36} {}", check.name, check.detail)?;
+        if let Some(fix) = &check.fix {
+            writeln!(w, "    fix: {fix}")?;
+        }
+    }
+    let count = |s: Status| report.checks.iter().filter(|c| c.status == s).count();
+    writeln!(w, "\n{} ok, {} warning(s), {} failure(s)", count(Status::Ok), count(Status::Warn), count(Status::Fail))
 }
 
 fn config_and_env(global: &cli::Global) -> Result<(Config, EnvConfig), Error> {

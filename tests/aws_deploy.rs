@@ -511,3 +511,29 @@ async fn destroy_keeps_the_data_bucket_unless_purge_data_and_a_redeploy_restores
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("Nothing to destroy."), "{stderr}");
 }
+
+#[test]
+fn doctor_is_green_after_deploy_and_names_the_drift_and_its_fix_without_repairing_it() {
+    let p = Project::new();
+    let (code, _, stderr) = p.cli(&["doctor"]);
+    assert_eq!(code, 1, "nothing deployed yet: {stderr}");
+    assert!(stderr.contains("[✗] aws_s3_bucket.lake") && stderr.contains("missing") && stderr.contains("fix: flixops deploy"), "{stderr}");
+
+    p.deploy_json();
+    let (code, stdout, stderr) = p.cli(&["doctor", "--output", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let failed: Vec<&Value> = report["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "fail").collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(report["checks"].as_array().unwrap().iter().any(|c| c["name"] == "aws identity" && c["status"] == "ok"));
+    let (code, _, _) = p.cli(&["doctor", "--strict"]);
+    assert_eq!(code, 1, "--strict: the unchecked Snowflake side is a warning, and warnings fail");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(clients().s3.delete_public_access_block().bucket(p.bucket()).send()).unwrap();
+    let (code, _, stderr) = p.cli(&["doctor"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("[✗] aws_s3_bucket.lake") && stderr.contains("drifted: public_access_block"), "{stderr}");
+    let (code, _, _) = p.cli(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 2, "doctor is read-only: the drift is still there");
+}

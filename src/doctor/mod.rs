@@ -1,0 +1,213 @@
+//! `flixops doctor`: health checks, each with a verdict and the command that fixes it. Strictly
+//! read-only: the cloud checks are the resource engine's reads and diffs, the local ones open the
+//! warehouse read-only. Checks run concurrently, each under a timeout.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::aws::lambda::Artifact;
+use crate::aws::stack::{self, Upstream};
+use crate::aws::Session;
+use crate::config::{AwsSnowflakeTarget, Config, EnvConfig, LocalTarget, Target};
+use crate::plan::{Action, Graph};
+
+/// How long one check may take before it counts as failed.
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// Raw data older than this is a warning, and older than [`FRESH_FAIL_HOURS`] a failure.
+const FRESH_WARN_HOURS: i64 = 4;
+const FRESH_FAIL_HOURS: i64 = 24;
+/// X recent search looks back this far: a checkpoint older than that has lost tweets.
+const SEARCH_WINDOW_DAYS: i64 = 7;
+
+/// A check's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Healthy.
+    Ok,
+    /// Works, but needs attention.
+    Warn,
+    /// Broken.
+    Fail,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What was checked.
+    pub name: String,
+    /// The verdict.
+    pub status: Status,
+    /// What was found.
+    pub detail: String,
+    /// The command or step that fixes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn new(name: &str, status: Status, detail: impl Into<String>, fix: Option<&str>) -> Self {
+        Self { name: name.to_string(), status, detail: detail.into(), fix: fix.map(str::to_string) }
+    }
+}
+
+/// Every check, in a stable order.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The environment checked.
+    pub env: String,
+    /// The checks.
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    /// True when a check failed (or, with `strict`, warned).
+    pub fn failed(&self, strict: bool) -> bool {
+        self.checks.iter().any(|c| c.status == Status::Fail || (strict && c.status == Status::Warn))
+    }
+}
+
+/// Runs the checks of the environment's target.
+pub async fn run(config: &Config, env: &EnvConfig, artifact: Option<&Path>) -> Report {
+    let mut checks = vec![Check::new("config", Status::Ok, format!("{} is valid", config.path.display()), None)];
+    match &env.target {
+        Target::Local(local) => checks.extend(local_checks(env, local)),
+        Target::AwsSnowflake(cloud) => checks.extend(cloud_checks(config, env, cloud, artifact).await),
+    }
+    Report { env: env.name.clone(), checks }
+}
+
+async fn cloud_checks(config: &Config, env: &EnvConfig, cloud: &AwsSnowflakeTarget, artifact: Option<&Path>) -> Vec<Check> {
+    let deploy = Some("flixops deploy");
+    let connect = Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), &[]);
+    let session = match tokio::time::timeout(TIMEOUT, connect).await {
+        Ok(Ok(session)) => session,
+        Ok(Err(e)) => return vec![Check::new("aws identity", Status::Fail, e.to_string(), None)],
+        Err(_) => return vec![Check::new("aws identity", Status::Fail, "STS did not answer in 30 s", None)],
+    };
+    let mut checks =
+        vec![Check::new("aws identity", Status::Ok, format!("account {} in {}", session.account_id, session.region), None)];
+    let artifact = match Artifact::load(artifact) {
+        Ok(artifact) => artifact,
+        Err(e) => {
+            checks.push(Check::new("lambda package", Status::Fail, e.to_string(), Some("pass --artifact PATH")));
+            return checks;
+        }
+    };
+    let resources = stack::resources(config, env, cloud, &session, artifact, Upstream::default(), false);
+    let graph = match Graph::new(resources) {
+        Ok(graph) => graph,
+        Err(e) => return vec![Check::new("resources", Status::Fail, e.to_string(), None)],
+    };
+    match tokio::time::timeout(TIMEOUT, graph.read_all()).await {
+        Ok(Ok(observed)) => {
+            for item in graph.plan(&observed).resources {
+                let address = item.address.to_string();
+                let fields: Vec<&str> = item.change.fields.iter().map(|f| f.field.as_str()).collect();
+                checks.push(match item.change.action {
+                    Action::NoOp => Check::new(&address, Status::Ok, "as deployed", None),
+                    Action::Create => Check::new(&address, Status::Fail, "missing", deploy),
+                    _ => Check::new(&address, Status::Fail, format!("drifted: {}", fields.join(", ")), deploy),
+                });
+            }
+        }
+        Ok(Err(e)) => checks.push(Check::new("resources", Status::Fail, e.to_string(), None)),
+        Err(_) => checks.push(Check::new("resources", Status::Fail, "reading them took over 30 s", None)),
+    }
+    checks.push(Check::new(
+        "snowflake, pipe, X token, freshness",
+        Status::Warn,
+        "not checked by this build (the Snowflake side is not managed yet)",
+        None,
+    ));
+    checks
+}
+
+fn local_checks(env: &EnvConfig, local: &LocalTarget) -> Vec<Check> {
+    let run = Some("flixops run");
+    let mut checks = Vec::new();
+    let tweets = local.lake_dir.join(&env.prefix).join("tweets");
+    let files = count_parquet(&tweets);
+    checks.push(match files {
+        Ok(0) | Err(_) => Check::new("lake", Status::Warn, format!("no files under {}", tweets.display()), run),
+        Ok(n) => Check::new("lake", Status::Ok, format!("{n} file(s) under {}", tweets.display()), None),
+    });
+    checks.push(checkpoint_check(&local.lake_dir, &env.prefix));
+    if !local.warehouse.exists() {
+        checks.push(Check::new("warehouse", Status::Warn, format!("{} does not exist yet", local.warehouse.display()), run));
+        return checks;
+    }
+    let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly);
+    let conn = match config.and_then(|c| duckdb::Connection::open_with_flags(&local.warehouse, c)) {
+        Ok(conn) => conn,
+        Err(e) => {
+            let detail = format!("{}: {e}", local.warehouse.display());
+            checks.push(Check::new("warehouse", Status::Fail, detail, Some("close other DuckDB sessions on it")));
+            return checks;
+        }
+    };
+    checks.push(Check::new("warehouse", Status::Ok, local.warehouse.display().to_string(), None));
+    checks.push(freshness_check(&conn));
+    checks.push(pending_check(&conn, files.unwrap_or(0)));
+    checks
+}
+
+fn count_parquet(dir: &Path) -> std::io::Result<usize> {
+    let mut count = 0;
+    for day in std::fs::read_dir(dir)? {
+        for file in std::fs::read_dir(day?.path())? {
+            count += usize::from(file?.path().extension().is_some_and(|e| e == "parquet"));
+        }
+    }
+    Ok(count)
+}
+
+fn checkpoint_check(lake: &Path, prefix: &str) -> Check {
+    let path = lake.join(crate::extract::checkpoint::key(prefix));
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Check::new("checkpoint", Status::Warn, "no extraction has finished yet", Some("flixops run"));
+    };
+    let parsed: Result<crate::extract::checkpoint::Checkpoint, _> = serde_json::from_str(&text);
+    let finished = parsed.ok().and_then(|c| chrono::DateTime::parse_from_rfc3339(&c.last_run.finished_at).ok());
+    let Some(finished) = finished else {
+        return Check::new("checkpoint", Status::Fail, format!("{} is unreadable", path.display()), None);
+    };
+    let age = chrono::Utc::now().signed_duration_since(finished);
+    if age.num_days() >= SEARCH_WINDOW_DAYS {
+        let detail = format!("last run {} days ago: tweets older than the 7-day search window are lost", age.num_days());
+        return Check::new("checkpoint", Status::Warn, detail, Some("run extractions at least weekly"));
+    }
+    Check::new("checkpoint", Status::Ok, format!("last run {} h ago", age.num_hours()), None)
+}
+
+fn freshness_check(conn: &duckdb::Connection) -> Check {
+    // TIMESTAMPTZ → TIMESTAMP is UTC without ICU (not bundled), then epoch seconds.
+    let sql = "SELECT CAST(epoch(CAST(max(loaded_at) AS TIMESTAMP)) AS BIGINT) FROM raw.tweets_raw";
+    let newest = match conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0)) {
+        Ok(Some(newest)) => newest,
+        Ok(None) => return Check::new("raw freshness", Status::Warn, "raw.tweets_raw is empty", Some("flixops run")),
+        Err(e) => return Check::new("raw freshness", Status::Fail, e.to_string(), None),
+    };
+    let hours = (chrono::Utc::now().timestamp() - newest) / 3600;
+    let status = match hours {
+        h if h >= FRESH_FAIL_HOURS => Status::Fail,
+        h if h >= FRESH_WARN_HOURS => Status::Warn,
+        _ => Status::Ok,
+    };
+    let fix = (status != Status::Ok).then_some("flixops run (or schedule it)");
+    Check::new("raw freshness", status, format!("newest load {hours} h ago"), fix)
+}
+
+fn pending_check(conn: &duckdb::Connection, files: usize) -> Check {
+    let loaded: Result<i64, _> = conn.query_row("SELECT count(*) FROM ops.load_history", [], |r| r.get(0));
+    match loaded {
+        Ok(n) if n as usize >= files => Check::new("load", Status::Ok, format!("{n} file(s) loaded, none pending"), None),
+        Ok(n) => {
+            let detail = format!("{} lake file(s) not loaded yet", files - n as usize);
+            Check::new("load", Status::Warn, detail, Some("flixops transform"))
+        }
+        Err(e) => Check::new("load", Status::Fail, e.to_string(), Some("flixops run")),
+    }
+}
