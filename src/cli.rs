@@ -160,6 +160,10 @@ pub struct ExportArgs {
     /// github-actions: the branch whose pushes deploy
     #[arg(long, default_value = "main")]
     pub branch: String,
+    /// github-actions: what the build job passes to `cargo install --locked`, e.g.
+    /// "--git https://github.com/you/flixops --tag v0.1.0 flixops" [default: this version from crates.io]
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub install: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -90,12 +90,14 @@ pub fn write_files(dir: &Path, files: &[(String, String)], force: bool) -> Resul
 }
 
 /// The GitHub Actions workflow: plan on pull requests, deploy then doctor on the deploy branch.
-pub fn github_actions(env: &EnvConfig, region: &str, branch: &str) -> Result<String, ExportError> {
-    let install = format!("flixops --version {}", env!("CARGO_PKG_VERSION"));
-    render(
-        "ci/github-actions",
-        json!({ "version": env!("CARGO_PKG_VERSION"), "env": env.name, "region": region, "branch": branch, "install": install }),
-    )
+/// `install` is what follows `cargo install --locked` (default: this version from crates.io).
+pub fn github_actions(env: &EnvConfig, region: &str, branch: &str, install: Option<&str>) -> Result<String, ExportError> {
+    let install = install.map(str::to_string).unwrap_or_else(|| format!("flixops --version {}", env!("CARGO_PKG_VERSION")));
+    let data = json!({
+        "version": env!("CARGO_PKG_VERSION"), "rust": env!("CARGO_PKG_RUST_VERSION"),
+        "env": env.name, "region": region, "branch": branch, "install": install,
+    });
+    render("ci/github-actions", data)
 }
 
 /// The Airflow DAG: extract → transform → doctor on the project's schedule.

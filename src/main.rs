@@ -243,7 +243,7 @@ async fn export(global: &cli::Global, output: Output, args: cli::ExportArgs) -> 
     match args.what {
         ExportKind::GithubActions => {
             let region = cloud.region.clone().ok_or_else(region_hint)?;
-            emit(&export::github_actions(&env, &region, &args.branch)?)
+            emit(&export::github_actions(&env, &region, &args.branch, args.install.as_deref())?)
         }
         _ => {
             let (account, region) = match (&args.account_id, &cloud.region) {

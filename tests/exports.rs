@@ -317,6 +317,9 @@ fn the_workflow_plans_on_pull_requests_and_deploys_then_checks_on_main() {
     assert!(d < c, "doctor runs after deploy: {deploy}");
     assert!(yaml.contains("${{ vars.FLIXOPS_DEPLOY_ROLE_ARN }}") && yaml.contains("${{ vars.FLIXOPS_PLAN_ROLE_ARN }}"), "{yaml}");
     assert_eq!(workflow["on"]["push"]["branches"][0], "main");
+    assert!(yaml.contains(&format!("--default-toolchain {}", env!("CARGO_PKG_RUST_VERSION"))), "pinned toolchain: {yaml}");
+    let own = export(dir.path(), &["github-actions", "--env", "prod", "--install", "--git https://example.invalid/flixops flixops"]);
+    assert!(own.contains("cargo install --locked --root \"$PWD/flixops-bin\" --git https://example.invalid/flixops flixops"), "{own}");
 }
 
 #[test]

@@ -231,7 +231,7 @@ impl Bucket {
                 .set_version_id_marker(version_marker.take())
                 .send()
                 .await
-                .map_err(|e| self.err("list object versions", &e))?;
+                .map_err(|e| self.purge_failed(self.err("list object versions", &e)))?;
             let versions = page.versions().iter().map(|v| (v.key(), v.version_id()));
             let markers = page.delete_markers().iter().map(|m| (m.key(), m.version_id()));
             let objects = versions
@@ -253,9 +253,9 @@ impl Bucket {
                     .delete(delete)
                     .send()
                     .await
-                    .map_err(|e| self.err("delete objects", &e))?;
+                    .map_err(|e| self.purge_failed(self.err("delete objects", &e)))?;
                 if let Some(first) = out.errors().first() {
-                    return Err(ResourceError {
+                    return Err(self.purge_failed(ResourceError {
                         address: Self::address(),
                         op: "delete objects".into(),
                         message: format!(
@@ -265,7 +265,7 @@ impl Bucket {
                             first.message().unwrap_or("?")
                         ),
                         kind: ErrorKind::Other,
-                    });
+                    }));
                 }
             }
             if page.is_truncated() != Some(true) {
@@ -274,6 +274,15 @@ impl Bucket {
             key_marker = page.next_key_marker().map(str::to_string);
             version_marker = page.next_version_id_marker().map(str::to_string);
         }
+    }
+
+    /// Says what emptying already did: the TLS-only policy is gone until the purge finishes.
+    fn purge_failed(&self, mut err: ResourceError) -> ResourceError {
+        err.message.push_str(
+            "; the TLS-only bucket policy was already removed: run `flixops destroy --purge-data` again to finish, \
+             or `flixops deploy` to restore the policy",
+        );
+        err
     }
 
     fn invalid(&self, e: aws_smithy_types::error::operation::BuildError) -> ResourceError {
