@@ -537,3 +537,27 @@ fn doctor_is_green_after_deploy_and_names_the_drift_and_its_fix_without_repairin
     let (code, _, _) = p.cli(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, 2, "doctor is read-only: the drift is still there");
 }
+
+#[test]
+fn credentials_and_region_come_from_the_named_profile() {
+    let p = Project::new();
+    std::fs::write(
+        p.path().join("flixops.toml"),
+        format!("[project]\nname = \"{}\"\n[env.prod]\ntarget = \"aws-snowflake\"\naws_profile = \"ci\"\n", p.name),
+    )
+    .unwrap();
+    std::fs::write(p.path().join("aws-config"), "[profile ci]\nregion = eu-west-1\n").unwrap();
+    std::fs::write(p.path().join("aws-credentials"), "[ci]\naws_access_key_id = testing\naws_secret_access_key = testing\n").unwrap();
+    let mut cmd = flixops(p.path());
+    cmd.args(["plan", "--output", "json"]).envs(moto_env()).env("FLIXOPS_ARTIFACT", p.artifact("v1"));
+    for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
+        cmd.env_remove(key);
+    }
+    cmd.env("AWS_CONFIG_FILE", p.path().join("aws-config")).env("AWS_SHARED_CREDENTIALS_FILE", p.path().join("aws-credentials"));
+    let (code, stdout, stderr) = output(&mut cmd);
+    assert_eq!(code, 0, "{stderr}");
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    let role = plan["resources"].as_array().unwrap().iter().find(|r| r["address"] == "aws_iam_role.scheduler").unwrap();
+    let policy = role["fields"].as_array().unwrap().iter().find(|f| f["field"] == "policy").unwrap();
+    assert!(policy["after"].as_str().unwrap().contains("arn:aws:lambda:eu-west-1:"), "the profile's region: {policy}");
+}
