@@ -12,6 +12,7 @@ pub mod models;
 pub mod output;
 pub mod pipeline;
 pub mod plan;
+pub mod snowflake;
 pub mod templates;
 
 /// Every failure a command can end with; `main` maps each to a documented exit code.

@@ -1,0 +1,275 @@
+//! Which Snowflake account and credentials to use, found the way the Snowflake CLI finds them, so a
+//! user's existing `snow` setup works unchanged. Precedence, highest first:
+//! `SNOWFLAKE_CONNECTIONS_<NAME>_<KEY>` variables; the named connection in `connections.toml`
+//! (or, when that file has none, `[connections.<name>]` in `config.toml`); generic `SNOWFLAKE_<KEY>`
+//! variables. Files live in `$SNOWFLAKE_HOME`, else `~/.snowflake`. The connection is the one named
+//! in flixops.toml, else `$SNOWFLAKE_DEFAULT_CONNECTION_NAME`, else `default_connection_name` of
+//! `config.toml`, else `default`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::Secret;
+
+/// The keys flixops reads from a connection (the Python connector's names).
+const KEYS: &[&str] = &[
+    "account",
+    "user",
+    "password",
+    "authenticator",
+    "private_key_file",
+    "private_key_path",
+    "private_key_file_pwd",
+    "private_key_passphrase",
+    "host",
+    "role",
+    "warehouse",
+    "database",
+];
+
+/// How flixops signs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// Key-pair (JWT), the recommended way; the key may be encrypted (PKCS#8).
+    KeyPair {
+        /// The private key file.
+        key_file: PathBuf,
+        /// Its passphrase, if it is encrypted.
+        passphrase: Option<SecretText>,
+    },
+    /// User and password: works, but flixops warns (no MFA, easy to leak).
+    Password(SecretText),
+}
+
+/// A secret that compares for tests but never prints.
+#[derive(Clone)]
+pub struct SecretText(pub Secret);
+
+impl PartialEq for SecretText {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.expose() == other.0.expose()
+    }
+}
+
+impl Eq for SecretText {}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A resolved connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// The connection's name.
+    pub name: String,
+    /// Account identifier (`orgname-account` or a locator).
+    pub account: String,
+    /// User name.
+    pub user: String,
+    /// How to sign in.
+    pub auth: Auth,
+    /// Custom host (private link, proxies, tests); None: `<account>.snowflakecomputing.com`.
+    pub host: Option<String>,
+    /// Role, warehouse and database, when the connection sets them.
+    pub role: Option<String>,
+    /// Default warehouse.
+    pub warehouse: Option<String>,
+    /// Default database.
+    pub database: Option<String>,
+    /// Where the values came from, for messages.
+    pub source: String,
+}
+
+/// Why no usable connection was found; names the files and variables to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    /// A file exists but is not valid TOML.
+    #[error("{path}: invalid TOML: {message}", path = .path.display())]
+    Parse { path: PathBuf, message: String },
+    /// The named connection is defined nowhere.
+    #[error(
+        "Snowflake connection `{name}` is not defined in {dir} (connections.toml or config.toml) nor by \
+         SNOWFLAKE_* variables; add it with `snow connection add --connection-name {name}`, or set \
+         snowflake_connection in flixops.toml to one of: {known}",
+        dir = .dir.display()
+    )]
+    Unknown { name: String, dir: PathBuf, known: String },
+    /// A required key is missing.
+    #[error("Snowflake connection `{name}` ({origin}): `{key}` is not set; {fix}")]
+    Missing { name: String, origin: String, key: &'static str, fix: &'static str },
+}
+
+/// Finds the connection `requested` (None: the default one). `var` reads the environment.
+pub fn resolve(requested: Option<&str>, var: &dyn Fn(&str) -> Option<String>) -> Result<Connection, ConnectionError> {
+    let dir = home(var);
+    let config = read_toml(&dir.join("config.toml"))?;
+    let connections_file = read_toml(&dir.join("connections.toml"))?;
+    let name = requested
+        .map(str::to_string)
+        .or_else(|| var("SNOWFLAKE_DEFAULT_CONNECTION_NAME"))
+        .or_else(|| config.get("default_connection_name").and_then(|v| v.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "default".to_string());
+
+    // connections.toml, when it defines any connection, replaces config.toml's [connections].
+    let (defined, file) = if connections_file.values().any(toml::Value::is_table) {
+        (connections_file, "connections.toml")
+    } else {
+        let table = config.get("connections").and_then(|v| v.as_table()).cloned().unwrap_or_default();
+        (table.into_iter().collect(), "config.toml")
+    };
+    let from_file = defined.get(&name).and_then(|v| v.as_table());
+    let specific = |key: &str| var(&format!("SNOWFLAKE_CONNECTIONS_{}_{}", name.to_uppercase(), key.to_uppercase()));
+    let generic = |key: &str| var(&format!("SNOWFLAKE_{}", key.to_uppercase()));
+
+    let mut values: BTreeMap<&str, String> = BTreeMap::new();
+    for key in KEYS {
+        let from_toml = from_file.and_then(|t| t.get(*key)).and_then(toml_text);
+        if let Some(value) = specific(key).or(from_toml).or_else(|| generic(key)) {
+            values.insert(key, value);
+        }
+    }
+    if from_file.is_none() && values.is_empty() {
+        let known: Vec<&str> = defined.iter().filter(|(_, v)| v.is_table()).map(|(k, _)| k.as_str()).collect();
+        let known = if known.is_empty() { "(none defined)".to_string() } else { known.join(", ") };
+        return Err(ConnectionError::Unknown { name, dir, known });
+    }
+    let source = if from_file.is_some() { format!("{}/{file}", dir.display()) } else { "SNOWFLAKE_* variables".into() };
+    build(name, source, values)
+}
+
+fn build(name: String, source: String, mut values: BTreeMap<&str, String>) -> Result<Connection, ConnectionError> {
+    let missing = |key, fix| ConnectionError::Missing { name: name.clone(), origin: source.clone(), key, fix };
+    let account = values.remove("account").ok_or_else(|| missing("account", "set it to orgname-accountname"))?;
+    let user = values.remove("user").ok_or_else(|| missing("user", "set the user flixops signs in as"))?;
+    let key_file = values.remove("private_key_file").or_else(|| values.remove("private_key_path"));
+    let passphrase = values.remove("private_key_file_pwd").or_else(|| values.remove("private_key_passphrase"));
+    let auth = match (key_file, values.remove("password")) {
+        (Some(key_file), _) => Auth::KeyPair {
+            key_file: PathBuf::from(key_file),
+            passphrase: passphrase.map(|p| SecretText(Secret::new(p))),
+        },
+        (None, Some(password)) => Auth::Password(SecretText(Secret::new(password))),
+        (None, None) => {
+            return Err(missing(
+                "private_key_file",
+                "key-pair auth is recommended: set private_key_file (and SNOWFLAKE_PRIVATE_KEY_FILE_PWD if the key \
+                 is encrypted); a password also works",
+            ));
+        }
+    };
+    Ok(Connection {
+        name,
+        account,
+        user,
+        auth,
+        host: values.remove("host"),
+        role: values.remove("role"),
+        warehouse: values.remove("warehouse"),
+        database: values.remove("database"),
+        source,
+    })
+}
+
+/// `$SNOWFLAKE_HOME`, else `~/.snowflake`.
+fn home(var: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(dir) = var("SNOWFLAKE_HOME") {
+        return PathBuf::from(dir);
+    }
+    PathBuf::from(var("HOME").unwrap_or_default()).join(".snowflake")
+}
+
+fn read_toml(path: &Path) -> Result<toml::Table, ConnectionError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .parse::<toml::Table>()
+            .map_err(|e| ConnectionError::Parse { path: path.to_path_buf(), message: e.to_string() }),
+        Err(_) => Ok(toml::Table::new()),
+    }
+}
+
+fn toml_text(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn home_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn the_default_connection_of_config_toml_with_a_key_pair() {
+        let dir = home_with(&[(
+            "config.toml",
+            "default_connection_name = \"prod\"\n[connections.prod]\naccount = \"acme-prod\"\nuser = \"FLIXOPS\"\n\
+             private_key_file = \"/keys/rsa.p8\"\nwarehouse = \"WH\"\n",
+        )]);
+        let home = dir.path().display().to_string();
+        let var = env(&[("SNOWFLAKE_HOME", &home), ("SNOWFLAKE_PRIVATE_KEY_FILE_PWD", "s3cret")]);
+        let c = resolve(None, &var).unwrap();
+        assert_eq!((c.name.as_str(), c.account.as_str(), c.warehouse.as_deref()), ("prod", "acme-prod", Some("WH")));
+        assert_eq!(
+            c.auth,
+            Auth::KeyPair { key_file: "/keys/rsa.p8".into(), passphrase: Some(SecretText(Secret::new("s3cret".into()))) },
+            "the generic variable fills what the file leaves out"
+        );
+        assert!(!format!("{c:?}").contains("s3cret"), "secrets never print");
+    }
+
+    #[test]
+    fn connections_toml_wins_and_specific_variables_override_the_file() {
+        let dir = home_with(&[
+            ("config.toml", "[connections.dev]\naccount = \"from-config\"\nuser = \"u\"\npassword = \"p\"\n"),
+            ("connections.toml", "[dev]\naccount = \"from-connections\"\nuser = \"u\"\npassword = \"p\"\n"),
+        ]);
+        let home = dir.path().display().to_string();
+        let var = env(&[("SNOWFLAKE_HOME", &home), ("SNOWFLAKE_ACCOUNT", "generic")]);
+        assert_eq!(resolve(Some("dev"), &var).unwrap().account, "from-connections", "a file beats generic variables");
+        let var = env(&[("SNOWFLAKE_HOME", &home), ("SNOWFLAKE_CONNECTIONS_DEV_ACCOUNT", "specific")]);
+        assert_eq!(resolve(Some("dev"), &var).unwrap().account, "specific");
+        assert!(matches!(resolve(Some("dev"), &var).unwrap().auth, Auth::Password(_)));
+    }
+
+    #[test]
+    fn an_unknown_connection_lists_the_defined_ones_and_missing_keys_say_how_to_fix() {
+        let dir = home_with(&[("connections.toml", "[dev]\naccount = \"a\"\n[prod]\naccount = \"b\"\nuser = \"u\"\n")]);
+        let home = dir.path().display().to_string();
+        let var = env(&[("SNOWFLAKE_HOME", &home)]);
+        let err = resolve(Some("qa"), &var).unwrap_err().to_string();
+        assert!(err.contains("`qa` is not defined") && err.contains("dev, prod"), "{err}");
+        let err = resolve(Some("dev"), &var).unwrap_err().to_string();
+        assert!(err.contains("`user` is not set"), "{err}");
+        let err = resolve(Some("prod"), &var).unwrap_err().to_string();
+        assert!(err.contains("private_key_file") && err.contains("key-pair auth is recommended"), "{err}");
+    }
+
+    #[test]
+    fn variables_alone_define_a_connection_and_broken_toml_names_the_file() {
+        let dir = home_with(&[]);
+        let home = dir.path().display().to_string();
+        let var = env(&[("SNOWFLAKE_HOME", &home), ("SNOWFLAKE_ACCOUNT", "a"), ("SNOWFLAKE_USER", "u"), ("SNOWFLAKE_PASSWORD", "p")]);
+        let c = resolve(None, &var).unwrap();
+        assert_eq!((c.name.as_str(), c.source.as_str()), ("default", "SNOWFLAKE_* variables"));
+        std::fs::write(dir.path().join("config.toml"), "[connections\n").unwrap();
+        let err = resolve(None, &var).unwrap_err().to_string();
+        assert!(err.contains("config.toml: invalid TOML"), "{err}");
+    }
+}
