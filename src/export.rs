@@ -61,7 +61,8 @@ pub fn terraform_files() -> Vec<(String, String)> {
         let value: serde_json::Value = serde_json::from_str(&doc).unwrap_or_default();
         serde_json::to_string_pretty(&value).unwrap_or(doc) + "\n"
     };
-    let mut files: Vec<(String, String)> = TERRAFORM_FILES.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+    let mut files: Vec<(String, String)> =
+        TERRAFORM_FILES.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
     files.push(("deploy-policy.json.tftpl".into(), pretty(scope.deployer_policy(false))));
     files.push(("plan-policy.json.tftpl".into(), pretty(scope.deployer_policy(true))));
     files
@@ -91,8 +92,14 @@ pub fn write_files(dir: &Path, files: &[(String, String)], force: bool) -> Resul
 
 /// The GitHub Actions workflow: plan on pull requests, deploy then doctor on the deploy branch.
 /// `install` is what follows `cargo install --locked` (default: this version from crates.io).
-pub fn github_actions(env: &EnvConfig, region: &str, branch: &str, install: Option<&str>) -> Result<String, ExportError> {
-    let install = install.map(str::to_string).unwrap_or_else(|| format!("flixops --version {}", env!("CARGO_PKG_VERSION")));
+pub fn github_actions(
+    env: &EnvConfig,
+    region: &str,
+    branch: &str,
+    install: Option<&str>,
+) -> Result<String, ExportError> {
+    let install =
+        install.map(str::to_string).unwrap_or_else(|| format!("flixops --version {}", env!("CARGO_PKG_VERSION")));
     let data = json!({
         "version": env!("CARGO_PKG_VERSION"), "rust": env!("CARGO_PKG_RUST_VERSION"),
         "env": env.name, "region": region, "branch": branch, "install": install,

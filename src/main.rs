@@ -152,7 +152,8 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
         }
         Command::Plan(args) => {
             let (config, env) = config_and_env(global)?;
-            let prepared = deploy::prepare(&config, &env, args.stack.artifact.as_deref(), &[], Upstream::default()).await?;
+            let prepared =
+                deploy::prepare(&config, &env, args.stack.artifact.as_deref(), &[], Upstream::default()).await?;
             let plan = &prepared.plan;
             let code = print(output, plan, |w| {
                 snowflake_note(w)?;
@@ -165,7 +166,8 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
         }
         Command::Deploy(args) => {
             let (config, env) = config_and_env(global)?;
-            let prepared = deploy::prepare(&config, &env, args.stack.artifact.as_deref(), &[], Upstream::default()).await?;
+            let prepared =
+                deploy::prepare(&config, &env, args.stack.artifact.as_deref(), &[], Upstream::default()).await?;
             if output.format == Format::Human {
                 let mut err = std::io::stderr().lock();
                 snowflake_note(&mut err).and_then(|()| render_plan(&mut err, &prepared.plan, "deploy")).ok();
@@ -191,7 +193,10 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
             let token = read_token()?;
             let version = deploy::set_token(&config, &env, &token).await?;
             print(output, &serde_json::json!({ "version_id": version }), |w| {
-                writeln!(w, "stored a new version of the X bearer token ({version}); the extractor uses it on its next run")
+                writeln!(
+                    w,
+                    "stored a new version of the X bearer token ({version}); the extractor uses it on its next run"
+                )
             })
         }
         Command::Init(_) => Err(not_yet("init", "write flixops.toml by hand; `flixops run --demo` needs none")),
@@ -266,7 +271,9 @@ async fn export(global: &cli::Global, output: Output, args: cli::ExportArgs) -> 
             } else {
                 let principal = "arn:aws:iam::<snowflake-account>:user/<from DESC INTEGRATION>";
                 let docs = scope.policies(principal).into_iter();
-                serde_json::Value::Object(docs.map(|(k, v)| (k, serde_json::from_str(&v).unwrap_or_default())).collect())
+                serde_json::Value::Object(
+                    docs.map(|(k, v)| (k, serde_json::from_str(&v).unwrap_or_default())).collect(),
+                )
             };
             emit(&(serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"))
         }
@@ -319,13 +326,18 @@ fn config_and_env(global: &cli::Global) -> Result<(Config, EnvConfig), Error> {
 fn approve() -> Result<(), Error> {
     if !std::io::stdin().is_terminal() {
         return Err(Error::NotApproved(
-            "not applied: stdin is not a terminal, so there is no one to ask; pass --yes to apply without asking".into(),
+            "not applied: stdin is not a terminal, so there is no one to ask; pass --yes to apply without asking"
+                .into(),
         ));
     }
     eprint!("\nDo you want to perform these actions? Only 'yes' will be accepted to approve.\n  Enter a value: ");
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer).ok();
-    if answer.trim() == "yes" { Ok(()) } else { Err(Error::NotApproved("Apply cancelled; nothing was changed.".into())) }
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(Error::NotApproved("Apply cancelled; nothing was changed.".into()))
+    }
 }
 
 /// The token from stdin: hidden prompt on a terminal, else the whole of stdin.

@@ -126,7 +126,9 @@ async fn first_deploy_creates_everything_and_the_second_makes_no_write_call() {
     let first = p.deploy_json();
     let first_writes = writes(&first);
     let ops = operations(&first_writes);
-    for op in ["CreateBucket", "PutPublicAccessBlock", "PutBucketPolicy", "CreateRole", "CreateFunction", "CreateSchedule"] {
+    for op in
+        ["CreateBucket", "PutPublicAccessBlock", "PutBucketPolicy", "CreateRole", "CreateFunction", "CreateSchedule"]
+    {
         assert!(ops.contains(&op), "{op} missing from {ops:?}");
     }
 
@@ -154,8 +156,13 @@ async fn first_deploy_creates_everything_and_the_second_makes_no_write_call() {
     let config = function.configuration().unwrap();
     assert_eq!(config.runtime().map(|r| r.as_str()), Some("provided.al2023"));
     let env = config.environment().unwrap().variables().unwrap();
-    let secret = c.secrets.describe_secret().secret_id(format!("flixops/{}/prod/x-bearer-token", p.name)).send().await.unwrap();
-    assert_eq!(env.get("FLIXOPS_X_TOKEN_SECRET_ARN").map(String::as_str), secret.arn(), "secret ARN flows into the function");
+    let secret =
+        c.secrets.describe_secret().secret_id(format!("flixops/{}/prod/x-bearer-token", p.name)).send().await.unwrap();
+    assert_eq!(
+        env.get("FLIXOPS_X_TOKEN_SECRET_ARN").map(String::as_str),
+        secret.arn(),
+        "secret ARN flows into the function"
+    );
     assert_eq!(env.get("FLIXOPS_BUCKET"), Some(&p.bucket()));
     let schedule = c.scheduler.get_schedule().name(format!("{}-prod-extract", p.name)).send().await.unwrap();
     assert_eq!(schedule.schedule_expression(), Some("rate(2 hours)"));
@@ -179,7 +186,8 @@ async fn drift_shows_in_plan_and_deploy_repairs_exactly_it() {
     let broad = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:PutObject","Resource":"arn:aws:s3:::*"}]}"#;
     c.iam.put_role_policy().role_name(&role).policy_name("extract").policy_document(broad).send().await.unwrap();
     c.iam.delete_role_permissions_boundary().role_name(&role).send().await.unwrap();
-    let wide = c.iam.create_policy().policy_name(format!("{}-wide", p.name)).policy_document(broad).send().await.unwrap();
+    let wide =
+        c.iam.create_policy().policy_name(format!("{}-wide", p.name)).policy_document(broad).send().await.unwrap();
     let wide = wide.policy().unwrap().arn().unwrap().to_string();
     c.iam.attach_role_policy().role_name(&role).policy_arn(&wide).send().await.unwrap();
 
@@ -189,7 +197,10 @@ async fn drift_shows_in_plan_and_deploy_repairs_exactly_it() {
     assert!(stderr.contains("~ public_access_block") && stderr.contains("-> \"all four settings on\""), "{stderr}");
     assert!(stderr.contains("  ~ aws_iam_role.extract\n") && stderr.contains("arn:aws:s3:::*"), "{stderr}");
     assert!(stderr.contains("~ permissions_boundary = \"none\" -> \"arn:aws:iam::123456789012:policy/"), "{stderr}");
-    assert!(stderr.contains("~ attached_policies ") && stderr.contains(&format!("= \"{wide}\" -> \"none\"")), "{stderr}");
+    assert!(
+        stderr.contains("~ attached_policies ") && stderr.contains(&format!("= \"{wide}\" -> \"none\"")),
+        "{stderr}"
+    );
     assert!(stderr.contains("Plan: 0 to add, 2 to change, 0 to destroy."), "{stderr}");
 
     let repair = p.deploy_json();
@@ -238,7 +249,12 @@ impl Resource for StandIn {
     fn desired(&self, _inputs: &Inputs) -> Fields {
         Fields::new()
     }
-    fn apply<'a>(&'a self, _: &'a Change, _: Option<&'a Observed>, _: &'a Inputs) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
+    fn apply<'a>(
+        &'a self,
+        _: &'a Change,
+        _: Option<&'a Observed>,
+        _: &'a Inputs,
+    ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
         Box::pin(async move { Ok(self.outputs.clone()) })
     }
     fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
@@ -256,7 +272,10 @@ fn upstream() -> Upstream {
         integration: Some(integration.clone()),
         pipe: Some(pipe.clone()),
         resources: vec![
-            Box::new(StandIn { address: integration, outputs: [("iam_user_arn".into(), SNOWFLAKE_USER.into())].into() }),
+            Box::new(StandIn {
+                address: integration,
+                outputs: [("iam_user_arn".into(), SNOWFLAKE_USER.into())].into(),
+            }),
             Box::new(StandIn { address: pipe, outputs: [("notification_channel".into(), PIPE_QUEUE.into())].into() }),
         ],
     }
@@ -294,7 +313,12 @@ async fn outputs_flow_into_the_trust_and_the_notification_merges_with_existing_r
         .build()
         .unwrap();
     let config = aws_sdk_s3::types::NotificationConfiguration::builder().queue_configurations(theirs).build();
-    c.s3.put_bucket_notification_configuration().bucket(p.bucket()).notification_configuration(config).send().await.unwrap();
+    c.s3.put_bucket_notification_configuration()
+        .bucket(p.bucket())
+        .notification_configuration(config)
+        .send()
+        .await
+        .unwrap();
 
     let calls = deploy_in_process(&p, &[]).await.unwrap();
     assert!(operations(&calls).contains(&"PutBucketNotificationConfiguration"), "{calls:?}");
@@ -304,12 +328,16 @@ async fn outputs_flow_into_the_trust_and_the_notification_merges_with_existing_r
     let mut rules: Vec<(&str, &str)> =
         notification.queue_configurations().iter().map(|q| (q.id().unwrap(), q.queue_arn())).collect();
     rules.sort();
-    assert_eq!(rules, [("flixops-prod-snowpipe", PIPE_QUEUE), ("other-team", "arn:aws:sqs:us-east-1:123456789012:audit")]);
+    assert_eq!(
+        rules,
+        [("flixops-prod-snowpipe", PIPE_QUEUE), ("other-team", "arn:aws:sqs:us-east-1:123456789012:audit")]
+    );
 
     let role = c.iam.get_role().role_name(format!("{}-prod-snowflake", p.name)).send().await.unwrap();
-    let trust: Value =
-        serde_json::from_str(&flixops::aws::policy::canonical(role.role().unwrap().assume_role_policy_document().unwrap()).unwrap())
-            .unwrap();
+    let trust: Value = serde_json::from_str(
+        &flixops::aws::policy::canonical(role.role().unwrap().assume_role_policy_document().unwrap()).unwrap(),
+    )
+    .unwrap();
     assert_eq!(trust["Statement"][0]["Principal"]["AWS"][0], SNOWFLAKE_USER, "the integration's IAM user is trusted");
 
     assert_eq!(deploy_in_process(&p, &[]).await.unwrap(), Vec::<String>::new(), "converged");
@@ -363,7 +391,8 @@ async fn plan_makes_no_write_call_even_with_drift() {
     clients_in(&p.account).s3.delete_bucket_policy().bucket(p.bucket()).send().await.unwrap();
     let (config, env) = p.config();
     let artifact = Artifact::load(Some(&p.artifact("v2"))).unwrap();
-    let prepared = flixops::deploy::prepare_in(session(&p.account, &[]).await, &config, &env, artifact, upstream()).await.unwrap();
+    let prepared =
+        flixops::deploy::prepare_in(session(&p.account, &[]).await, &config, &env, artifact, upstream()).await.unwrap();
     assert_eq!(prepared.plan.change, 2, "policy and code differ");
     assert_eq!(prepared.session.calls.writes(), Vec::<String>::new());
     assert!(prepared.session.calls.calls().len() > 10, "it did read");
@@ -375,7 +404,14 @@ fn unreachable_endpoint_missing_credentials_or_region_exit_3_with_the_fix() {
     let run = |env: Vec<(&'static str, String)>| {
         let mut cmd = flixops(p.path());
         cmd.args(["plan"]).env("FLIXOPS_ARTIFACT", p.artifact("v1"));
-        for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION"] {
+        for key in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+        ] {
             cmd.env_remove(key);
         }
         cmd.envs(env);
@@ -400,8 +436,11 @@ fn unreachable_endpoint_missing_credentials_or_region_exit_3_with_the_fix() {
     assert!(!stderr.contains("DispatchFailure {"), "no Debug dump: {stderr}");
 
     // No region anywhere: the config names none either.
-    std::fs::write(p.path().join("flixops.toml"), format!("[project]\nname = \"{}\"\n[env.prod]\ntarget = \"aws-snowflake\"\n", p.name))
-        .unwrap();
+    std::fs::write(
+        p.path().join("flixops.toml"),
+        format!("[project]\nname = \"{}\"\n[env.prod]\ntarget = \"aws-snowflake\"\n", p.name),
+    )
+    .unwrap();
     let mut no_region = moto_env();
     no_region.retain(|(k, _)| *k != "AWS_REGION");
     let (code, _, stderr) = run(no_region);
@@ -419,14 +458,18 @@ fn credentials_moto_refuses_exit_3() {
     cmd.env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE").env("FLIXOPS_ARTIFACT", p.artifact("v1"));
     let (code, _, stderr) = output(&mut cmd);
     assert_eq!(code, 3, "{stderr}");
-    assert!(stderr.contains("AWS did not accept the credentials") && stderr.contains("InvalidClientTokenId"), "{stderr}");
+    assert!(
+        stderr.contains("AWS did not accept the credentials") && stderr.contains("InvalidClientTokenId"),
+        "{stderr}"
+    );
     drop(strict);
 }
 
 #[test]
 fn plan_on_a_local_environment_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n").unwrap();
+    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n")
+        .unwrap();
     let (code, _, stderr) = output(flixops(dir.path()).args(["plan"]));
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("nothing to deploy") && stderr.contains("flixops run"), "{stderr}");
@@ -451,7 +494,9 @@ fn secrets_set_stores_stdin_without_echoing_it() {
     assert!(!text.contains(token), "the token is never printed: {text}");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let stored = rt
-        .block_on(clients().secrets.get_secret_value().secret_id(format!("flixops/{}/prod/x-bearer-token", p.name)).send())
+        .block_on(
+            clients().secrets.get_secret_value().secret_id(format!("flixops/{}/prod/x-bearer-token", p.name)).send(),
+        )
         .unwrap();
     assert_eq!(stored.secret_string(), Some(token), "stored without the trailing newline");
 
@@ -468,7 +513,9 @@ async fn destroy_keeps_the_data_bucket_unless_purge_data_and_a_redeploy_restores
     let c = clients();
     // Data first: moto ignores aws:SecureTransport, so after deploy its TLS-only policy denies object calls.
     c.s3.create_bucket().bucket(p.bucket()).send().await.unwrap();
-    let on = aws_sdk_s3::types::VersioningConfiguration::builder().status(aws_sdk_s3::types::BucketVersioningStatus::Enabled).build();
+    let on = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+        .build();
     c.s3.put_bucket_versioning().bucket(p.bucket()).versioning_configuration(on).send().await.unwrap();
     for body in ["v1", "v2"] {
         let put = c.s3.put_object().bucket(p.bucket()).key("flixops/tweets/dt=2026-11-25/a.parquet");
@@ -483,7 +530,8 @@ async fn destroy_keeps_the_data_bucket_unless_purge_data_and_a_redeploy_restores
     let (code, stdout, stderr) = p.cli(&["destroy", "--yes", "--output", "json"]);
     assert_eq!(code, 0, "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
-    let destroyed: Vec<&str> = report["applied"]["applied"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let destroyed: Vec<&str> =
+        report["applied"]["applied"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
     assert_eq!(
         destroyed,
         [
@@ -517,7 +565,12 @@ fn doctor_is_green_after_deploy_and_names_the_drift_and_its_fix_without_repairin
     let p = Project::new();
     let (code, _, stderr) = p.cli(&["doctor"]);
     assert_eq!(code, 1, "nothing deployed yet: {stderr}");
-    assert!(stderr.contains("[✗] aws_s3_bucket.lake") && stderr.contains("missing") && stderr.contains("fix: flixops deploy"), "{stderr}");
+    assert!(
+        stderr.contains("[✗] aws_s3_bucket.lake")
+            && stderr.contains("missing")
+            && stderr.contains("fix: flixops deploy"),
+        "{stderr}"
+    );
 
     p.deploy_json();
     let (code, stdout, stderr) = p.cli(&["doctor", "--output", "json"]);
@@ -547,13 +600,18 @@ fn credentials_and_region_come_from_the_named_profile() {
     )
     .unwrap();
     std::fs::write(p.path().join("aws-config"), "[profile ci]\nregion = eu-west-1\n").unwrap();
-    std::fs::write(p.path().join("aws-credentials"), "[ci]\naws_access_key_id = testing\naws_secret_access_key = testing\n").unwrap();
+    std::fs::write(
+        p.path().join("aws-credentials"),
+        "[ci]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
+    )
+    .unwrap();
     let mut cmd = flixops(p.path());
     cmd.args(["plan", "--output", "json"]).envs(moto_env()).env("FLIXOPS_ARTIFACT", p.artifact("v1"));
     for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
         cmd.env_remove(key);
     }
-    cmd.env("AWS_CONFIG_FILE", p.path().join("aws-config")).env("AWS_SHARED_CREDENTIALS_FILE", p.path().join("aws-credentials"));
+    cmd.env("AWS_CONFIG_FILE", p.path().join("aws-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", p.path().join("aws-credentials"));
     let (code, stdout, stderr) = output(&mut cmd);
     assert_eq!(code, 0, "{stderr}");
     let plan: Value = serde_json::from_str(&stdout).unwrap();

@@ -128,7 +128,8 @@ fn the_module_parses_and_checkov_finds_nothing() {
 }
 
 fn policies(dir: &Path) -> Vec<(String, Value)> {
-    let all: Value = serde_json::from_str(&export(dir, &["policies", "--env", "prod", "--account-id", ACCOUNT])).unwrap();
+    let all: Value =
+        serde_json::from_str(&export(dir, &["policies", "--env", "prod", "--account-id", ACCOUNT])).unwrap();
     all.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
@@ -159,19 +160,33 @@ fn every_permission_policy_passes_parliament_allows_no_wildcard_action_and_is_sc
         if name.ends_with("-trust") {
             continue;
         }
-        let out = offline(&parliament).arg("--string").arg(doc.to_string()).arg("--json").stdin(std::process::Stdio::null()).output().unwrap();
+        let out = offline(&parliament)
+            .arg("--string")
+            .arg(doc.to_string())
+            .arg("--json")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
         let findings = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && findings.trim().is_empty(), "{name}: parliament: {findings}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success() && findings.trim().is_empty(),
+            "{name}: parliament: {findings}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         checked += 1;
     }
-    assert_eq!(checked, 7, "bucket policy, snowflake-read, extract, scheduler-invoke, boundary, deployer, deployer-read-only");
+    assert_eq!(
+        checked, 7,
+        "bucket policy, snowflake-read, extract, scheduler-invoke, boundary, deployer, deployer-read-only"
+    );
 }
 
 #[test]
 fn trust_policies_name_one_principal_and_pin_a_condition() {
     let dir = tempfile::tempdir().unwrap();
     project(dir.path());
-    let trusts: Vec<(String, Value)> = policies(dir.path()).into_iter().filter(|(n, _)| n.ends_with("-trust")).collect();
+    let trusts: Vec<(String, Value)> =
+        policies(dir.path()).into_iter().filter(|(n, _)| n.ends_with("-trust")).collect();
     assert_eq!(trusts.len(), 3);
     for (name, doc) in trusts {
         for s in statements(&doc) {
@@ -181,7 +196,11 @@ fn trust_policies_name_one_principal_and_pin_a_condition() {
             assert_eq!(principals.len(), 1, "{name}: {s}");
             assert_eq!(principals[0].as_array().unwrap().len(), 1, "{name}: one principal");
             let conditions = s["Condition"]["StringEquals"].as_object().unwrap();
-            assert!(conditions.contains_key("sts:ExternalId") || conditions.get("aws:SourceAccount") == Some(&serde_json::json!([ACCOUNT])), "{name}: {s}");
+            assert!(
+                conditions.contains_key("sts:ExternalId")
+                    || conditions.get("aws:SourceAccount") == Some(&serde_json::json!([ACCOUNT])),
+                "{name}: {s}"
+            );
         }
     }
 }
@@ -207,7 +226,8 @@ fn iam_action(call: &str) -> Option<String> {
 fn the_deployer_policy_allows_every_call_of_a_deploy_and_nothing_it_does_not_make() {
     let dir = tempfile::tempdir().unwrap();
     let name = format!("p{:08x}", fastrand::u32(..));
-    let toml = format!("[project]\nname = \"{name}\"\n[env.prod]\ntarget = \"aws-snowflake\"\nregion = \"us-east-1\"\n");
+    let toml =
+        format!("[project]\nname = \"{name}\"\n[env.prod]\ntarget = \"aws-snowflake\"\nregion = \"us-east-1\"\n");
     std::fs::write(dir.path().join("flixops.toml"), toml).unwrap();
     std::fs::write(dir.path().join("bootstrap"), std::fs::read("/bin/true").unwrap()).unwrap();
     let run = |args: &[&str]| {
@@ -220,7 +240,9 @@ fn the_deployer_policy_allows_every_call_of_a_deploy_and_nothing_it_does_not_mak
     let deployer: Value = serde_json::from_str(&run(&["export", "iam-policy"])).unwrap();
     let allowed: BTreeSet<String> = statements(&deployer)
         .iter()
-        .flat_map(|s| s["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect::<Vec<_>>())
+        .flat_map(|s| {
+            s["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect::<Vec<_>>()
+        })
         .collect();
     let (config, env) = {
         let config = flixops::config::Config::load(&dir.path().join("flixops.toml")).unwrap();
@@ -232,16 +254,21 @@ fn the_deployer_policy_allows_every_call_of_a_deploy_and_nothing_it_does_not_mak
     // Kept from the CI deployer on purpose (an administrator's first deploy sets them): the bucket
     // policy and the permissions boundary, either of which would let it widen its own access.
     let admin_only = ["s3:PutBucketPolicy", "iam:CreatePolicy", "iam:CreatePolicyVersion"];
-    let missing: Vec<&String> = used.iter().filter(|a| !allowed.contains(*a) && !admin_only.contains(&a.as_str())).collect();
-    assert!(missing.is_empty(), "deploy, drift repair or destroy calls what the deployer policy does not allow: {missing:?}");
+    let missing: Vec<&String> =
+        used.iter().filter(|a| !allowed.contains(*a) && !admin_only.contains(&a.as_str())).collect();
+    assert!(
+        missing.is_empty(),
+        "deploy, drift repair or destroy calls what the deployer policy does not allow: {missing:?}"
+    );
     let implied = [
-        "iam:PassRole",          // authorizes CreateFunction/CreateSchedule handing over a role
-        "lambda:TagResource",    // authorizes CreateFunction with tags
+        "iam:PassRole",             // authorizes CreateFunction/CreateSchedule handing over a role
+        "lambda:TagResource",       // authorizes CreateFunction with tags
         "s3:GetBucketNotification", // the Snowpipe notification, once the pipe exists
         "s3:PutBucketNotification",
         "iam:DeletePolicyVersion", // destroy, once an administrator has updated the boundary
     ];
-    let unused: Vec<&String> = allowed.iter().filter(|a| !used.contains(*a) && !implied.contains(&a.as_str())).collect();
+    let unused: Vec<&String> =
+        allowed.iter().filter(|a| !used.contains(*a) && !implied.contains(&a.as_str())).collect();
     assert!(unused.is_empty(), "the deployer policy allows what no deploy, repair or destroy calls: {unused:?}");
 }
 
@@ -253,9 +280,9 @@ async fn lifecycle(config: &flixops::config::Config, env: &flixops::config::EnvC
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(&moto().endpoint)
-        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
-            aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test"),
-        ))
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        )))
         .build();
     let account = [SharedInterceptor::new(common::MotoAccount::new())];
     let hand = flixops::aws::Clients::new(&sdk, &account);
@@ -269,13 +296,19 @@ async fn lifecycle(config: &flixops::config::Config, env: &flixops::config::EnvC
     for round in ["create", "converged", "repair", "destroy", "redeploy"] {
         let session = flixops::aws::Session::from_sdk("prod", &sdk, None, &account).await.unwrap();
         let calls = session.calls.clone();
-        let names = flixops::aws::stack::Names::new(&config.project, "prod", &format!("{}-prod-tweets", config.project), &session.account_id);
+        let names = flixops::aws::stack::Names::new(
+            &config.project,
+            "prod",
+            &format!("{}-prod-tweets", config.project),
+            &session.account_id,
+        );
         if round == "repair" {
             break_everything(&hand, &names).await;
         }
         let code = artifact(if round == "repair" { b"v2" } else { b"v1" });
         if round == "destroy" {
-            let prepared = flixops::deploy::prepare_destroy(Some(session), config, env, Default::default(), false).await.unwrap();
+            let prepared =
+                flixops::deploy::prepare_destroy(Some(session), config, env, Default::default(), false).await.unwrap();
             prepared.destroy().await.unwrap();
         } else {
             let prepared = flixops::deploy::prepare_in(session, config, env, code, Default::default()).await.unwrap();
@@ -296,7 +329,13 @@ async fn break_everything(c: &flixops::aws::Clients, n: &flixops::aws::stack::Na
     c.iam.update_assume_role_policy().role_name(role).policy_document(anyone).send().await.unwrap();
     let wide = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::*"}]}"#;
     let policy = c.iam.create_policy().policy_name(format!("{role}-wide")).policy_document(wide).send().await.unwrap();
-    c.iam.attach_role_policy().role_name(role).policy_arn(policy.policy().unwrap().arn().unwrap()).send().await.unwrap();
+    c.iam
+        .attach_role_policy()
+        .role_name(role)
+        .policy_arn(policy.policy().unwrap().arn().unwrap())
+        .send()
+        .await
+        .unwrap();
     c.iam.delete_role_policy().role_name(&n.scheduler_role).policy_name("invoke-extract").send().await.unwrap();
     let env = aws_sdk_lambda::types::Environment::builder().variables("FLIXOPS_QUERY", "changed").build();
     c.lambda.update_function_configuration().function_name(&n.function).environment(env).send().await.unwrap();
@@ -334,7 +373,13 @@ fn the_workflow_plans_on_pull_requests_and_deploys_then_checks_on_main() {
     }
     assert_eq!(workflow["env"]["AWS_REGION"], "eu-west-1");
     let steps = |job: &str| -> String {
-        workflow["jobs"][job]["steps"].as_array().unwrap().iter().filter_map(|s| s["run"].as_str()).collect::<Vec<_>>().join("\n")
+        workflow["jobs"][job]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["run"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     assert_eq!(workflow["jobs"]["plan"]["if"], "github.event_name == 'pull_request'");
     assert!(steps("plan").contains("./flixops plan"), "{yaml}");
@@ -342,11 +387,25 @@ fn the_workflow_plans_on_pull_requests_and_deploys_then_checks_on_main() {
     let deploy = steps("deploy");
     let (d, c) = (deploy.find("deploy --yes").unwrap(), deploy.find("./flixops doctor").unwrap());
     assert!(d < c, "doctor runs after deploy: {deploy}");
-    assert!(yaml.contains("${{ vars.FLIXOPS_DEPLOY_ROLE_ARN }}") && yaml.contains("${{ vars.FLIXOPS_PLAN_ROLE_ARN }}"), "{yaml}");
+    assert!(
+        yaml.contains("${{ vars.FLIXOPS_DEPLOY_ROLE_ARN }}") && yaml.contains("${{ vars.FLIXOPS_PLAN_ROLE_ARN }}"),
+        "{yaml}"
+    );
     assert_eq!(workflow["on"]["push"]["branches"][0], "main");
-    assert!(yaml.contains(&format!("--default-toolchain {}", env!("CARGO_PKG_RUST_VERSION"))), "pinned toolchain: {yaml}");
-    let own = export(dir.path(), &["github-actions", "--env", "prod", "--install", "--git https://example.invalid/flixops flixops"]);
-    assert!(own.contains("cargo install --locked --root \"$PWD/flixops-bin\" --git https://example.invalid/flixops flixops"), "{own}");
+    assert!(
+        yaml.contains(&format!("--default-toolchain {}", env!("CARGO_PKG_RUST_VERSION"))),
+        "pinned toolchain: {yaml}"
+    );
+    let own = export(
+        dir.path(),
+        &["github-actions", "--env", "prod", "--install", "--git https://example.invalid/flixops flixops"],
+    );
+    assert!(
+        own.contains(
+            "cargo install --locked --root \"$PWD/flixops-bin\" --git https://example.invalid/flixops flixops"
+        ),
+        "{own}"
+    );
 }
 
 #[test]
@@ -358,11 +417,15 @@ fn the_airflow_dag_compiles_and_chains_its_tasks_per_target() {
     std::fs::write(&file, &dag).unwrap();
     let compiled = Command::new(scan_python()).args(["-m", "py_compile"]).arg(&file).output().unwrap();
     assert!(compiled.status.success(), "{}\n{dag}", String::from_utf8_lossy(&compiled.stderr));
-    assert!(dag.contains("extract >> doctor") && !dag.contains("task_id=\"transform\""), "aws-snowflake: dynamic tables, no transform task: {dag}");
+    assert!(
+        dag.contains("extract >> doctor") && !dag.contains("task_id=\"transform\""),
+        "aws-snowflake: dynamic tables, no transform task: {dag}"
+    );
     assert!(dag.contains("schedule=timedelta(hours=2)"), "rate(2 hours) carried over: {dag}");
     assert!(dag.contains("flixops --env prod --config "), "{dag}");
 
-    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n").unwrap();
+    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n")
+        .unwrap();
     let local = export(dir.path(), &["airflow"]);
     assert!(local.contains("extract >> transform >> doctor"), "{local}");
     std::fs::write(&file, &local).unwrap();
@@ -380,10 +443,12 @@ fn the_airflow_dag_compiles_and_chains_its_tasks_per_target() {
 fn export_iam_policy_refuses_a_bad_account_id_and_the_local_target() {
     let dir = tempfile::tempdir().unwrap();
     project(dir.path());
-    let (code, _, stderr) = output(flixops(dir.path()).args(["export", "iam-policy", "--env", "prod", "--account-id", "12ab"]));
+    let (code, _, stderr) =
+        output(flixops(dir.path()).args(["export", "iam-policy", "--env", "prod", "--account-id", "12ab"]));
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("12 digits"), "{stderr}");
-    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n").unwrap();
+    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n")
+        .unwrap();
     let (code, _, stderr) = output(flixops(dir.path()).args(["export", "iam-policy", "--account-id", ACCOUNT]));
     assert_eq!(code, 2, "{stderr}");
 }

@@ -263,7 +263,8 @@ fn help_documents_exit_codes_and_completions_print() {
 #[test]
 fn doctor_on_the_local_target_warns_before_the_first_run_and_is_green_after() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n").unwrap();
+    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n")
+        .unwrap();
     let (code, _, stderr) = common::output(common::flixops(dir.path()).arg("doctor"));
     assert_eq!(code, 0, "warnings alone exit 0: {stderr}");
     assert!(stderr.contains("[!] warehouse") && stderr.contains("fix: flixops run"), "{stderr}");
@@ -275,7 +276,8 @@ fn doctor_on_the_local_target_warns_before_the_first_run_and_is_green_after() {
     let (code, stdout, stderr) = common::output(common::flixops(dir.path()).args(["doctor", "--output", "json"]));
     assert_eq!(code, 0, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let status = |name: &str| report["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()["status"].clone();
+    let status =
+        |name: &str| report["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()["status"].clone();
     assert_eq!(status("raw freshness"), "ok", "{report:#}");
     assert_eq!(status("load"), "ok", "{report:#}");
     assert_eq!(status("lake"), "ok", "{report:#}");

@@ -45,7 +45,11 @@ impl Role {
         format!("arn:aws:iam::{}:role/{}", self.account_id, self.name)
     }
 
-    fn err<E>(&self, op: &str, e: &aws_sdk_iam::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>) -> ResourceError
+    fn err<E>(
+        &self,
+        op: &str,
+        e: &aws_sdk_iam::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    ) -> ResourceError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -291,22 +295,33 @@ impl Boundary {
         format!("arn:aws:iam::{}:policy/{}", self.account_id, self.name)
     }
 
-    fn err<E>(&self, op: &str, e: &aws_sdk_iam::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>) -> ResourceError
+    fn err<E>(
+        &self,
+        op: &str,
+        e: &aws_sdk_iam::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    ) -> ResourceError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let mut err = failure(&Self::address(), op, e);
         if matches!(e.code(), Some("AccessDenied" | "AccessDeniedException")) {
-            err.message = "AccessDenied: the CI deployer role may not change the permissions boundary (that would let it \
+            err.message =
+                "AccessDenied: the CI deployer role may not change the permissions boundary (that would let it \
                            widen what its roles may do); run `flixops deploy` once as an administrator"
-                .into();
+                    .into();
         }
         err
     }
 
     /// Makes room for a new version (IAM keeps at most five) by deleting the oldest non-default one.
     async fn prune_versions(&self) -> Result<(), ResourceError> {
-        let out = self.iam.list_policy_versions().policy_arn(self.arn()).send().await.map_err(|e| self.err("list versions", &e))?;
+        let out = self
+            .iam
+            .list_policy_versions()
+            .policy_arn(self.arn())
+            .send()
+            .await
+            .map_err(|e| self.err("list versions", &e))?;
         let mut old: Vec<_> = out.versions().iter().filter(|v| !v.is_default_version()).collect();
         if out.versions().len() < 5 {
             return Ok(());
@@ -400,10 +415,22 @@ impl Resource for Boundary {
 
     fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
         Box::pin(async move {
-            let out = self.iam.list_policy_versions().policy_arn(self.arn()).send().await.map_err(|e| self.err("list versions", &e))?;
+            let out = self
+                .iam
+                .list_policy_versions()
+                .policy_arn(self.arn())
+                .send()
+                .await
+                .map_err(|e| self.err("list versions", &e))?;
             for v in out.versions().iter().filter(|v| !v.is_default_version()) {
                 let id = v.version_id().unwrap_or_default();
-                self.iam.delete_policy_version().policy_arn(self.arn()).version_id(id).send().await.map_err(|e| self.err("delete version", &e))?;
+                self.iam
+                    .delete_policy_version()
+                    .policy_arn(self.arn())
+                    .version_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| self.err("delete version", &e))?;
             }
             self.iam.delete_policy().policy_arn(self.arn()).send().await.map(drop).map_err(|e| self.err("delete", &e))
         })

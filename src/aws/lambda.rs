@@ -70,7 +70,8 @@ impl Artifact {
             let head = bytes[..bytes.len().min(64)].to_vec();
             (zip_bootstrap(&bytes).map_err(|e| not_linux(&format!("cannot zip it: {e}")))?, head)
         };
-        let architecture = elf_architecture(&bootstrap_head).ok_or_else(|| not_linux("not a Linux x86_64 or arm64 ELF executable"))?;
+        let architecture =
+            elf_architecture(&bootstrap_head).ok_or_else(|| not_linux("not a Linux x86_64 or arm64 ELF executable"))?;
         let sha256 = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&zip));
         Ok(Self { zip, sha256, architecture: architecture.into(), source })
     }
@@ -182,7 +183,11 @@ impl Function {
         }
     }
 
-    fn err<E>(&self, op: &str, e: &aws_sdk_lambda::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>) -> ResourceError
+    fn err<E>(
+        &self,
+        op: &str,
+        e: &aws_sdk_lambda::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    ) -> ResourceError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -207,7 +212,8 @@ impl Function {
                 .send()
         };
         let propagating = |e: &aws_sdk_lambda::error::SdkError<_, _>| {
-            e.code() == Some("InvalidParameterValueException") && e.message().is_some_and(|m| m.contains("cannot be assumed"))
+            e.code() == Some("InvalidParameterValueException")
+                && e.message().is_some_and(|m| m.contains("cannot be assumed"))
         };
         super::while_role_propagates(create, propagating).await.map(drop).map_err(|e| self.err("create", &e))
     }
@@ -222,7 +228,8 @@ impl Function {
                 .send()
                 .await
                 .map_err(|e| self.err("wait for update", &e))?;
-            let busy = out.state() == Some(&State::Pending) || out.last_update_status() == Some(&LastUpdateStatus::InProgress);
+            let busy =
+                out.state() == Some(&State::Pending) || out.last_update_status() == Some(&LastUpdateStatus::InProgress);
             if !busy {
                 return Ok(());
             }
@@ -363,7 +370,13 @@ impl Resource for Function {
 
     fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
         Box::pin(async move {
-            self.lambda.delete_function().function_name(&self.name).send().await.map(drop).map_err(|e| self.err("delete", &e))
+            self.lambda
+                .delete_function()
+                .function_name(&self.name)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| self.err("delete", &e))
         })
     }
 }

@@ -149,9 +149,7 @@ pub struct Session {
 #[derive(Debug, thiserror::Error)]
 pub enum AwsError {
     /// No region in flixops.toml, the profile or the environment.
-    #[error(
-        "no AWS region: set `region` under [env.{env}] in flixops.toml, or AWS_REGION, or `region` in the profile"
-    )]
+    #[error("no AWS region: set `region` under [env.{env}] in flixops.toml, or AWS_REGION, or `region` in the profile")]
     NoRegion { env: String },
     /// STS refused the credentials or could not be reached.
     #[error("{what}{profile}: {message}\n  fix: {hint}")]

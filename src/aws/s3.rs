@@ -38,7 +38,11 @@ impl Bucket {
         Address::new("aws_s3_bucket", "lake")
     }
 
-    fn err<E>(&self, op: &str, e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>) -> ResourceError
+    fn err<E>(
+        &self,
+        op: &str,
+        e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    ) -> ResourceError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -47,7 +51,8 @@ impl Bucket {
 
     fn tls_statement(&self) -> serde_json::Value {
         let doc: serde_json::Value =
-            serde_json::from_str(&policy::render("bucket-tls-only", &json!({ "bucket": self.name }))).unwrap_or_default();
+            serde_json::from_str(&policy::render("bucket-tls-only", &json!({ "bucket": self.name })))
+                .unwrap_or_default();
         doc["Statement"][0].clone()
     }
 
@@ -116,8 +121,9 @@ impl Bucket {
         let mut create = self.s3.create_bucket().bucket(&self.name);
         if self.region != "us-east-1" {
             let constraint = BucketLocationConstraint::from(self.region.as_str());
-            create = create
-                .create_bucket_configuration(CreateBucketConfiguration::builder().location_constraint(constraint).build());
+            create = create.create_bucket_configuration(
+                CreateBucketConfiguration::builder().location_constraint(constraint).build(),
+            );
         }
         match create.send().await {
             Ok(_) => Ok(()),
@@ -143,7 +149,12 @@ impl Bucket {
                     .block_public_policy(true)
                     .restrict_public_buckets(true)
                     .build();
-                s3.put_public_access_block().bucket(b).public_access_block_configuration(all).send().await.map(drop)
+                s3.put_public_access_block()
+                    .bucket(b)
+                    .public_access_block_configuration(all)
+                    .send()
+                    .await
+                    .map(drop)
                     .map_err(|e| self.err("put public access block", &e))
             }
             "default_encryption" => {
@@ -152,13 +163,24 @@ impl Bucket {
                     .build()
                     .map_err(|e| self.invalid(e))?;
                 let rule = ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(default).build();
-                let config = ServerSideEncryptionConfiguration::builder().rules(rule).build().map_err(|e| self.invalid(e))?;
-                s3.put_bucket_encryption().bucket(b).server_side_encryption_configuration(config).send().await.map(drop)
+                let config =
+                    ServerSideEncryptionConfiguration::builder().rules(rule).build().map_err(|e| self.invalid(e))?;
+                s3.put_bucket_encryption()
+                    .bucket(b)
+                    .server_side_encryption_configuration(config)
+                    .send()
+                    .await
+                    .map(drop)
                     .map_err(|e| self.err("put encryption", &e))
             }
             "versioning" => {
                 let on = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
-                s3.put_bucket_versioning().bucket(b).versioning_configuration(on).send().await.map(drop)
+                s3.put_bucket_versioning()
+                    .bucket(b)
+                    .versioning_configuration(on)
+                    .send()
+                    .await
+                    .map(drop)
                     .map_err(|e| self.err("put versioning", &e))
             }
             "tags" => self.put_tags().await,
@@ -180,7 +202,13 @@ impl Bucket {
             set.push(Tag::builder().key(k).value(v).build().map_err(|e| self.invalid(e))?);
         }
         let tagging = Tagging::builder().set_tag_set(Some(set)).build().map_err(|e| self.invalid(e))?;
-        self.s3.put_bucket_tagging().bucket(&self.name).tagging(tagging).send().await.map(drop)
+        self.s3
+            .put_bucket_tagging()
+            .bucket(&self.name)
+            .tagging(tagging)
+            .send()
+            .await
+            .map(drop)
             .map_err(|e| self.err("put tags", &e))
     }
 
@@ -191,8 +219,8 @@ impl Bucket {
             Err(e) if e.code() == Some("NoSuchBucketPolicy") => String::new(),
             Err(e) => return Err(self.err("read policy", &e)),
         };
-        let mut doc: serde_json::Value = serde_json::from_str(&existing)
-            .unwrap_or_else(|_| json!({ "Version": "2012-10-17", "Statement": [] }));
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&existing).unwrap_or_else(|_| json!({ "Version": "2012-10-17", "Statement": [] }));
         let mut statements: Vec<serde_json::Value> = match doc.get("Statement") {
             Some(serde_json::Value::Array(items)) => items.clone(),
             Some(single) => vec![single.clone()],
@@ -237,7 +265,11 @@ impl Bucket {
             let objects = versions
                 .chain(markers)
                 .filter_map(|(key, version)| {
-                    aws_sdk_s3::types::ObjectIdentifier::builder().key(key?).set_version_id(version.map(str::to_string)).build().ok()
+                    aws_sdk_s3::types::ObjectIdentifier::builder()
+                        .key(key?)
+                        .set_version_id(version.map(str::to_string))
+                        .build()
+                        .ok()
                 })
                 .collect::<Vec<_>>();
             if !objects.is_empty() {
@@ -286,7 +318,12 @@ impl Bucket {
     }
 
     fn invalid(&self, e: aws_smithy_types::error::operation::BuildError) -> ResourceError {
-        ResourceError { address: Self::address(), op: "build request".into(), message: e.to_string(), kind: ErrorKind::Other }
+        ResourceError {
+            address: Self::address(),
+            op: "build request".into(),
+            message: e.to_string(),
+            kind: ErrorKind::Other,
+        }
     }
 }
 
@@ -382,7 +419,10 @@ impl Resource for Bucket {
                 Some("BucketNotEmpty") => ResourceError {
                     address: Self::address(),
                     op: "delete".into(),
-                    message: format!("bucket `{}` still holds data; pass --purge-data to delete it with everything in it", self.name),
+                    message: format!(
+                        "bucket `{}` still holds data; pass --purge-data to delete it with everything in it",
+                        self.name
+                    ),
                     kind: ErrorKind::Other,
                 },
                 _ => self.err("delete", &e),
@@ -433,8 +473,13 @@ impl Notification {
     /// Writes the configuration with our rule replaced by `ours` (None: removed); others untouched.
     async fn write(&self, ours: Option<QueueConfiguration>) -> Result<(), ResourceError> {
         let current = self.current().await?.unwrap_or_else(|| NotificationConfiguration::builder().build());
-        let mut queues: Vec<QueueConfiguration> =
-            current.queue_configurations.clone().unwrap_or_default().into_iter().filter(|q| q.id() != Some(self.id.as_str())).collect();
+        let mut queues: Vec<QueueConfiguration> = current
+            .queue_configurations
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|q| q.id() != Some(self.id.as_str()))
+            .collect();
         queues.extend(ours);
         let merged = NotificationConfiguration::builder()
             .set_topic_configurations(current.topic_configurations)

@@ -36,10 +36,20 @@ impl Secret {
     /// with our description and tags.
     async fn restore(&self) -> Result<String, ResourceError> {
         let address = Self::address();
-        let found =
-            self.secrets.describe_secret().secret_id(&self.name).send().await.map_err(|e| failure(&address, "read", &e))?;
+        let found = self
+            .secrets
+            .describe_secret()
+            .secret_id(&self.name)
+            .send()
+            .await
+            .map_err(|e| failure(&address, "read", &e))?;
         if found.deleted_date.is_some() {
-            self.secrets.restore_secret().secret_id(&self.name).send().await.map_err(|e| failure(&address, "restore", &e))?;
+            self.secrets
+                .restore_secret()
+                .secret_id(&self.name)
+                .send()
+                .await
+                .map_err(|e| failure(&address, "restore", &e))?;
         }
         self.update(true, true).await?;
         Ok(found.arn.unwrap_or_default())
@@ -82,21 +92,21 @@ impl Resource for Secret {
             let mut fields = Fields::new();
             fields.insert("name".into(), out.name.clone().unwrap_or_default());
             fields.insert("description".into(), out.description.clone().unwrap_or_default());
-            let tags = out.tags.unwrap_or_default().into_iter().map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()));
+            let tags = out
+                .tags
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()));
             fields.insert("tags".into(), tags_field(tags, &self.tags.pairs()));
             Ok(Some(Observed { fields, outputs: [("arn".to_string(), out.arn.unwrap_or_default())].into() }))
         })
     }
 
     fn desired(&self, _inputs: &Inputs) -> Fields {
-        [
-            ("name", self.name.clone()),
-            ("description", DESCRIPTION.to_string()),
-            ("tags", self.tags.field()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        [("name", self.name.clone()), ("description", DESCRIPTION.to_string()), ("tags", self.tags.field())]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
     }
 
     fn apply<'a>(
@@ -108,8 +118,14 @@ impl Resource for Secret {
         Box::pin(async move {
             let address = Self::address();
             let Some(observed) = observed else {
-                let created =
-                    self.secrets.create_secret().name(&self.name).description(DESCRIPTION).set_tags(Some(self.tag_list())).send().await;
+                let created = self
+                    .secrets
+                    .create_secret()
+                    .name(&self.name)
+                    .description(DESCRIPTION)
+                    .set_tags(Some(self.tag_list()))
+                    .send()
+                    .await;
                 let arn = match created {
                     Ok(out) => out.arn.unwrap_or_default(),
                     // AWS answers InvalidRequestException for a name in its recovery window (moto:

@@ -192,7 +192,13 @@ pub fn resources(
     let prefix = env.prefix.clone();
 
     let mut out: Vec<Box<dyn Resource>> = upstream.resources;
-    out.push(Box::new(Bucket { s3: c.s3.clone(), name: names.bucket.clone(), region: region.clone(), tags: tags.clone(), purge_data }));
+    out.push(Box::new(Bucket {
+        s3: c.s3.clone(),
+        name: names.bucket.clone(),
+        region: region.clone(),
+        tags: tags.clone(),
+        purge_data,
+    }));
 
     let integration = upstream.integration.clone();
     out.push(Box::new(Boundary {
@@ -229,23 +235,31 @@ pub fn resources(
 
     out.push(Box::new(Secret { secrets: c.secrets.clone(), name: names.secret.clone(), tags: tags.clone() }));
 
-    let static_role = |key, name: &str, description: &str, trust: &'static str, policy_name: &str, doc: &'static str| {
-        Box::new(Role {
-            iam: c.iam.clone(),
-            key,
-            name: name.to_string(),
-            account_id: account.clone(),
-            description: description.to_string(),
-            trust: rendered(trust, &data),
-            manage_trust: true,
-            policy_name: policy_name.to_string(),
-            policy: rendered(doc, &data),
-            depends_on: Vec::new(),
-            boundary_from: Boundary::address(),
-            tags: tags.clone(),
-        })
-    };
-    out.push(static_role("extract", &names.extract_role, "The flixops extractor Lambda", "lambda-trust", "extract", "extract"));
+    let static_role =
+        |key, name: &str, description: &str, trust: &'static str, policy_name: &str, doc: &'static str| {
+            Box::new(Role {
+                iam: c.iam.clone(),
+                key,
+                name: name.to_string(),
+                account_id: account.clone(),
+                description: description.to_string(),
+                trust: rendered(trust, &data),
+                manage_trust: true,
+                policy_name: policy_name.to_string(),
+                policy: rendered(doc, &data),
+                depends_on: Vec::new(),
+                boundary_from: Boundary::address(),
+                tags: tags.clone(),
+            })
+        };
+    out.push(static_role(
+        "extract",
+        &names.extract_role,
+        "The flixops extractor Lambda",
+        "lambda-trust",
+        "extract",
+        "extract",
+    ));
 
     let extract = &config.extract;
     let mut environment = vec![

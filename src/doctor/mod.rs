@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::aws::Session;
 use crate::aws::lambda::Artifact;
 use crate::aws::stack::{self, Upstream};
-use crate::aws::Session;
 use crate::config::{AwsSnowflakeTarget, Config, EnvConfig, LocalTarget, Target};
 use crate::plan::{Action, Graph};
 
@@ -79,7 +79,12 @@ pub async fn run(config: &Config, env: &EnvConfig, artifact: Option<&Path>) -> R
     Report { env: env.name.clone(), checks }
 }
 
-async fn cloud_checks(config: &Config, env: &EnvConfig, cloud: &AwsSnowflakeTarget, artifact: Option<&Path>) -> Vec<Check> {
+async fn cloud_checks(
+    config: &Config,
+    env: &EnvConfig,
+    cloud: &AwsSnowflakeTarget,
+    artifact: Option<&Path>,
+) -> Vec<Check> {
     let deploy = Some("flixops deploy");
     let connect = Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), &[]);
     let session = match tokio::time::timeout(TIMEOUT, connect).await {
@@ -87,8 +92,12 @@ async fn cloud_checks(config: &Config, env: &EnvConfig, cloud: &AwsSnowflakeTarg
         Ok(Err(e)) => return vec![Check::new("aws identity", Status::Fail, e.to_string(), None)],
         Err(_) => return vec![Check::new("aws identity", Status::Fail, "STS did not answer in 30 s", None)],
     };
-    let mut checks =
-        vec![Check::new("aws identity", Status::Ok, format!("account {} in {}", session.account_id, session.region), None)];
+    let mut checks = vec![Check::new(
+        "aws identity",
+        Status::Ok,
+        format!("account {} in {}", session.account_id, session.region),
+        None,
+    )];
     let artifact = match Artifact::load(artifact) {
         Ok(artifact) => artifact,
         Err(e) => {
@@ -136,7 +145,12 @@ fn local_checks(env: &EnvConfig, local: &LocalTarget) -> Vec<Check> {
     });
     checks.push(checkpoint_check(&local.lake_dir, &env.prefix));
     if !local.warehouse.exists() {
-        checks.push(Check::new("warehouse", Status::Warn, format!("{} does not exist yet", local.warehouse.display()), run));
+        checks.push(Check::new(
+            "warehouse",
+            Status::Warn,
+            format!("{} does not exist yet", local.warehouse.display()),
+            run,
+        ));
         return checks;
     }
     let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly);
@@ -176,7 +190,8 @@ fn checkpoint_check(lake: &Path, prefix: &str) -> Check {
     };
     let age = chrono::Utc::now().signed_duration_since(finished);
     if age.num_days() >= SEARCH_WINDOW_DAYS {
-        let detail = format!("last run {} days ago: tweets older than the 7-day search window are lost", age.num_days());
+        let detail =
+            format!("last run {} days ago: tweets older than the 7-day search window are lost", age.num_days());
         return Check::new("checkpoint", Status::Warn, detail, Some("run extractions at least weekly"));
     }
     Check::new("checkpoint", Status::Ok, format!("last run {} h ago", age.num_hours()), None)
@@ -203,7 +218,9 @@ fn freshness_check(conn: &duckdb::Connection) -> Check {
 fn pending_check(conn: &duckdb::Connection, files: usize) -> Check {
     let loaded: Result<i64, _> = conn.query_row("SELECT count(*) FROM ops.load_history", [], |r| r.get(0));
     match loaded {
-        Ok(n) if n as usize >= files => Check::new("load", Status::Ok, format!("{n} file(s) loaded, none pending"), None),
+        Ok(n) if n as usize >= files => {
+            Check::new("load", Status::Ok, format!("{n} file(s) loaded, none pending"), None)
+        }
         Ok(n) => {
             let detail = format!("{} lake file(s) not loaded yet", files - n as usize);
             Check::new("load", Status::Warn, detail, Some("flixops transform"))

@@ -40,9 +40,9 @@ impl Graph {
         let mut placed: BTreeSet<Address> = BTreeSet::new();
         let mut ordered = Vec::with_capacity(pending.len());
         while ordered.len() < addresses.len() {
-            let next = pending.iter().position(|slot| {
-                slot.as_ref().is_some_and(|r| r.depends_on().iter().all(|d| placed.contains(d)))
-            });
+            let next = pending
+                .iter()
+                .position(|slot| slot.as_ref().is_some_and(|r| r.depends_on().iter().all(|d| placed.contains(d))));
             let Some(index) = next else {
                 let stuck: Vec<String> = pending.iter().flatten().map(|r| r.address().0).collect();
                 return Err(PlanError::Graph(format!("dependency cycle among {}", stuck.join(", "))));
@@ -125,7 +125,12 @@ impl Graph {
         Ok(ApplyReport { applied })
     }
 
-    async fn replace(&self, resource: &dyn Resource, change: &Change, inputs: &Inputs) -> Result<Outputs, super::ResourceError> {
+    async fn replace(
+        &self,
+        resource: &dyn Resource,
+        change: &Change,
+        inputs: &Inputs,
+    ) -> Result<Outputs, super::ResourceError> {
         resource.delete().await?;
         let create = Change { action: Action::Create, ..change.clone() };
         resource.apply(&create, None, inputs).await

@@ -132,8 +132,7 @@ pub fn diff_fields(desired: &Fields, observed: Option<&Observed>, replace_on: &[
         .filter(|(k, v)| observed.fields.get(*k) != Some(*v))
         .map(|(k, v)| FieldChange { field: k.clone(), before: observed.fields.get(k).cloned(), after: Some(v.clone()) })
         .collect();
-    let forced: Vec<&str> =
-        fields.iter().map(|f| f.field.as_str()).filter(|f| replace_on.contains(f)).collect();
+    let forced: Vec<&str> = fields.iter().map(|f| f.field.as_str()).filter(|f| replace_on.contains(f)).collect();
     let (action, reason) = match (fields.is_empty(), forced.is_empty()) {
         (true, _) => (Action::NoOp, None),
         (false, true) => (Action::Update, None),
@@ -307,7 +306,10 @@ mod tests {
         let drifted = Observed { fields: fields(&[("a", "1"), ("b", "3"), ("name", "x")]), ..Default::default() };
         let change = diff_fields(&desired, Some(&drifted), &["name"]);
         assert_eq!(change.action, Action::Update);
-        assert_eq!(change.fields, [FieldChange { field: "b".into(), before: Some("3".into()), after: Some("2".into()) }]);
+        assert_eq!(
+            change.fields,
+            [FieldChange { field: "b".into(), before: Some("3".into()), after: Some("2".into()) }]
+        );
 
         let renamed = Observed { fields: fields(&[("a", "1"), ("b", "2"), ("name", "y")]), ..Default::default() };
         let change = diff_fields(&desired, Some(&renamed), &["name"]);

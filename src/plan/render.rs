@@ -58,7 +58,9 @@ fn write_field(w: &mut dyn Write, f: &FieldChange, width: usize, action: Action)
         }
         _ => match (before, after) {
             (None, Some(after)) => writeln!(w, "      + {name:<width$} = {}", quote(after)),
-            (Some(before), Some(after)) => writeln!(w, "      ~ {name:<width$} = {} -> {}", quote(before), quote(after)),
+            (Some(before), Some(after)) => {
+                writeln!(w, "      ~ {name:<width$} = {} -> {}", quote(before), quote(after))
+            }
             (Some(before), None) => writeln!(w, "      - {name:<width$} = {}", quote(before)),
             (None, None) => Ok(()),
         },

@@ -228,7 +228,10 @@ mod tests {
         assert_eq!((c.name.as_str(), c.account.as_str(), c.warehouse.as_deref()), ("prod", "acme-prod", Some("WH")));
         assert_eq!(
             c.auth,
-            Auth::KeyPair { key_file: "/keys/rsa.p8".into(), passphrase: Some(SecretText(Secret::new("s3cret".into()))) },
+            Auth::KeyPair {
+                key_file: "/keys/rsa.p8".into(),
+                passphrase: Some(SecretText(Secret::new("s3cret".into())))
+            },
             "the generic variable fills what the file leaves out"
         );
         assert!(!format!("{c:?}").contains("s3cret"), "secrets never print");
@@ -265,7 +268,12 @@ mod tests {
     fn variables_alone_define_a_connection_and_broken_toml_names_the_file() {
         let dir = home_with(&[]);
         let home = dir.path().display().to_string();
-        let var = env(&[("SNOWFLAKE_HOME", &home), ("SNOWFLAKE_ACCOUNT", "a"), ("SNOWFLAKE_USER", "u"), ("SNOWFLAKE_PASSWORD", "p")]);
+        let var = env(&[
+            ("SNOWFLAKE_HOME", &home),
+            ("SNOWFLAKE_ACCOUNT", "a"),
+            ("SNOWFLAKE_USER", "u"),
+            ("SNOWFLAKE_PASSWORD", "p"),
+        ]);
         let c = resolve(None, &var).unwrap();
         assert_eq!((c.name.as_str(), c.source.as_str()), ("default", "SNOWFLAKE_* variables"));
         std::fs::write(dir.path().join("config.toml"), "[connections\n").unwrap();
