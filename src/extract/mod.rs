@@ -194,7 +194,8 @@ struct Encoded {
 
 /// Parses and encodes one page: pure CPU work, safe to run on any thread.
 fn encode_page(cx: &RunContext, body: &[u8], origin: String, number: u32) -> Result<Encoded, ExtractError> {
-    let page: Page = serde_json::from_slice(body)
+    // sonic-rs: the same serde model, parsed (and unknown fields skipped) with SIMD.
+    let page: Page = sonic_rs::from_slice(body)
         .map_err(|e| ExtractError::BadPage { origin: origin.clone(), message: e.to_string() })?;
     let warnings = page
         .errors
@@ -264,7 +265,8 @@ impl Pages<'_> {
         }
     }
 
-    /// Reads pages in order and encodes a few at once on worker threads; stores them in order.
+    /// Reads pages in order; encodes and stores a few at once (CPU work on worker threads, the
+    /// writes concurrently); accounts for them in order.
     async fn fetch_replay(
         &mut self,
         replay: &mut Replay,
@@ -287,24 +289,34 @@ impl Pages<'_> {
                     break;
                 };
                 number += 1;
-                let cx = self.cx.clone();
-                in_flight
-                    .push_back(tokio::task::spawn_blocking(move || encode_page(&cx, &page.body, page.origin, number)));
+                let (cx, sink) = (self.cx.clone(), sink.clone());
+                in_flight.push_back(tokio::spawn(async move {
+                    let encode = move || encode_page(&cx, &page.body, page.origin, number);
+                    let encoded = tokio::task::spawn_blocking(encode).await.expect("encoding task panicked")?;
+                    write(encoded, &sink).await
+                }));
             }
             let Some(task) = in_flight.pop_front() else { return Ok(()) };
-            let encoded = task.await.expect("encoding task panicked")?;
-            self.store(encoded, sink, report).await?;
+            let written = task.await.expect("page task panicked")?;
+            self.account(written, report);
         }
     }
 
     /// Stores an encoded page and accounts for it.
     async fn store(&mut self, encoded: Encoded, sink: &Sink, report: &mut Report) -> Result<(), ExtractError> {
+        let written = write(encoded, sink).await?;
+        self.account(written, report);
+        Ok(())
+    }
+
+    /// Adds a stored page to the report and the newest id seen.
+    fn account(&mut self, (encoded, stored): (Encoded, Option<Stored>), report: &mut Report) {
         for note in encoded.warnings {
             tracing::warn!("{note}");
             report.warnings.push(note);
         }
-        let Some(key) = encoded.key else { return Ok(()) };
-        if sink.put_new(&key, encoded.bytes).await? == Stored::AlreadyThere {
+        let Some(key) = encoded.key else { return };
+        if stored == Some(Stored::AlreadyThere) {
             report.warnings.push(format!("{key} already existed and was kept as it was"));
         }
         tracing::info!("stored {} tweets from {} as {key}", encoded.rows, encoded.origin);
@@ -312,8 +324,14 @@ impl Pages<'_> {
         report.pages += 1;
         report.tweets += encoded.rows as u64;
         report.files.push(key);
-        Ok(())
     }
+}
+
+/// Writes an encoded page (create-if-absent); the page comes back without its bytes.
+async fn write(mut encoded: Encoded, sink: &Sink) -> Result<(Encoded, Option<Stored>), ExtractError> {
+    let Some(key) = &encoded.key else { return Ok((encoded, None)) };
+    let stored = sink.put_new(key, std::mem::take(&mut encoded.bytes)).await?;
+    Ok((encoded, Some(stored)))
 }
 
 fn compact(value: &serde_json::Value) -> String {
