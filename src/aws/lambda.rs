@@ -52,7 +52,17 @@ pub enum ArtifactError {
         path = .path.display()
     )]
     NotLinux { path: PathBuf, problem: String },
+    /// Lambda takes a zip of at most 50 MB in the request.
+    #[error(
+        "{path}: the zipped package is {mb} MB, over Lambda's 50 MB limit for a direct upload; build with \
+         `strip = true` in the release profile (or `strip` the binary) and pass it with --artifact",
+        path = .path.display()
+    )]
+    TooLarge { path: PathBuf, mb: usize },
 }
+
+/// Lambda's limit for a zip sent in the CreateFunction/UpdateFunctionCode request.
+const MAX_ZIP_BYTES: usize = 50 * 1024 * 1024;
 
 impl Artifact {
     /// Packages `path` (an executable, or a zip holding `bootstrap`); None packages this very binary.
@@ -72,6 +82,9 @@ impl Artifact {
         };
         let architecture =
             elf_architecture(&bootstrap_head).ok_or_else(|| not_linux("not a Linux x86_64 or arm64 ELF executable"))?;
+        if zip.len() > MAX_ZIP_BYTES {
+            return Err(ArtifactError::TooLarge { path: source, mb: zip.len() / (1024 * 1024) });
+        }
         let sha256 = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&zip));
         Ok(Self { zip, sha256, architecture: architecture.into(), source })
     }
@@ -402,6 +415,13 @@ mod tests {
         let zipped = dir.path().join("fn.zip");
         std::fs::write(&zipped, &a.zip).unwrap();
         assert_eq!(Artifact::load(Some(&zipped)).unwrap().sha256, a.sha256, "a ready zip is used as is");
+
+        let mut huge = std::fs::read(&exe).unwrap()[..64].to_vec();
+        huge.extend(std::iter::repeat_with(|| fastrand::u8(..)).take(51 * 1024 * 1024));
+        let big = dir.path().join("big");
+        std::fs::write(&big, huge).unwrap();
+        let err = Artifact::load(Some(&big)).unwrap_err().to_string();
+        assert!(err.contains("over Lambda's 50 MB limit") && err.contains("strip"), "{err}");
 
         let script = dir.path().join("run.sh");
         std::fs::write(&script, "#!/bin/sh\n").unwrap();
