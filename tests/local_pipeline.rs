@@ -281,4 +281,28 @@ fn doctor_on_the_local_target_warns_before_the_first_run_and_is_green_after() {
     assert_eq!(status("raw freshness"), "ok", "{report:#}");
     assert_eq!(status("load"), "ok", "{report:#}");
     assert_eq!(status("lake"), "ok", "{report:#}");
+    assert_eq!(status("models"), "ok", "{report:#}");
+
+    // The default models copied into the project, one of them edited and not rebuilt.
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snowflake/models");
+    for schema in ["staging", "marts"] {
+        std::fs::create_dir_all(dir.path().join("models").join(schema)).unwrap();
+        for file in std::fs::read_dir(source.join(schema)).unwrap() {
+            let file = file.unwrap().path();
+            std::fs::copy(&file, dir.path().join("models").join(schema).join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    let (code, _, stderr) = common::output(common::flixops(dir.path()).arg("doctor"));
+    assert!(code == 0 && stderr.contains("[✓] models"), "the same models as built: {stderr}");
+    let edited = dir.path().join("models/marts/users_stats.sql");
+    let text = std::fs::read_to_string(&edited).unwrap();
+    std::fs::write(&edited, format!("{text}\n-- edited\n")).unwrap();
+    let (code, _, stderr) = common::output(common::flixops(dir.path()).arg("doctor"));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("[!] models")
+            && stderr.contains("marts.users_stats")
+            && stderr.contains("fix: flixops transform"),
+        "{stderr}"
+    );
 }

@@ -73,7 +73,7 @@ impl Report {
 pub async fn run(config: &Config, env: &EnvConfig, artifact: Option<&Path>) -> Report {
     let mut checks = vec![Check::new("config", Status::Ok, format!("{} is valid", config.path.display()), None)];
     match &env.target {
-        Target::Local(local) => checks.extend(local_checks(env, local)),
+        Target::Local(local) => checks.extend(local_checks(config, env, local)),
         Target::AwsSnowflake(cloud) => checks.extend(cloud_checks(config, env, cloud, artifact).await),
     }
     Report { env: env.name.clone(), checks }
@@ -134,7 +134,7 @@ async fn cloud_checks(
     checks
 }
 
-fn local_checks(env: &EnvConfig, local: &LocalTarget) -> Vec<Check> {
+fn local_checks(config: &Config, env: &EnvConfig, local: &LocalTarget) -> Vec<Check> {
     let run = Some("flixops run");
     let mut checks = Vec::new();
     let tweets = local.lake_dir.join(&env.prefix).join("tweets");
@@ -153,8 +153,8 @@ fn local_checks(env: &EnvConfig, local: &LocalTarget) -> Vec<Check> {
         ));
         return checks;
     }
-    let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly);
-    let conn = match config.and_then(|c| duckdb::Connection::open_with_flags(&local.warehouse, c)) {
+    let read_only = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly);
+    let conn = match read_only.and_then(|c| duckdb::Connection::open_with_flags(&local.warehouse, c)) {
         Ok(conn) => conn,
         Err(e) => {
             let detail = format!("{}: {e}", local.warehouse.display());
@@ -165,7 +165,32 @@ fn local_checks(env: &EnvConfig, local: &LocalTarget) -> Vec<Check> {
     checks.push(Check::new("warehouse", Status::Ok, local.warehouse.display().to_string(), None));
     checks.push(freshness_check(&conn));
     checks.push(pending_check(&conn, files.unwrap_or(0)));
+    checks.push(ledger_check(config, &conn));
     checks
+}
+
+/// The models as the repository defines them against `ops.model_ledger`: a model added or edited
+/// since the last transform is not what the marts hold.
+fn ledger_check(config: &Config, conn: &duckdb::Connection) -> Check {
+    let rendered = crate::models::discover(&config.root.join("models"))
+        .and_then(|found| crate::models::render_all(&found, &crate::models::Dialect::DuckDb));
+    let rendered = match rendered {
+        Ok(rendered) => rendered,
+        Err(e) => return Check::new("models", Status::Fail, e.to_string(), None),
+    };
+    let applied = |id: &str| -> Option<String> {
+        conn.query_row("SELECT checksum FROM ops.model_ledger WHERE model = ?", [id], |r| r.get(0)).ok()
+    };
+    let stale: Vec<&str> = rendered
+        .iter()
+        .filter(|m| applied(&m.id).as_deref() != Some(m.checksum.as_str()))
+        .map(|m| m.id.as_str())
+        .collect();
+    if stale.is_empty() {
+        return Check::new("models", Status::Ok, format!("{} model(s) as built", rendered.len()), None);
+    }
+    let detail = format!("changed or new since the last transform: {}", stale.join(", "));
+    Check::new("models", Status::Warn, detail, Some("flixops transform"))
 }
 
 fn count_parquet(dir: &Path) -> std::io::Result<usize> {
