@@ -108,9 +108,7 @@ impl Prepared {
         let applied = self.graph.apply(&self.observed).await?;
         Ok(DeployReport { plan: self.plan, applied, write_calls: self.session.calls.writes() })
     }
-}
 
-impl Prepared {
     /// Deletes what the destroy plan lists, dependants first.
     pub async fn destroy(self) -> Result<DeployReport, Error> {
         let applied = self.graph.destroy(&self.observed, &self.keep).await?;
