@@ -250,7 +250,16 @@ fn the_deployer_policy_allows_every_call_of_a_deploy_and_nothing_it_does_not_mak
         (config, env)
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let used: BTreeSet<String> = rt.block_on(lifecycle(&config, &env, dir.path()));
+    let (used, planned) = rt.block_on(lifecycle(&config, &env, dir.path()));
+    let read_only: Value = serde_json::from_str(&run(&["export", "iam-policy", "--read-only"])).unwrap();
+    let plan_allowed: BTreeSet<String> = statements(&read_only)
+        .iter()
+        .flat_map(|s| {
+            s["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect::<Vec<_>>()
+        })
+        .collect();
+    let beyond: Vec<&String> = planned.difference(&plan_allowed).collect();
+    assert!(beyond.is_empty(), "`plan` calls what the read-only policy does not allow: {beyond:?}");
     // Kept from the CI deployer on purpose (an administrator's first deploy sets them): the bucket
     // policy and the permissions boundary, either of which would let it widen its own access.
     let admin_only = ["s3:PutBucketPolicy", "iam:CreatePolicy", "iam:CreatePolicyVersion"];
@@ -274,7 +283,11 @@ fn the_deployer_policy_allows_every_call_of_a_deploy_and_nothing_it_does_not_mak
 
 /// Every IAM action flixops needed through a whole life: create, converged plan, repair of drift
 /// in every resource kind, new code, destroy, and a re-deploy. Runs in its own moto account.
-async fn lifecycle(config: &flixops::config::Config, env: &flixops::config::EnvConfig, dir: &Path) -> BTreeSet<String> {
+async fn lifecycle(
+    config: &flixops::config::Config,
+    env: &flixops::config::EnvConfig,
+    dir: &Path,
+) -> (BTreeSet<String>, BTreeSet<String>) {
     use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
     let sdk = aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
@@ -286,7 +299,7 @@ async fn lifecycle(config: &flixops::config::Config, env: &flixops::config::EnvC
         .build();
     let account = [SharedInterceptor::new(common::MotoAccount::new())];
     let hand = flixops::aws::Clients::new(&sdk, &account);
-    let mut used = BTreeSet::new();
+    let (mut used, mut planned) = (BTreeSet::new(), BTreeSet::new());
     let artifact = |tag: &[u8]| {
         let mut bytes = std::fs::read("/bin/true").unwrap();
         bytes.extend_from_slice(tag);
@@ -315,9 +328,13 @@ async fn lifecycle(config: &flixops::config::Config, env: &flixops::config::EnvC
             assert_eq!(prepared.plan.is_empty(), round == "converged", "{round}: {:?}", prepared.plan);
             prepared.apply().await.unwrap();
         }
-        used.extend(calls.calls().iter().filter_map(|c| iam_action(c)));
+        let actions = calls.calls().iter().filter_map(|c| iam_action(c)).collect::<Vec<_>>();
+        if round == "converged" {
+            planned.extend(actions.iter().cloned());
+        }
+        used.extend(actions);
     }
-    used
+    (used, planned)
 }
 
 /// Drift by hand in every resource kind flixops repairs.
