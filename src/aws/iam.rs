@@ -6,7 +6,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures::future::BoxFuture;
 
 use super::{Tags, failure, policy, tags_field};
-use crate::plan::{Address, Change, ErrorKind, Fields, Inputs, Observed, Outputs, Resource, ResourceError};
+use crate::plan::{Address, Change, ErrorKind, Fields, Inputs, Observed, Outputs, Resource, ResourceError, field_map};
 
 /// Renders a policy document from the outputs of the role's dependencies.
 pub type Document = Box<dyn Fn(&Inputs) -> String + Send + Sync>;
@@ -57,18 +57,7 @@ impl Role {
     }
 
     fn tag_list(&self) -> Result<Vec<Tag>, ResourceError> {
-        self.tags
-            .pairs()
-            .into_iter()
-            .map(|(k, v)| {
-                Tag::builder().key(k).value(v).build().map_err(|e| ResourceError {
-                    address: self.address(),
-                    op: "build request".into(),
-                    message: e.to_string(),
-                    kind: ErrorKind::Other,
-                })
-            })
-            .collect()
+        iam_tags(&self.tags, &self.address())
     }
 
     async fn read_policy(&self) -> Result<String, ResourceError> {
@@ -160,17 +149,14 @@ impl Resource for Role {
     }
 
     fn desired(&self, inputs: &Inputs) -> Fields {
-        let mut fields: Fields = [
+        let mut fields: Fields = field_map([
             ("name", self.name.clone()),
             ("policy", canonical_or_raw((self.policy)(inputs))),
             ("permissions_boundary", inputs.value(&self.boundary_from, "arn")),
             ("attached_policies", "none".to_string()),
             ("other_inline_policies", "none".to_string()),
             ("tags", self.tags.field()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        ]);
         if self.manage_trust {
             fields.insert("trust_policy".into(), canonical_or_raw((self.trust)(inputs)));
         }
@@ -262,6 +248,19 @@ impl Resource for Role {
             self.iam.delete_role().role_name(&self.name).send().await.map(drop).map_err(|e| self.err("delete", &e))
         })
     }
+}
+
+/// Our tags as IAM wants them.
+fn iam_tags(tags: &Tags, address: &Address) -> Result<Vec<Tag>, ResourceError> {
+    let build = |(k, v): (String, String)| {
+        Tag::builder().key(k).value(v).build().map_err(|e| ResourceError {
+            address: address.clone(),
+            op: "build request".into(),
+            message: e.to_string(),
+            kind: ErrorKind::Other,
+        })
+    };
+    tags.pairs().into_iter().map(build).collect()
 }
 
 fn canonical_or_raw(document: String) -> String {
@@ -383,18 +382,12 @@ impl Resource for Boundary {
     ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
         Box::pin(async move {
             if observed.is_none() {
-                let tags: Vec<aws_sdk_iam::types::Tag> = self
-                    .tags
-                    .pairs()
-                    .into_iter()
-                    .filter_map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().ok())
-                    .collect();
                 self.iam
                     .create_policy()
                     .policy_name(&self.name)
                     .description("Permissions boundary of the roles flixops creates")
                     .policy_document(&self.document)
-                    .set_tags(Some(tags))
+                    .set_tags(Some(iam_tags(&self.tags, &Self::address())?))
                     .send()
                     .await
                     .map_err(|e| self.err("create", &e))?;

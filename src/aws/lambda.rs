@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use sha2::Digest;
 
 use super::{Tags, failure};
-use crate::plan::{Address, Change, ErrorKind, Fields, Inputs, Observed, Outputs, Resource, ResourceError};
+use crate::plan::{Address, Change, ErrorKind, Fields, Inputs, Observed, Outputs, Resource, ResourceError, field_map};
 
 /// The deployment package, built once per command.
 #[derive(Clone)]
@@ -319,7 +319,7 @@ impl Resource for Function {
                 .unwrap_or_default();
             env.sort();
             let arch = c.architectures().first().map(|a| a.as_str().to_string()).unwrap_or("x86_64".into());
-            let fields: Fields = [
+            let fields: Fields = field_map([
                 ("runtime", c.runtime().map(|r| r.as_str().to_string()).unwrap_or_default()),
                 ("handler", c.handler().unwrap_or_default().to_string()),
                 ("role", c.role().unwrap_or_default().to_string()),
@@ -328,10 +328,7 @@ impl Resource for Function {
                 ("timeout_secs", c.timeout().unwrap_or_default().to_string()),
                 ("environment", env.join(" ")),
                 ("code_sha256", c.code_sha256().unwrap_or_default().to_string()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
+            ]);
             Ok(Some(Observed { fields, outputs: [("arn".to_string(), self.arn())].into() }))
         })
     }
@@ -339,7 +336,7 @@ impl Resource for Function {
     fn desired(&self, inputs: &Inputs) -> Fields {
         let mut env: Vec<String> = self.env_vars(inputs).iter().map(|(k, v)| format!("{k}={v}")).collect();
         env.sort();
-        [
+        field_map([
             ("runtime", "provided.al2023".to_string()),
             ("handler", "bootstrap".to_string()),
             ("role", inputs.value(&self.role_from, "arn")),
@@ -348,10 +345,7 @@ impl Resource for Function {
             ("timeout_secs", self.timeout_secs.to_string()),
             ("environment", env.join(" ")),
             ("code_sha256", self.artifact.sha256.clone()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        ])
     }
 
     fn planned_outputs(&self) -> Outputs {

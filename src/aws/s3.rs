@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use serde_json::json;
 
 use super::{Tags, failure, policy, tags_field};
-use crate::plan::{Address, Change, ErrorKind, Fields, Inputs, Observed, Outputs, Resource, ResourceError};
+use crate::plan::{Address, Change, ErrorKind, Fields, Inputs, Observed, Outputs, Resource, ResourceError, field_map};
 
 /// Sid of the bucket policy statement flixops owns; other statements are left alone.
 const TLS_SID: &str = "DenyInsecureTransport";
@@ -373,17 +373,14 @@ impl Resource for Bucket {
 
     fn desired(&self, _inputs: &Inputs) -> Fields {
         let tls = policy::canonical(&self.tls_statement().to_string()).unwrap_or_default();
-        [
+        field_map([
             ("name", self.name.clone()),
             ("public_access_block", ALL_BLOCKED.to_string()),
             ("default_encryption", "enabled".to_string()),
             ("versioning", "Enabled".to_string()),
             ("tls_only_policy", tls),
             ("tags", self.tags.field()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        ])
     }
 
     fn planned_outputs(&self) -> Outputs {

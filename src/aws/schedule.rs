@@ -5,7 +5,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures::future::BoxFuture;
 
 use super::failure;
-use crate::plan::{Address, Change, ErrorKind, Fields, Inputs, Observed, Outputs, Resource, ResourceError};
+use crate::plan::{Address, Change, ErrorKind, Fields, Inputs, Observed, Outputs, Resource, ResourceError, field_map};
 
 /// The schedule, in the default group.
 pub struct Schedule {
@@ -63,29 +63,23 @@ impl Resource for Schedule {
                 Err(e) => return Err(failure(&Self::address(), "read", &e)),
             };
             let target = out.target();
-            let fields: Fields = [
+            let fields: Fields = field_map([
                 ("expression", out.schedule_expression().unwrap_or_default().to_string()),
                 ("state", out.state().map(|s| s.as_str().to_string()).unwrap_or_default()),
                 ("target", target.map(|t| t.arn().to_string()).unwrap_or_default()),
                 ("target_role", target.map(|t| t.role_arn().to_string()).unwrap_or_default()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
+            ]);
             Ok(Some(Observed { fields, outputs: [("arn".to_string(), out.arn.unwrap_or_default())].into() }))
         })
     }
 
     fn desired(&self, inputs: &Inputs) -> Fields {
-        [
+        field_map([
             ("expression", self.expression.clone()),
             ("state", "ENABLED".to_string()),
             ("target", inputs.value(&self.function_from, "arn")),
             ("target_role", inputs.value(&self.role_from, "arn")),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        ])
     }
 
     fn apply<'a>(

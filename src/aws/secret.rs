@@ -6,7 +6,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures::future::BoxFuture;
 
 use super::{Tags, failure, tags_field};
-use crate::plan::{Address, Change, Fields, Inputs, Observed, Outputs, Resource, ResourceError};
+use crate::plan::{Address, Change, Fields, Inputs, Observed, Outputs, Resource, ResourceError, field_map};
 
 /// The token's secret.
 pub struct Secret {
@@ -103,10 +103,7 @@ impl Resource for Secret {
     }
 
     fn desired(&self, _inputs: &Inputs) -> Fields {
-        [("name", self.name.clone()), ("description", DESCRIPTION.to_string()), ("tags", self.tags.field())]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect()
+        field_map([("name", self.name.clone()), ("description", DESCRIPTION.to_string()), ("tags", self.tags.field())])
     }
 
     fn apply<'a>(

@@ -16,6 +16,11 @@ pub use render::render_plan;
 /// A resource's comparable state: field name → rendered value (JSON documents in canonical form).
 pub type Fields = BTreeMap<String, String>;
 
+/// [`Fields`] from name/value pairs, as resources write their desired and observed state.
+pub fn field_map<const N: usize>(pairs: [(&str, String); N]) -> Fields {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
 /// What a resource hands to the resources that depend on it (ARNs, channels, names).
 pub type Outputs = BTreeMap<String, String>;
 
