@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use crate::aws::Session;
 use crate::aws::lambda::Artifact;
-use crate::aws::stack::{self, Upstream};
+use crate::aws::stack::Upstream;
 use crate::config::{AwsSnowflakeTarget, Config, EnvConfig, LocalTarget, Target};
-use crate::plan::{Action, Graph};
+use crate::plan::Action;
 
 /// How long one check may take before it counts as failed.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -105,14 +105,11 @@ async fn cloud_checks(
             return checks;
         }
     };
-    let resources = stack::resources(config, env, cloud, &session, artifact, Upstream::default(), false);
-    let graph = match Graph::new(resources) {
-        Ok(graph) => graph,
-        Err(e) => return vec![Check::new("resources", Status::Fail, e.to_string(), None)],
-    };
-    match tokio::time::timeout(TIMEOUT, graph.read_all()).await {
-        Ok(Ok(observed)) => {
-            for item in graph.plan(&observed).resources {
+    // The same read and diff as `flixops plan`: whatever plan would change is what doctor reports.
+    let prepare = crate::deploy::prepare_in(session, config, env, artifact, Upstream::default());
+    match tokio::time::timeout(TIMEOUT, prepare).await {
+        Ok(Ok(prepared)) => {
+            for item in prepared.plan.resources {
                 let address = item.address.to_string();
                 let fields: Vec<&str> = item.change.fields.iter().map(|f| f.field.as_str()).collect();
                 checks.push(match item.change.action {
