@@ -183,7 +183,7 @@ impl Session {
         let who = clients.sts.get_caller_identity().send().await.map_err(|e| {
             let flag = profile.map(|p| format!(" --profile {p}")).unwrap_or_default();
             let message = error_message(&e);
-            let what = if message.contains("no credentials found") {
+            let what = if credentials_not_loaded(&e) {
                 "no AWS credentials found"
             } else if matches!(e, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) {
                 "cannot reach AWS STS"
@@ -225,6 +225,19 @@ where
         }
     }
     call().await
+}
+
+/// True when the credential chain found nothing to sign with (no keys, profile, SSO or role).
+fn credentials_not_loaded(err: &(dyn std::error::Error + 'static)) -> bool {
+    use aws_credential_types::provider::error::CredentialsError;
+    let mut source = Some(err);
+    while let Some(cause) = source {
+        if let Some(CredentialsError::CredentialsNotLoaded(_)) = cause.downcast_ref::<CredentialsError>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// Error codes meaning the credentials themselves were refused.
