@@ -11,7 +11,9 @@ use crate::aws::lambda::Artifact;
 use crate::aws::stack::{self, Names, Upstream};
 use crate::aws::{Session, secret};
 use crate::config::{AwsSnowflakeTarget, Config, EnvConfig, Target};
+use crate::models::{self, Dialect, Rendered};
 use crate::plan::{ApplyReport, Graph, ObservedAll, Plan};
+use crate::snowflake::{self, Client as SnowflakeClient, connection};
 
 /// A read and diffed environment, ready to show and to apply.
 pub struct Prepared {
@@ -25,6 +27,8 @@ pub struct Prepared {
     pub plan: Plan,
     /// What `destroy` leaves in place (the data bucket, unless purging).
     pub keep: Vec<crate::plan::Address>,
+    /// The Snowflake session, when the graph has Snowflake resources.
+    pub snowflake: Option<SnowflakeClient>,
 }
 
 /// What `deploy` reports.
@@ -36,6 +40,8 @@ pub struct DeployReport {
     pub applied: ApplyReport,
     /// Every AWS call that could change something, in order (empty on a converged re-run).
     pub write_calls: Vec<String>,
+    /// Every Snowflake statement that could change something, in order (empty on a converged re-run).
+    pub snowflake_writes: Vec<String>,
 }
 
 /// The cloud part of an environment, or a usage error for the local target.
@@ -50,19 +56,50 @@ pub fn cloud_target(env: &EnvConfig) -> Result<&AwsSnowflakeTarget, Error> {
     }
 }
 
-/// Connects, builds the graph and reads every resource concurrently. `extra` interceptors are
-/// added to every client (tests use them to inject faults).
+/// Connects to AWS and Snowflake, builds the graph and reads every resource concurrently. `extra`
+/// interceptors are added to every AWS client (tests use them to inject faults).
 pub async fn prepare(
     config: &Config,
     env: &EnvConfig,
     artifact: Option<&Path>,
     extra: &[SharedInterceptor],
-    upstream: Upstream,
 ) -> Result<Prepared, Error> {
     let cloud = cloud_target(env)?;
     let artifact = Artifact::load(artifact)?;
-    let session = Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), extra).await?;
-    prepare_in(session, config, env, artifact, upstream).await
+    let models = snowflake_models(config, cloud)?;
+    let (session, client) = tokio::try_join!(
+        async { Ok::<_, Error>(Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), extra).await?) },
+        connect_snowflake(cloud),
+    )?;
+    let upstream = snowflake_upstream(&client, config, env, &session.account_id, &models)?;
+    let mut prepared = prepare_in(session, config, env, artifact, upstream).await?;
+    prepared.snowflake = Some(client);
+    Ok(prepared)
+}
+
+/// Signs in to the environment's Snowflake connection (named in flixops.toml, else the default).
+pub async fn connect_snowflake(target: &AwsSnowflakeTarget) -> Result<SnowflakeClient, Error> {
+    let connection = connection::resolve(target.snowflake_connection.as_deref(), &|k| std::env::var(k).ok())?;
+    Ok(SnowflakeClient::connect(&connection).await?)
+}
+
+/// The project's models rendered for Snowflake (the built-in ones when `models/` is absent).
+pub fn snowflake_models(config: &Config, target: &AwsSnowflakeTarget) -> Result<Vec<Rendered>, Error> {
+    let models = models::discover(&config.root.join("models"))?;
+    Ok(models::render_all(&models, &Dialect::Snowflake { database: target.database.to_ascii_uppercase() })?)
+}
+
+/// The Snowflake resources of the environment, wired to the AWS side.
+pub fn snowflake_upstream(
+    client: &SnowflakeClient,
+    config: &Config,
+    env: &EnvConfig,
+    account_id: &str,
+    models: &[Rendered],
+) -> Result<Upstream, Error> {
+    let cloud = cloud_target(env)?;
+    snowflake::stack::upstream(client, config, env, cloud, account_id, models)
+        .map_err(|e| Error::Usage(format!("{}: {e}", config.path.display())))
 }
 
 /// [`prepare`] with a session already connected (tests point it at their own endpoint).
@@ -77,7 +114,7 @@ pub async fn prepare_in(
     let graph = Graph::new(stack::resources(config, env, cloud, &session, artifact, upstream, false))?;
     let observed = graph.read_all().await?;
     let plan = graph.plan(&observed);
-    Ok(Prepared { session, graph, observed, plan, keep: Vec::new() })
+    Ok(Prepared { session, graph, observed, plan, keep: Vec::new(), snowflake: None })
 }
 
 /// Reads the environment for `destroy`: the plan deletes every existing resource, dependants first,
@@ -97,22 +134,46 @@ pub async fn prepare_destroy(
     let resources = stack::resources(config, env, cloud, &session, Artifact::none(), upstream, purge_data);
     let graph = Graph::new(resources)?;
     let observed = graph.read_all().await?;
-    let keep = if purge_data { Vec::new() } else { vec![crate::aws::s3::Bucket::address()] };
+    let keep = if purge_data { Vec::new() } else { data_resources() };
     let plan = graph.destroy_plan(&observed, &keep);
-    Ok(Prepared { session, graph, observed, plan, keep })
+    Ok(Prepared { session, graph, observed, plan, keep, snowflake: None })
+}
+
+/// [`prepare_destroy`] for the whole environment, Snowflake included.
+pub async fn prepare_destroy_all(config: &Config, env: &EnvConfig, purge_data: bool) -> Result<Prepared, Error> {
+    let cloud = cloud_target(env)?;
+    let models = snowflake_models(config, cloud)?;
+    let (session, client) = tokio::try_join!(
+        async { Ok::<_, Error>(Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), &[]).await?) },
+        connect_snowflake(cloud),
+    )?;
+    let upstream = snowflake_upstream(&client, config, env, &session.account_id, &models)?;
+    let mut prepared = prepare_destroy(Some(session), config, env, upstream, purge_data).await?;
+    prepared.snowflake = Some(client);
+    Ok(prepared)
+}
+
+/// What holds data and stays after `destroy` unless `--purge-data`: the bucket, and the database
+/// with its raw schema and table (the models are rebuilt from them by the next deploy).
+pub fn data_resources() -> Vec<crate::plan::Address> {
+    use crate::snowflake::objects::{Database, Table};
+    let raw_schema = crate::plan::Address::new("snowflake_schema", "raw");
+    vec![crate::aws::s3::Bucket::address(), Database::address(), raw_schema, Table::address_of("tweets_raw")]
 }
 
 impl Prepared {
     /// Applies the plan; the report lists the write calls made.
     pub async fn apply(self) -> Result<DeployReport, Error> {
         let applied = self.graph.apply(&self.observed).await?;
-        Ok(DeployReport { plan: self.plan, applied, write_calls: self.session.calls.writes() })
+        let snowflake_writes = self.snowflake.as_ref().map(SnowflakeClient::writes).unwrap_or_default();
+        Ok(DeployReport { plan: self.plan, applied, write_calls: self.session.calls.writes(), snowflake_writes })
     }
 
     /// Deletes what the destroy plan lists, dependants first.
     pub async fn destroy(self) -> Result<DeployReport, Error> {
         let applied = self.graph.destroy(&self.observed, &self.keep).await?;
-        Ok(DeployReport { plan: self.plan, applied, write_calls: self.session.calls.writes() })
+        let snowflake_writes = self.snowflake.as_ref().map(SnowflakeClient::writes).unwrap_or_default();
+        Ok(DeployReport { plan: self.plan, applied, write_calls: self.session.calls.writes(), snowflake_writes })
     }
 
     /// The kept resources that exist (reported so nobody is surprised the bucket is still there).

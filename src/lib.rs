@@ -57,6 +57,12 @@ pub enum Error {
     /// The command does not apply to this environment's target.
     #[error("environment `{env}` uses target {target}: {hint}")]
     WrongTarget { env: String, target: &'static str, hint: &'static str },
+    /// No usable Snowflake connection is configured.
+    #[error(transparent)]
+    SnowflakeConnection(#[from] snowflake::connection::ConnectionError),
+    /// Snowflake refused the sign-in or a statement.
+    #[error(transparent)]
+    Snowflake(#[from] snowflake::SnowflakeError),
     /// The command exists but this build cannot do it for this target yet.
     #[error("{0}")]
     Unsupported(String),
@@ -75,6 +81,9 @@ impl Error {
             Error::Extract(e) => e.is_connect(),
             Error::Plan(e) => e.is_connect(),
             Error::Aws(_) => true,
+            Error::Snowflake(e) => e.is_connect(),
+            // Like missing AWS credentials: nothing to sign in with.
+            Error::SnowflakeConnection(_) => true,
             Error::SetSecret(aws::secret::SetSecretError::Service(e)) => e.kind == plan::ErrorKind::Connect,
             _ => false,
         }

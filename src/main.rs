@@ -14,7 +14,6 @@ use flixops::output::{Format, Output};
 use flixops::pipeline::{self, Input};
 
 use cli::{Cli, Command, ExportKind, OutputArg, SecretsCommand};
-use flixops::aws::stack::Upstream;
 use flixops::deploy;
 use flixops::plan::render_plan;
 use std::io::IsTerminal;
@@ -153,12 +152,9 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
         Command::Plan(args) => {
             let (config, env) = config_and_env(global)?;
             let prepared =
-                deploy::prepare(&config, &env, args.stack.artifact.as_deref(), &[], Upstream::default()).await?;
+                deploy::prepare(&config, &env, args.stack.artifact.as_deref(), &[]).await?;
             let plan = &prepared.plan;
-            let code = print(output, plan, |w| {
-                snowflake_note(w)?;
-                render_plan(w, plan, "plan")
-            })?;
+            let code = print(output, plan, |w| render_plan(w, plan, "plan"))?;
             if args.detailed_exitcode && !plan.is_empty() {
                 return Ok(ExitCode::from(2));
             }
@@ -167,10 +163,10 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
         Command::Deploy(args) => {
             let (config, env) = config_and_env(global)?;
             let prepared =
-                deploy::prepare(&config, &env, args.stack.artifact.as_deref(), &[], Upstream::default()).await?;
+                deploy::prepare(&config, &env, args.stack.artifact.as_deref(), &[]).await?;
             if output.format == Format::Human {
                 let mut err = std::io::stderr().lock();
-                snowflake_note(&mut err).and_then(|()| render_plan(&mut err, &prepared.plan, "deploy")).ok();
+                render_plan(&mut err, &prepared.plan, "deploy").ok();
             }
             if !prepared.plan.is_empty() && !args.yes {
                 approve()?;
@@ -202,7 +198,7 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
         Command::Init(_) => Err(not_yet("init", "write flixops.toml by hand; `flixops run --demo` needs none")),
         Command::Destroy(args) => {
             let (config, env) = config_and_env(global)?;
-            let prepared = deploy::prepare_destroy(None, &config, &env, Upstream::default(), args.purge_data).await?;
+            let prepared = deploy::prepare_destroy_all(&config, &env, args.purge_data).await?;
             let kept = prepared.kept();
             if output.format == Format::Human {
                 let mut err = std::io::stderr().lock();
@@ -353,15 +349,6 @@ fn read_token() -> Result<flixops::config::Secret, Error> {
 }
 
 /// Says plainly what this build leaves to the Snowflake side.
-fn snowflake_note(w: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(
-        w,
-        "note: this build manages the AWS resources only; the Snowflake storage integration, stage and pipe\n      \
-         are not created yet: a new Snowflake role trusts only this account (an existing role's trust is left\n      \
-         as it is), and no bucket notification is set.\n"
-    )
-}
-
 fn not_yet(what: &str, meanwhile: &str) -> Error {
     Error::Unsupported(format!(
         "`{what}` is not implemented in flixops {}; meanwhile: {meanwhile}",

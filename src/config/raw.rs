@@ -334,6 +334,14 @@ fn cloud_target(raw: &RawEnv, c: &mut Checker, env: &str, project: &str) -> AwsS
             );
         }
     }
+    if let Some(v) = &raw.target_lag {
+        c.check(
+            v,
+            &field("target_lag"),
+            is_target_lag,
+            "use a duration such as \"1 hour\" or \"15 minutes\" (seconds, minutes, hours, days), or \"DOWNSTREAM\"",
+        );
+    }
     let text = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.get_ref().clone());
     AwsSnowflakeTarget {
         region: text(&raw.region),
@@ -416,6 +424,16 @@ fn field_at(text: &str, offset: usize) -> String {
         (None, Some(k)) => k,
         (None, None) => "(top level)".to_string(),
     }
+}
+
+/// Snowflake's TARGET_LAG: `<n> seconds|minutes|hours|days` (singular too) or DOWNSTREAM.
+fn is_target_lag(value: &str) -> bool {
+    if value.eq_ignore_ascii_case("downstream") {
+        return true;
+    }
+    let Some((n, unit)) = value.split_once(' ') else { return false };
+    let units = ["second", "seconds", "minute", "minutes", "hour", "hours", "day", "days"];
+    n.parse::<u32>().is_ok_and(|n| n > 0) && units.contains(&unit.to_ascii_lowercase().as_str())
 }
 
 #[cfg(test)]

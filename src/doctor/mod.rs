@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::aws::Session;
-use crate::aws::lambda::Artifact;
-use crate::aws::stack::Upstream;
-use crate::config::{AwsSnowflakeTarget, Config, EnvConfig, LocalTarget, Target};
-use crate::plan::Action;
+use crate::config::{Config, EnvConfig, LocalTarget, Target};
+
+mod cloud;
+
+pub use cloud::pipe_verdict;
 
 /// How long one check may take before it counts as failed.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -74,61 +74,9 @@ pub async fn run(config: &Config, env: &EnvConfig, artifact: Option<&Path>) -> R
     let mut checks = vec![Check::new("config", Status::Ok, format!("{} is valid", config.path.display()), None)];
     match &env.target {
         Target::Local(local) => checks.extend(local_checks(config, env, local)),
-        Target::AwsSnowflake(cloud) => checks.extend(cloud_checks(config, env, cloud, artifact).await),
+        Target::AwsSnowflake(cloud) => checks.extend(cloud::checks(config, env, cloud, artifact).await),
     }
     Report { env: env.name.clone(), checks }
-}
-
-async fn cloud_checks(
-    config: &Config,
-    env: &EnvConfig,
-    cloud: &AwsSnowflakeTarget,
-    artifact: Option<&Path>,
-) -> Vec<Check> {
-    let deploy = Some("flixops deploy");
-    let connect = Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), &[]);
-    let session = match tokio::time::timeout(TIMEOUT, connect).await {
-        Ok(Ok(session)) => session,
-        Ok(Err(e)) => return vec![Check::new("aws identity", Status::Fail, e.to_string(), None)],
-        Err(_) => return vec![Check::new("aws identity", Status::Fail, "STS did not answer in 30 s", None)],
-    };
-    let mut checks = vec![Check::new(
-        "aws identity",
-        Status::Ok,
-        format!("account {} in {}", session.account_id, session.region),
-        None,
-    )];
-    let artifact = match Artifact::load(artifact) {
-        Ok(artifact) => artifact,
-        Err(e) => {
-            checks.push(Check::new("lambda package", Status::Fail, e.to_string(), Some("pass --artifact PATH")));
-            return checks;
-        }
-    };
-    // The same read and diff as `flixops plan`: whatever plan would change is what doctor reports.
-    let prepare = crate::deploy::prepare_in(session, config, env, artifact, Upstream::default());
-    match tokio::time::timeout(TIMEOUT, prepare).await {
-        Ok(Ok(prepared)) => {
-            for item in prepared.plan.resources {
-                let address = item.address.to_string();
-                let fields: Vec<&str> = item.change.fields.iter().map(|f| f.field.as_str()).collect();
-                checks.push(match item.change.action {
-                    Action::NoOp => Check::new(&address, Status::Ok, "as deployed", None),
-                    Action::Create => Check::new(&address, Status::Fail, "missing", deploy),
-                    _ => Check::new(&address, Status::Fail, format!("drifted: {}", fields.join(", ")), deploy),
-                });
-            }
-        }
-        Ok(Err(e)) => checks.push(Check::new("resources", Status::Fail, e.to_string(), None)),
-        Err(_) => checks.push(Check::new("resources", Status::Fail, "reading them took over 30 s", None)),
-    }
-    checks.push(Check::new(
-        "snowflake, pipe, X token, freshness",
-        Status::Warn,
-        "not checked by this build (the Snowflake side is not managed yet)",
-        None,
-    ));
-    checks
 }
 
 fn local_checks(config: &Config, env: &EnvConfig, local: &LocalTarget) -> Vec<Check> {

@@ -160,7 +160,12 @@ where
             let message = match (e.code(), e.message()) {
                 (Some(code), Some(msg)) => format!("{code}: {msg}"),
                 (Some(code), None) => code.to_string(),
-                _ => DisplayErrorContext(&e).to_string(),
+                // A HEAD/GET error has no body, so no code: say the HTTP status, not a debug dump.
+                _ => match e.raw_response().map(|r| r.status().as_u16()) {
+                    Some(403) => "HTTP 403: access denied (the bucket policy or the credentials refuse it)".to_string(),
+                    Some(status) => format!("HTTP {status}"),
+                    None => DisplayErrorContext(&e).to_string(),
+                },
             };
             SinkError::S3 { bucket, key, message }
         }

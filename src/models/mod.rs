@@ -3,6 +3,7 @@
 
 mod helpers;
 pub mod local;
+pub mod snowflake;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

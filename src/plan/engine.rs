@@ -106,7 +106,9 @@ impl Graph {
             let change = resource.diff(state, &inputs);
             let result = match change.action {
                 Action::NoOp => Ok(state.map(|s| s.outputs.clone()).unwrap_or_default()),
-                Action::Replace => self.replace(resource.as_ref(), &change, &inputs).await,
+                Action::Replace if !resource.replaces_in_place() => {
+                    self.replace(resource.as_ref(), &change, &inputs).await
+                }
                 _ => resource.apply(&change, state, &inputs).await,
             };
             let mut known = resource.planned_outputs();

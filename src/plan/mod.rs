@@ -196,6 +196,12 @@ pub trait Resource: Send + Sync {
     }
 
     /// The diff against what was read.
+    /// True when `apply` performs a Replace itself (e.g. `CREATE OR REPLACE`), instead of the
+    /// engine deleting first and creating after.
+    fn replaces_in_place(&self) -> bool {
+        false
+    }
+
     fn diff(&self, observed: Option<&Observed>, inputs: &Inputs) -> Change {
         diff_fields(&self.desired(inputs), observed, self.replace_on())
     }

@@ -22,6 +22,8 @@ const KEYS: &[&str] = &[
     "private_key_file_pwd",
     "private_key_passphrase",
     "host",
+    "port",
+    "protocol",
     "role",
     "warehouse",
     "database",
@@ -72,6 +74,10 @@ pub struct Connection {
     pub auth: Auth,
     /// Custom host (private link, proxies, tests); None: `<account>.snowflakecomputing.com`.
     pub host: Option<String>,
+    /// Port of `host` (default 443).
+    pub port: Option<u16>,
+    /// `https` (default) or `http` (only for local test servers).
+    pub protocol: Option<String>,
     /// Role, warehouse and database, when the connection sets them.
     pub role: Option<String>,
     /// Default warehouse.
@@ -99,6 +105,9 @@ pub enum ConnectionError {
     /// A required key is missing.
     #[error("Snowflake connection `{name}` ({origin}): `{key}` is not set; {fix}")]
     Missing { name: String, origin: String, key: &'static str, fix: &'static str },
+    /// A key holds a value flixops cannot use.
+    #[error("Snowflake connection `{name}` ({origin}): `{key}` = `{value}`: {fix}")]
+    Invalid { name: String, origin: String, key: &'static str, value: String, fix: &'static str },
 }
 
 /// Finds the connection `requested` (None: the default one). `var` reads the environment.
@@ -159,12 +168,29 @@ fn build(name: String, source: String, mut values: BTreeMap<&str, String>) -> Re
             ));
         }
     };
+    let port = match values.remove("port") {
+        None => None,
+        Some(value) => Some(value.parse::<u16>().map_err(|_| ConnectionError::Invalid {
+            name: name.clone(),
+            origin: source.clone(),
+            key: "port",
+            value,
+            fix: "use a port number (1-65535)",
+        })?),
+    };
+    let protocol = values.remove("protocol").map(|p| p.to_ascii_lowercase());
+    if let Some(p) = protocol.as_deref().filter(|p| !matches!(*p, "https" | "http")) {
+        let value = p.to_string();
+        return Err(ConnectionError::Invalid { name, origin: source, key: "protocol", value, fix: "use https" });
+    }
     Ok(Connection {
         name,
         account,
         user,
         auth,
         host: values.remove("host"),
+        port,
+        protocol,
         role: values.remove("role"),
         warehouse: values.remove("warehouse"),
         database: values.remove("database"),
@@ -279,5 +305,19 @@ mod tests {
         std::fs::write(dir.path().join("config.toml"), "[connections\n").unwrap();
         let err = resolve(None, &var).unwrap_err().to_string();
         assert!(err.contains("config.toml: invalid TOML"), "{err}");
+    }
+
+    #[test]
+    fn a_custom_endpoint_is_read_and_a_bad_port_names_the_key() {
+        let dir = home_with(&[(
+            "connections.toml",
+            "[t]\naccount = \"a\"\nuser = \"u\"\npassword = \"p\"\nhost = \"127.0.0.1\"\nport = 8080\nprotocol = \"HTTP\"\n",
+        )]);
+        let home = dir.path().display().to_string();
+        let c = resolve(Some("t"), &env(&[("SNOWFLAKE_HOME", &home)])).unwrap();
+        assert_eq!((c.host.as_deref(), c.port, c.protocol.as_deref()), (Some("127.0.0.1"), Some(8080), Some("http")));
+        let var = env(&[("SNOWFLAKE_HOME", &home), ("SNOWFLAKE_CONNECTIONS_T_PORT", "eighty")]);
+        let err = resolve(Some("t"), &var).unwrap_err().to_string();
+        assert!(err.contains("`port` = `eighty`") && err.contains("port number"), "{err}");
     }
 }

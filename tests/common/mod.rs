@@ -21,6 +21,10 @@ pub fn flixops(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flixops"));
     cmd.current_dir(dir).env_remove("FLIXOPS_CONFIG").env_remove("FLIXOPS_ENV").env_remove("RUST_LOG");
     cmd.env_remove("AWS_LAMBDA_RUNTIME_API");
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("SNOWFLAKE_")) {
+        cmd.env_remove(key);
+    }
+    cmd.env("SNOWFLAKE_HOME", "/nonexistent/flixops-test-snowflake-home");
     cmd
 }
 
@@ -200,4 +204,66 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for MotoAccount {
         context.request_mut().headers_mut().insert("x-moto-account-id", self.0.clone());
         Ok(())
     }
+}
+
+/// fakesnow behind tests/peers/fakesnow_server.py (JSON rowsets, the account objects fakesnow
+/// lacks), started once per test binary on 127.0.0.1.
+pub struct FakeSnow {
+    /// Its port.
+    pub port: u16,
+    _child: ChildGuard,
+}
+
+/// The shared fakesnow server.
+pub fn fakesnow() -> &'static FakeSnow {
+    static FAKESNOW: OnceLock<FakeSnow> = OnceLock::new();
+    FAKESNOW.get_or_init(|| {
+        let port = free_port();
+        let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/fakesnow_server.py");
+        // Its log (fakesnow's tracebacks) goes to a file, for when a statement fails unexpectedly.
+        let log = std::fs::File::create(std::env::temp_dir().join(format!("flixops-fakesnow-{port}.log"))).unwrap();
+        let child = Command::new(test_python())
+            .arg(launcher)
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("fakesnow starts");
+        let guard = ChildGuard(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "fakesnow did not listen on 127.0.0.1:{port} within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        FakeSnow { port, _child: guard }
+    })
+}
+
+/// Writes `dir/.snowflake/connections.toml` with a `default` connection to fakesnow (password
+/// auth unless `extra` sets a key) and returns that directory, for `SNOWFLAKE_HOME`.
+pub fn snowflake_home(dir: &Path, extra: &str) -> PathBuf {
+    let home = dir.join(".snowflake");
+    std::fs::create_dir_all(&home).unwrap();
+    let auth = if extra.contains("private_key_file") { "" } else { "password = \"test\"\n" };
+    let text = format!(
+        "[default]\naccount = \"fake\"\nuser = \"flixops\"\n{auth}host = \"127.0.0.1\"\nport = {}\nprotocol = \"http\"\n{extra}",
+        fakesnow().port
+    );
+    std::fs::write(home.join("connections.toml"), text).unwrap();
+    home
+}
+
+/// moto's environment plus a Snowflake home with the fakesnow connection (for CLI runs).
+pub fn cloud_env(dir: &Path) -> Vec<(&'static str, String)> {
+    let mut env = moto_env();
+    env.push(("SNOWFLAKE_HOME", snowflake_home(dir, "").display().to_string()));
+    env
+}
+
+/// A signed-in client on fakesnow (in-process tests).
+pub async fn snowflake_client(dir: &Path) -> flixops::snowflake::Client {
+    let home = snowflake_home(dir, "").display().to_string();
+    let var = move |k: &str| (k == "SNOWFLAKE_HOME").then(|| home.clone());
+    let connection = flixops::snowflake::connection::resolve(None, &var).unwrap();
+    flixops::snowflake::Client::connect(&connection).await.unwrap()
 }

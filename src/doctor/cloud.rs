@@ -1,0 +1,306 @@
+//! The aws-snowflake checks: both sign-ins, every resource as `plan` reads it (bucket settings,
+//! role trust against the integration's IAM user and external ID, notification against the pipe's
+//! queue, function code, schedule, models against the ledger), then what only a running pipeline
+//! shows: the stage lists through the integration, the pipe runs and loads without errors, raw
+//! and staging data are fresh, the checkpoint is within the search window, the X token works.
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures::future::join_all;
+
+use super::{Check, FRESH_FAIL_HOURS, FRESH_WARN_HOURS, SEARCH_WINDOW_DAYS, Status, TIMEOUT};
+use crate::aws::Session;
+use crate::aws::lambda::Artifact;
+use crate::aws::stack::{Names, Upstream};
+use crate::config::{AwsSnowflakeTarget, Config, EnvConfig, Secret};
+use crate::plan::Action;
+use crate::snowflake::Client;
+use crate::snowflake::ident::literal;
+use crate::snowflake::stack::SnowNames;
+
+/// Files waiting in the pipe beyond this many is a warning (Snowpipe is falling behind).
+const PENDING_WARN: u64 = 100;
+
+/// Every cloud check, in a stable order.
+pub async fn checks(config: &Config, env: &EnvConfig, cloud: &AwsSnowflakeTarget, artifact: Option<&Path>) -> Vec<Check> {
+    let aws = Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), &[]);
+    let snow = crate::deploy::connect_snowflake(cloud);
+    let (aws, snow) = tokio::join!(tokio::time::timeout(TIMEOUT, aws), tokio::time::timeout(TIMEOUT, snow));
+    let mut checks = Vec::new();
+    let session = match aws {
+        Ok(Ok(s)) => {
+            checks.push(Check::new("aws identity", Status::Ok, format!("account {} in {}", s.account_id, s.region), None));
+            Some(s)
+        }
+        Ok(Err(e)) => fail(&mut checks, "aws identity", e.to_string(), None),
+        Err(_) => fail(&mut checks, "aws identity", "STS did not answer in 30 s".into(), None),
+    };
+    let client = match snow {
+        Ok(Ok(c)) => {
+            checks.push(Check::new("snowflake sign-in", Status::Ok, "signed in", None));
+            Some(c)
+        }
+        Ok(Err(e)) => fail(&mut checks, "snowflake sign-in", e.to_string(), None),
+        Err(_) => fail(&mut checks, "snowflake sign-in", "Snowflake did not answer in 30 s".into(), None),
+    };
+    let Some(session) = session else { return checks };
+    checks.extend(resource_checks(config, env, cloud, &session, client.as_ref(), artifact).await);
+    checks.extend(runtime_checks(config, env, cloud, &session, client.as_ref()).await);
+    checks
+}
+
+fn fail<T>(checks: &mut Vec<Check>, name: &str, detail: String, fix: Option<&str>) -> Option<T> {
+    checks.push(Check::new(name, Status::Fail, detail, fix));
+    None
+}
+
+/// What `plan` would change, one check per resource: anything it would touch is not as deployed.
+async fn resource_checks(
+    config: &Config,
+    env: &EnvConfig,
+    cloud: &AwsSnowflakeTarget,
+    session: &Session,
+    client: Option<&Client>,
+    artifact: Option<&Path>,
+) -> Vec<Check> {
+    let artifact = match Artifact::load(artifact) {
+        Ok(artifact) => artifact,
+        Err(e) => return vec![Check::new("lambda package", Status::Fail, e.to_string(), Some("pass --artifact PATH"))],
+    };
+    let upstream = match client {
+        Some(client) => {
+            let built = crate::deploy::snowflake_models(config, cloud)
+                .and_then(|models| crate::deploy::snowflake_upstream(client, config, env, &session.account_id, &models));
+            match built {
+                Ok(upstream) => upstream,
+                Err(e) => return vec![Check::new("models", Status::Fail, e.to_string(), None)],
+            }
+        }
+        None => Upstream::default(),
+    };
+    let prepare = crate::deploy::prepare_in(session.clone(), config, env, artifact, upstream);
+    let prepared = match tokio::time::timeout(TIMEOUT, prepare).await {
+        Ok(Ok(prepared)) => prepared,
+        Ok(Err(e)) => return vec![Check::new("resources", Status::Fail, e.to_string(), None)],
+        Err(_) => return vec![Check::new("resources", Status::Fail, "reading them took over 30 s", None)],
+    };
+    let deploy = Some("flixops deploy");
+    prepared
+        .plan
+        .resources
+        .into_iter()
+        .map(|item| {
+            let address = item.address.to_string();
+            let fields: Vec<&str> = item.change.fields.iter().map(|f| f.field.as_str()).collect();
+            match item.change.action {
+                Action::NoOp => Check::new(&address, Status::Ok, "as deployed", None),
+                Action::Create => Check::new(&address, Status::Fail, "missing", deploy),
+                _ => Check::new(&address, Status::Fail, format!("drifted: {}", fields.join(", ")), deploy),
+            }
+        })
+        .collect()
+}
+
+/// The checks of a running pipeline, concurrently, each under the timeout.
+async fn runtime_checks(
+    config: &Config,
+    env: &EnvConfig,
+    cloud: &AwsSnowflakeTarget,
+    session: &Session,
+    client: Option<&Client>,
+) -> Vec<Check> {
+    let names = Names::new(&config.project, &env.name, &cloud.bucket, &session.account_id);
+    let mut futures: Vec<futures::future::BoxFuture<'_, Check>> = vec![
+        Box::pin(timed("checkpoint", checkpoint(session, cloud, &env.prefix))),
+        Box::pin(timed("x token", x_token(config, session, names.secret.clone()))),
+    ];
+    if let (Some(client), Ok(sf)) = (client, SnowNames::new(&config.project, &env.name, cloud)) {
+        let sf = std::sync::Arc::new(sf);
+        futures.push(Box::pin(timed("stage", stage(client.clone(), sf.clone()))));
+        futures.push(Box::pin(timed("pipe", pipe(client.clone(), sf.clone()))));
+        futures.push(Box::pin(timed("copy history", copy_history(client.clone(), sf.clone()))));
+        futures.push(Box::pin(timed("raw freshness", freshness(client.clone(), sf.table.to_string(), "raw freshness"))));
+        let staging = format!("{}.\"STAGING\".\"STG_TWEETS\"", sf.database);
+        futures.push(Box::pin(timed("staging freshness", freshness(client.clone(), staging, "staging freshness"))));
+    }
+    join_all(futures).await
+}
+
+async fn timed(name: &str, check: impl Future<Output = Check>) -> Check {
+    match tokio::time::timeout(TIMEOUT, check).await {
+        Ok(check) => check,
+        Err(_) => Check::new(name, Status::Fail, format!("no answer within {} s", TIMEOUT.as_secs()), None),
+    }
+}
+
+async fn stage(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
+    match client.query(&format!("LIST @{}", n.stage)).await {
+        Ok(files) => Check::new("stage", Status::Ok, format!("Snowflake lists {} file(s) through the integration", files.len()), None),
+        Err(e) => Check::new(
+            "stage",
+            Status::Fail,
+            format!("Snowflake cannot list the bucket through the integration: {e}"),
+            Some("flixops deploy (role trust and integration), then allow a minute for IAM to propagate"),
+        ),
+    }
+}
+
+async fn pipe(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
+    let sql = format!("SELECT SYSTEM$PIPE_STATUS({}) AS STATUS", literal(&n.pipe.to_string()));
+    let status = match client.query(&sql).await {
+        Ok(rows) => rows.first().map(|r| crate::snowflake::text(r, "STATUS")).unwrap_or_default(),
+        Err(e) => return Check::new("pipe", Status::Fail, e.to_string(), Some("flixops deploy")),
+    };
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap_or_default();
+    pipe_verdict(&status)
+}
+
+/// Reads SYSTEM$PIPE_STATUS: running, not backed up, no error, and messages being forwarded.
+pub fn pipe_verdict(status: &serde_json::Value) -> Check {
+    let state = status["executionState"].as_str().unwrap_or("UNKNOWN");
+    let pending = status["pendingFileCount"].as_u64().unwrap_or(0);
+    if let Some(error) = status.get("error").and_then(|e| e.as_str()) {
+        return Check::new("pipe", Status::Fail, format!("{state}: {error}"), Some("fix the error, then flixops deploy"));
+    }
+    if state != "RUNNING" {
+        let fix = "flixops deploy (resumes a paused pipe)";
+        return Check::new("pipe", Status::Fail, format!("execution state {state}"), Some(fix));
+    }
+    let received = status["lastReceivedMessageTimestamp"].as_str().and_then(parse_time);
+    let forwarded = status["lastForwardedMessageTimestamp"].as_str().and_then(parse_time);
+    if let (Some(received), Some(forwarded)) = (received, forwarded)
+        && received - forwarded > chrono::Duration::hours(1)
+    {
+        let detail = format!("notifications received until {received} but files forwarded only until {forwarded}");
+        return Check::new("pipe", Status::Warn, detail, Some("check the pipe's COPY errors (copy history)"));
+    }
+    if pending > PENDING_WARN {
+        return Check::new("pipe", Status::Warn, format!("running, {pending} files pending"), None);
+    }
+    Check::new("pipe", Status::Ok, format!("running, {pending} file(s) pending"), None)
+}
+
+fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&chrono::Utc))
+}
+
+async fn copy_history(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
+    let sql = format!(
+        "SELECT FILE_NAME, STATUS, FIRST_ERROR_MESSAGE FROM TABLE({}.INFORMATION_SCHEMA.COPY_HISTORY(TABLE_NAME => {}, \
+         START_TIME => DATEADD(HOURS, -24, CURRENT_TIMESTAMP()))) WHERE STATUS <> 'Loaded'",
+        n.database,
+        literal(&n.table.to_string())
+    );
+    match client.query(&sql).await {
+        Ok(rows) if rows.is_empty() => Check::new("copy history", Status::Ok, "no failed load in the last 24 h", None),
+        Ok(rows) => {
+            let first = &rows[0];
+            let detail = format!(
+                "{} file(s) not loaded in the last 24 h, e.g. {}: {}",
+                rows.len(),
+                crate::snowflake::text(first, "FILE_NAME"),
+                crate::snowflake::text(first, "FIRST_ERROR_MESSAGE")
+            );
+            Check::new("copy history", Status::Fail, detail, Some("fix the files or the COPY, then ALTER PIPE … REFRESH"))
+        }
+        Err(e) => Check::new("copy history", Status::Warn, e.to_string(), None),
+    }
+}
+
+async fn freshness(client: Client, table: String, name: &'static str) -> Check {
+    let sql = format!("SELECT DATEDIFF(MINUTE, MAX(LOADED_AT), CURRENT_TIMESTAMP()) AS AGE FROM {table}");
+    let age = match client.query(&sql).await {
+        Ok(rows) => rows.first().and_then(|r| r.get("AGE")).and_then(|v| v.as_i64()),
+        Err(e) => return Check::new(name, Status::Fail, e.to_string(), Some("flixops deploy")),
+    };
+    let Some(minutes) = age else {
+        return Check::new(name, Status::Warn, format!("{table} is empty"), Some("wait for the first extraction"));
+    };
+    let hours = minutes / 60;
+    let status = match hours {
+        h if h >= FRESH_FAIL_HOURS => Status::Fail,
+        h if h >= FRESH_WARN_HOURS => Status::Warn,
+        _ => Status::Ok,
+    };
+    let fix = (status != Status::Ok).then_some("check the schedule, the function and the pipe above");
+    Check::new(name, status, format!("newest row loaded {hours} h ago"), fix)
+}
+
+async fn checkpoint(session: &Session, cloud: &AwsSnowflakeTarget, prefix: &str) -> Check {
+    let sink = crate::extract::sink::Sink::S3 { client: session.clients.s3.clone(), bucket: cloud.bucket.clone() };
+    let key = crate::extract::checkpoint::key(prefix);
+    let found = match crate::extract::checkpoint::read(&sink, &key).await {
+        Ok(found) => found,
+        Err(e) => return Check::new("checkpoint", Status::Fail, e.to_string(), None),
+    };
+    let Some((state, _)) = found else {
+        let fix = "wait for the schedule, or invoke the function once";
+        return Check::new("checkpoint", Status::Warn, "no extraction has finished yet", Some(fix));
+    };
+    let Some(finished) = parse_time(&state.last_run.finished_at) else {
+        return Check::new("checkpoint", Status::Fail, format!("s3://{}/{key} is unreadable", cloud.bucket), None);
+    };
+    let age = chrono::Utc::now() - finished;
+    if age.num_days() >= SEARCH_WINDOW_DAYS {
+        let detail = format!("last run {} days ago: tweets older than the 7-day search window are lost", age.num_days());
+        return Check::new("checkpoint", Status::Fail, detail, Some("check the schedule and the function's errors"));
+    }
+    Check::new("checkpoint", Status::Ok, format!("last run {} h ago", age.num_hours()), None)
+}
+
+/// One search call with the token the function uses (the deployed secret): cheap, and it proves
+/// the token, the network path and the query.
+async fn x_token(config: &Config, session: &Session, secret: String) -> Check {
+    let fix = Some("flixops secrets set (reads the token from stdin)");
+    let value = session.clients.secrets.get_secret_value().secret_id(&secret).send().await;
+    let token = match value.map(|v| v.secret_string) {
+        Ok(Some(token)) if !token.trim().is_empty() => Secret::new(token.trim().to_string()),
+        Ok(_) => return Check::new("x token", Status::Fail, format!("secret {secret} has no value"), fix),
+        Err(e) => {
+            let detail = format!("secret {secret}: {}", crate::aws::error_message(&e));
+            return Check::new("x token", Status::Fail, detail, fix);
+        }
+    };
+    let mut extract = config.extract.clone();
+    extract.max_results = 10;
+    extract.retry.max_attempts = 2;
+    let client = match crate::extract::api::XClient::new(&extract, token) {
+        Ok(client) => client,
+        Err(e) => return Check::new("x token", Status::Fail, e.to_string(), None),
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    match client.page(None, None, deadline).await {
+        Ok(_) => Check::new("x token", Status::Ok, "the X API accepts the token", None),
+        Err(e) => Check::new("x token", Status::Fail, e.to_string(), fix),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pipe_verdict_reads_state_errors_backlog_and_forwarding() {
+        let verdict = |json: serde_json::Value| {
+            let c = pipe_verdict(&json);
+            (c.status, c.detail)
+        };
+        assert_eq!(verdict(serde_json::json!({"executionState": "RUNNING", "pendingFileCount": 0})).0, Status::Ok);
+        assert_eq!(
+            verdict(serde_json::json!({"executionState": "PAUSED"})),
+            (Status::Fail, "execution state PAUSED".to_string())
+        );
+        let (status, detail) =
+            verdict(serde_json::json!({"executionState": "STALLED_EXECUTION_ERROR", "error": "Access denied to the queue"}));
+        assert_eq!(status, Status::Fail);
+        assert!(detail.contains("Access denied"), "{detail}");
+        assert_eq!(verdict(serde_json::json!({"executionState": "RUNNING", "pendingFileCount": 5000})).0, Status::Warn);
+        let lagging = serde_json::json!({
+            "executionState": "RUNNING",
+            "lastReceivedMessageTimestamp": "2024-03-01T12:00:00.000Z",
+            "lastForwardedMessageTimestamp": "2024-03-01T09:00:00.000Z",
+        });
+        assert_eq!(verdict(lagging).0, Status::Warn);
+    }
+}

@@ -1,0 +1,191 @@
+//! The storage integration (Snowflake's identity in the bucket) and the external stage on the
+//! tweets prefix. The integration is created once and altered after — never `CREATE OR REPLACE`,
+//! which would mint a new external ID and break the IAM trust — and its external ID is pinned by
+//! flixops, so one deploy gets the role's trust right.
+
+use futures::future::BoxFuture;
+
+use super::client::Row;
+use super::ident::{Ident, Qualified, like, literal};
+use super::objects::{FileFormat, Schema};
+use super::{Client, res_err, show_one, text};
+use crate::plan::{Address, Change, Fields, Inputs, Observed, Outputs, Resource, ResourceError, field_map};
+
+/// `CREATE STORAGE INTEGRATION` for the lake.
+pub struct StorageIntegration {
+    /// Session.
+    pub client: Client,
+    /// Account-level name.
+    pub name: Ident,
+    /// The IAM role Snowflake assumes (its ARN is computed, so no dependency on the role).
+    pub role_arn: String,
+    /// `s3://bucket/prefix/tweets/`.
+    pub location: String,
+    /// The pinned `sts:ExternalId`.
+    pub external_id: String,
+}
+
+impl StorageIntegration {
+    /// The graph address (the IAM role reads `iam_user_arn` from it).
+    pub fn address() -> Address {
+        Address::new("snowflake_storage_integration", "lake")
+    }
+
+    fn settings(&self) -> [(&'static str, String); 4] {
+        [
+            ("ENABLED", "TRUE".to_string()),
+            ("STORAGE_AWS_ROLE_ARN", literal(&self.role_arn)),
+            ("STORAGE_ALLOWED_LOCATIONS", format!("({})", literal(&self.location))),
+            ("STORAGE_AWS_EXTERNAL_ID", literal(&self.external_id)),
+        ]
+    }
+
+    async fn describe(&self) -> Result<Option<Observed>, ResourceError> {
+        let sql = format!("DESC STORAGE INTEGRATION {}", self.name);
+        let rows = match self.client.query(&sql).await {
+            Ok(rows) => rows,
+            Err(e) if e.is_missing() => return Ok(None),
+            Err(e) => return Err(res_err(Self::address(), "read")(e)),
+        };
+        let property = |key: &str| property(&rows, key);
+        let fields = field_map([
+            ("enabled", property("ENABLED").to_ascii_uppercase()),
+            ("storage_aws_role_arn", property("STORAGE_AWS_ROLE_ARN")),
+            ("storage_allowed_locations", property("STORAGE_ALLOWED_LOCATIONS")),
+            ("storage_aws_external_id", property("STORAGE_AWS_EXTERNAL_ID")),
+        ]);
+        let outputs = [
+            ("iam_user_arn".to_string(), property("STORAGE_AWS_IAM_USER_ARN")),
+            ("external_id".to_string(), property("STORAGE_AWS_EXTERNAL_ID")),
+        ];
+        Ok(Some(Observed { fields, outputs: outputs.into() }))
+    }
+}
+
+fn property(rows: &[Row], key: &str) -> String {
+    rows.iter().find(|r| text(r, "property") == key).map(|r| text(r, "property_value")).unwrap_or_default()
+}
+
+impl Resource for StorageIntegration {
+    fn address(&self) -> Address {
+        Self::address()
+    }
+
+    fn read(&self) -> BoxFuture<'_, Result<Option<Observed>, ResourceError>> {
+        Box::pin(self.describe())
+    }
+
+    fn desired(&self, _inputs: &Inputs) -> Fields {
+        field_map([
+            ("enabled", "TRUE".to_string()),
+            ("storage_aws_role_arn", self.role_arn.clone()),
+            ("storage_allowed_locations", self.location.clone()),
+            ("storage_aws_external_id", self.external_id.clone()),
+        ])
+    }
+
+    fn planned_outputs(&self) -> Outputs {
+        [("external_id".to_string(), self.external_id.clone())].into()
+    }
+
+    fn apply<'a>(&'a self, change: &'a Change, observed: Option<&'a Observed>, _: &'a Inputs) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
+        Box::pin(async move {
+            let settings = self.settings();
+            let sql = match observed {
+                None => {
+                    let set: Vec<String> = settings.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                    format!(
+                        "CREATE STORAGE INTEGRATION IF NOT EXISTS {} TYPE = EXTERNAL_STAGE STORAGE_PROVIDER = 'S3' {}",
+                        self.name,
+                        set.join(" ")
+                    )
+                }
+                Some(_) => {
+                    let changed = |key: &str| change.touches(&key.to_ascii_lowercase());
+                    let set: Vec<String> =
+                        settings.iter().filter(|(k, _)| changed(k)).map(|(k, v)| format!("{k} = {v}")).collect();
+                    format!("ALTER STORAGE INTEGRATION {} SET {}", self.name, set.join(" "))
+                }
+            };
+            self.client.execute(&sql).await.map_err(res_err(Self::address(), "apply"))?;
+            let now = self.describe().await?.unwrap_or_default();
+            Ok(now.outputs)
+        })
+    }
+
+    fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
+        Box::pin(async move {
+            let sql = format!("DROP STORAGE INTEGRATION IF EXISTS {}", self.name);
+            self.client.execute(&sql).await.map_err(res_err(Self::address(), "delete"))
+        })
+    }
+}
+
+/// The external stage on the tweets prefix, through the integration.
+pub struct Stage {
+    /// Session.
+    pub client: Client,
+    /// Its qualified name.
+    pub name: Qualified,
+    /// `s3://bucket/prefix/tweets/`.
+    pub url: String,
+    /// The integration it reads through.
+    pub integration: Ident,
+    /// The file format it defaults to.
+    pub format: Qualified,
+}
+
+impl Stage {
+    /// The graph address.
+    pub fn address() -> Address {
+        Address::new("snowflake_stage", "tweets")
+    }
+}
+
+impl Resource for Stage {
+    fn address(&self) -> Address {
+        Self::address()
+    }
+
+    fn depends_on(&self) -> Vec<Address> {
+        vec![Schema::address_of(&self.name.schema), StorageIntegration::address(), FileFormat::address()]
+    }
+
+    fn read(&self) -> BoxFuture<'_, Result<Option<Observed>, ResourceError>> {
+        Box::pin(async move {
+            let sql = format!("SHOW STAGES LIKE {} IN SCHEMA {}", like(&self.name.name), self.name.schema_path());
+            let row = show_one(&self.client, &sql, &self.name.name).await.map_err(res_err(Self::address(), "read"))?;
+            Ok(row.map(|r| Observed {
+                fields: field_map([("url", text(&r, "url")), ("storage_integration", text(&r, "storage_integration"))]),
+                outputs: Outputs::new(),
+            }))
+        })
+    }
+
+    fn desired(&self, _inputs: &Inputs) -> Fields {
+        field_map([("url", self.url.clone()), ("storage_integration", self.integration.name().to_string())])
+    }
+
+    fn apply<'a>(&'a self, _: &'a Change, observed: Option<&'a Observed>, _: &'a Inputs) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
+        Box::pin(async move {
+            let settings = format!("URL = {} STORAGE_INTEGRATION = {}", literal(&self.url), self.integration);
+            let sql = match observed {
+                None => format!(
+                    "CREATE STAGE IF NOT EXISTS {} {settings} FILE_FORMAT = (FORMAT_NAME = {})",
+                    self.name,
+                    literal(&self.format.to_string())
+                ),
+                Some(_) => format!("ALTER STAGE {} SET {settings}", self.name),
+            };
+            self.client.execute(&sql).await.map_err(res_err(Self::address(), "apply"))?;
+            Ok(Outputs::new())
+        })
+    }
+
+    fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
+        Box::pin(async move {
+            let sql = format!("DROP STAGE IF EXISTS {}", self.name);
+            self.client.execute(&sql).await.map_err(res_err(Self::address(), "delete"))
+        })
+    }
+}
