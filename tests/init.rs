@@ -338,7 +338,7 @@ fn a_scripted_cloud_init_checks_aws_and_adds_a_private_snowflake_connection() {
     let (code, _, stderr) =
         other.init(&["--no-interactive", "--target=aws-snowflake", "--aws-profile=ci", "--snowflake-connection=nope"]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("`nope` is not defined") && stderr.contains("--no-validate"), "{stderr}");
+    assert!(stderr.contains("Snowflake connection `nope`") && stderr.contains("--no-validate"), "{stderr}");
     assert!(!other.project().join("flixops.toml").exists());
 }
 
@@ -442,6 +442,10 @@ mod pty {
             let size = libc::winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
             let rc = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &size) };
             assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+            // Not inherited by the processes other tests start meanwhile (they would hold the terminal open).
+            for fd in [master, slave] {
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
             let (master, slave) = unsafe { (File::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
             let stdio = || Stdio::from(slave.try_clone().unwrap());
             cmd.stdin(stdio()).stdout(stdio()).stderr(stdio());
@@ -537,7 +541,9 @@ mod pty {
                         }
                     }
                 }
-                '\x1b' => drop(chars.next()),
+                '\x1b' => {
+                    chars.next();
+                }
                 '\r' => {}
                 c => out.push(c),
             }

@@ -2,7 +2,7 @@
 //! `AWS_SHARED_CREDENTIALS_FILE`), read with the SDK's own parser so `init` offers exactly the
 //! profiles the credential chain will find.
 
-use aws_config::profile::profile_file::ProfileFiles;
+use aws_runtime::env_config::file::EnvConfigFiles as ProfileFiles;
 use aws_types::os_shim_internal::{Env, Fs};
 
 /// A profile a user can pick.

@@ -78,7 +78,7 @@ pub(crate) fn plan(options: &Options, existing: Option<&str>, answers: &Answers)
     let config = Config::parse(&config_text, &options.config_file).map_err(InitError::Rejected)?;
     let workflow = match (&answers.ci, &answers.cloud) {
         (Ci::GithubActions, Some(cloud)) => {
-            let env = config.env(Some(&answers.env)).map_err(InitError::Rejected)?;
+            let env = config.env(Some(answers.env.as_str())).map_err(InitError::Rejected)?;
             Some(crate::export::github_actions(env, &cloud.region, "main", None)?)
         }
         _ => None,
@@ -125,9 +125,9 @@ fn apply(doc: &mut DocumentMut, a: &Answers, fresh: bool) -> Result<(), InitErro
     let env = table(table(doc.as_table_mut(), "env")?, &a.env)?;
     set_target(env, a.target.name());
     match &a.cloud {
-        None => CLOUD_KEYS.iter().for_each(|k| drop(env.remove(k))),
+        None => remove(env, CLOUD_KEYS),
         Some(c) => {
-            LOCAL_KEYS.iter().for_each(|k| drop(env.remove(k)));
+            remove(env, LOCAL_KEYS);
             set(env, "region", &c.region);
             set_or_remove(env, "aws_profile", c.aws_profile.as_deref());
             set(env, "bucket", &c.bucket);
@@ -184,7 +184,13 @@ fn set_target(env: &mut dyn TableLike, target: &str) {
 fn set_or_remove(table: &mut dyn TableLike, key: &str, value: Option<&str>) {
     match value {
         Some(value) => set(table, key, value),
-        None => drop(table.remove(key)),
+        None => remove(table, &[key]),
+    }
+}
+
+fn remove(table: &mut dyn TableLike, keys: &[&str]) {
+    for key in keys {
+        table.remove(key);
     }
 }
 
@@ -218,7 +224,7 @@ pub(crate) fn write(
     };
     if let Some(new) = &answers.new_connection {
         let path = connection::add(new, var)?;
-        report.written.push(format!("{} ([{}], no password or key in it)", path.display(), new.name));
+        report.written.push(path.display().to_string());
     }
     std::fs::create_dir_all(dir).map_err(|source| InitError::Write { path: dir.clone(), source })?;
     let config = &options.config_file;
@@ -271,7 +277,7 @@ fn gitignore(dir: &Path, report: &mut Report) -> Result<(), InitError> {
     }
     let separator = if text.is_empty() || text.ends_with('\n') { "" } else { "\n" };
     write_file(&path, &format!("{text}{separator}.flixops/\n"))?;
-    report.written.push(format!("{} (added .flixops/)", shown(dir, &path)));
+    report.written.push(shown(dir, &path));
     Ok(())
 }
 

@@ -501,9 +501,11 @@ fn token(
         None => ask_token(ask, existing)?,
     };
     match &source {
-        TokenSource::Env(name) if target == TargetKind::Local && var(name.as_str()).is_none() => warnings.push(format!(
-            "{name} is not set in this shell: export it before `flixops run` (init never reads or stores its value)"
-        )),
+        TokenSource::Env(name) if target == TargetKind::Local && var(name.as_str()).is_none() => {
+            warnings.push(format!(
+                "{name} is not set in this shell: export it before `flixops run` (init never reads or stores its value)"
+            ))
+        }
         TokenSource::SecretArn(_) if target == TargetKind::AwsSnowflake => ask.say(
             "the Lambda reads the token from the secret `flixops deploy` creates: after deploying, store it with \
              `flixops secrets set`",
