@@ -77,14 +77,95 @@ pub enum Command {
     },
 }
 
+/// Every answer of the wizard, as a flag or a `FLIXOPS_INIT_*` variable; a given answer skips its
+/// prompt, and `--no-interactive` takes the defaults for the rest.
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Take every default and answer no prompt
+    /// Ask nothing: take the flags, FLIXOPS_INIT_* variables and defaults (required when stdin is not a terminal)
     #[arg(long)]
     pub no_interactive: bool,
-    /// Overwrite an existing flixops.toml
+    /// Update an existing flixops.toml in place (its comments and other settings are kept), and replace a
+    /// changed CI workflow
     #[arg(long)]
     pub force: bool,
+    /// Skip the live checks (AWS credentials with STS, the Snowflake connection)
+    #[arg(long)]
+    pub no_validate: bool,
+    /// Project directory: flixops.toml, models/, .gitignore and .github/ go here [default: the current directory]
+    #[arg(long, value_name = "DIR", env = "FLIXOPS_INIT_DIR")]
+    pub dir: Option<PathBuf>,
+    /// Project name (a-z, 0-9, -) [default: from the directory's name]
+    #[arg(long, value_name = "NAME", env = "FLIXOPS_INIT_PROJECT")]
+    pub project: Option<String>,
+    /// Where the pipeline runs [default: local] (the environment's name is --env, default dev or prod)
+    #[arg(long, value_enum, env = "FLIXOPS_INIT_TARGET")]
+    pub target: Option<InitTarget>,
+    /// aws-snowflake: AWS profile from ~/.aws/config or ~/.aws/credentials [default: $AWS_PROFILE, else the
+    /// first listed, `default` first]
+    #[arg(long, value_name = "NAME", env = "FLIXOPS_INIT_AWS_PROFILE")]
+    pub aws_profile: Option<String>,
+    /// aws-snowflake: AWS region [default: the profile's region, else AWS_REGION]
+    #[arg(long, value_name = "REGION", env = "FLIXOPS_INIT_REGION")]
+    pub region: Option<String>,
+    /// aws-snowflake: the data bucket [default: {project}-{env}-tweets]
+    #[arg(long, value_name = "NAME", env = "FLIXOPS_INIT_BUCKET")]
+    pub bucket: Option<String>,
+    /// aws-snowflake: Snowflake connection from connections.toml (with --snowflake-account: the name of the
+    /// one to create) [default: the default connection]
+    #[arg(long, value_name = "NAME", env = "FLIXOPS_INIT_SNOWFLAKE_CONNECTION")]
+    pub snowflake_connection: Option<String>,
+    /// aws-snowflake: create a key-pair connection in connections.toml with this account (orgname-accountname);
+    /// also give --snowflake-user and --snowflake-private-key-file
+    #[arg(long, value_name = "ACCOUNT", env = "FLIXOPS_INIT_SNOWFLAKE_ACCOUNT")]
+    pub snowflake_account: Option<String>,
+    /// The user of the connection to create
+    #[arg(long, value_name = "USER", env = "FLIXOPS_INIT_SNOWFLAKE_USER")]
+    pub snowflake_user: Option<String>,
+    /// The private key file (PKCS#8 PEM) of the connection to create; only its path is written
+    #[arg(long, value_name = "PATH", env = "FLIXOPS_INIT_SNOWFLAKE_PRIVATE_KEY_FILE")]
+    pub snowflake_private_key_file: Option<PathBuf>,
+    /// aws-snowflake: Snowflake database [default: the project name in upper case]
+    #[arg(long, value_name = "NAME", env = "FLIXOPS_INIT_DATABASE")]
+    pub database: Option<String>,
+    /// aws-snowflake: Snowflake warehouse for the models [default: the connection's, else COMPUTE_WH]
+    #[arg(long, value_name = "NAME", env = "FLIXOPS_INIT_SNOWFLAKE_WAREHOUSE")]
+    pub snowflake_warehouse: Option<String>,
+    /// aws-snowflake: TARGET_LAG of the dynamic tables [default: 1 hour]
+    #[arg(long, value_name = "LAG", env = "FLIXOPS_INIT_TARGET_LAG")]
+    pub target_lag: Option<String>,
+    /// Read the X bearer token from this environment variable [default: X_BEARER_TOKEN]
+    #[arg(long, value_name = "VAR", env = "FLIXOPS_INIT_TOKEN_ENV", conflicts_with = "token_secret_arn")]
+    pub token_env: Option<String>,
+    /// Read the X bearer token from this Secrets Manager secret
+    #[arg(long, value_name = "ARN", env = "FLIXOPS_INIT_TOKEN_SECRET_ARN")]
+    pub token_secret_arn: Option<String>,
+    /// The X recent-search query [default: flixbus]
+    #[arg(long, value_name = "QUERY", env = "FLIXOPS_INIT_QUERY", allow_hyphen_values = true)]
+    pub query: Option<String>,
+    /// Extraction schedule, EventBridge syntax [default: rate(1 hour)]
+    #[arg(long, value_name = "EXPR", env = "FLIXOPS_INIT_SCHEDULE")]
+    pub schedule: Option<String>,
+    /// aws-snowflake: CI workflow to write into .github/workflows/flixops.yml [default: none]
+    #[arg(long, value_enum, env = "FLIXOPS_INIT_CI")]
+    pub ci: Option<InitCi>,
+}
+
+/// `init --target` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum InitTarget {
+    /// A directory lake and DuckDB on this machine
+    Local,
+    /// S3, Lambda and Snowflake
+    AwsSnowflake,
+}
+
+/// `init --ci` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum InitCi {
+    /// No workflow
+    None,
+    /// GitHub Actions: plan on pull requests, deploy then doctor on main
+    GithubActions,
 }
 
 #[derive(Debug, Args)]

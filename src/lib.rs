@@ -7,6 +7,7 @@ pub mod deploy;
 pub mod doctor;
 pub mod export;
 pub mod extract;
+pub mod init;
 pub mod local;
 pub mod models;
 pub mod output;
@@ -48,6 +49,9 @@ pub enum Error {
     /// An export could not be written.
     #[error(transparent)]
     Export(#[from] export::ExportError),
+    /// `init` wrote nothing, or stopped part way.
+    #[error(transparent)]
+    Init(#[from] init::InitError),
     /// Arguments that parse but make no sense together.
     #[error("{0}")]
     Usage(String),
@@ -73,6 +77,7 @@ impl Error {
     pub fn is_usage(&self) -> bool {
         matches!(self, Error::Config(_) | Error::WrongTarget { .. } | Error::Artifact(_) | Error::Usage(_))
             || matches!(self, Error::Export(export::ExportError::Schedule { .. }))
+            || matches!(self, Error::Init(e) if e.is_usage())
     }
 
     /// True when a service could not be reached or refused the credentials (exit code 3).
@@ -84,6 +89,7 @@ impl Error {
             Error::Snowflake(e) => e.is_connect(),
             // Like missing AWS credentials: nothing to sign in with.
             Error::SnowflakeConnection(_) => true,
+            Error::Init(e) => e.is_connect(),
             Error::SetSecret(aws::secret::SetSecretError::Service(e)) => e.kind == plan::ErrorKind::Connect,
             _ => false,
         }

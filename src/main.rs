@@ -195,7 +195,11 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
                 )
             })
         }
-        Command::Init(_) => Err(not_yet("init", "write flixops.toml by hand; `flixops run --demo` needs none")),
+        Command::Init(args) => {
+            let options = init_options(global, args)?;
+            let report = flixops::init::run(&options, &|key| std::env::var(key).ok()).await?;
+            print(output, &report, |w| report.write_human(w))
+        }
         Command::Destroy(args) => {
             let (config, env) = config_and_env(global)?;
             let prepared = deploy::prepare_destroy_all(&config, &env, args.purge_data).await?;
@@ -348,12 +352,56 @@ fn read_token() -> Result<flixops::config::Secret, Error> {
     Ok(flixops::config::Secret::new(text.trim().to_string()))
 }
 
-/// Says plainly what this build leaves to the Snowflake side.
-fn not_yet(what: &str, meanwhile: &str) -> Error {
-    Error::Unsupported(format!(
-        "`{what}` is not implemented in flixops {}; meanwhile: {meanwhile}",
-        env!("CARGO_PKG_VERSION")
-    ))
+/// Resolves `init`'s flags: the project directory and file (`--dir`, else `--config`'s directory, else
+/// the working directory) and the preset answers.
+fn init_options(global: &cli::Global, args: cli::InitArgs) -> Result<flixops::init::Options, Error> {
+    use flixops::init::{Ci, Options, Preset, TargetKind, TokenSource};
+    let absolute = |p: PathBuf| (if p.is_absolute() { p } else { cwd().join(p) }).components().collect::<PathBuf>();
+    let config = global.config.clone().map(absolute);
+    let dir = match (args.dir.map(absolute), &config) {
+        (Some(dir), Some(file)) if file.parent() != Some(dir.as_path()) => {
+            return Err(Error::Usage(
+                "--config names a file outside --dir, but models/ must sit beside the project file; pass one of them"
+                    .into(),
+            ));
+        }
+        (Some(dir), _) => dir,
+        (None, Some(file)) => file.parent().map(Path::to_path_buf).unwrap_or_else(cwd),
+        (None, None) => cwd(),
+    };
+    let config_file = config.unwrap_or_else(|| dir.join(flixops::config::FILE_NAME));
+    let token = match (args.token_env, args.token_secret_arn) {
+        (Some(name), _) => Some(TokenSource::Env(name)),
+        (None, Some(arn)) => Some(TokenSource::SecretArn(arn)),
+        (None, None) => None,
+    };
+    let preset = Preset {
+        project: args.project,
+        env: global.env.clone(),
+        target: args.target.map(|t| match t {
+            cli::InitTarget::Local => TargetKind::Local,
+            cli::InitTarget::AwsSnowflake => TargetKind::AwsSnowflake,
+        }),
+        aws_profile: args.aws_profile,
+        region: args.region,
+        bucket: args.bucket,
+        snowflake_connection: args.snowflake_connection,
+        snowflake_account: args.snowflake_account,
+        snowflake_user: args.snowflake_user,
+        snowflake_private_key_file: args.snowflake_private_key_file,
+        database: args.database,
+        snowflake_warehouse: args.snowflake_warehouse,
+        target_lag: args.target_lag,
+        token,
+        query: args.query,
+        schedule: args.schedule,
+        ci: args.ci.map(|c| match c {
+            cli::InitCi::None => Ci::None,
+            cli::InitCi::GithubActions => Ci::GithubActions,
+        }),
+    };
+    let (interactive, force, validate) = (!args.no_interactive, args.force, !args.no_validate);
+    Ok(Options { dir, config_file, interactive, force, validate, preset })
 }
 
 fn cwd() -> PathBuf {

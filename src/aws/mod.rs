@@ -4,6 +4,7 @@
 pub mod iam;
 pub mod lambda;
 pub mod policy;
+pub mod profiles;
 pub mod s3;
 pub mod schedule;
 pub mod secret;

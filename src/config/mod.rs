@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 pub use secret::{Secret, SecretRef};
 
+/// The rules `flixops.toml` validation applies, shared with `init` so a prompt rejects what the file would.
+pub(crate) use raw::{is_bucket_name, is_env_name, is_env_var_name, is_identifier, is_project_name};
+
 /// The file name `flixops` looks for in the working directory.
 pub const FILE_NAME: &str = "flixops.toml";
 

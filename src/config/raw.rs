@@ -354,14 +354,14 @@ fn cloud_target(raw: &RawEnv, c: &mut Checker, env: &str, project: &str) -> AwsS
     }
 }
 
-fn is_project_name(s: &str) -> bool {
+pub(crate) fn is_project_name(s: &str) -> bool {
     let mut chars = s.chars();
     s.len() <= 40
         && chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
-fn is_env_name(s: &str) -> bool {
+pub(crate) fn is_env_name(s: &str) -> bool {
     let mut chars = s.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
@@ -376,7 +376,7 @@ fn is_prefix(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
 }
 
-fn is_bucket_name(s: &str) -> bool {
+pub(crate) fn is_bucket_name(s: &str) -> bool {
     let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     (3..=63).contains(&s.len())
         && edge_ok(s.chars().next())
@@ -385,14 +385,14 @@ fn is_bucket_name(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
 }
 
-fn is_identifier(s: &str) -> bool {
+pub(crate) fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     s.len() <= 255
         && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
 }
 
-fn is_env_var_name(s: &str) -> bool {
+pub(crate) fn is_env_var_name(s: &str) -> bool {
     let mut chars = s.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

@@ -149,7 +149,7 @@ async fn stage(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
 async fn pipe(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
     let sql = format!("SELECT SYSTEM$PIPE_STATUS({}) AS STATUS", literal(&n.pipe.to_string()));
     let status = match client.query(&sql).await {
-        Ok(rows) => rows.first().map(|r| crate::snowflake::text(r, "STATUS")).unwrap_or_default(),
+        Ok(rows) => rows.first().and_then(|r| r.values().next()).and_then(|v| v.as_str()).unwrap_or("{}").to_string(),
         Err(e) => return Check::new("pipe", Status::Fail, e.to_string(), Some("flixops deploy")),
     };
     let status: serde_json::Value = serde_json::from_str(&status).unwrap_or_default();

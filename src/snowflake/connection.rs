@@ -108,26 +108,67 @@ pub enum ConnectionError {
     /// A key holds a value flixops cannot use.
     #[error("Snowflake connection `{name}` ({origin}): `{key}` = `{value}`: {fix}")]
     Invalid { name: String, origin: String, key: &'static str, value: String, fix: &'static str },
+    /// `add` was asked for a name that is already defined.
+    #[error("Snowflake connection `{name}` already exists in {path}; pick it, or choose another name", path = .path.display())]
+    Exists { name: String, path: PathBuf },
+    /// The connections file could not be written.
+    #[error("{path}: cannot write", path = .path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
-/// Finds the connection `requested` (None: the default one). `var` reads the environment.
-pub fn resolve(requested: Option<&str>, var: &dyn Fn(&str) -> Option<String>) -> Result<Connection, ConnectionError> {
+/// The connections the Snowflake CLI's files define, and which one is the default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Defined {
+    /// Connection names, in file order.
+    pub names: Vec<String>,
+    /// The default connection's name (`$SNOWFLAKE_DEFAULT_CONNECTION_NAME`, config.toml, else `default`).
+    pub default: String,
+    /// The directory the files live in (`$SNOWFLAKE_HOME`, else `~/.snowflake`).
+    pub dir: PathBuf,
+}
+
+/// The files as read once: where they are, the default name, and the tables that define connections.
+struct Files {
+    dir: PathBuf,
+    default: String,
+    /// Connection tables by name (connections.toml, or config.toml's `[connections]` when that file has none).
+    defined: toml::Table,
+    /// Which file `defined` came from.
+    file: &'static str,
+}
+
+fn read_files(var: &dyn Fn(&str) -> Option<String>) -> Result<Files, ConnectionError> {
     let dir = home(var);
     let config = read_toml(&dir.join("config.toml"))?;
     let connections_file = read_toml(&dir.join("connections.toml"))?;
-    let name = requested
-        .map(str::to_string)
-        .or_else(|| var("SNOWFLAKE_DEFAULT_CONNECTION_NAME"))
+    let default = var("SNOWFLAKE_DEFAULT_CONNECTION_NAME")
         .or_else(|| config.get("default_connection_name").and_then(|v| v.as_str()).map(str::to_string))
         .unwrap_or_else(|| "default".to_string());
-
     // connections.toml, when it defines any connection, replaces config.toml's [connections].
     let (defined, file) = if connections_file.values().any(toml::Value::is_table) {
         (connections_file, "connections.toml")
     } else {
         let table = config.get("connections").and_then(|v| v.as_table()).cloned().unwrap_or_default();
-        (table.into_iter().collect(), "config.toml")
+        (table, "config.toml")
     };
+    Ok(Files { dir, default, defined, file })
+}
+
+/// Lists the connections a user can pick (as `snow connection list` would), without resolving them.
+pub fn list_names(var: &dyn Fn(&str) -> Option<String>) -> Result<Defined, ConnectionError> {
+    let files = read_files(var)?;
+    let names = files.defined.iter().filter(|(_, v)| v.is_table()).map(|(k, _)| k.clone()).collect();
+    Ok(Defined { names, default: files.default, dir: files.dir })
+}
+
+/// Finds the connection `requested` (None: the default one). `var` reads the environment.
+pub fn resolve(requested: Option<&str>, var: &dyn Fn(&str) -> Option<String>) -> Result<Connection, ConnectionError> {
+    let Files { dir, default, defined, file } = read_files(var)?;
+    let name = requested.map(str::to_string).unwrap_or(default);
     let from_file = defined.get(&name).and_then(|v| v.as_table());
     let specific = |key: &str| var(&format!("SNOWFLAKE_CONNECTIONS_{}_{}", name.to_uppercase(), key.to_uppercase()));
     let generic = |key: &str| var(&format!("SNOWFLAKE_{}", key.to_uppercase()));
@@ -146,6 +187,88 @@ pub fn resolve(requested: Option<&str>, var: &dyn Fn(&str) -> Option<String>) ->
     }
     let source = if from_file.is_some() { format!("{}/{file}", dir.display()) } else { "SNOWFLAKE_* variables".into() };
     build(name, source, values)
+}
+
+/// A key-pair connection to add for the user: names and a key file path, never a password or key content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewConnection {
+    /// The connection's name (`[name]` in connections.toml).
+    pub name: String,
+    /// Account identifier (`orgname-accountname`).
+    pub account: String,
+    /// User name.
+    pub user: String,
+    /// The private key file (PKCS#8 PEM); its passphrase, if any, stays in `SNOWFLAKE_PRIVATE_KEY_FILE_PWD`.
+    pub private_key_file: PathBuf,
+}
+
+/// Adds `new` where the Snowflake CLI looks first, keeping the file's other content: `[name]` in
+/// connections.toml (created 0600 when new), or `[connections.name]` in config.toml when that is
+/// where the user's connections are. Returns the file written.
+pub fn add(new: &NewConnection, var: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, ConnectionError> {
+    let files = read_files(var)?;
+    let in_config = files.file == "config.toml" && files.defined.values().any(toml::Value::is_table);
+    let path = files.dir.join(if in_config { "config.toml" } else { "connections.toml" });
+    if files.defined.get(&new.name).is_some_and(toml::Value::is_table) {
+        return Err(ConnectionError::Exists { name: new.name.clone(), path });
+    }
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let parse_error = |e: toml_edit::TomlError| ConnectionError::Parse { path: path.clone(), message: e.to_string() };
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(parse_error)?;
+    let mut table = toml_edit::Table::new();
+    table.insert("account", toml_edit::value(&new.account));
+    table.insert("user", toml_edit::value(&new.user));
+    table.insert("authenticator", toml_edit::value("SNOWFLAKE_JWT"));
+    table.insert("private_key_file", toml_edit::value(new.private_key_file.display().to_string()));
+    let parent = if in_config { doc.entry("connections").or_insert_with(implicit_table) } else { doc.as_item_mut() };
+    let Some(parent) = parent.as_table_like_mut() else {
+        let message = "`connections` is not a table".to_string();
+        return Err(ConnectionError::Parse { path, message });
+    };
+    parent.insert(&new.name, toml_edit::Item::Table(table));
+    write_private(&path, &doc.to_string()).map_err(|source| ConnectionError::Write { path: path.clone(), source })?;
+    Ok(path)
+}
+
+fn implicit_table() -> toml_edit::Item {
+    let mut table = toml_edit::Table::new();
+    table.set_implicit(true);
+    toml_edit::Item::Table(table)
+}
+
+/// Writes a file that names credentials: a new one (and its directory) readable by the owner only;
+/// an existing one keeps the permissions its owner gave it.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    if path.exists() {
+        return std::fs::write(path, text);
+    }
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir)?;
+    }
+    create_private_file(path)?.write_all(text.as_bytes())
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+#[cfg(unix)]
+fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
+}
+
+#[cfg(not(unix))]
+fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new().write(true).create_new(true).open(path)
 }
 
 fn build(name: String, source: String, mut values: BTreeMap<&str, String>) -> Result<Connection, ConnectionError> {
@@ -227,6 +350,7 @@ fn toml_text(value: &toml::Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
         let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -319,5 +443,62 @@ mod tests {
         let var = env(&[("SNOWFLAKE_HOME", &home), ("SNOWFLAKE_CONNECTIONS_T_PORT", "eighty")]);
         let err = resolve(Some("t"), &var).unwrap_err().to_string();
         assert!(err.contains("`port` = `eighty`") && err.contains("port number"), "{err}");
+    }
+
+    #[test]
+    fn list_names_follows_the_file_the_cli_reads_and_the_default_name() {
+        let dir =
+            home_with(&[("config.toml", "default_connection_name = \"prod\"\n[connections.prod]\naccount = \"a\"\n")]);
+        let home = dir.path().display().to_string();
+        let var = env(&[("SNOWFLAKE_HOME", &home)]);
+        let listed = list_names(&var).unwrap();
+        assert_eq!((listed.names, listed.default.as_str()), (vec!["prod".to_string()], "prod"));
+        std::fs::write(dir.path().join("connections.toml"), "[dev]\naccount = \"a\"\n[qa]\naccount = \"b\"\n").unwrap();
+        let var = env(&[("SNOWFLAKE_HOME", &home), ("SNOWFLAKE_DEFAULT_CONNECTION_NAME", "qa")]);
+        let listed = list_names(&var).unwrap();
+        assert_eq!((listed.names, listed.default.as_str()), (vec!["dev".to_string(), "qa".to_string()], "qa"));
+        let empty = home_with(&[]);
+        let var = env(&[("SNOWFLAKE_HOME", &empty.path().display().to_string())]);
+        assert_eq!(list_names(&var).unwrap().names, Vec::<String>::new());
+    }
+
+    fn new_connection(name: &str) -> NewConnection {
+        NewConnection {
+            name: name.into(),
+            account: "acme-prod".into(),
+            user: "FLIXOPS".into(),
+            private_key_file: "/keys/rsa.p8".into(),
+        }
+    }
+
+    #[test]
+    fn add_creates_a_private_connections_toml_that_resolves() {
+        let dir = home_with(&[]);
+        let home = dir.path().join("sub").display().to_string();
+        let var = env(&[("SNOWFLAKE_HOME", &home)]);
+        let path = add(&new_connection("prod"), &var).unwrap();
+        assert_eq!(path, dir.path().join("sub/connections.toml"));
+        let c = resolve(Some("prod"), &var).unwrap();
+        assert_eq!((c.account.as_str(), c.user.as_str()), ("acme-prod", "FLIXOPS"));
+        assert_eq!(c.auth, Auth::KeyPair { key_file: "/keys/rsa.p8".into(), passphrase: None });
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("authenticator = \"SNOWFLAKE_JWT\"") && !text.contains("password"), "{text}");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let err = add(&new_connection("prod"), &var).unwrap_err().to_string();
+        assert!(err.contains("`prod` already exists"), "{err}");
+    }
+
+    #[test]
+    fn add_keeps_other_content_and_writes_where_the_connections_are() {
+        let config = "# mine\ndefault_connection_name = \"dev\"\n[connections.dev]\naccount = \"a\" # keep\n";
+        let dir = home_with(&[("config.toml", config)]);
+        let home = dir.path().display().to_string();
+        let var = env(&[("SNOWFLAKE_HOME", &home)]);
+        let path = add(&new_connection("prod"), &var).unwrap();
+        assert_eq!(path, dir.path().join("config.toml"), "connections.toml would hide config.toml's connections");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(config), "{text}");
+        assert!(text.contains("[connections.prod]"), "{text}");
+        assert_eq!(list_names(&var).unwrap().names, ["dev", "prod"]);
     }
 }
