@@ -163,8 +163,8 @@ pub enum InitError {
     Exists { path: PathBuf },
     /// Prompts were wanted but there is no terminal to ask on.
     #[error(
-        "stdin is not a terminal, so there is no one to ask: pass --no-interactive and give the answers as flags \
-         or FLIXOPS_INIT_* variables (see `flixops init --help`)"
+        "no terminal to ask on (stdin and stderr must both be one): pass --no-interactive and give the answers \
+         as flags or FLIXOPS_INIT_* variables (see `flixops init --help`)"
     )]
     NotATerminal,
     /// A flag's (or default's) value breaks a rule.
