@@ -119,7 +119,7 @@ async fn first_deploy_creates_everything_and_the_second_makes_no_write_call() {
     let (code, stdout, stderr) = p.cli(&["plan", "--detailed-exitcode", "--output", "json"]);
     assert_eq!(code, 2, "changes pending → exit 2\n{stderr}");
     let plan: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!((plan["add"].as_u64(), plan["change"].as_u64(), plan["destroy"].as_u64()), (Some(8), Some(0), Some(0)));
+    assert_eq!((plan["add"].as_u64(), plan["change"].as_u64(), plan["destroy"].as_u64()), (Some(26), Some(0), Some(0)), "9 AWS + 17 Snowflake resources");
     let c = clients();
     assert!(c.s3.head_bucket().bucket(p.bucket()).send().await.is_err(), "plan must not create the bucket");
 
@@ -532,9 +532,20 @@ async fn destroy_keeps_the_data_bucket_unless_purge_data_and_a_redeploy_restores
     let report: Value = serde_json::from_str(&stdout).unwrap();
     let destroyed: Vec<&str> =
         report["applied"]["applied"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let aws: Vec<&str> = destroyed.iter().copied().filter(|a| a.starts_with("aws_")).collect();
+    for kept in ["snowflake_database.main", "snowflake_schema.raw", "snowflake_table.tweets_raw"] {
+        assert!(!destroyed.contains(&kept), "{kept} holds the data and is kept: {destroyed:?}");
+    }
+    for gone in ["snowflake_pipe.tweets", "snowflake_storage_integration.lake", "snowflake_dynamic_table.marts.users_stats"] {
+        assert!(destroyed.contains(&gone), "{gone} not destroyed: {destroyed:?}");
+    }
+    let pipe = destroyed.iter().position(|a| *a == "snowflake_pipe.tweets").unwrap();
+    let stage = destroyed.iter().position(|a| *a == "snowflake_stage.tweets").unwrap();
+    assert!(pipe < stage, "the pipe goes before the stage it reads");
     assert_eq!(
-        destroyed,
+        aws,
         [
+            "aws_s3_bucket_notification.snowpipe",
             "aws_scheduler_schedule.extract",
             "aws_iam_role.scheduler",
             "aws_lambda_function.extract",

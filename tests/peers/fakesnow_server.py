@@ -13,7 +13,10 @@ fakesnow 0.12.1 runs Snowflake SQL on DuckDB. Three things stand between it and 
    run end to end. Their exact SQL text is checked separately by golden files parsed with sqlglot.
 3. Its one DuckDB connection per session is not safe for concurrent statements; requests are served
    one at a time.
-4. It resolves its helper macros in the session's current database; a session that has none (ours
+4. It cannot parse DROP FILE FORMAT, DROP DATABASE or DROP DYNAMIC TABLE: the first is applied to
+   fakesnow's own file-format catalog here, the database is detached from DuckDB, a dynamic table
+   is dropped as the table fakesnow created.
+5. It resolves its helper macros in the session's current database; a session that has none (ours
    always qualify names) is pointed at the database its statement names.
 
 Every statement received is appended to the file named by FAKESNOW_STATEMENT_LOG, if set.
@@ -359,6 +362,37 @@ def use_database_of(request, sql):
         conn.cursor().execute(f'USE DATABASE "{m[1]}"')
 
 
+def drop_database(request, sql):
+    """fakesnow attaches each database to DuckDB but cannot parse DROP DATABASE: detach it."""
+    if not (m := re.match(r'\s*DROP\s+DATABASE\s+(IF\s+EXISTS\s+)?"([^"]+)"\s*$', sql, re.I)):
+        return None
+    conn = fs.to_conn(fs.to_token(request))
+    attached = conn._duck_conn.execute(
+        "SELECT 1 FROM duckdb_databases() WHERE upper(database_name) = upper(?)", [m[2]]
+    ).fetchone()
+    if not attached:
+        return status("Drop statement executed successfully.") if m[1] else error(f"Database '{m[2]}' does not exist.")
+    if (conn.database or "").upper() == m[2].upper():
+        conn._duck_conn.execute("USE memory")
+        conn.database, conn.database_set = None, False
+    conn._duck_conn.execute(f'DETACH DATABASE "{m[2]}"')
+    return status(f"{m[2]} successfully dropped.")
+
+
+def drop_file_format(request, sql):
+    """fakesnow creates file formats (in its own catalog table) but cannot parse their DROP."""
+    if not (m := re.match(r'\s*DROP\s+FILE\s+FORMAT\s+(IF\s+EXISTS\s+)?"([^"]+)"\."([^"]+)"\."([^"]+)"\s*$', sql, re.I)):
+        return None
+    conn = fs.to_conn(fs.to_token(request))
+    where = "database_name = ? AND schema_name = ? AND name = ?"
+    table = "_fs_global._fs_information_schema._fs_file_formats"
+    found = conn._duck_conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", [m[2], m[3], m[4]]).fetchone()[0]
+    if not found and not m[1]:
+        return error(f"SQL compilation error:\nFile format '{m[4]}' does not exist or not authorized.")
+    conn._duck_conn.execute(f"DELETE FROM {table} WHERE {where}", [m[2], m[3], m[4]])
+    return status(f"{m[4]} successfully dropped.")
+
+
 async def query_request(request: Request):
     payload = await payload_of(request)
     sql = payload.get("sqlText", "")
@@ -369,6 +403,8 @@ async def query_request(request: Request):
     async with LOCK:
         log(sql)
         use_database_of(request, sql)
+        if (answer := drop_file_format(request, sql) or drop_database(request, sql)) is not None:
+            return emulated_response(answer)
         if (answer := emulate(sql)) is not None:
             try:
                 fs.to_conn(fs.to_token(request))  # an unknown session is refused, as fakesnow would
