@@ -68,7 +68,11 @@ pub async fn prepare(
     let artifact = Artifact::load(artifact)?;
     let models = snowflake_models(config, cloud)?;
     let (session, client) = tokio::try_join!(
-        async { Ok::<_, Error>(Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), extra).await?) },
+        async {
+            Ok::<_, Error>(
+                Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), extra).await?,
+            )
+        },
         connect_snowflake(cloud),
     )?;
     let upstream = snowflake_upstream(&client, config, env, &session.account_id, &models)?;
@@ -144,7 +148,11 @@ pub async fn prepare_destroy_all(config: &Config, env: &EnvConfig, purge_data: b
     let cloud = cloud_target(env)?;
     let models = snowflake_models(config, cloud)?;
     let (session, client) = tokio::try_join!(
-        async { Ok::<_, Error>(Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), &[]).await?) },
+        async {
+            Ok::<_, Error>(
+                Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), &[]).await?,
+            )
+        },
         connect_snowflake(cloud),
     )?;
     let upstream = snowflake_upstream(&client, config, env, &session.account_id, &models)?;

@@ -151,8 +151,7 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
         }
         Command::Plan(args) => {
             let (config, env) = config_and_env(global)?;
-            let prepared =
-                deploy::prepare(&config, &env, args.stack.artifact.as_deref(), &[]).await?;
+            let prepared = deploy::prepare(&config, &env, args.stack.artifact.as_deref(), &[]).await?;
             let plan = &prepared.plan;
             let code = print(output, plan, |w| render_plan(w, plan, "plan"))?;
             if args.detailed_exitcode && !plan.is_empty() {
@@ -162,8 +161,7 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
         }
         Command::Deploy(args) => {
             let (config, env) = config_and_env(global)?;
-            let prepared =
-                deploy::prepare(&config, &env, args.stack.artifact.as_deref(), &[]).await?;
+            let prepared = deploy::prepare(&config, &env, args.stack.artifact.as_deref(), &[]).await?;
             if output.format == Format::Human {
                 let mut err = std::io::stderr().lock();
                 render_plan(&mut err, &prepared.plan, "deploy").ok();

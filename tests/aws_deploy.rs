@@ -119,7 +119,11 @@ async fn first_deploy_creates_everything_and_the_second_makes_no_write_call() {
     let (code, stdout, stderr) = p.cli(&["plan", "--detailed-exitcode", "--output", "json"]);
     assert_eq!(code, 2, "changes pending → exit 2\n{stderr}");
     let plan: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!((plan["add"].as_u64(), plan["change"].as_u64(), plan["destroy"].as_u64()), (Some(26), Some(0), Some(0)), "9 AWS + 17 Snowflake resources");
+    assert_eq!(
+        (plan["add"].as_u64(), plan["change"].as_u64(), plan["destroy"].as_u64()),
+        (Some(26), Some(0), Some(0)),
+        "9 AWS + 17 Snowflake resources"
+    );
     let c = clients();
     assert!(c.s3.head_bucket().bucket(p.bucket()).send().await.is_err(), "plan must not create the bucket");
 
@@ -215,7 +219,9 @@ async fn drift_shows_in_plan_and_deploy_repairs_exactly_it() {
 
     // A new binary: only the code is updated, detected by CodeSha256.
     let mut cmd = flixops(p.path());
-    cmd.args(["deploy", "--yes", "--output", "json"]).envs(cloud_env(p.path())).env("FLIXOPS_ARTIFACT", p.artifact("v2"));
+    cmd.args(["deploy", "--yes", "--output", "json"])
+        .envs(cloud_env(p.path()))
+        .env("FLIXOPS_ARTIFACT", p.artifact("v2"));
     let (code, stdout, stderr) = output(&mut cmd);
     assert_eq!(code, 0, "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
@@ -536,7 +542,9 @@ async fn destroy_keeps_the_data_bucket_unless_purge_data_and_a_redeploy_restores
     for kept in ["snowflake_database.main", "snowflake_schema.raw", "snowflake_table.tweets_raw"] {
         assert!(!destroyed.contains(&kept), "{kept} holds the data and is kept: {destroyed:?}");
     }
-    for gone in ["snowflake_pipe.tweets", "snowflake_storage_integration.lake", "snowflake_dynamic_table.marts.users_stats"] {
+    for gone in
+        ["snowflake_pipe.tweets", "snowflake_storage_integration.lake", "snowflake_dynamic_table.marts.users_stats"]
+    {
         assert!(destroyed.contains(&gone), "{gone} not destroyed: {destroyed:?}");
     }
     let pipe = destroyed.iter().position(|a| *a == "snowflake_pipe.tweets").unwrap();

@@ -153,12 +153,20 @@ async fn first_deploy_creates_and_wires_everything_and_the_second_runs_no_ddl() 
     assert_eq!(pipes.len(), 1);
     let copy = pipes[0]["definition"].as_str().unwrap();
     assert!(copy.contains("METADATA$START_SCAN_TIME") && copy.contains(&format!("\"{db}\".\"RAW\".\"TWEETS_RAW\"")));
-    let ledger = rows(&client, &format!("SELECT \"MODEL\", \"STATUS\" FROM \"{db}\".\"OPS\".\"MODEL_LEDGER\" ORDER BY 1"), &["MODEL", "STATUS"]).await;
+    let ledger = rows(
+        &client,
+        &format!("SELECT \"MODEL\", \"STATUS\" FROM \"{db}\".\"OPS\".\"MODEL_LEDGER\" ORDER BY 1"),
+        &["MODEL", "STATUS"],
+    )
+    .await;
     assert_eq!(ledger.len(), 6, "{ledger:?}");
     assert!(ledger.iter().all(|r| r[1] == "applied"), "{ledger:?}");
 
     // … and AWS trusts the integration's IAM user with the pinned external ID, and notifies the pipe.
-    let c = Clients::new(&sdk(), &[aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(p.account.clone())]);
+    let c = Clients::new(
+        &sdk(),
+        &[aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(p.account.clone())],
+    );
     let role = c.iam.get_role().role_name(format!("{}-prod-snowflake", p.name)).send().await.unwrap();
     let trust = percent_encoding::percent_decode_str(role.role().unwrap().assume_role_policy_document().unwrap())
         .decode_utf8()
@@ -166,8 +174,12 @@ async fn first_deploy_creates_and_wires_everything_and_the_second_runs_no_ddl() 
         .to_string();
     assert!(trust.contains(IAM_USER), "{trust}");
     assert!(trust.contains(&format!("flixops-{}-{}-prod", p.account.0, p.name)), "{trust}");
-    let integration =
-        rows(&client, &format!("DESC STORAGE INTEGRATION \"{}_PROD_LAKE\"", p.name.to_uppercase()), &["property", "property_value"]).await;
+    let integration = rows(
+        &client,
+        &format!("DESC STORAGE INTEGRATION \"{}_PROD_LAKE\"", p.name.to_uppercase()),
+        &["property", "property_value"],
+    )
+    .await;
     let external_id = integration.iter().find(|r| r[0] == "STORAGE_AWS_EXTERNAL_ID").unwrap()[1].clone();
     assert_eq!(external_id, format!("flixops-{}-{}-prod", p.account.0, p.name), "one ID on both sides");
     let bucket = format!("{}-prod-tweets", p.name);
@@ -187,15 +199,22 @@ async fn a_model_edit_reapplies_that_model_only_and_a_lag_change_all_of_them() {
     p.deploy(true).await;
 
     let path = p.path().join("models/marts/users_stats.sql");
-    let edited = std::fs::read_to_string(&path).unwrap().replace("COUNT(*) AS tweet_count", "COUNT(*) AS tweet_count, 1 AS edited");
+    let edited = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("COUNT(*) AS tweet_count", "COUNT(*) AS tweet_count, 1 AS edited");
     std::fs::write(&path, edited).unwrap();
     let (plan, _, _) = p.deploy(false).await;
     assert_eq!(changed(&plan), ["snowflake_dynamic_table.marts.users_stats"]);
     let (_, aws_writes, ddl) = p.deploy(true).await;
     assert!(aws_writes.is_empty());
     assert_eq!(ddl.len(), 4, "ledger row replaced by 'applying', the DDL, ledger 'applied': {ddl:#?}");
-    assert!(ddl[0].starts_with("DELETE FROM") && ddl[1].starts_with("INSERT INTO") && ddl[3].starts_with("UPDATE"), "{ddl:#?}");
-    assert!(ddl[2].starts_with(&format!("CREATE OR REPLACE DYNAMIC TABLE \"{}\".\"MARTS\".\"USERS_STATS\"", p.database())));
+    assert!(
+        ddl[0].starts_with("DELETE FROM") && ddl[1].starts_with("INSERT INTO") && ddl[3].starts_with("UPDATE"),
+        "{ddl:#?}"
+    );
+    assert!(
+        ddl[2].starts_with(&format!("CREATE OR REPLACE DYNAMIC TABLE \"{}\".\"MARTS\".\"USERS_STATS\"", p.database()))
+    );
 
     let toml = std::fs::read_to_string(p.path().join("flixops.toml")).unwrap() + "target_lag = \"15 minutes\"\n";
     std::fs::write(p.path().join("flixops.toml"), toml).unwrap();
@@ -239,14 +258,26 @@ async fn the_models_compute_the_marts_on_snowflake_sql() {
     p.deploy(true).await;
 
     let db = p.database();
-    let users = rows(&client, &format!("SELECT USER_ID, TWEET_COUNT, AVG_TWEET_LENGTH FROM \"{db}\".\"MARTS\".\"USERS_STATS\" ORDER BY 1"), &["USER_ID", "TWEET_COUNT", "AVG_TWEET_LENGTH"]).await;
+    let users = rows(
+        &client,
+        &format!("SELECT USER_ID, TWEET_COUNT, AVG_TWEET_LENGTH FROM \"{db}\".\"MARTS\".\"USERS_STATS\" ORDER BY 1"),
+        &["USER_ID", "TWEET_COUNT", "AVG_TWEET_LENGTH"],
+    )
+    .await;
     assert_eq!(users.len(), 2);
     assert_eq!((users[0][0].as_str(), users[0][1].as_str()), ("a", "2"), "tweet 1 counted once: {users:?}");
     assert_eq!(users[0][2].parse::<f64>().unwrap(), 5.0, "(4 + 6) / 2");
-    let tags = rows(&client, &format!("SELECT HASHTAG, TWEET_COUNT FROM \"{db}\".\"MARTS\".\"HASHTAGS_DAILY\" ORDER BY 1"), &["HASHTAG", "TWEET_COUNT"]).await;
+    let tags = rows(
+        &client,
+        &format!("SELECT HASHTAG, TWEET_COUNT FROM \"{db}\".\"MARTS\".\"HASHTAGS_DAILY\" ORDER BY 1"),
+        &["HASHTAG", "TWEET_COUNT"],
+    )
+    .await;
     let brexit = tags.iter().find(|r| r[0] == "brexit").unwrap();
     assert_eq!(brexit[1], "2", "Brexit and brexit are one tag: {tags:?}");
-    let multi = rows(&client, &format!("SELECT TWEET_ID FROM \"{db}\".\"MARTS\".\"MULTI_HASHTAG_TWEETS\""), &["TWEET_ID"]).await;
+    let multi =
+        rows(&client, &format!("SELECT TWEET_ID FROM \"{db}\".\"MARTS\".\"MULTI_HASHTAG_TWEETS\""), &["TWEET_ID"])
+            .await;
     assert_eq!(multi, [["3".to_string()]]);
 }
 
@@ -258,7 +289,9 @@ async fn a_changed_copy_recreates_the_pipe_paused_refreshed_and_resumed() {
     let pipe = format!("\"{}\".\"RAW\".\"TWEETS_PIPE\"", p.database());
     // Someone replaced the pipe by hand with another COPY.
     client
-        .execute(&format!("CREATE OR REPLACE PIPE {pipe} AUTO_INGEST = TRUE AS COPY INTO \"X\".\"Y\".\"Z\" FROM @\"X\".\"Y\".\"S\""))
+        .execute(&format!(
+            "CREATE OR REPLACE PIPE {pipe} AUTO_INGEST = TRUE AS COPY INTO \"X\".\"Y\".\"Z\" FROM @\"X\".\"Y\".\"S\""
+        ))
         .await
         .unwrap();
     let (plan, _, _) = p.deploy(false).await;
@@ -267,7 +300,9 @@ async fn a_changed_copy_recreates_the_pipe_paused_refreshed_and_resumed() {
     let (_, _, ddl) = p.deploy(true).await;
     let verbs: Vec<String> = ddl.iter().map(|s| s.split_whitespace().take(2).collect::<Vec<_>>().join(" ")).collect();
     assert_eq!(verbs, ["ALTER PIPE", "CREATE OR", "ALTER PIPE", "ALTER PIPE", "ALTER PIPE"], "{ddl:#?}");
-    assert!(ddl[0].ends_with("SET PIPE_EXECUTION_PAUSED = TRUE") && ddl[4].ends_with("SET PIPE_EXECUTION_PAUSED = FALSE"));
+    assert!(
+        ddl[0].ends_with("SET PIPE_EXECUTION_PAUSED = TRUE") && ddl[4].ends_with("SET PIPE_EXECUTION_PAUSED = FALSE")
+    );
     assert!(ddl[3].contains("REFRESH MODIFIED_AFTER = '"), "{}", ddl[3]);
 
     // A pipe left paused (an interrupted replace) is resumed by the next deploy, nothing else.
@@ -303,7 +338,10 @@ fn a_bad_connection_exits_3_with_the_fix() {
     let p = Project::new("snowflake_connection = \"prod\"\n");
     let run = |home: &Path| {
         let mut cmd = flixops(p.path());
-        cmd.args(["plan"]).envs(common::moto_env()).env("SNOWFLAKE_HOME", home).env("FLIXOPS_ARTIFACT", artifact(p.path()));
+        cmd.args(["plan"])
+            .envs(common::moto_env())
+            .env("SNOWFLAKE_HOME", home)
+            .env("FLIXOPS_ARTIFACT", artifact(p.path()));
         output(&mut cmd)
     };
     // No such connection.
@@ -326,7 +364,11 @@ fn a_bad_connection_exits_3_with_the_fix() {
     assert!(!stderr.contains("hunter2"), "the password never prints");
 
     // An unreadable key.
-    std::fs::write(home.join("connections.toml"), "[prod]\naccount = \"a\"\nuser = \"u\"\nprivate_key_file = \"/nonexistent/rsa.p8\"\n").unwrap();
+    std::fs::write(
+        home.join("connections.toml"),
+        "[prod]\naccount = \"a\"\nuser = \"u\"\nprivate_key_file = \"/nonexistent/rsa.p8\"\n",
+    )
+    .unwrap();
     let (code, _, stderr) = run(&home);
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("cannot read the private key /nonexistent/rsa.p8"), "{stderr}");
@@ -379,18 +421,26 @@ async fn account_level_statements_match_the_golden_files_and_parse_as_snowflake_
     let (db, integration) = (p.database(), format!("\"{}_PROD_LAKE\"", p.name.to_uppercase()));
     for drift in [
         format!("ALTER STORAGE INTEGRATION {integration} SET STORAGE_AWS_ROLE_ARN = 'arn:aws:iam::1:role/other'"),
-        format!("ALTER STAGE \"{db}\".\"RAW\".\"TWEETS_STAGE\" SET URL = 's3://other/' STORAGE_INTEGRATION = {integration}"),
-        format!("CREATE OR REPLACE PIPE \"{db}\".\"RAW\".\"TWEETS_PIPE\" AUTO_INGEST = TRUE AS COPY INTO \"X\".\"Y\".\"Z\" FROM @\"X\".\"Y\".\"S\""),
+        format!(
+            "ALTER STAGE \"{db}\".\"RAW\".\"TWEETS_STAGE\" SET URL = 's3://other/' STORAGE_INTEGRATION = {integration}"
+        ),
+        format!(
+            "CREATE OR REPLACE PIPE \"{db}\".\"RAW\".\"TWEETS_PIPE\" AUTO_INGEST = TRUE AS COPY INTO \"X\".\"Y\".\"Z\" FROM @\"X\".\"Y\".\"S\""
+        ),
     ] {
         client.execute(&drift).await.unwrap();
     }
     let (_, _, repaired) = p.deploy(true).await;
     let timestamp = fixed_refresh_time();
     let normalize = |s: &String| {
-        let s = s.replace(&p.name.to_uppercase(), "PROJECT").replace(&p.name, "project").replace(&p.account.0, "123456789012");
+        let s = s
+            .replace(&p.name.to_uppercase(), "PROJECT")
+            .replace(&p.name, "project")
+            .replace(&p.account.0, "123456789012");
         timestamp(&s)
     };
-    let emulated = |s: &&String| ["STORAGE INTEGRATION", "STAGE", "PIPE", "DYNAMIC TABLE"].iter().any(|k| s.contains(k));
+    let emulated =
+        |s: &&String| ["STORAGE INTEGRATION", "STAGE", "PIPE", "DYNAMIC TABLE"].iter().any(|k| s.contains(k));
     let first: Vec<String> = created.iter().filter(emulated).map(normalize).collect();
     let second: Vec<String> = repaired.iter().filter(emulated).map(normalize).collect();
     let text = format!("{};\n\n{};\n", first.join(";\n\n"), second.join(";\n\n"));
@@ -448,7 +498,12 @@ fn doctor(p: &Project) -> (i32, Value, String) {
 }
 
 fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no {name}: {report}"))
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name}: {report}"))
 }
 
 fn set_token(p: &Project, token: &str) {
@@ -490,7 +545,9 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
     // and moto is plain HTTP. No extraction ran, so staging (built at deploy) is empty too.
     assert_eq!(names, ["checkpoint", "staging freshness"], "{not_ok:#?}\n{stderr}");
     assert!(check(&report, "checkpoint")["detail"].as_str().unwrap().contains("403"), "{report}");
-    for name in ["snowflake sign-in", "x token", "stage", "pipe", "copy history", "raw freshness", "snowflake_pipe.tweets"] {
+    for name in
+        ["snowflake sign-in", "x token", "stage", "pipe", "copy history", "raw freshness", "snowflake_pipe.tweets"]
+    {
         assert_eq!(check(&report, name)["status"], "ok", "{name}: {report}");
     }
 
@@ -500,7 +557,11 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
     let (code, report, _) = doctor(&p);
     assert_eq!(code, 1);
     let c = check(&report, "pipe");
-    assert_eq!((c["status"].as_str(), c["fix"].as_str()), (Some("fail"), Some("flixops deploy (resumes a paused pipe)")), "{c}");
+    assert_eq!(
+        (c["status"].as_str(), c["fix"].as_str()),
+        (Some("fail"), Some("flixops deploy (resumes a paused pipe)")),
+        "{c}"
+    );
     assert_eq!(check(&report, "pipe")["detail"], "execution state PAUSED");
     client.execute(&format!("ALTER PIPE {pipe} SET PIPE_EXECUTION_PAUSED = FALSE")).await.unwrap();
 
@@ -508,19 +569,31 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
     let (_, report, _) = doctor(&p);
     let c = check(&report, "x token");
     assert_eq!(c["status"], "fail", "{c}");
-    assert!(c["detail"].as_str().unwrap().contains("401") && c["fix"].as_str().unwrap().contains("flixops secrets set"), "{c}");
+    assert!(
+        c["detail"].as_str().unwrap().contains("401") && c["fix"].as_str().unwrap().contains("flixops secrets set"),
+        "{c}"
+    );
     assert!(!report.to_string().contains("revoked-token"), "the token never prints");
     set_token(&p, "good-token");
 
     client.execute(&format!("DROP STORAGE INTEGRATION \"{}_PROD_LAKE\"", p.name.to_uppercase())).await.unwrap();
     let (_, report, _) = doctor(&p);
     let c = check(&report, "snowflake_storage_integration.lake");
-    assert_eq!((c["status"].as_str(), c["detail"].as_str(), c["fix"].as_str()), (Some("fail"), Some("missing"), Some("flixops deploy")));
+    assert_eq!(
+        (c["status"].as_str(), c["detail"].as_str(), c["fix"].as_str()),
+        (Some("fail"), Some("missing"), Some("flixops deploy"))
+    );
 
     let c3 = Clients::new(&sdk(), &[]);
     let bucket = format!("{}-prod-tweets", p.name);
     let empty = aws_sdk_s3::types::NotificationConfiguration::builder().build();
-    c3.s3.put_bucket_notification_configuration().bucket(&bucket).notification_configuration(empty).send().await.unwrap();
+    c3.s3
+        .put_bucket_notification_configuration()
+        .bucket(&bucket)
+        .notification_configuration(empty)
+        .send()
+        .await
+        .unwrap();
     let (_, report, _) = doctor(&p);
     let c = check(&report, "aws_s3_bucket_notification.snowpipe");
     assert_eq!(c["status"], "fail", "{c}");

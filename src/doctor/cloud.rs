@@ -23,14 +23,24 @@ use crate::snowflake::stack::SnowNames;
 const PENDING_WARN: u64 = 100;
 
 /// Every cloud check, in a stable order.
-pub async fn checks(config: &Config, env: &EnvConfig, cloud: &AwsSnowflakeTarget, artifact: Option<&Path>) -> Vec<Check> {
+pub async fn checks(
+    config: &Config,
+    env: &EnvConfig,
+    cloud: &AwsSnowflakeTarget,
+    artifact: Option<&Path>,
+) -> Vec<Check> {
     let aws = Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), &[]);
     let snow = crate::deploy::connect_snowflake(cloud);
     let (aws, snow) = tokio::join!(tokio::time::timeout(TIMEOUT, aws), tokio::time::timeout(TIMEOUT, snow));
     let mut checks = Vec::new();
     let session = match aws {
         Ok(Ok(s)) => {
-            checks.push(Check::new("aws identity", Status::Ok, format!("account {} in {}", s.account_id, s.region), None));
+            checks.push(Check::new(
+                "aws identity",
+                Status::Ok,
+                format!("account {} in {}", s.account_id, s.region),
+                None,
+            ));
             Some(s)
         }
         Ok(Err(e)) => fail(&mut checks, "aws identity", e.to_string(), None),
@@ -70,8 +80,9 @@ async fn resource_checks(
     };
     let upstream = match client {
         Some(client) => {
-            let built = crate::deploy::snowflake_models(config, cloud)
-                .and_then(|models| crate::deploy::snowflake_upstream(client, config, env, &session.account_id, &models));
+            let built = crate::deploy::snowflake_models(config, cloud).and_then(|models| {
+                crate::deploy::snowflake_upstream(client, config, env, &session.account_id, &models)
+            });
             match built {
                 Ok(upstream) => upstream,
                 Err(e) => return vec![Check::new("models", Status::Fail, e.to_string(), None)],
@@ -120,7 +131,8 @@ async fn runtime_checks(
         futures.push(Box::pin(timed("stage", stage(client.clone(), sf.clone()))));
         futures.push(Box::pin(timed("pipe", pipe(client.clone(), sf.clone()))));
         futures.push(Box::pin(timed("copy history", copy_history(client.clone(), sf.clone()))));
-        futures.push(Box::pin(timed("raw freshness", freshness(client.clone(), sf.table.to_string(), "raw freshness"))));
+        futures
+            .push(Box::pin(timed("raw freshness", freshness(client.clone(), sf.table.to_string(), "raw freshness"))));
         let staging = format!("{}.\"STAGING\".\"STG_TWEETS\"", sf.database);
         futures.push(Box::pin(timed("staging freshness", freshness(client.clone(), staging, "staging freshness"))));
     }
@@ -136,7 +148,12 @@ async fn timed(name: &str, check: impl Future<Output = Check>) -> Check {
 
 async fn stage(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
     match client.query(&format!("LIST @{}", n.stage)).await {
-        Ok(files) => Check::new("stage", Status::Ok, format!("Snowflake lists {} file(s) through the integration", files.len()), None),
+        Ok(files) => Check::new(
+            "stage",
+            Status::Ok,
+            format!("Snowflake lists {} file(s) through the integration", files.len()),
+            None,
+        ),
         Err(e) => Check::new(
             "stage",
             Status::Fail,
@@ -161,7 +178,12 @@ pub fn pipe_verdict(status: &serde_json::Value) -> Check {
     let state = status["executionState"].as_str().unwrap_or("UNKNOWN");
     let pending = status["pendingFileCount"].as_u64().unwrap_or(0);
     if let Some(error) = status.get("error").and_then(|e| e.as_str()) {
-        return Check::new("pipe", Status::Fail, format!("{state}: {error}"), Some("fix the error, then flixops deploy"));
+        return Check::new(
+            "pipe",
+            Status::Fail,
+            format!("{state}: {error}"),
+            Some("fix the error, then flixops deploy"),
+        );
     }
     if state != "RUNNING" {
         let fix = "flixops deploy (resumes a paused pipe)";
@@ -202,7 +224,12 @@ async fn copy_history(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
                 crate::snowflake::text(first, "FILE_NAME"),
                 crate::snowflake::text(first, "FIRST_ERROR_MESSAGE")
             );
-            Check::new("copy history", Status::Fail, detail, Some("fix the files or the COPY, then ALTER PIPE … REFRESH"))
+            Check::new(
+                "copy history",
+                Status::Fail,
+                detail,
+                Some("fix the files or the COPY, then ALTER PIPE … REFRESH"),
+            )
         }
         Err(e) => Check::new("copy history", Status::Warn, e.to_string(), None),
     }
@@ -243,7 +270,8 @@ async fn checkpoint(session: &Session, cloud: &AwsSnowflakeTarget, prefix: &str)
     };
     let age = chrono::Utc::now() - finished;
     if age.num_days() >= SEARCH_WINDOW_DAYS {
-        let detail = format!("last run {} days ago: tweets older than the 7-day search window are lost", age.num_days());
+        let detail =
+            format!("last run {} days ago: tweets older than the 7-day search window are lost", age.num_days());
         return Check::new("checkpoint", Status::Fail, detail, Some("check the schedule and the function's errors"));
     }
     Check::new("checkpoint", Status::Ok, format!("last run {} h ago", age.num_hours()), None)
@@ -291,8 +319,9 @@ mod tests {
             verdict(serde_json::json!({"executionState": "PAUSED"})),
             (Status::Fail, "execution state PAUSED".to_string())
         );
-        let (status, detail) =
-            verdict(serde_json::json!({"executionState": "STALLED_EXECUTION_ERROR", "error": "Access denied to the queue"}));
+        let (status, detail) = verdict(
+            serde_json::json!({"executionState": "STALLED_EXECUTION_ERROR", "error": "Access denied to the queue"}),
+        );
         assert_eq!(status, Status::Fail);
         assert!(detail.contains("Access denied"), "{detail}");
         assert_eq!(verdict(serde_json::json!({"executionState": "RUNNING", "pendingFileCount": 5000})).0, Status::Warn);

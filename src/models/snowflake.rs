@@ -135,7 +135,12 @@ impl Resource for DynamicTable {
         true
     }
 
-    fn apply<'a>(&'a self, _: &'a Change, _: Option<&'a Observed>, _: &'a Inputs) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
+    fn apply<'a>(
+        &'a self,
+        _: &'a Change,
+        _: Option<&'a Observed>,
+        _: &'a Inputs,
+    ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
         Box::pin(async move {
             // Delete and insert rather than MERGE: plain statements every Snowflake tool (and
             // fakesnow) runs the same way; a crash between them leaves no row, which reads as "never

@@ -93,9 +93,8 @@ impl Client {
         let cursor = if binds.is_empty() {
             self.session.query(sql.to_string()).await
         } else {
-            let statement = binds
-                .iter()
-                .fold(Statement::new_positional(sql.to_string()), |s, value| s.bind(value.to_string()));
+            let statement =
+                binds.iter().fold(Statement::new_positional(sql.to_string()), |s, value| s.bind(value.to_string()));
             self.session.query(statement).await
         };
         let cursor = cursor.map_err(failed)?;
@@ -227,6 +226,9 @@ mod tests {
 
     #[test]
     fn messages_show_the_statement_kind_not_its_literals() {
-        assert_eq!(summary("CREATE STORAGE INTEGRATION \"X\" TYPE = EXTERNAL_STAGE"), "CREATE STORAGE INTEGRATION \"X\" …");
+        assert_eq!(
+            summary("CREATE STORAGE INTEGRATION \"X\" TYPE = EXTERNAL_STAGE"),
+            "CREATE STORAGE INTEGRATION \"X\" …"
+        );
     }
 }

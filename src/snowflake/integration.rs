@@ -88,7 +88,12 @@ impl Resource for StorageIntegration {
         [("external_id".to_string(), self.external_id.clone())].into()
     }
 
-    fn apply<'a>(&'a self, change: &'a Change, observed: Option<&'a Observed>, _: &'a Inputs) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
+    fn apply<'a>(
+        &'a self,
+        change: &'a Change,
+        observed: Option<&'a Observed>,
+        _: &'a Inputs,
+    ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
         Box::pin(async move {
             let settings = self.settings();
             let sql = match observed {
@@ -166,7 +171,12 @@ impl Resource for Stage {
         field_map([("url", self.url.clone()), ("storage_integration", self.integration.name().to_string())])
     }
 
-    fn apply<'a>(&'a self, _: &'a Change, observed: Option<&'a Observed>, _: &'a Inputs) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
+    fn apply<'a>(
+        &'a self,
+        _: &'a Change,
+        observed: Option<&'a Observed>,
+        _: &'a Inputs,
+    ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
         Box::pin(async move {
             let settings = format!("URL = {} STORAGE_INTEGRATION = {}", literal(&self.url), self.integration);
             let sql = match observed {

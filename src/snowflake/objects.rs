@@ -41,7 +41,12 @@ impl Resource for Database {
         field_map([("name", self.name.name().to_string())])
     }
 
-    fn apply<'a>(&'a self, _: &'a Change, _: Option<&'a Observed>, _: &'a Inputs) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
+    fn apply<'a>(
+        &'a self,
+        _: &'a Change,
+        _: Option<&'a Observed>,
+        _: &'a Inputs,
+    ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
         Box::pin(async move {
             let sql = format!("CREATE DATABASE IF NOT EXISTS {}", self.name);
             self.client.execute(&sql).await.map_err(res_err(Self::address(), "create"))?;
@@ -95,7 +100,12 @@ impl Resource for Schema {
         field_map([("name", self.name.name().to_string())])
     }
 
-    fn apply<'a>(&'a self, _: &'a Change, _: Option<&'a Observed>, _: &'a Inputs) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
+    fn apply<'a>(
+        &'a self,
+        _: &'a Change,
+        _: Option<&'a Observed>,
+        _: &'a Inputs,
+    ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
         Box::pin(async move {
             let sql = format!("CREATE SCHEMA IF NOT EXISTS {}.{}", self.database, self.name);
             self.client.execute(&sql).await.map_err(res_err(self.address(), "create"))?;
@@ -147,10 +157,19 @@ impl Resource for FileFormat {
         field_map([("type", "PARQUET".to_string())])
     }
 
-    fn apply<'a>(&'a self, change: &'a Change, _: Option<&'a Observed>, _: &'a Inputs) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
+    fn apply<'a>(
+        &'a self,
+        change: &'a Change,
+        _: Option<&'a Observed>,
+        _: &'a Inputs,
+    ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
         Box::pin(async move {
             // The type of a file format cannot be altered; the stage and pipe refer to it by name.
-            let create = if change.action == crate::plan::Action::Create { "CREATE FILE FORMAT IF NOT EXISTS" } else { "CREATE OR REPLACE FILE FORMAT" };
+            let create = if change.action == crate::plan::Action::Create {
+                "CREATE FILE FORMAT IF NOT EXISTS"
+            } else {
+                "CREATE OR REPLACE FILE FORMAT"
+            };
             let sql = format!("{create} {} TYPE = PARQUET", self.name);
             self.client.execute(&sql).await.map_err(res_err(Self::address(), "create"))?;
             Ok(Outputs::new())
@@ -261,7 +280,12 @@ impl Resource for Table {
         field_map([("columns", self.wanted())])
     }
 
-    fn apply<'a>(&'a self, _: &'a Change, observed: Option<&'a Observed>, _: &'a Inputs) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
+    fn apply<'a>(
+        &'a self,
+        _: &'a Change,
+        observed: Option<&'a Observed>,
+        _: &'a Inputs,
+    ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
         Box::pin(async move {
             if let Some(observed) = observed {
                 self.add_missing(observed).await?;

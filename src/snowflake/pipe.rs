@@ -121,7 +121,12 @@ impl Resource for Pipe {
         true
     }
 
-    fn apply<'a>(&'a self, change: &'a Change, observed: Option<&'a Observed>, _: &'a Inputs) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
+    fn apply<'a>(
+        &'a self,
+        change: &'a Change,
+        observed: Option<&'a Observed>,
+        _: &'a Inputs,
+    ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
         Box::pin(async move {
             match (observed, change.action) {
                 (None, _) => self.run(&self.create_statement("CREATE PIPE IF NOT EXISTS"), "create").await?,

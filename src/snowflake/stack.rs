@@ -4,7 +4,7 @@
 
 use super::Client;
 use super::ident::{BadIdent, Ident, Qualified};
-use super::integration::{StorageIntegration, Stage};
+use super::integration::{Stage, StorageIntegration};
 use super::objects::{Database, FileFormat, LEDGER_COLUMNS, RAW_COLUMNS, Schema, Table};
 use super::pipe::Pipe;
 use crate::aws::stack::{Names, Upstream};
@@ -100,7 +100,12 @@ pub fn upstream(
         format: n.format.clone(),
     }));
     resources.push(Box::new(Table { client: c(), key: "tweets_raw", name: n.table.clone(), columns: RAW_COLUMNS }));
-    resources.push(Box::new(Table { client: c(), key: "model_ledger", name: n.ledger.clone(), columns: LEDGER_COLUMNS }));
+    resources.push(Box::new(Table {
+        client: c(),
+        key: "model_ledger",
+        name: n.ledger.clone(),
+        columns: LEDGER_COLUMNS,
+    }));
     resources.push(Box::new(Pipe {
         client: c(),
         name: n.pipe.clone(),
@@ -109,9 +114,5 @@ pub fn upstream(
         format: n.format.clone(),
     }));
     resources.extend(crate::models::snowflake::resources(client, &n, &target.target_lag, models)?);
-    Ok(Upstream {
-        integration: Some(StorageIntegration::address()),
-        pipe: Some(Pipe::address()),
-        resources,
-    })
+    Ok(Upstream { integration: Some(StorageIntegration::address()), pipe: Some(Pipe::address()), resources })
 }
