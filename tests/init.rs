@@ -551,3 +551,29 @@ mod pty {
         out
     }
 }
+
+#[test]
+fn an_existing_snowflake_connection_is_signed_in_with_and_a_dead_one_refused() {
+    let sandbox = Sandbox::new();
+    sandbox.aws_profiles(&common::moto().endpoint, "us-east-1");
+    let home = common::snowflake_home(&sandbox.home(), "");
+    let args = ["--no-interactive", "--target=aws-snowflake", "--aws-profile=ci", "--snowflake-connection=default"];
+    let (code, _, stderr) = sandbox.init(&args);
+    assert_eq!(code, 0, "fakesnow accepts the sign-in: {stderr}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let text = format!(
+        "[default]\naccount = \"a\"\nuser = \"u\"\npassword = \"hunter2\"\nhost = \"127.0.0.1\"\nport = {closed}\nprotocol = \"http\"\n"
+    );
+    std::fs::write(home.join("connections.toml"), text).unwrap();
+    let other = Sandbox::new();
+    other.aws_profiles(&common::moto().endpoint, "us-east-1");
+    let other_home = other.home().join(".snowflake");
+    std::fs::create_dir_all(&other_home).unwrap();
+    std::fs::copy(home.join("connections.toml"), other_home.join("connections.toml")).unwrap();
+    let (code, _, stderr) = other.init(&args);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("cannot connect to Snowflake (connection `default`"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(!other.project().join("flixops.toml").exists(), "nothing written on a failed check");
+}

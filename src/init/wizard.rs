@@ -161,7 +161,7 @@ async fn cloud(
     let q = Question { prompt: "S3 bucket for the raw tweets (deploy creates it)", flag: "--bucket" };
     let bucket = answer(ask, preset.bucket.as_deref(), q, Some(&bucket_default), &check_bucket)?;
     let (snowflake_connection, new_connection, resolved) =
-        snowflake(options, existing, &answers.project, var, ask, &mut answers.warnings)?;
+        snowflake(options, existing, &answers.project, var, ask, &mut answers.warnings).await?;
     let from = |pick: fn(&Connection) -> Option<&String>| resolved.as_ref().and_then(pick).cloned();
     let database_default = existing
         .map(|c| c.database.clone())
@@ -275,7 +275,7 @@ type SnowflakeChoice = (Option<String>, Option<NewConnection>, Option<Connection
 
 /// Picks an existing Snowflake connection or describes a new one, checked by
 /// [`validate_snowflake_connection`]; a person may pick again or continue.
-fn snowflake(
+async fn snowflake(
     options: &Options,
     existing: Option<&AwsSnowflakeTarget>,
     project: &str,
@@ -318,7 +318,12 @@ fn snowflake(
         if !options.validate {
             return Ok((Some(name), new, resolved.ok()));
         }
-        match resolved.and_then(|c| validate_snowflake_connection(&c).map(|()| c)) {
+        let checked = match resolved.and_then(|c| validate_snowflake_connection(&c).map(|()| c)) {
+            // A connection being created has a key Snowflake does not know yet: no sign-in.
+            Ok(c) if new.is_none() => sign_in(&c).await.map(|()| c),
+            other => other,
+        };
+        match checked {
             Ok(c) => {
                 ask.say(&format!(
                     "✓ Snowflake connection `{name}`: account {}, user {}, {}",
@@ -433,10 +438,20 @@ fn auth_of(c: &Connection) -> String {
     }
 }
 
-/// Checks that a Snowflake connection is usable, without contacting Snowflake: it names an account
-/// and a user, and it signs in with a password or with a key pair whose key file is a readable PEM
-/// private key (an encrypted key also needs its passphrase in the environment). It does not sign in
-/// yet: the live check through the Snowflake client is to be added here.
+/// Signs in with an existing connection, as deploy will (30 s at most).
+async fn sign_in(c: &Connection) -> Result<(), String> {
+    let attempt = tokio::time::timeout(std::time::Duration::from_secs(30), crate::snowflake::Client::connect(c));
+    match attempt.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("Snowflake connection `{}`: no answer within 30 s", c.name)),
+    }
+}
+
+/// Checks that a Snowflake connection is usable before signing in: it names an account and a
+/// user, and it signs in with a password or with a key pair whose key file is a readable PEM
+/// private key (an encrypted key also needs its passphrase in the environment). The wizard then
+/// signs in with an existing connection ([`sign_in`]).
 pub fn validate_snowflake_connection(c: &Connection) -> Result<(), String> {
     if c.account.trim().is_empty() {
         return Err(format!("`{}` ({}): `account` is empty", c.name, c.source));
