@@ -11,7 +11,7 @@ use crate::plan::{Address, Change, Fields, Inputs, Observed, Outputs, Resource, 
 use crate::snowflake::ident::{BadIdent, Ident, Qualified, like, literal};
 use crate::snowflake::objects::{Schema, Table};
 use crate::snowflake::stack::SnowNames;
-use crate::snowflake::{Client, res_err, show_one, text};
+use crate::snowflake::{Client, res_err, run, show_one, text};
 
 /// One model as a dynamic table.
 pub struct DynamicTable {
@@ -169,7 +169,7 @@ impl Resource for DynamicTable {
     fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
         Box::pin(async move {
             let statement = format!("DROP DYNAMIC TABLE IF EXISTS {}", self.table);
-            self.client.execute(&statement).await.map_err(res_err(self.address(), "delete"))?;
+            run(&self.client, &statement, self.address(), "delete").await?;
             let forget = format!("DELETE FROM {} WHERE \"MODEL\" = ?", self.ledger);
             let forgotten = self.client.query_with(&forget, &[self.id.as_str()]).await;
             forgotten.map(drop).map_err(res_err(self.address(), "write the ledger"))

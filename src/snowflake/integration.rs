@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use super::client::Row;
 use super::ident::{Ident, Qualified, like, literal};
 use super::objects::{FileFormat, Schema};
-use super::{Client, res_err, show_one, text};
+use super::{Client, res_err, run, show_one, text};
 use crate::plan::{Address, Change, Fields, Inputs, Observed, Outputs, Resource, ResourceError, field_map};
 
 /// `CREATE STORAGE INTEGRATION` for the lake.
@@ -112,7 +112,7 @@ impl Resource for StorageIntegration {
                     format!("ALTER STORAGE INTEGRATION {} SET {}", self.name, set.join(" "))
                 }
             };
-            self.client.execute(&sql).await.map_err(res_err(Self::address(), "apply"))?;
+            run(&self.client, &sql, Self::address(), "apply").await?;
             let now = self.describe().await?.unwrap_or_default();
             Ok(now.outputs)
         })
@@ -121,7 +121,7 @@ impl Resource for StorageIntegration {
     fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
         Box::pin(async move {
             let sql = format!("DROP STORAGE INTEGRATION IF EXISTS {}", self.name);
-            self.client.execute(&sql).await.map_err(res_err(Self::address(), "delete"))
+            run(&self.client, &sql, Self::address(), "delete").await
         })
     }
 }
@@ -187,7 +187,7 @@ impl Resource for Stage {
                 ),
                 Some(_) => format!("ALTER STAGE {} SET {settings}", self.name),
             };
-            self.client.execute(&sql).await.map_err(res_err(Self::address(), "apply"))?;
+            run(&self.client, &sql, Self::address(), "apply").await?;
             Ok(Outputs::new())
         })
     }
@@ -195,7 +195,7 @@ impl Resource for Stage {
     fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
         Box::pin(async move {
             let sql = format!("DROP STAGE IF EXISTS {}", self.name);
-            self.client.execute(&sql).await.map_err(res_err(Self::address(), "delete"))
+            run(&self.client, &sql, Self::address(), "delete").await
         })
     }
 }

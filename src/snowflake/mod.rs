@@ -27,6 +27,11 @@ pub fn res_err(address: Address, op: &'static str) -> impl FnOnce(SnowflakeError
     }
 }
 
+/// Runs one statement of resource `address`; a failure becomes the engine's error for `op`.
+pub async fn run(client: &Client, sql: &str, address: Address, op: &'static str) -> Result<(), ResourceError> {
+    client.execute(sql).await.map_err(res_err(address, op))
+}
+
 /// The `SHOW … LIKE` row whose `name` is exactly `name`; None when absent (or its container is).
 pub async fn show_one(client: &Client, sql: &str, name: &Ident) -> Result<Option<Row>, SnowflakeError> {
     match client.query(sql).await {

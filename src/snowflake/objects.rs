@@ -6,7 +6,7 @@ use futures::future::BoxFuture;
 
 use super::client::{Client, Row};
 use super::ident::{Ident, Qualified, like};
-use super::{res_err, show_one, text};
+use super::{res_err, run, show_one, text};
 use crate::plan::{Address, Change, Fields, Inputs, Observed, Outputs, Resource, ResourceError, field_map};
 
 /// The database that holds every schema of the environment.
@@ -49,7 +49,7 @@ impl Resource for Database {
     ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
         Box::pin(async move {
             let sql = format!("CREATE DATABASE IF NOT EXISTS {}", self.name);
-            self.client.execute(&sql).await.map_err(res_err(Self::address(), "create"))?;
+            run(&self.client, &sql, Self::address(), "create").await?;
             Ok(Outputs::new())
         })
     }
@@ -57,7 +57,7 @@ impl Resource for Database {
     fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
         Box::pin(async move {
             let sql = format!("DROP DATABASE IF EXISTS {}", self.name);
-            self.client.execute(&sql).await.map_err(res_err(Self::address(), "delete"))
+            run(&self.client, &sql, Self::address(), "delete").await
         })
     }
 }
@@ -108,7 +108,7 @@ impl Resource for Schema {
     ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
         Box::pin(async move {
             let sql = format!("CREATE SCHEMA IF NOT EXISTS {}.{}", self.database, self.name);
-            self.client.execute(&sql).await.map_err(res_err(self.address(), "create"))?;
+            run(&self.client, &sql, self.address(), "create").await?;
             Ok(Outputs::new())
         })
     }
@@ -116,7 +116,7 @@ impl Resource for Schema {
     fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
         Box::pin(async move {
             let sql = format!("DROP SCHEMA IF EXISTS {}.{}", self.database, self.name);
-            self.client.execute(&sql).await.map_err(res_err(self.address(), "delete"))
+            run(&self.client, &sql, self.address(), "delete").await
         })
     }
 }
@@ -171,7 +171,7 @@ impl Resource for FileFormat {
                 "CREATE OR REPLACE FILE FORMAT"
             };
             let sql = format!("{create} {} TYPE = PARQUET", self.name);
-            self.client.execute(&sql).await.map_err(res_err(Self::address(), "create"))?;
+            run(&self.client, &sql, Self::address(), "create").await?;
             Ok(Outputs::new())
         })
     }
@@ -179,7 +179,7 @@ impl Resource for FileFormat {
     fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
         Box::pin(async move {
             let sql = format!("DROP FILE FORMAT IF EXISTS {}", self.name);
-            self.client.execute(&sql).await.map_err(res_err(Self::address(), "delete"))
+            run(&self.client, &sql, Self::address(), "delete").await
         })
     }
 }
@@ -230,7 +230,7 @@ impl Table {
             match have.iter().find(|(n, _)| n == name) {
                 None => {
                     let sql = format!("ALTER TABLE {} ADD COLUMN \"{name}\" {declared}", self.name);
-                    self.client.execute(&sql).await.map_err(res_err(self.address(), "add column"))?;
+                    run(&self.client, &sql, self.address(), "add column").await?;
                 }
                 Some((_, t)) if t != shown => {
                     return Err(ResourceError {
@@ -293,7 +293,7 @@ impl Resource for Table {
             }
             let columns: Vec<String> = self.columns.iter().map(|(n, t, _)| format!("\"{n}\" {t}")).collect();
             let sql = format!("CREATE TABLE IF NOT EXISTS {} ({})", self.name, columns.join(", "));
-            self.client.execute(&sql).await.map_err(res_err(self.address(), "create"))?;
+            run(&self.client, &sql, self.address(), "create").await?;
             Ok(Outputs::new())
         })
     }
@@ -301,7 +301,7 @@ impl Resource for Table {
     fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
         Box::pin(async move {
             let sql = format!("DROP TABLE IF EXISTS {}", self.name);
-            self.client.execute(&sql).await.map_err(res_err(self.address(), "delete"))
+            run(&self.client, &sql, self.address(), "delete").await
         })
     }
 }

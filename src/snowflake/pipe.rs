@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use super::ident::{Qualified, like, literal};
 use super::integration::Stage;
 use super::objects::Table;
-use super::{Client, res_err, show_one, text};
+use super::{Client, res_err, run, show_one, text};
 use crate::plan::{Action, Address, Change, Fields, Inputs, Observed, Outputs, Resource, ResourceError, field_map};
 
 /// `CREATE PIPE … AUTO_INGEST = TRUE AS COPY INTO raw FROM @stage`.
@@ -56,7 +56,7 @@ impl Pipe {
     }
 
     async fn run(&self, sql: &str, op: &'static str) -> Result<(), ResourceError> {
-        self.client.execute(sql).await.map_err(res_err(Self::address(), op))
+        run(&self.client, sql, Self::address(), op).await
     }
 
     /// Pause, replace, load what arrived while paused, resume: no file is skipped, and the files
