@@ -275,6 +275,10 @@ fn the_deployer_policy_allows_every_call_of_a_deploy_and_nothing_it_does_not_mak
         "s3:GetBucketNotification", // the Snowpipe notification, once the pipe exists
         "s3:PutBucketNotification",
         "iam:DeletePolicyVersion", // destroy, once an administrator has updated the boundary
+        // doctor, which CI runs with the deploy role: the checkpoint, the token, the function's log
+        "s3:GetObject",
+        "secretsmanager:GetSecretValue",
+        "logs:FilterLogEvents",
     ];
     let unused: Vec<&String> =
         allowed.iter().filter(|a| !used.contains(*a) && !implied.contains(&a.as_str())).collect();

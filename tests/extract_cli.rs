@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Running, fixture, flixops, output, page, parquet_files, read_batches, strings};
@@ -144,10 +144,8 @@ fn extract_to_a_directory_needs_no_config() {
     assert!(stderr.contains("--replay /nonexistent/pages.jsonl: No such file"), "{stderr}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_binary_serves_lambda_invocations_into_s3() {
-    let x_api = MockServer::start().await;
-    mount_pages(&x_api, Duration::ZERO).await;
+/// The Lambda runtime API with one invocation (`req-1`) to hand out.
+async fn runtime_api() -> MockServer {
     let runtime = MockServer::start().await;
     let deadline = (chrono::Utc::now().timestamp_millis() + 120_000).to_string();
     let invocation = ResponseTemplate::new(200)
@@ -168,54 +166,96 @@ async fn the_binary_serves_lambda_invocations_into_s3() {
         .with_priority(2)
         .mount(&runtime)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/2018-06-01/runtime/invocation/req-1/response"))
-        .respond_with(ResponseTemplate::new(202))
-        .mount(&runtime)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/2018-06-01/runtime/invocation/req-1/error"))
-        .respond_with(ResponseTemplate::new(202))
-        .mount(&runtime)
-        .await;
-    let (s3, bucket) = common::moto_bucket("lambda").await;
+    for outcome in ["response", "error"] {
+        Mock::given(method("POST"))
+            .and(path(format!("/2018-06-01/runtime/invocation/req-1/{outcome}")))
+            .respond_with(ResponseTemplate::new(202))
+            .mount(&runtime)
+            .await;
+    }
+    runtime
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = flixops(dir.path());
+/// The binary as the Lambda service starts it, with the settings `deploy` writes.
+fn lambda_process(dir: &Path, runtime: &MockServer, bucket: &str, x_api: &MockServer) -> Command {
+    let mut cmd = flixops(dir);
     cmd.env("AWS_LAMBDA_RUNTIME_API", runtime.address().to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "flixops")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "s")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "g")
-        .env("FLIXOPS_BUCKET", &bucket)
+        .env("FLIXOPS_BUCKET", bucket)
         .env("FLIXOPS_PREFIX", "p")
         .env("FLIXOPS_X_API_BASE_URL", x_api.uri())
         .env("FLIXOPS_X_TOKEN_ENV", "FLIXOPS_TEST_TOKEN")
         .env("FLIXOPS_TEST_TOKEN", "test-token")
-        .envs(common::moto_env())
-        .stderr(Stdio::null());
-    let _process = Running(cmd.spawn().unwrap());
+        .envs(common::moto_env());
+    cmd
+}
 
-    let mut answer = None;
+/// Waits for the function's answer to `req-1`: (outcome, body).
+async fn invocation_answer(runtime: &MockServer) -> (String, String) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while answer.is_none() {
+    loop {
         assert!(Instant::now() < deadline, "no answer posted to the runtime API");
         tokio::time::sleep(Duration::from_millis(100)).await;
-        answer = runtime
-            .received_requests()
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|r| r.url.path().starts_with("/2018-06-01/runtime/invocation/req-1/"));
+        let requests = runtime.received_requests().await.unwrap();
+        if let Some(r) = requests.iter().find(|r| r.url.path().starts_with("/2018-06-01/runtime/invocation/req-1/")) {
+            let outcome = r.url.path().rsplit('/').next().unwrap().to_string();
+            return (outcome, String::from_utf8_lossy(&r.body).into_owned());
+        }
     }
-    let answer = answer.unwrap();
-    let body = String::from_utf8_lossy(&answer.body).into_owned();
-    assert!(answer.url.path().ends_with("/response"), "the invocation failed: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_serves_lambda_invocations_into_s3() {
+    let x_api = MockServer::start().await;
+    mount_pages(&x_api, Duration::ZERO).await;
+    let runtime = runtime_api().await;
+    let (s3, bucket) = common::moto_bucket("lambda").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = lambda_process(dir.path(), &runtime, &bucket, &x_api);
+    let _process = Running(cmd.stderr(Stdio::null()).spawn().unwrap());
+
+    let (outcome, body) = invocation_answer(&runtime).await;
+    assert_eq!(outcome, "response", "the invocation failed: {body}");
     let report: Value = serde_json::from_str(&body).unwrap();
     assert_eq!((report["pages"].as_u64(), report["tweets"].as_u64()), (Some(2), Some(101)));
     let listed = s3.list_objects_v2().bucket(&bucket).prefix("p/").send().await.unwrap();
     assert_eq!(listed.contents().len(), 3, "two pages and the checkpoint");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_invocation_leaves_an_error_line_doctor_finds_in_the_log() {
+    let x_api = MockServer::start().await;
+    let unauthorized = std::fs::read_to_string(common::fixture("search_all_401.json")).unwrap();
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401).set_body_string(unauthorized))
+        .mount(&x_api)
+        .await;
+    let runtime = runtime_api().await;
+    let (_, bucket) = common::moto_bucket("lambda-fails").await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("function.log");
+    let mut cmd = lambda_process(dir.path(), &runtime, &bucket, &x_api);
+    let _process = Running(cmd.stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap());
+
+    let (outcome, body) = invocation_answer(&runtime).await;
+    assert_eq!(outcome, "error", "{body}");
+    assert!(body.contains("401"), "the runtime is told why: {body}");
+    // CloudWatch gets what the function writes; doctor's "function errors" check selects these lines.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if let Some(line) = text.lines().find(|l| flixops::doctor::is_error_line(l)) {
+            break line.to_string();
+        }
+        assert!(Instant::now() < deadline, "no error line in the function's log:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(line.contains("extraction failed") && line.contains("401"), "{line}");
+    assert!(!line.contains("test-token"), "the token never prints: {line}");
 }
 
 #[test]

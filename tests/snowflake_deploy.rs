@@ -490,11 +490,43 @@ async fn x_api_mock() -> wiremock::MockServer {
     server
 }
 
+/// The same moto over HTTPS (trusting its test CA), as the function and real S3 are reached: the
+/// bucket's TLS-only policy denies plain HTTP.
+fn over_tls(mut env: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL", moto().tls_endpoint.clone()));
+    env.push(("SSL_CERT_FILE", moto().ca_file.display().to_string()));
+    env
+}
+
 fn doctor(p: &Project) -> (i32, Value, String) {
+    doctor_with(p, over_tls(cloud_env(p.path())))
+}
+
+fn doctor_with(p: &Project, env: Vec<(&'static str, String)>) -> (i32, Value, String) {
     let mut cmd = flixops(p.path());
-    cmd.args(["doctor", "--output", "json"]).envs(cloud_env(p.path())).env("FLIXOPS_ARTIFACT", artifact(p.path()));
+    cmd.args(["doctor", "--output", "json"]).envs(env).env("FLIXOPS_ARTIFACT", artifact(p.path()));
     let (code, stdout, stderr) = output(&mut cmd);
     (code, serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("{stdout}\n{stderr}")), stderr)
+}
+
+/// Writes lines into the function's log group, as the Lambda service does with its output.
+async fn function_log(logs: &aws_sdk_cloudwatchlogs::Client, p: &Project, lines: &[&str]) {
+    let group = format!("/aws/lambda/{}-prod-extract", p.name);
+    let _ = logs.create_log_group().log_group_name(&group).send().await;
+    let stream = format!("run-{}", fastrand::u32(..));
+    logs.create_log_stream().log_group_name(&group).log_stream_name(&stream).send().await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let events = lines.iter().map(|line| {
+        aws_sdk_cloudwatchlogs::types::InputLogEvent::builder().timestamp(now).message(*line).build().unwrap()
+    });
+    logs.put_log_events()
+        .log_group_name(&group)
+        .log_stream_name(&stream)
+        .set_log_events(Some(events.collect()))
+        .send()
+        .await
+        .unwrap();
 }
 
 fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -538,16 +570,36 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
         .await
         .unwrap();
 
-    let (_, report, stderr) = doctor(&p);
+    // Over plain HTTP the bucket refuses the checkpoint read: the TLS-only policy is in force.
+    let (code, report, _) = doctor_with(&p, cloud_env(p.path()));
+    assert_eq!(code, 1);
+    let c = check(&report, "checkpoint");
+    assert!(c["status"] == "fail" && c["detail"].as_str().unwrap().contains("403"), "{c}");
+
+    // One extraction over HTTPS (as the function runs), and its log line.
+    let mut cmd = flixops(p.path());
+    cmd.args(["extract"]).envs(over_tls(cloud_env(p.path()))).env("X_BEARER_TOKEN", "good-token");
+    let (code, _, stderr) = output(&mut cmd);
+    assert_eq!(code, 0, "{stderr}");
+    let aws = Clients::new(&sdk(), &[]);
+    function_log(&aws.logs, &p, &[" INFO extraction finished run_id=1 pages=1 tweets=1"]).await;
+
+    let (code, report, stderr) = doctor(&p);
     let not_ok: Vec<&Value> = report["checks"].as_array().unwrap().iter().filter(|c| c["status"] != "ok").collect();
-    let names: Vec<&str> = not_ok.iter().map(|c| c["name"].as_str().unwrap()).collect();
-    // The checkpoint is unreadable here for a good reason: the bucket denies requests without TLS,
-    // and moto is plain HTTP. No extraction ran, so staging (built at deploy) is empty too.
-    assert_eq!(names, ["checkpoint", "staging freshness"], "{not_ok:#?}\n{stderr}");
-    assert!(check(&report, "checkpoint")["detail"].as_str().unwrap().contains("403"), "{report}");
-    for name in
-        ["snowflake sign-in", "x token", "stage", "pipe", "copy history", "raw freshness", "snowflake_pipe.tweets"]
-    {
+    assert!(not_ok.is_empty(), "{not_ok:#?}\n{stderr}");
+    assert_eq!(code, 0);
+    for name in [
+        "snowflake sign-in",
+        "x token",
+        "stage",
+        "pipe",
+        "copy history",
+        "raw freshness",
+        "checkpoint",
+        "function errors",
+        "models freshness",
+        "snowflake_pipe.tweets",
+    ] {
         assert_eq!(check(&report, name)["status"], "ok", "{name}: {report}");
     }
 
@@ -598,4 +650,79 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
     let c = check(&report, "aws_s3_bucket_notification.snowpipe");
     assert_eq!(c["status"], "fail", "{c}");
     assert_eq!(c["fix"], "flixops deploy");
+
+    // A file Snowpipe could not load (recorded in the emulator's copy history), next to one it did.
+    let table = format!("{db}.RAW.TWEETS_RAW");
+    for (file, status, error) in [
+        ("flixops/tweets/dt=2024-03-01/a-0001.parquet", "Loaded", ""),
+        ("flixops/tweets/dt=2024-03-01/b-0001.parquet", "LOAD_FAILED", "Number of columns in file (3) does not match"),
+    ] {
+        client
+            .execute(&format!("CALL FAKESNOW_RECORD_LOAD('{table}', '{file}', '{status}', '{error}')"))
+            .await
+            .unwrap();
+    }
+    let (_, report, _) = doctor(&p);
+    let c = check(&report, "copy history");
+    assert_eq!(c["status"], "fail", "{c}");
+    assert_eq!(
+        c["detail"],
+        "1 file(s) not loaded in the last 24 h, e.g. flixops/tweets/dt=2024-03-01/b-0001.parquet: \
+         Number of columns in file (3) does not match"
+    );
+    assert!(c["fix"].as_str().unwrap().contains("REFRESH"), "{c}");
+
+    // A model whose refresh failed is named with Snowflake's message; a stale one is a warning.
+    let model = format!("{db}.MARTS.USERS_STATS");
+    client
+        .execute(&format!(
+            "CALL FAKESNOW_RECORD_REFRESH('{model}', 'FAILED', 'Numeric value abc is not recognized', 30)"
+        ))
+        .await
+        .unwrap();
+    let (_, report, _) = doctor(&p);
+    let c = check(&report, "models freshness");
+    assert_eq!(
+        (c["status"].as_str(), c["detail"].as_str()),
+        (
+            Some("fail"),
+            Some("1 model(s) failed to refresh, e.g. MARTS.USERS_STATS: Numeric value abc is not recognized")
+        ),
+        "{c}"
+    );
+    client.execute(&format!("CALL FAKESNOW_RECORD_REFRESH('{model}', 'SUCCEEDED', '', 300)")).await.unwrap();
+    let (_, report, _) = doctor(&p);
+    let c = check(&report, "models freshness");
+    assert_eq!(
+        (c["status"].as_str(), c["detail"].as_str()),
+        (Some("warn"), Some("6 models, oldest data 5 h old (MARTS.USERS_STATS)")),
+        "{c}"
+    );
+
+    // A failed run of the function: its error line is named, with where to read the rest.
+    function_log(&aws.logs, &p, &["ERROR extraction failed: X API 429 Too Many Requests", "REPORT Duration: 812 ms"])
+        .await;
+    let (code, report, _) = doctor(&p);
+    assert_eq!(code, 1);
+    let c = check(&report, "function errors");
+    assert_eq!(
+        (c["status"].as_str(), c["detail"].as_str()),
+        (
+            Some("fail"),
+            Some("1 error line(s) in the last 24 h, newest: ERROR extraction failed: X API 429 Too Many Requests")
+        ),
+        "{c}"
+    );
+    assert_eq!(c["fix"], format!("aws logs tail /aws/lambda/{}-prod-extract --since 24h", p.name));
+
+    // Snowflake unreachable: its sign-in fails with the command to test the connection, and the
+    // AWS side is still checked.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut env = over_tls(cloud_env(p.path()));
+    env.push(("SNOWFLAKE_CONNECTIONS_DEFAULT_PORT", closed.to_string()));
+    let (code, report, _) = doctor_with(&p, env);
+    assert_eq!(code, 1);
+    let c = check(&report, "snowflake sign-in");
+    assert_eq!((c["status"].as_str(), c["fix"].as_str()), (Some("fail"), Some("snow connection test")), "{c}");
+    assert_eq!(check(&report, "aws_lambda_function.extract")["status"], "ok", "{report}");
 }

@@ -65,6 +65,8 @@ pub struct Clients {
     pub secrets: aws_sdk_secretsmanager::Client,
     /// STS (who am I).
     pub sts: aws_sdk_sts::Client,
+    /// CloudWatch Logs (the function's errors, read by `doctor`).
+    pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 macro_rules! client_with {
@@ -87,6 +89,7 @@ impl Clients {
             scheduler: client_with!(aws_sdk_scheduler, sdk, interceptors),
             secrets: client_with!(aws_sdk_secretsmanager, sdk, interceptors),
             sts: client_with!(aws_sdk_sts, sdk, interceptors),
+            logs: client_with!(aws_sdk_cloudwatchlogs, sdk, interceptors),
         }
     }
 }
@@ -112,7 +115,7 @@ impl CallLog {
 /// True for an operation that can change state (`service:Operation`).
 pub fn is_write(call: &str) -> bool {
     let operation = call.rsplit(':').next().unwrap_or(call);
-    !["Get", "List", "Head", "Describe"].iter().any(|read| operation.starts_with(read))
+    !["Get", "List", "Head", "Describe", "Filter"].iter().any(|read| operation.starts_with(read))
 }
 
 impl Intercept for CallLog {

@@ -2,7 +2,7 @@
 //! role trust against the integration's IAM user and external ID, notification against the pipe's
 //! queue, function code, schedule, models against the ledger), then what only a running pipeline
 //! shows: the stage lists through the integration, the pipe runs and loads without errors, raw
-//! and staging data are fresh, the checkpoint is within the search window, the X token works.
+//! data is fresh, every model refreshed lately and without error, the checkpoint is within the search window, the X token works.
 
 use std::path::Path;
 use std::time::Duration;
@@ -33,6 +33,10 @@ pub async fn checks(
     let snow = crate::deploy::connect_snowflake(cloud);
     let (aws, snow) = tokio::join!(tokio::time::timeout(TIMEOUT, aws), tokio::time::timeout(TIMEOUT, snow));
     let mut checks = Vec::new();
+    let profile = cloud.aws_profile.as_deref().map(|p| format!(" --profile {p}")).unwrap_or_default();
+    let aws_fix = format!("aws sts get-caller-identity{profile} (then aws sso login{profile} or fix the credentials)");
+    let connection = cloud.snowflake_connection.as_deref().map(|c| format!(" -c {c}")).unwrap_or_default();
+    let snow_fix = format!("snow connection test{connection}");
     let session = match aws {
         Ok(Ok(s)) => {
             checks.push(Check::new(
@@ -43,16 +47,18 @@ pub async fn checks(
             ));
             Some(s)
         }
-        Ok(Err(e)) => fail(&mut checks, "aws identity", e.to_string(), None),
-        Err(_) => fail(&mut checks, "aws identity", "STS did not answer in 30 s".into(), None),
+        Ok(Err(e)) => fail(&mut checks, "aws identity", e.to_string(), Some(aws_fix.as_str())),
+        Err(_) => fail(&mut checks, "aws identity", "STS did not answer in 30 s".into(), Some(aws_fix.as_str())),
     };
     let client = match snow {
         Ok(Ok(c)) => {
             checks.push(Check::new("snowflake sign-in", Status::Ok, "signed in", None));
             Some(c)
         }
-        Ok(Err(e)) => fail(&mut checks, "snowflake sign-in", e.to_string(), None),
-        Err(_) => fail(&mut checks, "snowflake sign-in", "Snowflake did not answer in 30 s".into(), None),
+        Ok(Err(e)) => fail(&mut checks, "snowflake sign-in", e.to_string(), Some(snow_fix.as_str())),
+        Err(_) => {
+            fail(&mut checks, "snowflake sign-in", "Snowflake did not answer in 30 s".into(), Some(snow_fix.as_str()))
+        }
     };
     let Some(session) = session else { return checks };
     checks.extend(resource_checks(config, env, cloud, &session, client.as_ref(), artifact).await);
@@ -125,6 +131,7 @@ async fn runtime_checks(
     let mut futures: Vec<futures::future::BoxFuture<'_, Check>> = vec![
         Box::pin(timed("checkpoint", checkpoint(session, cloud, &env.prefix))),
         Box::pin(timed("x token", x_token(config, session, names.secret.clone()))),
+        Box::pin(timed("function errors", function_errors(session, names.function.clone()))),
     ];
     if let (Some(client), Ok(sf)) = (client, SnowNames::new(&config.project, &env.name, cloud)) {
         let sf = std::sync::Arc::new(sf);
@@ -133,8 +140,7 @@ async fn runtime_checks(
         futures.push(Box::pin(timed("copy history", copy_history(client.clone(), sf.clone()))));
         futures
             .push(Box::pin(timed("raw freshness", freshness(client.clone(), sf.table.to_string(), "raw freshness"))));
-        let staging = format!("{}.\"STAGING\".\"STG_TWEETS\"", sf.database);
-        futures.push(Box::pin(timed("staging freshness", freshness(client.clone(), staging, "staging freshness"))));
+        futures.push(Box::pin(timed("models freshness", models_freshness(client.clone(), sf.clone()))));
     }
     join_all(futures).await
 }
@@ -254,6 +260,45 @@ async fn freshness(client: Client, table: String, name: &'static str) -> Check {
     Check::new(name, status, format!("newest row loaded {hours} h ago"), fix)
 }
 
+/// Every dynamic table's last refresh: a failed one names its error; the oldest data timestamp is
+/// held to the freshness thresholds (Snowflake refreshes them itself, on their target lag).
+async fn models_freshness(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
+    let name = "models freshness";
+    let sql = format!(
+        "SELECT SCHEMA_NAME, NAME, LAST_COMPLETED_REFRESH_STATE AS STATE, LAST_COMPLETED_REFRESH_STATE_MESSAGE AS \
+         MESSAGE, DATEDIFF(MINUTE, LATEST_DATA_TIMESTAMP, CURRENT_TIMESTAMP()) AS AGE_MINUTES \
+         FROM TABLE({}.INFORMATION_SCHEMA.DYNAMIC_TABLES())",
+        n.database
+    );
+    let rows = match client.query(&sql).await {
+        Ok(rows) => rows,
+        Err(e) => return Check::new(name, Status::Warn, e.to_string(), None),
+    };
+    let text = crate::snowflake::text;
+    let model = |row: &crate::snowflake::client::Row| format!("{}.{}", text(row, "SCHEMA_NAME"), text(row, "NAME"));
+    let failed: Vec<_> = rows.iter().filter(|r| text(r, "STATE").ends_with("FAILED")).collect();
+    if let Some(first) = failed.first() {
+        let detail =
+            format!("{} model(s) failed to refresh, e.g. {}: {}", failed.len(), model(first), text(first, "MESSAGE"));
+        return Check::new(name, Status::Fail, detail, Some("fix the model's SQL in models/, then flixops deploy"));
+    }
+    let oldest = rows
+        .iter()
+        .filter_map(|r| text(r, "AGE_MINUTES").parse::<i64>().ok().map(|age| (age, r)))
+        .max_by_key(|(age, _)| *age);
+    let Some((minutes, row)) = oldest else {
+        return Check::new(name, Status::Warn, "no model has refreshed yet", Some("flixops deploy"));
+    };
+    let hours = minutes / 60;
+    let status = match hours {
+        h if h >= FRESH_FAIL_HOURS => Status::Fail,
+        h if h >= FRESH_WARN_HOURS => Status::Warn,
+        _ => Status::Ok,
+    };
+    let fix = (status != Status::Ok).then_some("check the warehouse and the models' refresh history in Snowsight");
+    Check::new(name, status, format!("{} models, oldest data {hours} h old ({})", rows.len(), model(row)), fix)
+}
+
 async fn checkpoint(session: &Session, cloud: &AwsSnowflakeTarget, prefix: &str) -> Check {
     let sink = crate::extract::sink::Sink::S3 { client: session.clients.s3.clone(), bucket: cloud.bucket.clone() };
     let key = crate::extract::checkpoint::key(prefix);
@@ -275,6 +320,56 @@ async fn checkpoint(session: &Session, cloud: &AwsSnowflakeTarget, prefix: &str)
         return Check::new("checkpoint", Status::Fail, detail, Some("check the schedule and the function's errors"));
     }
     Check::new("checkpoint", Status::Ok, format!("last run {} h ago", age.num_hours()), None)
+}
+
+/// Lines of a Lambda log that mean a failed run: our own `ERROR` lines, and what the Lambda
+/// service writes when the function times out or the process dies.
+const ERROR_PATTERN: &str = r#"?ERROR ?"Task timed out" ?"Runtime exited""#;
+
+/// Error lines read at most; the count says "at least" beyond it.
+const MAX_ERROR_LINES: usize = 1000;
+
+/// True for a log line `ERROR_PATTERN` is meant to select (checked here too: emulators treat
+/// an OR pattern as match-all).
+pub fn is_error_line(message: &str) -> bool {
+    message.contains("ERROR") || message.contains("Task timed out") || message.contains("Runtime exited")
+}
+
+/// The function's failed runs of the last 24 h, from its CloudWatch log group.
+async fn function_errors(session: &Session, function: String) -> Check {
+    let group = format!("/aws/lambda/{function}");
+    let since = chrono::Utc::now() - chrono::Duration::hours(24);
+    let mut pages = session
+        .clients
+        .logs
+        .filter_log_events()
+        .log_group_name(&group)
+        .start_time(since.timestamp_millis())
+        .filter_pattern(ERROR_PATTERN)
+        .into_paginator()
+        .send();
+    let mut errors = Vec::new();
+    // Enough to name the newest and count a bad day; a crash loop does not need every line.
+    while let Some(page) = pages.next().await
+        && errors.len() < MAX_ERROR_LINES
+    {
+        match page {
+            Ok(page) => errors
+                .extend(page.events.unwrap_or_default().into_iter().filter(|e| e.message().is_some_and(is_error_line))),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+                let fix = Some("wait for the schedule, or invoke the function once");
+                return Check::new("function errors", Status::Warn, format!("no log group {group}: it never ran"), fix);
+            }
+            Err(e) => return Check::new("function errors", Status::Warn, crate::aws::error_message(&e), None),
+        }
+    }
+    let Some(newest) = errors.iter().max_by_key(|e| e.timestamp().unwrap_or_default()) else {
+        return Check::new("function errors", Status::Ok, "no failed run in the last 24 h", None);
+    };
+    let message: String = newest.message().unwrap_or_default().trim().chars().take(300).collect();
+    let detail = format!("{} error line(s) in the last 24 h, newest: {message}", errors.len());
+    let fix = format!("aws logs tail {group} --since 24h");
+    Check::new("function errors", Status::Fail, detail, Some(&fix))
 }
 
 /// One search call with the token the function uses (the deployed secret): cheap, and it proves
@@ -307,6 +402,15 @@ async fn x_token(config: &Config, session: &Session, secret: String) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_lines_are_ours_and_the_lambda_services() {
+        assert!(is_error_line("ERROR extraction failed: X API 401 Unauthorized"));
+        assert!(is_error_line("2024-03-01T12:00:00Z abc Task timed out after 300.00 seconds"));
+        assert!(is_error_line("RequestId: abc Error: Runtime exited with error: exit status 1"));
+        assert!(!is_error_line(" INFO extraction finished run_id=1 pages=3 tweets=250"));
+        assert!(!is_error_line("REPORT RequestId: abc Duration: 812.04 ms"));
+    }
 
     #[test]
     fn the_pipe_verdict_reads_state_errors_backlog_and_forwarding() {

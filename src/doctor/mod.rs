@@ -11,7 +11,7 @@ use crate::config::{Config, EnvConfig, LocalTarget, Target};
 
 mod cloud;
 
-pub use cloud::pipe_verdict;
+pub use cloud::{is_error_line, pipe_verdict};
 
 /// How long one check may take before it counts as failed.
 const TIMEOUT: Duration = Duration::from_secs(30);

@@ -69,7 +69,20 @@ impl Settings {
         Ok(Self { extract, job, sdk, sink })
     }
 
+    /// One run; a failure is also logged as an `ERROR` line, which `doctor` looks for in the
+    /// function's log group (the runtime only reports it to the Lambda service).
     async fn invoke(&self, event: LambdaEvent<serde_json::Value>) -> Result<serde_json::Value, lambda_runtime::Error> {
+        let result = self.run_once(event).await;
+        if let Err(e) = &result {
+            tracing::error!("extraction failed: {e}");
+        }
+        result
+    }
+
+    async fn run_once(
+        &self,
+        event: LambdaEvent<serde_json::Value>,
+    ) -> Result<serde_json::Value, lambda_runtime::Error> {
         let token = self.extract.bearer_token.resolve(Some(&self.sdk)).await?;
         let mut source = Source::Api(XClient::new(&self.extract, token)?);
         let mut job = self.job.clone();

@@ -41,7 +41,12 @@ pub fn output(cmd: &mut Command) -> (i32, String, String) {
 /// moto's server, started once per test binary on 127.0.0.1 and stopped when the process exits.
 pub struct Moto {
     pub endpoint: String,
+    /// The same moto over HTTPS, with a certificate signed by `ca_file`.
+    pub tls_endpoint: String,
+    /// The CA to trust for `tls_endpoint` (give it to the binary as SSL_CERT_FILE).
+    pub ca_file: PathBuf,
     _child: ChildGuard,
+    _certs: tempfile::TempDir,
 }
 
 struct ChildGuard(Child);
@@ -71,10 +76,13 @@ pub fn test_python() -> PathBuf {
 /// Rust SDK rejects); `env` is extra environment for moto itself.
 pub fn start_moto(env: &[(&str, &str)]) -> Moto {
     let port = free_port();
+    let tls_port = std::iter::repeat_with(free_port).find(|p| *p != port).unwrap();
+    let certs = tempfile::tempdir().unwrap();
     let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/moto_server.py");
     let child = Command::new(test_python())
         .arg(launcher)
-        .arg(port.to_string())
+        .args([port.to_string(), tls_port.to_string()])
+        .arg(certs.path())
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -82,11 +90,19 @@ pub fn start_moto(env: &[(&str, &str)]) -> Moto {
         .expect("moto starts");
     let guard = ChildGuard(child);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto did not listen on 127.0.0.1:{port} within 60 s");
-        std::thread::sleep(Duration::from_millis(100));
+    for port in [tls_port, port] {
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not listen on 127.0.0.1:{port} within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
-    Moto { endpoint: format!("http://127.0.0.1:{port}"), _child: guard }
+    Moto {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        tls_endpoint: format!("https://127.0.0.1:{tls_port}"),
+        ca_file: certs.path().join("ca.pem"),
+        _child: guard,
+        _certs: certs,
+    }
 }
 
 /// moto, started once per test binary and stopped when the process exits.

@@ -7,7 +7,8 @@ fakesnow 0.12.1 runs Snowflake SQL on DuckDB. Three things stand between it and 
    before fakesnow encodes it and written as that JSON instead.
 2. It does not know the account-level objects flixops deploys: storage integrations, external
    stages with an integration, pipes, `SYSTEM$PIPE_STATUS`, `SYSTEM$VALIDATE_STORAGE_INTEGRATION`,
-   `LIST @stage`, `COPY_HISTORY` (always empty here: no pipe loads anything).
+   `LIST @stage`, `COPY_HISTORY` (of loads a test records: no pipe loads anything here), and
+   `DYNAMIC_TABLES()` (the dynamic tables created through here, plus refreshes a test records).
    Those statements are answered here from a small in-memory catalog that behaves like Snowflake's
    (IF NOT EXISTS, ALTER … SET, SHOW/DESC columns, "does not exist" error 002003), so a deploy can
    run end to end. Their exact SQL text is checked separately by golden files parsed with sqlglot.
@@ -117,7 +118,7 @@ def as_json_rowset(response):
 
 # ---- 2. the account objects fakesnow does not have -----------------------------------------------
 
-CATALOG = {"integration": {}, "stage": {}, "pipe": {}}
+CATALOG = {"integration": {}, "stage": {}, "pipe": {}, "loads": [], "dynamic": {}}
 NAME = r'((?:"[^"]+"\.)*"[^"]+")'
 
 
@@ -295,15 +296,64 @@ def pipe_statement(sql):
 
 
 def copy_history_statement(sql):
-    """COPY_HISTORY has no loads to report: nothing here is loaded by a pipe."""
+    """COPY_HISTORY answers the loads recorded for the table. Nothing here is loaded by a pipe, so
+    a test records one with the emulator-only statement
+    `CALL FAKESNOW_RECORD_LOAD('<table>', '<file>', '<status>', '<first error or empty>')`."""
+    if m := re.match(r"CALL\s+FAKESNOW_RECORD_LOAD\(\s*'([^']*)'\s*,\s*'([^']*)'\s*,\s*'([^']*)'\s*,\s*'([^']*)'\s*\)",
+                     sql, re.I):
+        CATALOG["loads"].append({"table": unquote_all(m[1]), "file": m[2], "status": m[3], "error": m[4] or None})
+        return status("Load recorded.")
     if re.match(r"SELECT\s.*\bFROM\s+TABLE\(.*INFORMATION_SCHEMA\.COPY_HISTORY\(", sql, re.S | re.I):
-        return rows(["FILE_NAME", "STATUS", "FIRST_ERROR_MESSAGE"], [])
+        table = re.search(r"TABLE_NAME\s*=>\s*'((?:[^']|'')*)'", sql, re.I)
+        table = unquote_all(table[1].replace("''", "'")) if table else None
+        failed_only = re.search(r"WHERE\s+STATUS\s*<>\s*'Loaded'", sql, re.I) is not None
+        out = [[load["file"], load["status"], load["error"]] for load in CATALOG["loads"]
+               if load["table"] == table and not (failed_only and load["status"] == "Loaded")]
+        return rows(["FILE_NAME", "STATUS", "FIRST_ERROR_MESSAGE"], out)
     return None
+
+
+def dynamic_tables_statement(sql):
+    """DYNAMIC_TABLES() answers each dynamic table created through here, refreshed at creation; a
+    test records another refresh with the emulator-only statement
+    `CALL FAKESNOW_RECORD_REFRESH('<table>', '<state>', '<message or empty>', <minutes ago>)`."""
+    if m := re.match(r"CALL\s+FAKESNOW_RECORD_REFRESH\(\s*'([^']*)'\s*,\s*'([^']*)'\s*,\s*'([^']*)'\s*,\s*(\d+)\s*\)",
+                     sql, re.I):
+        at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=int(m[4]))
+        CATALOG["dynamic"][unquote_all(m[1])] = {"at": at, "state": m[2], "message": m[3] or None}
+        return status("Refresh recorded.")
+    if m := re.match(r"SELECT\s.*\bFROM\s+TABLE\(\s*" + NAME + r"\.INFORMATION_SCHEMA\.DYNAMIC_TABLES\(\s*\)\s*\)\s*$",
+                     sql, re.S | re.I):
+        database, now, out = unquote(m[1]), dt.datetime.now(dt.timezone.utc), []
+        for name, refresh in sorted(CATALOG["dynamic"].items()):
+            db, schema, table = name.split(".")
+            if db == database:
+                age = int((now - refresh["at"]).total_seconds() // 60)
+                out.append([schema, table, refresh["state"], refresh["message"], str(age)])
+        return rows(["SCHEMA_NAME", "NAME", "STATE", "MESSAGE", "AGE_MINUTES"], out)
+    return None
+
+
+def note_dynamic_table(sql, response):
+    """Remembers a dynamic table fakesnow created (or forgets a dropped one) for DYNAMIC_TABLES()."""
+    if not json.loads(response.body).get("success"):
+        return
+    if m := re.match(r"\s*CREATE\s+(?:OR\s+REPLACE\s+)?DYNAMIC\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?" + NAME, sql, re.I):
+        now = dt.datetime.now(dt.timezone.utc)
+        CATALOG["dynamic"][unquote_all(m[1])] = {"at": now, "state": "SUCCEEDED", "message": None}
+    elif m := re.match(r"\s*DROP\s+DYNAMIC\s+TABLE\s+(?:IF\s+EXISTS\s+)?" + NAME, sql, re.I):
+        CATALOG["dynamic"].pop(unquote_all(m[1]), None)
+
+
+def unquote_all(name):
+    """`"DB"."RAW"."T"` and `DB.RAW.T` name the same table."""
+    return ".".join(part.strip('"') for part in re.findall(r'"[^"]+"|[^.]+', name))
 
 
 def emulate(sql):
     sql = sql.strip().rstrip(";").strip()
-    for handler in (integration_statement, stage_statement, pipe_statement, copy_history_statement):
+    for handler in (integration_statement, stage_statement, pipe_statement, copy_history_statement,
+                    dynamic_tables_statement):
         if (answer := handler(sql)) is not None:
             return answer
     return None
@@ -411,7 +461,9 @@ async def query_request(request: Request):
             except fs.ServerError as e:
                 return JSONResponse({"data": None, "code": e.code, "message": e.message, "success": False}, e.status_code)
             return emulated_response(answer)
-        return as_json_rowset(await fs.query_request(request))
+        response = as_json_rowset(await fs.query_request(request))
+        note_dynamic_table(sql, response)
+        return response
 
 
 async def login_request(request: Request):

@@ -1,19 +1,40 @@
-"""moto's server on 127.0.0.1, with the two S3 answers the Rust SDK rejects put right.
+"""moto's server on 127.0.0.1, with the two S3 answers the Rust SDK rejects put right, and
+bucket policies that see the transport.
 
 moto 5.2.5 answers GetBucketVersioning and GetBucketNotificationConfiguration with the root elements
 `GetBucketVersioningResponse` / `GetBucketNotificationResponse`; S3 (and the SDK's deserializer) use
 `VersioningConfiguration` / `NotificationConfiguration`. This wraps moto's WSGI app and renames the
 root of exactly those two answers; everything else passes through untouched.
 
-Usage: python moto_server.py PORT   (binds 127.0.0.1 only)
+moto evaluates a bucket policy's Deny without its condition: `aws:SecureTransport` is never set,
+the `Bool` operator is ignored, and a statement whose condition does not hold counts as a denial.
+So a TLS-only policy denies every object request. Here each request's scheme is passed as
+`aws:SecureTransport`, `Bool` is compared, and a Deny applies only when its condition holds, as
+in S3: plain HTTP is denied, HTTPS is not. Allow statements keep moto's own evaluation.
+
+With TLS_PORT and CERT_DIR, the same moto (one state) is also served over HTTPS on TLS_PORT, with
+a throwaway CA written to CERT_DIR/ca.pem (clients trust it through SSL_CERT_FILE) and a
+certificate for 127.0.0.1 signed by it.
+
+Usage: python moto_server.py PORT [TLS_PORT CERT_DIR]   (binds 127.0.0.1 only)
 """
 
+import datetime as dt
+import ipaddress
+import os
 import re
 import sys
+import threading
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from moto.iam import access_control, policy_conditions
 
 from moto.server import DomainDispatcherApplication, create_backend_app
 from moto.moto_server.werkzeug_app import MotoRequestHandler
-from werkzeug.serving import run_simple
+from werkzeug.serving import make_server
 
 ROOTS = {
     "versioning": (b"GetBucketVersioningResponse", b"VersioningConfiguration"),
@@ -47,10 +68,87 @@ def fix_roots(app):
     return wrapped
 
 
+TRANSPORT = threading.local()
+
+
+def bool_equals(expected, actual):
+    expected = expected if isinstance(expected, list) else [expected]
+    return str(actual).lower() in [str(e).lower() for e in expected]
+
+
+def with_transport(is_action_permitted):
+    def patched(self, action, resource="*", principal=None, incoming_condition_values=None):
+        secure = "true" if getattr(TRANSPORT, "secure", False) else "false"
+        values = {"aws:SecureTransport": secure, **(incoming_condition_values or {})}
+        return is_action_permitted(self, action, resource, principal, values)
+
+    return patched
+
+
+def deny_only_when_its_condition_holds(is_action_permitted):
+    def patched(self, action, resource="*", principal=None, incoming_condition_values=None):
+        statement = self._statement
+        if statement.get("Effect") == "Deny" and statement.get("Condition"):
+            if not self._check_conditions(incoming_condition_values):
+                return access_control.PermissionResult.NEUTRAL
+        return is_action_permitted(self, action, resource, principal, incoming_condition_values)
+
+    return patched
+
+
+def note_transport(app):
+    def wrapped(environ, start_response):
+        TRANSPORT.secure = environ.get("wsgi.url_scheme") == "https"
+        return app(environ, start_response)
+
+    return wrapped
+
+
+def name(common_name):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def write_certificates(cert_dir):
+    """A CA and a server certificate for 127.0.0.1 it signs; returns (cert, key) paths."""
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("flixops test CA")).issuer_name(name("flixops test CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=2))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder().subject_name(name("127.0.0.1")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    paths = {name: os.path.join(cert_dir, name) for name in ("ca.pem", "cert.pem", "key.pem")}
+    for path, data in ((paths["ca.pem"], ca.public_bytes(pem)), (paths["cert.pem"], leaf.public_bytes(pem)),
+                       (paths["key.pem"], key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                            serialization.NoEncryption()))):
+        with open(path + ".tmp", "wb") as f:
+            f.write(data)
+        os.replace(path + ".tmp", path)
+    return paths["cert.pem"], paths["key.pem"]
+
+
 def main():
     port = int(sys.argv[1])
-    app = DomainDispatcherApplication(create_backend_app)
-    run_simple("127.0.0.1", port, fix_roots(app), threaded=True, request_handler=MotoRequestHandler)
+    policy_conditions.CONDITION_OPERATIONS["Bool"] = bool_equals
+    access_control.IAMPolicy.is_action_permitted = with_transport(access_control.IAMPolicy.is_action_permitted)
+    statement = access_control.IAMPolicyStatement
+    statement.is_action_permitted = deny_only_when_its_condition_holds(statement.is_action_permitted)
+    app = note_transport(fix_roots(DomainDispatcherApplication(create_backend_app)))
+    if len(sys.argv) > 3:
+        tls = write_certificates(sys.argv[3])
+        server = make_server("127.0.0.1", int(sys.argv[2]), app, threaded=True,
+                             request_handler=MotoRequestHandler, ssl_context=tls)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler).serve_forever()
 
 
 if __name__ == "__main__":
