@@ -628,6 +628,24 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
     assert!(!report.to_string().contains("revoked-token"), "the token never prints");
     set_token(&p, "good-token");
 
+    // The role Snowflake assumes no longer trusts the integration's external ID.
+    let role = format!("{}-prod-snowflake", p.name);
+    let trust =
+        aws.iam.get_role().role_name(&role).send().await.unwrap().role.unwrap().assume_role_policy_document.unwrap();
+    let trust = percent_encoding::percent_decode_str(&trust).decode_utf8().unwrap().into_owned();
+    let external_id = format!("flixops-123456789012-{}-prod", p.name);
+    assert!(trust.contains(&external_id), "{trust}");
+    let changed = trust.replace(&external_id, "someone-else");
+    aws.iam.update_assume_role_policy().role_name(&role).policy_document(changed).send().await.unwrap();
+    let (_, report, _) = doctor(&p);
+    let c = check(&report, "aws_iam_role.snowflake");
+    assert_eq!(
+        (c["status"].as_str(), c["detail"].as_str(), c["fix"].as_str()),
+        (Some("fail"), Some("drifted: trust_policy"), Some("flixops deploy")),
+        "{c}"
+    );
+    aws.iam.update_assume_role_policy().role_name(&role).policy_document(trust).send().await.unwrap();
+
     client.execute(&format!("DROP STORAGE INTEGRATION \"{}_PROD_LAKE\"", p.name.to_uppercase())).await.unwrap();
     let (_, report, _) = doctor(&p);
     let c = check(&report, "snowflake_storage_integration.lake");
@@ -636,10 +654,9 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
         (Some("fail"), Some("missing"), Some("flixops deploy"))
     );
 
-    let c3 = Clients::new(&sdk(), &[]);
     let bucket = format!("{}-prod-tweets", p.name);
     let empty = aws_sdk_s3::types::NotificationConfiguration::builder().build();
-    c3.s3
+    aws.s3
         .put_bucket_notification_configuration()
         .bucket(&bucket)
         .notification_configuration(empty)
