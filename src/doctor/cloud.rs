@@ -326,8 +326,8 @@ async fn checkpoint(session: &Session, cloud: &AwsSnowflakeTarget, prefix: &str)
 /// service writes when the function times out or the process dies.
 const ERROR_PATTERN: &str = r#"?ERROR ?"Task timed out" ?"Runtime exited""#;
 
-/// Error lines read at most; the count says "at least" beyond it.
-const MAX_ERROR_LINES: usize = 1000;
+/// Log pages read at most (each up to 10,000 events or 1 MB); beyond, the count says "or more".
+const MAX_LOG_PAGES: usize = 10;
 
 /// True for a log line `ERROR_PATTERN` is meant to select (checked here too: emulators treat
 /// an OR pattern as match-all).
@@ -348,26 +348,35 @@ async fn function_errors(session: &Session, function: String) -> Check {
         .filter_pattern(ERROR_PATTERN)
         .into_paginator()
         .send();
-    let mut errors = Vec::new();
-    // Enough to name the newest and count a bad day; a crash loop does not need every line.
-    while let Some(page) = pages.next().await
-        && errors.len() < MAX_ERROR_LINES
-    {
-        match page {
-            Ok(page) => errors
-                .extend(page.events.unwrap_or_default().into_iter().filter(|e| e.message().is_some_and(is_error_line))),
+    let (mut count, mut newest) = (0usize, None::<aws_sdk_cloudwatchlogs::types::FilteredLogEvent>);
+    let mut read = 0;
+    // Enough pages to count a bad day; a crash loop does not need every line counted.
+    while let Some(page) = pages.next().await {
+        let events = match page {
+            Ok(page) => page.events.unwrap_or_default(),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
                 let fix = Some("wait for the schedule, or invoke the function once");
                 return Check::new("function errors", Status::Warn, format!("no log group {group}: it never ran"), fix);
             }
             Err(e) => return Check::new("function errors", Status::Warn, crate::aws::error_message(&e), None),
+        };
+        for event in events.into_iter().filter(|e| e.message().is_some_and(is_error_line)) {
+            count += 1;
+            if newest.as_ref().is_none_or(|n| n.timestamp() <= event.timestamp()) {
+                newest = Some(event);
+            }
+        }
+        read += 1;
+        if read == MAX_LOG_PAGES {
+            break;
         }
     }
-    let Some(newest) = errors.iter().max_by_key(|e| e.timestamp().unwrap_or_default()) else {
+    let Some(newest) = newest else {
         return Check::new("function errors", Status::Ok, "no failed run in the last 24 h", None);
     };
     let message: String = newest.message().unwrap_or_default().trim().chars().take(300).collect();
-    let detail = format!("{} error line(s) in the last 24 h, newest: {message}", errors.len());
+    let more = if read == MAX_LOG_PAGES { " (or more)" } else { "" };
+    let detail = format!("{count}{more} error line(s) in the last 24 h, newest: {message}");
     let fix = format!("aws logs tail {group} --since 24h");
     Check::new("function errors", Status::Fail, detail, Some(&fix))
 }
