@@ -538,6 +538,12 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name}: {report}"))
 }
 
+/// A check's status and detail.
+fn verdict<'a>(report: &'a Value, name: &str) -> (&'a str, &'a str) {
+    let c = check(report, name);
+    (c["status"].as_str().unwrap_or_default(), c["detail"].as_str().unwrap_or_default())
+}
+
 fn set_token(p: &Project, token: &str) {
     use std::io::Write;
     let mut cmd = flixops(p.path());
@@ -698,39 +704,27 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
         .await
         .unwrap();
     let (_, report, _) = doctor(&p);
-    let c = check(&report, "models freshness");
     assert_eq!(
-        (c["status"].as_str(), c["detail"].as_str()),
-        (
-            Some("fail"),
-            Some("1 model(s) failed to refresh, e.g. MARTS.USERS_STATS: Numeric value abc is not recognized")
-        ),
-        "{c}"
+        verdict(&report, "models freshness"),
+        ("fail", "1 model(s) failed to refresh, e.g. MARTS.USERS_STATS: Numeric value abc is not recognized")
     );
     client.execute(&format!("CALL FAKESNOW_RECORD_REFRESH('{model}', 'SUCCEEDED', '', 300)")).await.unwrap();
     let (_, report, _) = doctor(&p);
-    let c = check(&report, "models freshness");
-    assert_eq!(
-        (c["status"].as_str(), c["detail"].as_str()),
-        (Some("warn"), Some("6 models, oldest data 5 h old (MARTS.USERS_STATS)")),
-        "{c}"
-    );
+    assert_eq!(verdict(&report, "models freshness"), ("warn", "6 models, oldest data 5 h old (MARTS.USERS_STATS)"));
 
     // A failed run of the function: its error line is named, with where to read the rest.
     function_log(&aws.logs, &p, &["ERROR extraction failed: X API 429 Too Many Requests", "REPORT Duration: 812 ms"])
         .await;
     let (code, report, _) = doctor(&p);
     assert_eq!(code, 1);
-    let c = check(&report, "function errors");
     assert_eq!(
-        (c["status"].as_str(), c["detail"].as_str()),
-        (
-            Some("fail"),
-            Some("1 error line(s) in the last 24 h, newest: ERROR extraction failed: X API 429 Too Many Requests")
-        ),
-        "{c}"
+        verdict(&report, "function errors"),
+        ("fail", "1 error line(s) in the last 24 h, newest: ERROR extraction failed: X API 429 Too Many Requests")
     );
-    assert_eq!(c["fix"], format!("aws logs tail /aws/lambda/{}-prod-extract --since 24h", p.name));
+    assert_eq!(
+        check(&report, "function errors")["fix"],
+        format!("aws logs tail /aws/lambda/{}-prod-extract --since 24h", p.name)
+    );
 
     // Snowflake unreachable: its sign-in fails with the command to test the connection, and the
     // AWS side is still checked.

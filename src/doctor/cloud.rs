@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 
-use super::{Check, FRESH_FAIL_HOURS, FRESH_WARN_HOURS, SEARCH_WINDOW_DAYS, Status, TIMEOUT};
+use super::{Check, SEARCH_WINDOW_DAYS, Status, TIMEOUT, age_status};
 use crate::aws::Session;
 use crate::aws::lambda::Artifact;
 use crate::aws::stack::{Names, Upstream};
@@ -251,11 +251,7 @@ async fn freshness(client: Client, table: String, name: &'static str) -> Check {
         return Check::new(name, Status::Warn, format!("{table} is empty"), Some("wait for the first extraction"));
     };
     let hours = minutes / 60;
-    let status = match hours {
-        h if h >= FRESH_FAIL_HOURS => Status::Fail,
-        h if h >= FRESH_WARN_HOURS => Status::Warn,
-        _ => Status::Ok,
-    };
+    let status = age_status(hours);
     let fix = (status != Status::Ok).then_some("check the schedule, the function and the pipe above");
     Check::new(name, status, format!("newest row loaded {hours} h ago"), fix)
 }
@@ -290,11 +286,7 @@ async fn models_freshness(client: Client, n: std::sync::Arc<SnowNames>) -> Check
         return Check::new(name, Status::Warn, "no model has refreshed yet", Some("flixops deploy"));
     };
     let hours = minutes / 60;
-    let status = match hours {
-        h if h >= FRESH_FAIL_HOURS => Status::Fail,
-        h if h >= FRESH_WARN_HOURS => Status::Warn,
-        _ => Status::Ok,
-    };
+    let status = age_status(hours);
     let fix = (status != Status::Ok).then_some("check the warehouse and the models' refresh history in Snowsight");
     Check::new(name, status, format!("{} models, oldest data {hours} h old ({})", rows.len(), model(row)), fix)
 }

@@ -167,6 +167,15 @@ fn checkpoint_check(lake: &Path, prefix: &str) -> Check {
     Check::new("checkpoint", Status::Ok, format!("last run {} h ago", age.num_hours()), None)
 }
 
+/// Data this many hours old: a warning from 4 h, a failure from 24 h.
+fn age_status(hours: i64) -> Status {
+    match hours {
+        h if h >= FRESH_FAIL_HOURS => Status::Fail,
+        h if h >= FRESH_WARN_HOURS => Status::Warn,
+        _ => Status::Ok,
+    }
+}
+
 fn freshness_check(conn: &duckdb::Connection) -> Check {
     // TIMESTAMPTZ → TIMESTAMP is UTC without ICU (not bundled), then epoch seconds.
     let sql = "SELECT CAST(epoch(CAST(max(loaded_at) AS TIMESTAMP)) AS BIGINT) FROM raw.tweets_raw";
@@ -176,11 +185,7 @@ fn freshness_check(conn: &duckdb::Connection) -> Check {
         Err(e) => return Check::new("raw freshness", Status::Fail, e.to_string(), None),
     };
     let hours = (chrono::Utc::now().timestamp() - newest) / 3600;
-    let status = match hours {
-        h if h >= FRESH_FAIL_HOURS => Status::Fail,
-        h if h >= FRESH_WARN_HOURS => Status::Warn,
-        _ => Status::Ok,
-    };
+    let status = age_status(hours);
     let fix = (status != Status::Ok).then_some("flixops run (or schedule it)");
     Check::new("raw freshness", status, format!("newest load {hours} h ago"), fix)
 }
