@@ -76,7 +76,9 @@ impl Replay {
             if self.line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let body = std::mem::take(&mut self.line);
+            // The next page is about as long: reserve for it rather than grow by doubling.
+            let next = Vec::with_capacity(self.line.len() + self.line.len() / 4);
+            let body = std::mem::replace(&mut self.line, next);
             return Ok(Some(RecordedPage { body, origin: format!("{path}:{line_no}") }));
         }
     }
