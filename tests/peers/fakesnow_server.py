@@ -43,6 +43,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+import lifeline
+
 LOCK = asyncio.Lock()
 IAM_USER_ARN = "arn:aws:iam::999999999999:user/fake-sf-user"
 QUEUE_ARN = "arn:aws:sqs:us-east-1:999999999999:sf-snowpipe-FAKE-queue"
@@ -476,6 +478,7 @@ async def login_request(request: Request):
 
 def main():
     port = int(sys.argv[1])
+    lifeline.hold()
     routes = [Route("/session/v1/login-request", login_request, methods=["POST"]),
               Route("/queries/v1/query-request", query_request, methods=["POST"])]
     routes += [r for r in fs.routes if r.path not in ("/session/v1/login-request", "/queries/v1/query-request")]

@@ -36,6 +36,8 @@ from moto.server import DomainDispatcherApplication, create_backend_app
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import make_server
 
+import lifeline
+
 ROOTS = {
     "versioning": (b"GetBucketVersioningResponse", b"VersioningConfiguration"),
     "notification": (b"GetBucketNotificationResponse", b"NotificationConfiguration"),
@@ -138,6 +140,7 @@ def write_certificates(cert_dir):
 
 def main():
     port = int(sys.argv[1])
+    lifeline.hold()
     policy_conditions.CONDITION_OPERATIONS["Bool"] = bool_equals
     access_control.IAMPolicy.is_action_permitted = with_transport(access_control.IAMPolicy.is_action_permitted)
     statement = access_control.IAMPolicyStatement
