@@ -2,7 +2,8 @@
 //! role trust against the integration's IAM user and external ID, notification against the pipe's
 //! queue, function code, schedule, models against the ledger), then what only a running pipeline
 //! shows: the stage lists through the integration, the pipe runs and loads without errors, raw
-//! data is fresh, every model refreshed lately and without error, the checkpoint is within the search window, the X token works.
+//! data is fresh, every model refreshed lately and without error, the checkpoint is within the
+//! search window, the function logged no error, the X token works.
 
 use std::path::Path;
 use std::time::Duration;
@@ -283,7 +284,8 @@ async fn models_freshness(client: Client, n: std::sync::Arc<SnowNames>) -> Check
         .filter_map(|r| text(r, "AGE_MINUTES").parse::<i64>().ok().map(|age| (age, r)))
         .max_by_key(|(age, _)| *age);
     let Some((minutes, row)) = oldest else {
-        return Check::new(name, Status::Warn, "no model has refreshed yet", Some("flixops deploy"));
+        let fix = "flixops deploy creates them; if they exist, grant the role MONITOR on them";
+        return Check::new(name, Status::Warn, "no model has refreshed yet", Some(fix));
     };
     let hours = minutes / 60;
     let status = age_status(hours);
