@@ -517,7 +517,7 @@ fn secrets_set_stores_stdin_without_echoing_it() {
 async fn destroy_keeps_the_data_bucket_unless_purge_data_and_a_redeploy_restores_everything() {
     let p = Project::new();
     let c = clients();
-    // Data first: moto ignores aws:SecureTransport, so after deploy its TLS-only policy denies object calls.
+    // Data first: after deploy the TLS-only policy denies object calls over moto's plain HTTP.
     c.s3.create_bucket().bucket(p.bucket()).send().await.unwrap();
     let on = aws_sdk_s3::types::VersioningConfiguration::builder()
         .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)

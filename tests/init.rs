@@ -552,6 +552,73 @@ mod pty {
     }
 }
 
+/// The scripted cloud answers, with a new Snowflake connection (no sign-in) and this bucket.
+fn cloud_args(key: &str, profile: &str, bucket: &str) -> Vec<String> {
+    [
+        "--no-interactive",
+        "--target=aws-snowflake",
+        profile,
+        bucket,
+        "--snowflake-connection=flixops",
+        "--snowflake-account=acme-prod",
+        "--snowflake-user=FLIXOPS",
+        "--snowflake-private-key-file",
+        key,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bucket_is_checked_live_and_one_these_credentials_cannot_use_is_refused() {
+    // A bucket already in this account is adopted.
+    let (_, mine) = common::moto_bucket("init-adopt").await;
+    let sandbox = Sandbox::new();
+    sandbox.aws_profiles(&common::moto().endpoint, "us-east-1");
+    let key = sandbox.key_file();
+    let args = cloud_args(&key, "--aws-profile=ci", &format!("--bucket={mine}"));
+    let (code, _, stderr) = sandbox.init(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(cloud(&sandbox.config(), "prod").bucket, mine);
+
+    // Credentials that may not look at the bucket (here: a user with no S3 permission, on a moto
+    // that checks keys): the name is refused before anything is written.
+    let strict = common::start_moto(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]);
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&strict.endpoint)
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+            aws_credential_types::Credentials::new("testing", "testing", None, None, "test"),
+        ))
+        .build();
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    iam.create_user().user_name("limited").send().await.unwrap();
+    let who =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:GetCallerIdentity","Resource":"*"}]}"#;
+    iam.put_user_policy().user_name("limited").policy_name("who").policy_document(who).send().await.unwrap();
+    let created = iam.create_access_key().user_name("limited").send().await.unwrap().access_key.unwrap();
+    let other = Sandbox::new();
+    other.write(
+        "home/.aws/config",
+        &format!("[profile limited]\nregion = us-east-1\nendpoint_url = {}\n", strict.endpoint),
+    );
+    other.write(
+        "home/.aws/credentials",
+        &format!(
+            "[limited]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            created.access_key_id, created.secret_access_key
+        ),
+    );
+    let key = other.key_file();
+    let args = cloud_args(&key, "--aws-profile=limited", "--bucket=someone-elses-tweets");
+    let (code, _, stderr) = other.init(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--bucket: bucket someone-elses-tweets exists but not for these credentials"), "{stderr}");
+    assert!(!other.project().join("flixops.toml").exists());
+}
+
 #[test]
 fn an_existing_snowflake_connection_is_signed_in_with_and_a_dead_one_refused() {
     let sandbox = Sandbox::new();

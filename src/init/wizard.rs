@@ -155,11 +155,12 @@ async fn cloud(
     ask: &mut dyn Ask,
 ) -> Result<(Cloud, Option<NewConnection>), InitError> {
     let preset = &options.preset;
-    let (aws_profile, region) = aws_identity(options, existing, &answers.env, var, ask, &mut answers.warnings).await?;
+    let (aws_profile, region, session) =
+        aws_identity(options, existing, &answers.env, var, ask, &mut answers.warnings).await?;
     let bucket_default =
         existing.map(|c| c.bucket.clone()).unwrap_or_else(|| format!("{}-{}-tweets", answers.project, answers.env));
-    let q = Question { prompt: "S3 bucket for the raw tweets (deploy creates it)", flag: "--bucket" };
-    let bucket = answer(ask, preset.bucket.as_deref(), q, Some(&bucket_default), &check_bucket)?;
+    let bucket =
+        bucket(ask, preset.bucket.as_deref(), &bucket_default, session.as_ref(), &mut answers.warnings).await?;
     let (snowflake_connection, new_connection, resolved) =
         snowflake(options, existing, &answers.project, var, ask, &mut answers.warnings).await?;
     let from = |pick: fn(&Connection) -> Option<&String>| resolved.as_ref().and_then(pick).cloned();
@@ -193,7 +194,7 @@ async fn aws_identity(
     var: Vars<'_>,
     ask: &mut dyn Ask,
     warnings: &mut Vec<String>,
-) -> Result<(Option<String>, String), InitError> {
+) -> Result<(Option<String>, String, Option<crate::aws::Session>), InitError> {
     let profiles = crate::aws::profiles::list().await.unwrap_or_else(|e| {
         warnings.push(format!("the AWS profiles could not be read: {e}"));
         Vec::new()
@@ -213,22 +214,66 @@ async fn aws_identity(
         let q = Question { prompt: "AWS region", flag: "--region" };
         let region = answer(ask, preset_region.take().as_deref(), q, region_default.as_deref(), &check_region)?;
         if !options.validate {
-            return Ok((profile, region));
+            return Ok((profile, region, None));
         }
         ask.say("checking the AWS credentials (STS GetCallerIdentity)…");
         match crate::aws::Session::connect(env, profile.as_deref(), Some(region.as_str()), &[]).await {
             Ok(session) => {
                 ask.say(&format!("✓ AWS account {} in {}", session.account_id, session.region));
-                return Ok((profile, region));
+                return Ok((profile, region, Some(session)));
             }
             Err(e) if !ask.interactive() => return Err(InitError::Aws(e)),
             Err(e) => {
                 if !pick_again(ask, &e.to_string())? {
                     warnings.push(format!("the AWS credentials were not accepted: {e}"));
-                    return Ok((profile, region));
+                    return Ok((profile, region, None));
                 }
             }
         }
+    }
+}
+
+/// The bucket's name, checked live when the AWS identity was: S3 names are global, so a name
+/// another account holds would only fail at the first deploy.
+async fn bucket(
+    ask: &mut dyn Ask,
+    mut preset: Option<&str>,
+    default: &str,
+    session: Option<&crate::aws::Session>,
+    warnings: &mut Vec<String>,
+) -> Result<String, InitError> {
+    loop {
+        let q = Question { prompt: "S3 bucket for the raw tweets (deploy creates it)", flag: "--bucket" };
+        let bucket = answer(ask, preset.take(), q, Some(default), &check_bucket)?;
+        let Some(session) = session else { return Ok(bucket) };
+        let found = session.clients.s3.head_bucket().bucket(&bucket).send().await;
+        let status = match &found {
+            Ok(_) => 200,
+            Err(e) => e.raw_response().map_or(0, |r| r.status().as_u16()),
+        };
+        let problem = match status {
+            404 => {
+                ask.say(&format!("✓ bucket {bucket} is free: deploy creates it"));
+                return Ok(bucket);
+            }
+            200 => {
+                ask.say(&format!("✓ bucket {bucket} is in this account: deploy adopts it and sets its protections"));
+                return Ok(bucket);
+            }
+            301 | 403 => format!(
+                "bucket {bucket} exists but not for these credentials (another account holds it, or another \
+                 region): S3 names are global, pick another"
+            ),
+            _ => {
+                let why = found.err().map(|e| crate::aws::error_message(&e)).unwrap_or_default();
+                warnings.push(format!("bucket {bucket} could not be checked: {why}"));
+                return Ok(bucket);
+            }
+        };
+        if !ask.interactive() {
+            return Err(InitError::Invalid { flag: "--bucket", message: problem });
+        }
+        ask.say(&format!("✗ {problem}"));
     }
 }
 
