@@ -56,6 +56,15 @@ pub enum Command {
     /// Create or update every resource of the environment (idempotent, safe in CI)
     Deploy(DeployArgs),
     /// Check the pipeline end to end; every failure comes with its fix
+    ///
+    /// Read-only; the checks run concurrently, each with a 30 s timeout. local: the lake, the
+    /// checkpoint, the warehouse, raw freshness, pending loads, models against the ledger.
+    /// aws-snowflake: AWS identity and Snowflake sign-in; every resource as `plan` reads it (missing
+    /// or drifted → `flixops deploy`); LIST of the stage; the pipe's status and its copy history
+    /// (24 h); raw and models freshness (warn from 4 h, fail from 24 h); the checkpoint against
+    /// the 7-day search window; the function's error lines (24 h); the X token (one search call).
+    ///
+    /// Exit 0 when nothing failed (warnings included, unless --strict), 1 on a failure.
     Doctor(DoctorArgs),
     /// Run one extraction: X API recent search (or a recording) → one parquet file per page
     Extract(ExtractArgs),
@@ -88,7 +97,7 @@ pub struct InitArgs {
     /// changed CI workflow
     #[arg(long)]
     pub force: bool,
-    /// Skip the live checks (AWS credentials with STS, the Snowflake connection)
+    /// Skip the live checks (AWS credentials with STS, the bucket's name, the Snowflake connection)
     #[arg(long)]
     pub no_validate: bool,
     /// Project directory: flixops.toml, models/, .gitignore and .github/ go here [default: the current directory]
