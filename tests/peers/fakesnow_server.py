@@ -242,7 +242,7 @@ def stage_statement(sql):
             out.append(["0", short, db, schema, s.get("URL", ""), "N", "N", "SYSADMIN", "", "us-east-1",
                         "EXTERNAL", "AWS", None, s.get("STORAGE_INTEGRATION"), None, "ROLE", "N"])
         return rows(columns, out)
-    if m := re.match(r"(?:LIST|LS)\s+@" + NAME, sql, re.I):
+    if m := re.match(r"(?:LIST|LS)\s+'?@" + NAME, sql, re.I):
         if unquote(m[1]) not in CATALOG["stage"]:
             return error(f"SQL compilation error:\nStage '{unquote(m[1])}' does not exist or not authorized.")
         return rows(["name", "size", "md5", "last_modified"], [])
