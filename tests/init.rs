@@ -386,6 +386,7 @@ fn the_wizard_repicks_a_failing_profile_and_creates_a_snowflake_connection() {
     term.answer("AWS region", "\r");
     term.expect("✓ AWS account");
     term.answer("S3 bucket", "\r");
+    term.expect("✓ bucket cloudy-prod-tweets is free: deploy creates it");
     term.answer("Snowflake connection", &format!("{DOWN}\r")); // create a new one
     term.answer("Name of the new Snowflake connection", "\r");
     term.answer("Snowflake account identifier", "acme-prod\r");
