@@ -38,7 +38,8 @@ pub fn output(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
-/// moto's server, started once per test binary on 127.0.0.1 and stopped when the process exits.
+/// moto's server on 127.0.0.1; it exits (and removes its certificates) when the test process
+/// does, even from a static that is never dropped (tests/peers/lifeline.py).
 pub struct Moto {
     pub endpoint: String,
     /// The same moto over HTTPS, with a certificate signed by `ca_file`.
@@ -105,7 +106,7 @@ pub fn start_moto(env: &[(&str, &str)]) -> Moto {
     }
 }
 
-/// moto, started once per test binary and stopped when the process exits.
+/// moto, started once per test binary; it exits with the test process.
 pub fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
     MOTO.get_or_init(|| start_moto(&[]))

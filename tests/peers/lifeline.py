@@ -10,12 +10,15 @@ import threading
 import time
 
 
-def hold():
+def hold(on_exit=None):
+    """Starts the watch; `on_exit` runs first when the parent is gone (e.g. to remove files)."""
     parent = os.getppid()
 
     def watch():
         while os.getppid() == parent:
             time.sleep(0.5)
+        if on_exit is not None:
+            on_exit()
         os._exit(0)
 
     threading.Thread(target=watch, daemon=True).start()

@@ -23,6 +23,7 @@ import datetime as dt
 import ipaddress
 import os
 import re
+import shutil
 import sys
 import threading
 
@@ -128,7 +129,7 @@ def write_certificates(cert_dir):
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256()))
     pem = serialization.Encoding.PEM
-    paths = {name: os.path.join(cert_dir, name) for name in ("ca.pem", "cert.pem", "key.pem")}
+    paths = {file: os.path.join(cert_dir, file) for file in ("ca.pem", "cert.pem", "key.pem")}
     for path, data in ((paths["ca.pem"], ca.public_bytes(pem)), (paths["cert.pem"], leaf.public_bytes(pem)),
                        (paths["key.pem"], key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
                                                             serialization.NoEncryption()))):
@@ -140,14 +141,16 @@ def write_certificates(cert_dir):
 
 def main():
     port = int(sys.argv[1])
-    lifeline.hold()
+    cert_dir = sys.argv[3] if len(sys.argv) > 3 else None
+    # The harness's certificate directory outlives it (kept in a static): remove it here.
+    lifeline.hold(on_exit=cert_dir and (lambda: shutil.rmtree(cert_dir, ignore_errors=True)))
     policy_conditions.CONDITION_OPERATIONS["Bool"] = bool_equals
     access_control.IAMPolicy.is_action_permitted = with_transport(access_control.IAMPolicy.is_action_permitted)
     statement = access_control.IAMPolicyStatement
     statement.is_action_permitted = deny_only_when_its_condition_holds(statement.is_action_permitted)
     app = note_transport(fix_roots(DomainDispatcherApplication(create_backend_app)))
-    if len(sys.argv) > 3:
-        tls = write_certificates(sys.argv[3])
+    if cert_dir:
+        tls = write_certificates(cert_dir)
         server = make_server("127.0.0.1", int(sys.argv[2]), app, threaded=True,
                              request_handler=MotoRequestHandler, ssl_context=tls)
         threading.Thread(target=server.serve_forever, daemon=True).start()
