@@ -237,8 +237,11 @@ pub fn fakesnow() -> &'static FakeSnow {
     FAKESNOW.get_or_init(|| {
         let port = free_port();
         let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/fakesnow_server.py");
-        // Its log (fakesnow's tracebacks) goes to a file, for when a statement fails unexpectedly.
-        let log = std::fs::File::create(std::env::temp_dir().join(format!("flixops-fakesnow-{port}.log"))).unwrap();
+        // Its log (fakesnow's tracebacks) goes to a file, for when a statement fails unexpectedly;
+        // one per test binary, replaced by its next run.
+        let exe = std::env::current_exe().unwrap();
+        let binary = exe.file_stem().and_then(|s| s.to_str()).unwrap_or("tests");
+        let log = std::fs::File::create(std::env::temp_dir().join(format!("flixops-fakesnow-{binary}.log"))).unwrap();
         let child = Command::new(test_python())
             .arg(launcher)
             .arg(port.to_string())
