@@ -291,9 +291,15 @@ impl Pages<'_> {
                 number += 1;
                 let (cx, sink) = (self.cx.clone(), sink.clone());
                 in_flight.push_back(tokio::spawn(async move {
-                    let encode = move || encode_page(&cx, &page.body, page.origin, number);
-                    let encoded = tokio::task::spawn_blocking(encode).await.expect("encoding task panicked")?;
-                    write(encoded, &sink).await
+                    let here = sink.clone();
+                    let encode = move || {
+                        let encoded = encode_page(&cx, &page.body, page.origin, number)?;
+                        store_here(encoded, &here)
+                    };
+                    match tokio::task::spawn_blocking(encode).await.expect("encoding task panicked")? {
+                        (encoded, None) => write(encoded, &sink).await,
+                        stored => Ok(stored),
+                    }
                 }));
             }
             let Some(task) = in_flight.pop_front() else { return Ok(()) };
@@ -324,6 +330,19 @@ impl Pages<'_> {
         report.pages += 1;
         report.tweets += encoded.rows as u64;
         report.files.push(key);
+    }
+}
+
+/// Writes an encoded page to a directory on this (blocking) thread; an S3 page, or a page without
+/// rows, comes back as it was, with `None`.
+fn store_here(mut encoded: Encoded, sink: &Sink) -> Result<(Encoded, Option<Stored>), ExtractError> {
+    let Some(key) = &encoded.key else { return Ok((encoded, None)) };
+    match sink.put_new_here(key, &encoded.bytes) {
+        Some(stored) => {
+            encoded.bytes = Vec::new();
+            Ok((encoded, Some(stored?)))
+        }
+        None => Ok((encoded, None)),
     }
 }
 

@@ -92,6 +92,15 @@ impl Sink {
         }
     }
 
+    /// [`Sink::put_new`] on the calling thread, for a directory (`None` for S3): the encoding
+    /// thread stores its own page instead of handing it to another one.
+    pub fn put_new_here(&self, key: &str, body: &[u8]) -> Option<Result<Stored, SinkError>> {
+        match self {
+            Sink::Dir(root) => Some(dir_put_new(&root.join(key), body)),
+            Sink::S3 { .. } => None,
+        }
+    }
+
     /// Reads `key` with its version tag; `None` when absent.
     pub async fn get(&self, key: &str) -> Result<Option<Versioned>, SinkError> {
         match self {
