@@ -17,7 +17,7 @@ use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor}
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use common::{MotoAccount, cloud_env, flixops, moto, moto_env, output};
+use common::{MotoAccount, cloud_env, flixops, moto_env, moto_sdk, output};
 use flixops::aws::lambda::Artifact;
 use flixops::aws::stack::Upstream;
 use flixops::aws::{Clients, Session};
@@ -83,26 +83,15 @@ impl Project {
     }
 }
 
-fn sdk() -> aws_config::SdkConfig {
-    use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
-    let creds = Credentials::new("testing", "testing", None, None, "test");
-    aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&moto().endpoint)
-        .credentials_provider(SharedCredentialsProvider::new(creds))
-        .build()
-}
-
 /// Clients on moto for checking what deploy did, outside flixops (moto's default account, where
 /// the CLI runs).
 fn clients() -> Clients {
-    Clients::new(&sdk(), &[])
+    Clients::new(&moto_sdk(), &[])
 }
 
 /// Clients in one test's own moto account (in-process deploys).
 fn clients_in(account: &MotoAccount) -> Clients {
-    Clients::new(&sdk(), &[SharedInterceptor::new(account.clone())])
+    Clients::new(&moto_sdk(), &[SharedInterceptor::new(account.clone())])
 }
 
 fn writes(report: &Value) -> Vec<String> {
@@ -291,7 +280,7 @@ fn upstream() -> Upstream {
 async fn session(account: &MotoAccount, extra: &[SharedInterceptor]) -> Session {
     let mut interceptors = vec![SharedInterceptor::new(account.clone())];
     interceptors.extend(extra.iter().cloned());
-    let session = Session::from_sdk("prod", &sdk(), None, &interceptors).await.unwrap();
+    let session = Session::from_sdk("prod", &moto_sdk(), None, &interceptors).await.unwrap();
     assert_eq!(session.account_id, account.0, "STS answers with the test's own account");
     session
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{flixops, moto, output};
+use common::{flixops, output};
 use serde_json::Value;
 
 const ACCOUNT: &str = "123456789012";
@@ -293,14 +293,7 @@ async fn lifecycle(
     dir: &Path,
 ) -> (BTreeSet<String>, BTreeSet<String>) {
     use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
-    let sdk = aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&moto().endpoint)
-        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(aws_sdk_s3::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        )))
-        .build();
+    let sdk = common::moto_sdk();
     let account = [SharedInterceptor::new(common::MotoAccount::new())];
     let hand = flixops::aws::Clients::new(&sdk, &account);
     let (mut used, mut planned) = (BTreeSet::new(), BTreeSet::new());

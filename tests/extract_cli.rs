@@ -276,15 +276,7 @@ async fn the_bearer_token_can_come_from_secrets_manager() {
         .respond_with(ResponseTemplate::new(200).set_body_string(page("two_tweets.jsonl")))
         .mount(&x_api)
         .await;
-    let moto = common::moto();
-    let creds = aws_sdk_secretsmanager::config::Credentials::new("testing", "testing", None, None, "test");
-    let config = aws_sdk_secretsmanager::config::Builder::new()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-        .endpoint_url(&moto.endpoint)
-        .credentials_provider(creds)
-        .build();
-    let secrets = aws_sdk_secretsmanager::Client::from_conf(config);
+    let secrets = aws_sdk_secretsmanager::Client::new(&common::moto_sdk());
     let name = format!("x-token-{:08x}", fastrand::u32(..));
     let created = secrets.create_secret().name(&name).secret_string("token-from-secrets-manager").send().await.unwrap();
     let arn = created.arn().unwrap().to_string();

@@ -586,14 +586,7 @@ async fn the_bucket_is_checked_live_and_one_these_credentials_cannot_use_is_refu
     // Credentials that may not look at the bucket (here: a user with no S3 permission, on a moto
     // that checks keys): the name is refused before anything is written.
     let strict = common::start_moto(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]);
-    let sdk = aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&strict.endpoint)
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
-            aws_credential_types::Credentials::new("testing", "testing", None, None, "test"),
-        ))
-        .build();
+    let sdk = common::moto_sdk_at(&strict.endpoint);
     let iam = aws_sdk_iam::Client::new(&sdk);
     iam.create_user().user_name("limited").send().await.unwrap();
     let who =

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{MotoAccount, cloud_env, flixops, moto, output, snowflake_client, snowflake_home, test_python};
+use common::{MotoAccount, cloud_env, flixops, moto, moto_sdk, output, snowflake_client, snowflake_home, test_python};
 use flixops::aws::lambda::Artifact;
 use flixops::aws::{Clients, Session};
 use flixops::config::{Config, EnvConfig};
@@ -63,7 +63,7 @@ impl Project {
 
     async fn session(&self) -> Session {
         let interceptors = [aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(self.account.clone())];
-        Session::from_sdk("prod", &sdk(), None, &interceptors).await.unwrap()
+        Session::from_sdk("prod", &moto_sdk(), None, &interceptors).await.unwrap()
     }
 
     /// One in-process plan (and deploy when `apply`), on a fresh Snowflake session each time, as
@@ -92,17 +92,6 @@ fn artifact(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("bootstrap");
     std::fs::copy("/bin/true", &path).unwrap();
     path
-}
-
-fn sdk() -> aws_config::SdkConfig {
-    use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
-    let creds = Credentials::new("testing", "testing", None, None, "test");
-    aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&moto().endpoint)
-        .credentials_provider(SharedCredentialsProvider::new(creds))
-        .build()
 }
 
 fn changed(plan: &flixops::plan::Plan) -> Vec<String> {
@@ -164,7 +153,7 @@ async fn first_deploy_creates_and_wires_everything_and_the_second_runs_no_ddl() 
 
     // … and AWS trusts the integration's IAM user with the pinned external ID, and notifies the pipe.
     let c = Clients::new(
-        &sdk(),
+        &moto_sdk(),
         &[aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(p.account.clone())],
     );
     let role = c.iam.get_role().role_name(format!("{}-prod-snowflake", p.name)).send().await.unwrap();
@@ -587,7 +576,7 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
     cmd.args(["extract"]).envs(over_tls(cloud_env(p.path()))).env("X_BEARER_TOKEN", "good-token");
     let (code, _, stderr) = output(&mut cmd);
     assert_eq!(code, 0, "{stderr}");
-    let aws = Clients::new(&sdk(), &[]);
+    let aws = Clients::new(&moto_sdk(), &[]);
     function_log(&aws.logs, &p, &[" INFO extraction finished run_id=1 pages=1 tweets=1"]).await;
 
     let (code, report, stderr) = doctor(&p);

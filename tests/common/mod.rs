@@ -129,18 +129,25 @@ pub fn moto_env() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// An SDK config for in-process clients on the moto at `endpoint`, with its dummy credentials.
+pub fn moto_sdk_at(endpoint: &str) -> aws_config::SdkConfig {
+    let creds = aws_credential_types::Credentials::new("testing", "testing", None, None, "test");
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
+        .build()
+}
+
+/// [`moto_sdk_at`] the shared moto.
+pub fn moto_sdk() -> aws_config::SdkConfig {
+    moto_sdk_at(&moto().endpoint)
+}
+
 /// An S3 client on moto, and a fresh bucket for one test.
 pub async fn moto_bucket(name_hint: &str) -> (aws_sdk_s3::Client, String) {
-    let moto = moto();
-    let creds = aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test");
-    let config = aws_sdk_s3::config::Builder::new()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .endpoint_url(&moto.endpoint)
-        .credentials_provider(creds)
-        .force_path_style(true)
-        .build();
-    let client = aws_sdk_s3::Client::from_conf(config);
+    let client = flixops::aws::s3_client(&moto_sdk());
     let bucket = format!("{name_hint}-{:08x}", fastrand::u32(..));
     client.create_bucket().bucket(&bucket).send().await.expect("moto creates the bucket");
     (client, bucket)
