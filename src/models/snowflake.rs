@@ -82,6 +82,13 @@ impl DynamicTable {
         result.map(drop).map_err(res_err(self.address(), "write the ledger"))
     }
 
+    /// Removes the model's ledger row (before recording a new apply, and on delete).
+    async fn forget(&self) -> Result<(), ResourceError> {
+        let sql = format!("DELETE FROM {} WHERE \"MODEL\" = ?", self.ledger);
+        let result = self.client.query_with(&sql, &[self.id.as_str()]).await;
+        result.map(drop).map_err(res_err(self.address(), "write the ledger"))
+    }
+
     async fn observed(&self) -> Result<Option<Observed>, ResourceError> {
         let sql = format!("SELECT \"CHECKSUM\", \"STATUS\" FROM {} WHERE \"MODEL\" = ?", self.ledger);
         let rows = match self.client.query_with(&sql, &[self.id.as_str()]).await {
@@ -145,18 +152,14 @@ impl Resource for DynamicTable {
             // Delete and insert rather than MERGE: plain statements every Snowflake tool (and
             // fakesnow) runs the same way; a crash between them leaves no row, which reads as "never
             // applied" and is re-applied, the same outcome as "applying".
-            let forget = format!("DELETE FROM {} WHERE \"MODEL\" = ?", self.ledger);
             let record = format!(
                 "INSERT INTO {} (\"MODEL\", \"CHECKSUM\", \"STATUS\", \"APPLIED_AT\") SELECT ?, ?, 'applying', \
                  CURRENT_TIMESTAMP()",
                 self.ledger
             );
-            let ledger = res_err(self.address(), "write the ledger");
-            let written = match self.client.query_with(&forget, &[self.id.as_str()]).await {
-                Ok(_) => self.client.query_with(&record, &[self.id.as_str(), self.checksum.as_str()]).await,
-                Err(e) => Err(e),
-            };
-            written.map_err(ledger)?;
+            self.forget().await?;
+            let written = self.client.query_with(&record, &[self.id.as_str(), self.checksum.as_str()]).await;
+            written.map_err(res_err(self.address(), "write the ledger"))?;
             if let Err(e) = self.client.execute(&self.ddl).await {
                 let _ = self.mark("failed").await;
                 return Err(res_err(self.address(), "create")(e));
@@ -170,9 +173,7 @@ impl Resource for DynamicTable {
         Box::pin(async move {
             let statement = format!("DROP DYNAMIC TABLE IF EXISTS {}", self.table);
             run(&self.client, &statement, self.address(), "delete").await?;
-            let forget = format!("DELETE FROM {} WHERE \"MODEL\" = ?", self.ledger);
-            let forgotten = self.client.query_with(&forget, &[self.id.as_str()]).await;
-            forgotten.map(drop).map_err(res_err(self.address(), "write the ledger"))
+            self.forget().await
         })
     }
 }
