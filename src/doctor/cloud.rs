@@ -319,17 +319,22 @@ async fn checkpoint(session: &Session, cloud: &AwsSnowflakeTarget, prefix: &str)
     Check::new("checkpoint", Status::Ok, format!("last run {} h ago", age.num_hours()), None)
 }
 
-/// Lines of a Lambda log that mean a failed run: our own `ERROR` lines, and what the Lambda
-/// service writes when the function times out or the process dies.
-const ERROR_PATTERN: &str = r#"?ERROR ?"Task timed out" ?"Runtime exited""#;
+/// What a failed run leaves in a Lambda log: our own `ERROR` lines, and what the Lambda service
+/// writes when the function times out or the process dies.
+const ERROR_TERMS: [&str; 3] = ["ERROR", "Task timed out", "Runtime exited"];
 
 /// Log pages read at most (each up to 10,000 events or 1 MB); beyond, the count says "or more".
 const MAX_LOG_PAGES: usize = 10;
 
-/// True for a log line `ERROR_PATTERN` is meant to select (checked here too: emulators treat
-/// an OR pattern as match-all).
+/// The CloudWatch filter pattern for any of [`ERROR_TERMS`]: `?ERROR ?"Task timed out" …`.
+fn error_pattern() -> String {
+    let term = |t: &str| if t.contains(' ') { format!("?\"{t}\"") } else { format!("?{t}") };
+    ERROR_TERMS.iter().map(|t| term(t)).collect::<Vec<_>>().join(" ")
+}
+
+/// True for a log line the filter pattern selects.
 pub fn is_error_line(message: &str) -> bool {
-    message.contains("ERROR") || message.contains("Task timed out") || message.contains("Runtime exited")
+    ERROR_TERMS.iter().any(|term| message.contains(term))
 }
 
 /// The function's failed runs of the last 24 h, from its CloudWatch log group.
@@ -342,7 +347,7 @@ async fn function_errors(session: &Session, function: String) -> Check {
         .filter_log_events()
         .log_group_name(&group)
         .start_time(since.timestamp_millis())
-        .filter_pattern(ERROR_PATTERN)
+        .filter_pattern(error_pattern())
         .into_paginator()
         .send();
     let (mut count, mut newest) = (0usize, None::<aws_sdk_cloudwatchlogs::types::FilteredLogEvent>);
@@ -357,7 +362,7 @@ async fn function_errors(session: &Session, function: String) -> Check {
             }
             Err(e) => return Check::new("function errors", Status::Warn, crate::aws::error_message(&e), None),
         };
-        for event in events.into_iter().filter(|e| e.message().is_some_and(is_error_line)) {
+        for event in events {
             count += 1;
             if newest.as_ref().is_none_or(|n| n.timestamp() <= event.timestamp()) {
                 newest = Some(event);
@@ -411,6 +416,7 @@ mod tests {
 
     #[test]
     fn error_lines_are_ours_and_the_lambda_services() {
+        assert_eq!(error_pattern(), r#"?ERROR ?"Task timed out" ?"Runtime exited""#);
         assert!(is_error_line("ERROR extraction failed: X API 401 Unauthorized"));
         assert!(is_error_line("2024-03-01T12:00:00Z abc Task timed out after 300.00 seconds"));
         assert!(is_error_line("RequestId: abc Error: Runtime exited with error: exit status 1"));

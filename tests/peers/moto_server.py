@@ -12,6 +12,9 @@ So a TLS-only policy denies every object request. Here each request's scheme is 
 `aws:SecureTransport`, `Bool` is compared, and a Deny applies only when its condition holds, as
 in S3: plain HTTP is denied, HTTPS is not. Allow statements keep moto's own evaluation.
 
+moto's CloudWatch Logs filter knows one term or one quoted phrase; `?a ?"b c"` (any of the terms)
+counts as match-all. Here it selects the events holding any of them, as CloudWatch does.
+
 With TLS_PORT and CERT_DIR, the same moto (one state) is also served over HTTPS on TLS_PORT, with
 a throwaway CA written to CERT_DIR/ca.pem (clients trust it through SSL_CERT_FILE) and a
 certificate for 127.0.0.1 signed by it.
@@ -32,6 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from moto.iam import access_control, policy_conditions
+from moto.logs import models as logs_models
 
 from moto.server import DomainDispatcherApplication, create_backend_app
 from moto.moto_server.werkzeug_app import MotoRequestHandler
@@ -99,6 +103,22 @@ def deny_only_when_its_condition_holds(is_action_permitted):
     return patched
 
 
+def with_any_term(event_filter):
+    class AnyTerm:
+        def __init__(self, pattern):
+            self.terms = None
+            if pattern and pattern.lstrip().startswith("?"):
+                self.terms = [quoted or word for quoted, word in re.findall(r'\?(?:"([^"]*)"|(\S+))', pattern)]
+            self.inner = event_filter(pattern)
+
+        def matches(self, message):
+            if self.terms is None:
+                return self.inner.matches(message)
+            return any(term in message for term in self.terms)
+
+    return AnyTerm
+
+
 def note_transport(app):
     def wrapped(environ, start_response):
         TRANSPORT.secure = environ.get("wsgi.url_scheme") == "https"
@@ -146,6 +166,7 @@ def main():
     lifeline.hold(on_exit=cert_dir and (lambda: shutil.rmtree(cert_dir, ignore_errors=True)))
     policy_conditions.CONDITION_OPERATIONS["Bool"] = bool_equals
     access_control.IAMPolicy.is_action_permitted = with_transport(access_control.IAMPolicy.is_action_permitted)
+    logs_models.EventMessageFilter = with_any_term(logs_models.EventMessageFilter)
     statement = access_control.IAMPolicyStatement
     statement.is_action_permitted = deny_only_when_its_condition_holds(statement.is_action_permitted)
     app = note_transport(fix_roots(DomainDispatcherApplication(create_backend_app)))
