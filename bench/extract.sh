@@ -34,6 +34,8 @@ import json, sys
 r = {d["name"]: d for d in map(json.loads, open(sys.argv[1]))}
 print(f"speed-up (baseline / flixops wall time, {r['flixops']['rounds']} rounds, medians): "
       f"{r['baseline']['median_wall_s'] / r['flixops']['median_wall_s']:.1f}x")
+print(f"CPU time (user + system, medians): flixops {r['flixops']['median_cpu_s']} s, "
+      f"baseline {r['baseline']['median_cpu_s']} s")
 print(f"flixops peak RSS: {r['flixops']['max_rss_mib']} MiB; at 4x the pages: {r['flixops_x4']['max_rss_mib']} MiB; "
       f"baseline: {r['baseline']['max_rss_mib']} MiB")
 PY
