@@ -203,6 +203,15 @@ fn write_temp(path: &Path, body: &[u8]) -> Result<PathBuf, SinkError> {
 }
 
 fn dir_put_new(path: &Path, body: &[u8]) -> Result<Stored, SinkError> {
+    #[cfg(target_os = "linux")]
+    if let Some(stored) = put_new_unnamed(path, body) {
+        return stored;
+    }
+    put_new_named(path, body)
+}
+
+/// Any platform: a named temp file, hard-linked to the key's name, then removed.
+fn put_new_named(path: &Path, body: &[u8]) -> Result<Stored, SinkError> {
     let tmp = write_temp(path, body)?;
     // A hard link fails if the name exists: an atomic create-if-absent that never shows a partial file.
     let linked = std::fs::hard_link(&tmp, path);
@@ -211,6 +220,44 @@ fn dir_put_new(path: &Path, body: &[u8]) -> Result<Stored, SinkError> {
         Ok(()) => Ok(Stored::Created),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Stored::AlreadyThere),
         Err(e) => Err(SinkError::Io { op: "create", path: path.to_path_buf(), source: e }),
+    }
+}
+
+/// Linux: writes an unnamed file (O_TMPFILE) and links it to its name, which fails if the name
+/// exists. One inode and one name per page, and nothing to clean up after a crash. `None` where
+/// the filesystem or a missing /proc cannot do this.
+#[cfg(target_os = "linux")]
+fn put_new_unnamed(path: &Path, body: &[u8]) -> Option<Result<Stored, SinkError>> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let dir = path.parent().expect("keys have a directory");
+    let open = || std::fs::OpenOptions::new().write(true).mode(0o666).custom_flags(libc::O_TMPFILE).open(dir);
+    // The directory usually exists already: create it only when the first open says it does not.
+    let opened = match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::create_dir_all(dir) {
+            Ok(()) => open(),
+            Err(e) => return Some(Err(io("create directory", dir)(e))),
+        },
+        opened => opened,
+    };
+    let Ok(mut file) = opened else { return None };
+    if let Err(e) = file.write_all(body) {
+        return Some(Err(io("write", path)(e)));
+    }
+    let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).expect("no NUL");
+    let to = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: both are valid NUL-terminated paths that outlive the call.
+    let rc =
+        unsafe { libc::linkat(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_SYMLINK_FOLLOW) };
+    if rc == 0 {
+        return Some(Ok(Stored::Created));
+    }
+    match std::io::Error::last_os_error().kind() {
+        std::io::ErrorKind::AlreadyExists => Some(Ok(Stored::AlreadyThere)),
+        // No /proc, say: the named temp file below reports any real error itself.
+        _ => None,
     }
 }
 
@@ -284,6 +331,28 @@ mod tests {
         assert_eq!(std::fs::read(dir.path().join("p/tweets/a.parquet")).unwrap(), b"first");
         let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("p/tweets")).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "temp files must not stay behind");
+    }
+
+    fn assert_created_once(put: impl Fn(&Path, &[u8]) -> Result<Stored, SinkError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let page = dir.path().join("p/tweets/dt=2026-11-24/a.parquet");
+        assert_eq!(put(&page, b"first").unwrap(), Stored::Created);
+        assert_eq!(put(&page, b"second").unwrap(), Stored::AlreadyThere);
+        assert_eq!(std::fs::read(&page).unwrap(), b"first");
+        let names: Vec<_> =
+            std::fs::read_dir(page.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["a.parquet"], "only the page, no temp file");
+    }
+
+    #[test]
+    fn a_named_temp_file_creates_a_page_once() {
+        assert_created_once(put_new_named);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_unnamed_file_creates_a_page_once() {
+        assert_created_once(|path, body| put_new_unnamed(path, body).expect("O_TMPFILE and /proc work here"));
     }
 
     #[tokio::test]
