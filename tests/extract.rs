@@ -357,6 +357,54 @@ async fn replay_reads_jsonl_json_and_directories_ignoring_unknown_keys() {
     assert!(err.to_string().contains("c.jsonl:1: not an X API search page"), "{err}");
 }
 
+/// A JSONL recording of `pages` copies of the `two_tweets` page (one tweet in `data`), the `bad`-th line not JSON.
+fn recording(dir: &Path, pages: u32, bad: Option<u32>) -> std::path::PathBuf {
+    let lines: Vec<String> = (1..=pages)
+        .map(|n| if Some(n) == bad { "{\"data\": [".to_string() } else { page("two_tweets.jsonl") })
+        .collect();
+    let path = dir.join(format!("rec-{pages}-{bad:?}.jsonl"));
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+#[tokio::test]
+async fn replay_workers_report_every_page_in_order_and_stop_at_the_first_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::Dir(dir.path().join("lake"));
+    let mut source = Source::Replay(Replay::open(&recording(dir.path(), 40, None)).unwrap());
+    let report = extract::run(&job(), &mut source, &sink).await.unwrap();
+    assert_eq!((report.pages, report.tweets), (40, 40));
+    let numbers: Vec<String> = (1..=40).map(|n| format!("{}-{n:04}.parquet", report.run_id)).collect();
+    let names: Vec<&str> = report.files.iter().map(|f| f.rsplit('/').next().unwrap()).collect();
+    assert_eq!(names, numbers, "files are reported in page order");
+    assert_eq!(parquet_files(&dir.path().join("lake")).len(), 40);
+
+    let limited = Job { max_pages: Some(5), ..job() };
+    let mut source = Source::Replay(Replay::open(&recording(dir.path(), 40, None)).unwrap());
+    let report = extract::run(&limited, &mut source, &sink).await.unwrap();
+    assert_eq!(report.pages, 5, "--max-pages stops the workers");
+
+    let bad = recording(dir.path(), 40, Some(17));
+    let mut source = Source::Replay(Replay::open(&bad).unwrap());
+    let err = extract::run(&job(), &mut source, &sink).await.unwrap_err().to_string();
+    assert!(err.contains(&format!("{}:17: not an X API search page", bad.display())), "{err}");
+    assert!(err.contains("stored 16 page(s)"), "the pages before the bad one are reported: {err}");
+}
+
+#[tokio::test]
+async fn replay_workers_store_into_s3() {
+    let (client, bucket) = common::moto_bucket("replay").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut source = Source::Replay(Replay::open(&recording(dir.path(), 6, None)).unwrap());
+    let report =
+        extract::run(&job(), &mut source, &Sink::S3 { client: client.clone(), bucket: bucket.clone() }).await.unwrap();
+    let listed = client.list_objects_v2().bucket(&bucket).prefix("p/tweets/").send().await.unwrap();
+    let mut keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect();
+    keys.sort();
+    assert_eq!(keys, report.files);
+    assert_eq!(keys.len(), 6);
+}
+
 fn checkpoint_at(id: u64) -> Checkpoint {
     Checkpoint {
         since_id: Some(id.to_string()),

@@ -9,6 +9,8 @@ pub mod replay;
 pub mod sink;
 pub mod tweet;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -144,8 +146,7 @@ pub async fn run(job: &Job, source: &mut Source, sink: &Sink) -> Result<Report, 
         date: started.format("%Y-%m-%d").to_string(),
         extracted_at: started.timestamp_micros(),
     };
-    let mut pages =
-        Pages { job, cx: std::sync::Arc::new(cx), deadline: Instant::now() + job.time_budget, newest: None };
+    let mut pages = Pages { job, cx: Arc::new(cx), deadline: Instant::now() + job.time_budget, newest: None };
     if let Err(cause) = pages.fetch_all(source, sink, &mut report).await {
         return Err(match report.pages {
             0 => cause,
@@ -218,13 +219,10 @@ fn encode_page(cx: &RunContext, body: &[u8], origin: String, number: u32) -> Res
     Ok(encoded)
 }
 
-/// Recorded pages are encoded this many at a time on worker threads (bounded: memory stays flat).
-const REPLAY_IN_FLIGHT: usize = 4;
-
 /// The page loop's state.
 struct Pages<'a> {
     job: &'a Job,
-    cx: std::sync::Arc<RunContext>,
+    cx: Arc<RunContext>,
     deadline: Instant,
     newest: Option<u64>,
 }
@@ -265,47 +263,46 @@ impl Pages<'_> {
         }
     }
 
-    /// Reads pages in order; encodes and stores a few at once (CPU work on worker threads, the
-    /// writes concurrently); accounts for them in order.
+    /// Recorded pages on one worker per core: each takes the next page, encodes and stores it.
+    /// Results come back in any order and are accounted in page order; the first failing page
+    /// (by number) stops the run, and the pages before it are reported as stored.
     async fn fetch_replay(
         &mut self,
         replay: &mut Replay,
         sink: &Sink,
         report: &mut Report,
     ) -> Result<(), ExtractError> {
-        let mut in_flight = std::collections::VecDeque::new();
-        let mut number = 0u32;
-        let mut exhausted = false;
-        loop {
-            while in_flight.len() < REPLAY_IN_FLIGHT && !exhausted {
-                let page = match self.job.max_pages.is_some_and(|max| number >= max) {
-                    true => None,
-                    false => replay
-                        .next_page()
-                        .map_err(|source| ExtractError::Replay { path: replay.root().display().to_string(), source })?,
-                };
-                let Some(page) = page else {
-                    exhausted = true;
-                    break;
-                };
-                number += 1;
-                let (cx, sink) = (self.cx.clone(), sink.clone());
-                in_flight.push_back(tokio::spawn(async move {
-                    let here = sink.clone();
-                    let encode = move || {
-                        let encoded = encode_page(&cx, &page.body, page.origin, number)?;
-                        store_here(encoded, &here)
-                    };
-                    match tokio::task::spawn_blocking(encode).await.expect("encoding task panicked")? {
-                        (encoded, None) => write(encoded, &sink).await,
-                        stored => Ok(stored),
+        let queue = Arc::new(PageQueue {
+            next: Mutex::new((std::mem::replace(replay, Replay::empty()), 0)),
+            max_pages: self.job.max_pages,
+            stop: AtomicBool::new(false),
+        });
+        let (workers, mut done) = start_replay_workers(&queue, &self.cx, sink);
+        let mut finished = std::collections::BTreeMap::new();
+        let mut failed: Option<(u32, ExtractError)> = None;
+        let mut next = 1;
+        while let Some((number, result)) = done.recv().await {
+            match result {
+                Ok(written) => drop(finished.insert(number, written)),
+                Err(e) => {
+                    queue.stop.store(true, Ordering::Relaxed);
+                    if failed.as_ref().is_none_or(|(first, _)| number < *first) {
+                        failed = Some((number, e));
                     }
-                }));
+                }
             }
-            let Some(task) = in_flight.pop_front() else { return Ok(()) };
-            let written = task.await.expect("page task panicked")?;
-            self.account(written, report);
+            while let Some(written) = finished.remove(&next) {
+                self.account(written, report);
+                next += 1;
+            }
         }
+        for worker in workers {
+            if let Err(e) = worker.await {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+        *replay = std::mem::replace(&mut queue.next.lock().unwrap_or_else(|e| e.into_inner()).0, Replay::empty());
+        failed.map_or(Ok(()), |(_, e)| Err(e))
     }
 
     /// Stores an encoded page and accounts for it.
@@ -330,6 +327,73 @@ impl Pages<'_> {
         report.pages += 1;
         report.tweets += encoded.rows as u64;
         report.files.push(key);
+    }
+}
+
+/// Recorded pages shared by the replay workers, numbered as they are taken.
+struct PageQueue {
+    next: Mutex<(Replay, u32)>,
+    max_pages: Option<u32>,
+    stop: AtomicBool,
+}
+
+/// A page's number and what became of it.
+type PageResult = (u32, Result<(Encoded, Option<Stored>), ExtractError>);
+
+/// One worker per core (at most 8), on blocking threads; results arrive on the receiver.
+fn start_replay_workers(
+    queue: &Arc<PageQueue>,
+    cx: &Arc<RunContext>,
+    sink: &Sink,
+) -> (Vec<tokio::task::JoinHandle<()>>, tokio::sync::mpsc::UnboundedReceiver<PageResult>) {
+    let (results, done) = tokio::sync::mpsc::unbounded_channel();
+    let count = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+    let workers = (0..count)
+        .map(|_| {
+            let (queue, results, cx, sink) = (queue.clone(), results.clone(), cx.clone(), sink.clone());
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || replay_worker(&queue, &cx, &sink, &runtime, &results))
+        })
+        .collect();
+    (workers, done)
+}
+
+/// One replay worker (a blocking thread): takes pages until none are left or the run stops.
+fn replay_worker(
+    queue: &PageQueue,
+    cx: &RunContext,
+    sink: &Sink,
+    runtime: &tokio::runtime::Handle,
+    results: &tokio::sync::mpsc::UnboundedSender<PageResult>,
+) {
+    while !queue.stop.load(Ordering::Relaxed) {
+        let (page, number) = {
+            let mut next = queue.next.lock().unwrap_or_else(|e| e.into_inner());
+            let (replay, taken) = &mut *next;
+            if queue.max_pages.is_some_and(|max| *taken >= max) {
+                return;
+            }
+            let page = match replay.next_page() {
+                Ok(Some(page)) => page,
+                Ok(None) => return,
+                Err(source) => {
+                    let path = replay.root().display().to_string();
+                    let _ = results.send((*taken + 1, Err(ExtractError::Replay { path, source })));
+                    return;
+                }
+            };
+            *taken += 1;
+            (page, *taken)
+        };
+        let written = encode_page(cx, &page.body, page.origin, number)
+            .and_then(|encoded| store_here(encoded, sink))
+            .and_then(|stored| match stored {
+                (encoded, None) => runtime.block_on(write(encoded, sink)),
+                stored => Ok(stored),
+            });
+        if results.send((number, written)).is_err() {
+            return;
+        }
     }
 }
 

@@ -48,6 +48,11 @@ impl Replay {
         Self { root: PathBuf::from(name), files: Vec::new().into_iter(), current, line: Vec::new() }
     }
 
+    /// Nothing to replay (a placeholder while the pages are lent to workers).
+    pub fn empty() -> Self {
+        Self { root: PathBuf::new(), files: Vec::new().into_iter(), current: None, line: Vec::new() }
+    }
+
     /// The file or directory being replayed.
     pub fn root(&self) -> &Path {
         &self.root
