@@ -284,12 +284,8 @@ impl Pages<'_> {
         while let Some((number, result)) = done.recv().await {
             match result {
                 Ok(written) => drop(finished.insert(number, written)),
-                Err(e) => {
-                    queue.stop.store(true, Ordering::Relaxed);
-                    if failed.as_ref().is_none_or(|(first, _)| number < *first) {
-                        failed = Some((number, e));
-                    }
-                }
+                Err(e) if failed.as_ref().is_none_or(|(first, _)| number < *first) => failed = Some((number, e)),
+                Err(_) => {}
             }
             while let Some(written) = finished.remove(&next) {
                 self.account(written, report);
@@ -358,7 +354,8 @@ fn start_replay_workers(
     (workers, done)
 }
 
-/// One replay worker (a blocking thread): takes pages until none are left or the run stops.
+/// One replay worker (a blocking thread): takes pages until none are left or one fails; a
+/// failure stops every worker before its next page.
 fn replay_worker(
     queue: &PageQueue,
     cx: &RunContext,
@@ -377,8 +374,10 @@ fn replay_worker(
                 Ok(Some(page)) => page,
                 Ok(None) => return,
                 Err(source) => {
+                    *taken += 1;
+                    queue.stop.store(true, Ordering::Relaxed);
                     let path = replay.root().display().to_string();
-                    let _ = results.send((*taken + 1, Err(ExtractError::Replay { path, source })));
+                    let _ = results.send((*taken, Err(ExtractError::Replay { path, source })));
                     return;
                 }
             };
@@ -391,6 +390,9 @@ fn replay_worker(
                 (encoded, None) => runtime.block_on(write(encoded, sink)),
                 stored => Ok(stored),
             });
+        if written.is_err() {
+            queue.stop.store(true, Ordering::Relaxed);
+        }
         if results.send((number, written)).is_err() {
             return;
         }
