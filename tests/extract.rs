@@ -398,9 +398,7 @@ async fn replay_workers_store_into_s3() {
     let mut source = Source::Replay(Replay::open(&recording(dir.path(), 6, None)).unwrap());
     let report =
         extract::run(&job(), &mut source, &Sink::S3 { client: client.clone(), bucket: bucket.clone() }).await.unwrap();
-    let listed = client.list_objects_v2().bucket(&bucket).prefix("p/tweets/").send().await.unwrap();
-    let mut keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect();
-    keys.sort();
+    let keys = common::s3_keys(&client, &bucket, "p/tweets/").await;
     assert_eq!(keys, report.files);
     assert_eq!(keys.len(), 6);
 }
@@ -463,9 +461,7 @@ async fn the_s3_sink_creates_once_and_stores_the_run() {
 
     let server = two_page_api().await;
     let report = run(&server, &sink).await.unwrap();
-    let listed = client.list_objects_v2().bucket(&bucket).prefix("p/").send().await.unwrap();
-    let mut keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect();
-    keys.sort();
+    let keys = common::s3_keys(&client, &bucket, "p/").await;
     assert_eq!(keys.len(), 3, "{keys:?}");
     assert_eq!(
         keys[2],

@@ -153,6 +153,14 @@ pub async fn moto_bucket(name_hint: &str) -> (aws_sdk_s3::Client, String) {
     (client, bucket)
 }
 
+/// The keys under `prefix` in a (moto) bucket, sorted.
+pub async fn s3_keys(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
+    let listed = client.list_objects_v2().bucket(bucket).prefix(prefix).send().await.expect("moto lists the bucket");
+    let mut keys: Vec<String> = listed.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect();
+    keys.sort();
+    keys
+}
+
 /// All files under `dir` ending in `.parquet`, sorted.
 pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
