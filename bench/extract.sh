@@ -12,9 +12,12 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
 venv="$cache/bench-venv"
 out="bench/out"; mkdir -p "$out"
 
-if ! "$venv/bin/python" -c 'import pandas, pyarrow' 2>/dev/null; then
-  python3 -m venv "$venv"
+# Reinstalled whenever bench/requirements.txt changes, so the baseline runs the pinned releases.
+want="$(sha256sum bench/requirements.txt | cut -d' ' -f1)"
+if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
+  python3 -m venv --clear "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r bench/requirements.txt
+  echo "$want" > "$venv/.requirements.sha256"
 fi
 cargo build --release --locked --quiet
 bin="$CARGO_TARGET_DIR/release/flixops"

@@ -21,7 +21,8 @@ Exit codes:
   0  success
   1  failure (the message says what was done and how to resume)
   2  usage: bad arguments, missing or invalid flixops.toml, unknown --env
-  3  cannot connect: a service was unreachable or refused the credentials";
+  3  cannot connect: a service was unreachable or refused the credentials (X API credits used up too)
+  4  the X API usage cap is reached: nothing succeeds until it resets";
 
 /// Options every command takes.
 #[derive(Debug, Args)]

@@ -116,9 +116,23 @@ pub async fn prepare_in(
 ) -> Result<Prepared, Error> {
     let cloud = cloud_target(env)?;
     let graph = Graph::new(stack::resources(config, env, cloud, &session, artifact, upstream, false))?;
-    let observed = graph.read_all().await?;
-    let plan = graph.plan(&observed);
+    let (observed, state) = tokio::join!(graph.read_all(), extraction_state(&session, cloud, &env.prefix));
+    let observed = observed?;
+    let mut plan = graph.plan(&observed);
+    plan.x_spend = Some(crate::extract::spend::Estimate::new(&config.extract, state.as_ref()));
     Ok(Prepared { session, graph, observed, plan, keep: Vec::new(), snowflake: None })
+}
+
+/// The extractor's stored state, for the spend estimate; None when there is none yet or it cannot
+/// be read (a new bucket, say): the estimate then says it is unknown.
+async fn extraction_state(
+    session: &Session,
+    cloud: &AwsSnowflakeTarget,
+    prefix: &str,
+) -> Option<crate::extract::checkpoint::Checkpoint> {
+    let sink = crate::extract::sink::Sink::S3 { client: session.clients.s3.clone(), bucket: cloud.bucket.clone() };
+    let found = crate::extract::checkpoint::read(&sink, &crate::extract::checkpoint::key(prefix)).await;
+    found.ok().flatten().map(|(state, _)| state)
 }
 
 /// Reads the environment for `destroy`: the plan deletes every existing resource, dependants first,
@@ -161,12 +175,20 @@ pub async fn prepare_destroy_all(config: &Config, env: &EnvConfig, purge_data: b
     Ok(prepared)
 }
 
-/// What holds data and stays after `destroy` unless `--purge-data`: the bucket, and the database
+/// What holds data and stays after `destroy` unless `--purge-data`: the bucket and the extractor's
+/// checkpoint (so a redeploy resumes where the last run stopped), and the database
 /// with its raw schema and table (the models are rebuilt from them by the next deploy).
 pub fn data_resources() -> Vec<crate::plan::Address> {
     use crate::snowflake::objects::{Database, Table};
     let raw_schema = crate::plan::Address::new("snowflake_schema", "raw");
-    vec![crate::aws::s3::Bucket::address(), Database::address(), raw_schema, Table::address_of("tweets_raw")]
+    let checkpoint = crate::aws::checkpoint::InitialCheckpoint::address();
+    vec![
+        crate::aws::s3::Bucket::address(),
+        checkpoint,
+        Database::address(),
+        raw_schema,
+        Table::address_of("tweets_raw"),
+    ]
 }
 
 impl Prepared {

@@ -80,6 +80,11 @@ impl Error {
             || matches!(self, Error::Init(e) if e.is_usage())
     }
 
+    /// True when X's usage cap refuses every request until it resets (exit code 4).
+    pub fn is_capped(&self) -> bool {
+        matches!(self, Error::Extract(e) if e.is_capped())
+    }
+
     /// True when a service could not be reached or refused the credentials (exit code 3).
     pub fn is_connect(&self) -> bool {
         match self {

@@ -86,12 +86,14 @@ fn report(error: &Error) -> ExitCode {
     ExitCode::from(exit_code(error))
 }
 
-/// 0 ok, 1 failure, 2 usage (arguments, flixops.toml, --env), 3 cannot connect.
+/// 0 ok, 1 failure, 2 usage (arguments, flixops.toml, --env), 3 cannot connect, 4 X usage cap.
 fn exit_code(error: &Error) -> u8 {
     if error.is_usage() {
         2
     } else if error.is_connect() {
         3
+    } else if error.is_capped() {
+        4
     } else {
         1
     }
@@ -113,14 +115,7 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
             let env = config.env(global.env.as_deref())?.clone();
             let input = args.replay.map(Input::Replay).unwrap_or(Input::Api);
             let report = pipeline::extract(&config, &env, &input, args.to).await?;
-            print(output, &report, |w| {
-                writeln!(
-                    w,
-                    "extracted {} tweets in {} page(s) to {} (run {})",
-                    report.tweets, report.pages, report.location, report.run_id
-                )?;
-                warnings(w, &report.warnings)
-            })
+            print(output, &report, |w| report.write_human(w))
         }
         Command::Run(args) => {
             let config = match load_config(global.config.as_deref()) {
@@ -140,6 +135,9 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
             print(output, &report, |w| {
                 let e = &report.extract;
                 writeln!(w, "extract    {} tweets in {} page(s) → {}", e.tweets, e.pages, e.location)?;
+                if let Some(reason) = &e.partial {
+                    writeln!(w, "  partial: resumes next run ({reason})")?;
+                }
                 warnings(w, &e.warnings)?;
                 transform_lines(w, &report.transform)?;
                 writeln!(w, "\nquery it:  duckdb {}", warehouse_path(&env).display())

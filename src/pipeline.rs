@@ -1,7 +1,6 @@
 //! The commands' work, as library calls that return reports: extract, load, transform, run.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -46,12 +45,7 @@ pub async fn extract(
             Sink::S3 { client: crate::aws::s3_client(&sdk), bucket: cloud.bucket.clone() }
         }
     };
-    let mut job = Job {
-        query: config.extract.query.clone(),
-        prefix: env.prefix.clone(),
-        max_pages: config.extract.max_pages,
-        time_budget: Duration::from_secs(config.extract.time_budget_secs),
-    };
+    let mut job = Job::new(&config.extract, &env.prefix);
     let mut source = match input {
         Input::Api => {
             let sdk = match &env.target {

@@ -110,8 +110,8 @@ async fn first_deploy_creates_everything_and_the_second_makes_no_write_call() {
     let plan: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(
         (plan["add"].as_u64(), plan["change"].as_u64(), plan["destroy"].as_u64()),
-        (Some(26), Some(0), Some(0)),
-        "9 AWS + 17 Snowflake resources"
+        (Some(27), Some(0), Some(0)),
+        "10 AWS + 17 Snowflake resources"
     );
     let c = clients();
     assert!(c.s3.head_bucket().bucket(p.bucket()).send().await.is_err(), "plan must not create the bucket");
@@ -167,6 +167,47 @@ async fn first_deploy_creates_everything_and_the_second_makes_no_write_call() {
     let (code, _, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, 0, "no changes → exit 0\n{stderr}");
     assert!(stderr.contains("No changes."), "{stderr}");
+}
+
+/// `deploy` writes the extractor's first checkpoint, so no run reads a missing key (a 403 to a role
+/// that may not list the bucket: docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html), and
+/// never over an existing one; `plan` estimates the X spend from what the runs recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_seeds_the_checkpoint_once_and_plan_estimates_the_x_spend_from_it() {
+    let p = Project::new();
+    let (code, _, stderr) = p.cli(&["plan"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("+ aws_s3_object.checkpoint"), "{stderr}");
+    assert!(stderr.contains("X API spend: unknown until the first run"), "{stderr}");
+    p.deploy_json();
+
+    let c = clients();
+    let key = "flixops/_state/extract.json";
+    let read = || async {
+        c.s3.get_object().bucket(p.bucket()).key(key).send().await.unwrap().body.collect().await.unwrap().to_vec()
+    };
+    let seeded = flixops::extract::checkpoint::parse(&read().await).unwrap();
+    assert_eq!(seeded, flixops::extract::checkpoint::Checkpoint::empty("#brexit"), "an empty state for the query");
+
+    // What two runs of the function record this month: 100 posts.
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let ran = flixops::extract::checkpoint::Checkpoint {
+        month: flixops::extract::checkpoint::MonthUsage { month, posts: 100, runs: 2 },
+        ..seeded
+    };
+    let body = serde_json::to_vec(&ran).unwrap();
+    c.s3.put_object().bucket(p.bucket()).key(key).body(body.clone().into()).send().await.unwrap();
+    let (code, stdout, stderr) = p.cli(&["plan", "-o", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    // rate(2 hours): 360 runs in 30 days × 50 posts a run × $0.005.
+    assert_eq!(plan["x_spend"]["monthly_usd"].as_f64(), Some(90.0), "{plan}");
+    let (_, _, stderr) = p.cli(&["plan"]);
+    assert!(stderr.contains("X API spend: ≈ $90.00/month (360 runs × 50.0 posts at $0.005 per post)"), "{stderr}");
+
+    let again = p.deploy_json();
+    assert_eq!(writes(&again), Vec::<String>::new(), "an existing checkpoint is not written again");
+    assert_eq!(read().await, body, "and never overwritten");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -211,6 +211,7 @@ fn iam_action(call: &str) -> Option<String> {
     let renamed = match op {
         "GetCallerIdentity" => return None, // needs no permission
         "HeadBucket" => "ListBucket",
+        "HeadObject" => "GetObject",
         "GetPublicAccessBlock" => "GetBucketPublicAccessBlock",
         "PutPublicAccessBlock" => "PutBucketPublicAccessBlock",
         "GetBucketEncryption" => "GetEncryptionConfiguration",
@@ -232,7 +233,7 @@ fn the_deployer_policy_allows_every_call_of_a_deploy_and_nothing_it_does_not_mak
     std::fs::write(dir.path().join("bootstrap"), std::fs::read("/bin/true").unwrap()).unwrap();
     let run = |args: &[&str]| {
         let mut cmd = flixops(dir.path());
-        cmd.args(args).envs(common::moto_env()).env("FLIXOPS_ARTIFACT", dir.path().join("bootstrap"));
+        cmd.args(args).envs(common::moto_tls_env()).env("FLIXOPS_ARTIFACT", dir.path().join("bootstrap"));
         let (code, stdout, stderr) = output(&mut cmd);
         assert_eq!(code, 0, "{args:?}: {stderr}");
         stdout

@@ -8,7 +8,8 @@ use std::time::Duration;
 use common::{fixture, page, parquet_files, read_batches, strings};
 use flixops::config::{Config, Secret};
 use flixops::extract::api::XClient;
-use flixops::extract::checkpoint::{self, Checkpoint, LastRun};
+use flixops::extract::checkpoint::{self, Checkpoint};
+use flixops::extract::lease;
 use flixops::extract::replay::Replay;
 use flixops::extract::sink::{Sink, Stored};
 use flixops::extract::{self, ExtractError, Job, Report, Source};
@@ -31,7 +32,15 @@ fn client(server: &MockServer) -> Source {
 }
 
 fn job() -> Job {
-    Job { query: "flixbus".into(), prefix: "p".into(), max_pages: None, time_budget: Duration::from_secs(20) }
+    Job {
+        query: "flixbus".into(),
+        prefix: "p".into(),
+        max_pages: None,
+        time_budget: Duration::from_secs(20),
+        page_size: 100,
+        max_posts_per_run: None,
+        max_posts_per_month: None,
+    }
 }
 
 async fn run(server: &MockServer, sink: &Sink) -> Result<Report, ExtractError> {
@@ -146,16 +155,17 @@ async fn every_page_becomes_one_file_with_the_contract_columns() {
 
     let cp = stored_checkpoint(&sink).await.unwrap();
     assert_eq!(cp.since_id.as_deref(), Some("1440716895355764743"), "the newest id of the run");
-    assert_eq!((cp.last_run.pages, cp.last_run.tweets), (2, 101));
+    let last = cp.last_run.unwrap();
+    assert_eq!((last.pages, last.tweets, last.posts, last.partial), (2, 101, 101, None));
+    assert_eq!(cp.window, None, "the window is finished");
 }
 
 #[tokio::test]
-async fn the_next_run_asks_only_for_newer_tweets_and_an_empty_answer_changes_nothing() {
+async fn the_next_run_asks_only_for_newer_tweets_and_an_empty_answer_moves_nothing() {
     let server = two_page_api().await;
     let dir = tempfile::tempdir().unwrap();
     let sink = Sink::Dir(dir.path().to_path_buf());
-    run(&server, &sink).await.unwrap();
-    let state = std::fs::read(dir.path().join("p/_state/extract.json")).unwrap();
+    let first = run(&server, &sink).await.unwrap();
 
     server.reset().await;
     Mock::given(method("GET"))
@@ -168,13 +178,17 @@ async fn the_next_run_asks_only_for_newer_tweets_and_an_empty_answer_changes_not
     let report = run(&server, &sink).await.unwrap();
     assert_eq!(report.pages, 0);
     assert_eq!(parquet_files(dir.path()).len(), 2, "an empty result writes no file");
-    assert_eq!(std::fs::read(dir.path().join("p/_state/extract.json")).unwrap(), state, "checkpoint unchanged");
+    let state = stored_checkpoint(&sink).await.unwrap();
+    assert_eq!(state.since_id.as_deref(), Some("1440716895355764743"), "since_id unchanged");
+    let last = state.last_run.unwrap();
+    assert_ne!(last.run_id, first.run_id, "the run is recorded: it ran and found nothing new");
+    assert_eq!((last.tweets, last.posts), (0, 0));
 }
 
 #[tokio::test]
 async fn a_checkpoint_older_than_the_search_window_falls_back_to_the_whole_window() {
     let server = MockServer::start().await;
-    let too_old = r#"{"errors":[{"parameters":{"since_id":["1"]},"message":"Invalid 'since_id':'1'. 'since_id' must be a tweet id created after 2026-11-17T00:00Z."}],"title":"Invalid Request","detail":"One or more parameters to your request was invalid.","type":"https://api.twitter.com/2/problems/invalid-request"}"#;
+    let too_old = r#"{"errors":[{"parameters":{"since_id":["1"]},"message":"Invalid 'since_id':'1'. 'since_id' must be a tweet id created after 2026-11-17T00:00Z. Please use a 'since_id' that is larger than 1990271234567890432"}],"title":"Invalid Request","detail":"One or more parameters to your request was invalid.","type":"https://api.twitter.com/2/problems/invalid-request"}"#;
     Mock::given(query_param("since_id", "1"))
         .respond_with(ResponseTemplate::new(400).set_body_string(too_old))
         .mount(&server)
@@ -185,12 +199,8 @@ async fn a_checkpoint_older_than_the_search_window_falls_back_to_the_whole_windo
         .await;
     let dir = tempfile::tempdir().unwrap();
     let sink = Sink::Dir(dir.path().to_path_buf());
-    let old = Checkpoint {
-        since_id: Some("1".into()),
-        query: "flixbus".into(),
-        last_run: LastRun { run_id: "r".into(), finished_at: "x".into(), pages: 1, tweets: 1 },
-    };
-    checkpoint::advance(&sink, "p/_state/extract.json", old, None).await.unwrap();
+    let old = Checkpoint { since_id: Some("1".into()), ..Checkpoint::empty("flixbus") };
+    checkpoint::write(&sink, "p/_state/extract.json", &old, None).await.unwrap();
     let report = run(&server, &sink).await.unwrap();
     assert_eq!(report.tweets, 1);
     assert!(report.warnings.iter().any(|w| w.contains("older than the 7-day search window")), "{:?}", report.warnings);
@@ -245,7 +255,13 @@ async fn persistent_server_errors_stop_after_the_bounded_attempts() {
     let err = run(&server, &Sink::Dir(dir.path().to_path_buf())).await.unwrap_err();
     assert!(err.to_string().contains("failed 3 times in a row"), "{err}");
     assert_eq!(server.received_requests().await.unwrap().len(), 3);
-    assert!(!dir.path().join("p/_state/extract.json").exists());
+    let state = stored_checkpoint(&Sink::Dir(dir.path().to_path_buf())).await.unwrap();
+    assert_eq!(state.since_id, None, "nothing stored, nothing moved");
+    let failed = state.last_run.unwrap().partial.unwrap();
+    assert!(
+        failed.starts_with("stopped by an error: the X API failed 3 times"),
+        "doctor sees the failed run: {failed}"
+    );
 }
 
 #[tokio::test]
@@ -267,7 +283,7 @@ async fn a_rate_limit_that_resets_within_the_budget_is_waited_out() {
 }
 
 #[tokio::test]
-async fn a_rate_limit_beyond_the_budget_keeps_what_was_fetched_and_the_checkpoint() {
+async fn a_rate_limit_beyond_the_budget_is_a_partial_run_that_the_next_one_resumes() {
     let server = MockServer::start().await;
     Mock::given(query_param_is_missing("next_token"))
         .respond_with(ResponseTemplate::new(200).set_body_string(page("brexit.jsonl")))
@@ -280,15 +296,16 @@ async fn a_rate_limit_beyond_the_budget_keeps_what_was_fetched_and_the_checkpoin
         .await;
     let dir = tempfile::tempdir().unwrap();
     let sink = Sink::Dir(dir.path().to_path_buf());
-    let err = run(&server, &sink).await.unwrap_err();
-    let message = err.to_string();
-    assert!(matches!(err, ExtractError::Interrupted { pages: 1, .. }), "{message}");
-    assert!(
-        message.contains("rate limit is exhausted until") && message.contains("checkpoint was not advanced"),
-        "{message}"
-    );
+    let report = run(&server, &sink).await.unwrap();
+    assert_eq!(report.status, extract::Status::Partial);
+    assert!(report.partial.as_deref().is_some_and(|p| p.starts_with("rate limited by the X API until")), "{report:?}");
     assert_eq!(parquet_files(dir.path()).len(), 1, "the fetched page is stored");
-    assert!(stored_checkpoint(&sink).await.is_none());
+    let state = stored_checkpoint(&sink).await.unwrap();
+    let brexit: Value = serde_json::from_str(&page("brexit.jsonl")).unwrap();
+    let window = state.window.expect("the window stays open");
+    assert_eq!(Some(window.until_id.as_str()), brexit["meta"]["oldest_id"].as_str(), "resumes below the page");
+    assert_eq!(Some(window.newest_id.as_str()), brexit["meta"]["newest_id"].as_str());
+    assert_eq!(state.since_id, None, "since_id does not move past tweets that are not stored");
 }
 
 #[tokio::test]
@@ -403,52 +420,50 @@ async fn replay_workers_store_into_s3() {
     assert_eq!(keys.len(), 6);
 }
 
-fn checkpoint_at(id: u64) -> Checkpoint {
-    Checkpoint {
-        since_id: Some(id.to_string()),
-        query: "q".into(),
-        last_run: LastRun { run_id: id.to_string(), finished_at: "t".into(), pages: 1, tweets: 1 },
-    }
-}
-
-/// Two runs read the same state; the one that finishes second, with an older since_id, loses the
-/// compare-and-swap, re-reads, and leaves the newer state in place.
-async fn a_slower_run_cannot_move_the_checkpoint_back(sink: &Sink) {
+/// A run holds the checkpoint's version; a write over a version someone else replaced is refused,
+/// on S3 (`If-Match`) and on disk alike, and the newer state stays.
+async fn a_stale_writer_is_refused(sink: &Sink) {
     let key = "p/_state/extract.json";
-    checkpoint::advance(sink, key, checkpoint_at(100), None).await.unwrap();
-    let (_, seen) = checkpoint::read(sink, key).await.unwrap().unwrap();
-    checkpoint::advance(sink, key, checkpoint_at(300), Some(seen.clone())).await.unwrap();
-    let kept = checkpoint::advance(sink, key, checkpoint_at(200), Some(seen)).await.unwrap();
-    assert_eq!(kept.since_id.as_deref(), Some("300"), "{}", sink.location());
+    let at = |id: &str| Checkpoint { since_id: Some(id.into()), ..Checkpoint::empty("q") };
+    let held = checkpoint::write(sink, key, &at("100"), None).await.unwrap();
+    checkpoint::write(sink, key, &at("300"), Some(&held)).await.unwrap();
+    let stale = checkpoint::write(sink, key, &at("200"), Some(&held)).await.unwrap_err();
+    assert!(matches!(stale, ExtractError::CheckpointMoved { .. }), "{}: {stale}", sink.location());
+    assert!(stale.to_string().contains("was changed by someone else during this run"), "{stale}");
     let (stored, _) = checkpoint::read(sink, key).await.unwrap().unwrap();
     assert_eq!(stored.since_id.as_deref(), Some("300"), "{}", sink.location());
 }
 
 #[tokio::test]
-async fn a_slower_concurrent_run_cannot_move_the_checkpoint_back_on_s3_or_disk() {
+async fn a_stale_checkpoint_writer_is_refused_on_s3_and_disk() {
     let dir = tempfile::tempdir().unwrap();
-    a_slower_run_cannot_move_the_checkpoint_back(&Sink::Dir(dir.path().to_path_buf())).await;
+    a_stale_writer_is_refused(&Sink::Dir(dir.path().to_path_buf())).await;
     let (client, bucket) = common::moto_bucket("checkpoint").await;
-    a_slower_run_cannot_move_the_checkpoint_back(&Sink::S3 { client, bucket }).await;
+    a_stale_writer_is_refused(&Sink::S3 { client, bucket }).await;
+}
+
+/// Ten runs start at once: exactly one gets the lease, the others are told who holds it.
+async fn one_lease_holder(sink: &Sink) {
+    let ttl = Duration::from_secs(60);
+    let ids: Vec<String> = (0..10).map(|i| format!("run-{i}")).collect();
+    let attempts = ids.iter().map(|id| lease::acquire(sink, "p", id, ttl));
+    let results = futures::future::join_all(attempts).await;
+    let (held, refused): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
+    assert_eq!(held.len(), 1, "{}: exactly one run holds the lease", sink.location());
+    for e in refused.into_iter().map(Result::unwrap_err) {
+        assert!(matches!(e, ExtractError::LeaseHeld { .. }), "{e}");
+    }
+    lease::release(sink, held.into_iter().next().unwrap().unwrap()).await;
+    let again = lease::acquire(sink, "p", "after", ttl).await;
+    assert!(again.is_ok(), "a released lease is free: {:?}", again.err());
 }
 
 #[tokio::test]
-async fn truly_concurrent_writers_on_disk_end_at_the_newest_state() {
+async fn the_run_lease_has_one_holder_at_a_time_on_s3_and_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::Dir(dir.path().to_path_buf());
-    for round in 0..20u64 {
-        let key = format!("p{round}/_state/extract.json");
-        checkpoint::advance(&sink, &key, checkpoint_at(100), None).await.unwrap();
-        let (_, seen) = checkpoint::read(&sink, &key).await.unwrap().unwrap();
-        let (a, b) = tokio::join!(
-            checkpoint::advance(&sink, &key, checkpoint_at(300 + round), Some(seen.clone())),
-            checkpoint::advance(&sink, &key, checkpoint_at(200), Some(seen)),
-        );
-        a.unwrap();
-        b.unwrap();
-        let (stored, _) = checkpoint::read(&sink, &key).await.unwrap().unwrap();
-        assert_eq!(stored.since_id, Some((300 + round).to_string()), "round {round}");
-    }
+    one_lease_holder(&Sink::Dir(dir.path().to_path_buf())).await;
+    let (client, bucket) = common::moto_bucket("lease").await;
+    one_lease_holder(&Sink::S3 { client, bucket }).await;
 }
 
 #[tokio::test]
@@ -462,17 +477,17 @@ async fn the_s3_sink_creates_once_and_stores_the_run() {
     let server = two_page_api().await;
     let report = run(&server, &sink).await.unwrap();
     let keys = common::s3_keys(&client, &bucket, "p/").await;
-    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert_eq!(keys.len(), 4, "{keys:?}");
     assert_eq!(
-        keys[2],
+        keys[3],
         "p/tweets/dt=".to_string()
             + &chrono::Utc::now().format("%Y-%m-%d").to_string()
             + "/"
             + &report.run_id
             + "-0002.parquet"
     );
-    assert_eq!(keys[0], "p/_state/extract.json");
-    let body = sink.get(&keys[1]).await.unwrap().unwrap().body;
+    assert_eq!(keys[..2], ["p/_state/extract.json", "p/_state/lease.json"]);
+    let body = sink.get(&keys[2]).await.unwrap().unwrap().body;
     assert_eq!(read_batches(body).iter().map(|b| b.num_rows()).sum::<usize>(), 100);
 }
 
@@ -517,4 +532,233 @@ async fn the_recorded_lookup_page_joins_its_author_and_marks_the_retweet() {
     );
     use arrow::array::AsArray;
     assert!(batches[0].column_by_name("is_retweet").unwrap().as_boolean().value(0));
+}
+
+// --- Windows, deadlines, caps and rejects, against a mock with X's cursor semantics ---------
+
+fn paged_client(server: &MockServer) -> Source {
+    let text = config_text(&server.uri()).replace("[extract]\n", "[extract]\nmax_results = 10\n");
+    let config = Config::parse(&text, Path::new("/tmp/flixops.toml")).unwrap();
+    Source::Api(XClient::new(&config.extract, Secret::new("test-token".into())).unwrap())
+}
+
+fn paged_job() -> Job {
+    Job { page_size: 10, ..job() }
+}
+
+/// Runs until a run ends complete (at most `max_runs`), returning the reports.
+async fn runs_until_complete(job: &Job, server: &MockServer, sink: &Sink, max_runs: usize) -> Vec<Report> {
+    let mut reports = Vec::new();
+    for _ in 0..max_runs {
+        let report = extract::run(job, &mut paged_client(server), sink).await.unwrap();
+        let done = report.status == extract::Status::Complete;
+        reports.push(report);
+        if done {
+            return reports;
+        }
+    }
+    panic!("not complete after {max_runs} runs: {reports:#?}");
+}
+
+fn stored_ids(dir: &Path) -> std::collections::BTreeSet<String> {
+    strings(&lake_batches(dir), "tweet_id").into_iter().flatten().collect()
+}
+
+fn ids(range: std::ops::Range<u64>) -> std::collections::BTreeSet<String> {
+    range.map(|id| id.to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_page_cap_loses_no_tweet_and_buys_none_twice() {
+    let timeline = common::x_api::Timeline::of(1000..1025);
+    let server = timeline.serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::Dir(dir.path().to_path_buf());
+    let job = Job { max_pages: Some(1), ..paged_job() };
+
+    let first = extract::run(&job, &mut paged_client(&server), &sink).await.unwrap();
+    assert_eq!((first.status, first.partial.as_deref()), (extract::Status::Partial, Some("max_pages = 1 reached")));
+    let open = stored_checkpoint(&sink).await.unwrap().window.expect("the first run leaves its window open");
+    assert_eq!((open.until_id.as_str(), open.newest_id.as_str()), ("1015", "1024"));
+
+    runs_until_complete(&job, &server, &sink, 6).await;
+    assert_eq!(stored_ids(dir.path()), ids(1000..1025), "every tweet of the window is in the lake");
+    assert_eq!(timeline.served().len(), 25, "no tweet was fetched (and paid for) twice");
+    assert_eq!(stored_checkpoint(&sink).await.unwrap().since_id.as_deref(), Some("1024"));
+
+    timeline.add((2000..2007).map(common::x_api::tweet));
+    runs_until_complete(&job, &server, &sink, 6).await;
+    let mut all = ids(1000..1025);
+    all.extend(ids(2000..2007));
+    assert_eq!(stored_ids(dir.path()), all, "the 7 new tweets too");
+    assert_eq!(timeline.served().len(), 32, "still none twice");
+}
+
+#[tokio::test]
+async fn a_run_out_of_time_stops_between_pages_and_the_next_one_finishes() {
+    let timeline = common::x_api::Timeline::of(1000..1025);
+    timeline.slow_after(0, Duration::from_millis(1200));
+    let server = timeline.serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::Dir(dir.path().to_path_buf());
+    let job = Job { time_budget: Duration::from_secs(3), ..paged_job() };
+    let started = std::time::Instant::now();
+    let first = extract::run(&job, &mut paged_client(&server), &sink).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "the budget holds: {:?}", started.elapsed());
+    assert_eq!((first.status, first.partial.as_deref()), (extract::Status::Partial, Some("time budget used up")));
+    assert!(first.pages >= 1 && first.pages < 3, "{first:?}");
+    timeline.fast();
+    runs_until_complete(&job, &server, &sink, 3).await;
+    assert_eq!(stored_ids(dir.path()), ids(1000..1025));
+}
+
+#[tokio::test]
+async fn a_repeating_cursor_stops_the_run_by_name_and_keeps_its_progress() {
+    let timeline = common::x_api::Timeline::of(1000..1035);
+    timeline.stuck_token(true);
+    let server = timeline.serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::Dir(dir.path().to_path_buf());
+    let err = extract::run(&paged_job(), &mut paged_client(&server), &sink).await.unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("page 2: the X API repeated the pagination cursor `stuck`"), "{message}");
+    assert!(message.contains("stored 2 page(s)") && message.contains("the next run resumes after them"), "{message}");
+    let state = stored_checkpoint(&sink).await.unwrap();
+    assert_eq!(state.window.map(|w| w.until_id).as_deref(), Some("1015"), "progress up to page 2 is kept");
+    timeline.stuck_token(false);
+    runs_until_complete(&paged_job(), &server, &sink, 3).await;
+    assert_eq!(stored_ids(dir.path()), ids(1000..1035));
+}
+
+#[tokio::test]
+async fn a_tweet_the_contract_cannot_hold_goes_to_rejects_and_its_page_is_stored() {
+    let timeline = common::x_api::Timeline::of(1000..1012);
+    let mut bad = common::x_api::tweet(1005);
+    bad.as_object_mut().unwrap().remove("created_at");
+    timeline.add([bad]);
+    let server = timeline.serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::Dir(dir.path().to_path_buf());
+    let reports = runs_until_complete(&paged_job(), &server, &sink, 1).await;
+    assert_eq!(reports[0].rejects, 1);
+    let mut expected = ids(1000..1012);
+    expected.remove("1005");
+    assert_eq!(stored_ids(dir.path()), expected, "the page's other tweets are stored");
+    let rejects: Vec<_> = reports[0].files.iter().filter(|f| f.contains("/_rejects/dt=")).collect();
+    assert_eq!(rejects.len(), 1, "{:?}", reports[0].files);
+    let text = std::fs::read_to_string(dir.path().join(rejects[0])).unwrap();
+    let line: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(line["tweet_id"], "1005");
+    assert!(line["reason"].as_str().unwrap().contains("has no `created_at`"), "{line}");
+    assert_eq!(line["tweet"]["text"], "tweet 1005 #flix", "the tweet is kept as the API sent it");
+    assert_eq!(stored_checkpoint(&sink).await.unwrap().since_id.as_deref(), Some("1011"), "the pipeline moves on");
+}
+
+#[tokio::test]
+async fn a_run_cap_stops_at_a_page_boundary_and_the_next_runs_resume() {
+    let timeline = common::x_api::Timeline::of(1000..1025);
+    let server = timeline.serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::Dir(dir.path().to_path_buf());
+    let job = Job { max_posts_per_run: Some(15), ..paged_job() };
+    let reports = runs_until_complete(&job, &server, &sink, 5).await;
+    assert_eq!(reports[0].partial.as_deref(), Some("max_posts_per_run = 15 reached: 10 posts read"));
+    assert!(reports.iter().all(|r| r.posts <= 15), "no run reads past its cap");
+    assert_eq!(stored_ids(dir.path()), ids(1000..1025));
+    assert_eq!(timeline.served().len(), 25);
+    let month = stored_checkpoint(&sink).await.unwrap().month;
+    assert_eq!(month.posts, 25, "the month's counter holds every post read");
+}
+
+#[tokio::test]
+async fn the_monthly_cap_stops_runs_before_any_request_and_a_new_month_starts_from_zero() {
+    let timeline = common::x_api::Timeline::of(1000..1025);
+    let server = timeline.serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::Dir(dir.path().to_path_buf());
+    let key = "p/_state/extract.json";
+    let this_month = chrono::Utc::now().format("%Y-%m").to_string();
+    let usage = |month: &str, posts| checkpoint::MonthUsage { month: month.into(), posts, runs: 3 };
+    let capped = Checkpoint { month: usage(&this_month, 95), ..Checkpoint::empty("flixbus") };
+    checkpoint::write(&sink, key, &capped, None).await.unwrap();
+    let job = Job { max_posts_per_month: Some(100), ..paged_job() };
+
+    let stopped = extract::run(&job, &mut paged_client(&server), &sink).await.unwrap();
+    let reason = "max_posts_per_month = 100 reached: 95 posts read this month";
+    assert_eq!((stopped.status, stopped.partial.as_deref()), (extract::Status::Partial, Some(reason)));
+    assert_eq!(timeline.requests(), 0, "nothing is bought past the cap");
+
+    let (_, version) = checkpoint::read(&sink, key).await.unwrap().unwrap();
+    let last_month = Checkpoint { month: usage("2026-01", 100), ..Checkpoint::empty("flixbus") };
+    checkpoint::write(&sink, key, &last_month, Some(&version)).await.unwrap();
+    let reports = runs_until_complete(&job, &server, &sink, 3).await;
+    assert_eq!(reports[0].month_posts, Some(25), "the counter restarted this month: {:?}", reports[0]);
+    assert_eq!(stored_checkpoint(&sink).await.unwrap().month.month, this_month);
+}
+
+// --- The X API's documented refusals (docs.x.com/x-api/fundamentals/response-codes-and-errors) ---
+
+/// A usage cap answers 429 like a rate limit, but its problem type says waiting will not help,
+/// and `x-rate-limit-remaining` can still be high.
+#[tokio::test]
+async fn a_usage_cap_fails_at_once_instead_of_waiting_for_the_rate_limit() {
+    let server = MockServer::start().await;
+    let capped = serde_json::json!({
+        "title": "UsageCapExceeded",
+        "detail": "Usage cap exceeded: Monthly product cap",
+        "type": "https://api.twitter.com/2/problems/usage-capped",
+    });
+    let reset = (chrono::Utc::now().timestamp() + 2).to_string();
+    Mock::given(path(SEARCH))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("x-rate-limit-remaining", "447")
+                .insert_header("x-rate-limit-reset", reset.as_str())
+                .set_body_json(capped),
+        )
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let err = run(&server, &Sink::Dir(dir.path().to_path_buf())).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2), "no wait for the reset: {:?}", started.elapsed());
+    assert!(err.is_capped() && !err.is_connect(), "{err}");
+    assert!(err.to_string().contains("usage cap is reached (Usage cap exceeded: Monthly product cap)"), "{err}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1, "a cap is not retried");
+}
+
+#[tokio::test]
+async fn depleted_credits_name_the_fix_and_count_as_refused_credentials() {
+    let server = MockServer::start().await;
+    let depleted = serde_json::json!({
+        "title": "CreditsDepleted",
+        "detail": "Your enrolled account does not have any credits to fulfill this request.",
+        "type": "https://api.twitter.com/2/problems/credits-depleted",
+    });
+    Mock::given(path(SEARCH)).respond_with(ResponseTemplate::new(402).set_body_json(depleted)).mount(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let err = run(&server, &Sink::Dir(dir.path().to_path_buf())).await.unwrap_err();
+    assert!(err.is_connect(), "exit 3, as for refused credentials: {err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("credits are used up") && message.contains("buy credits or raise the spending limit"),
+        "{message}"
+    );
+}
+
+/// Only the documented stale-`since_id` message drops the checkpoint; another 400 that mentions
+/// `since_id` (a malformed id) is an error and keeps it.
+#[tokio::test]
+async fn only_the_stale_since_id_message_falls_back_to_the_whole_window() {
+    let server = MockServer::start().await;
+    let malformed = r#"{"errors":[{"parameters":{"since_id":["abc"]},"message":"The `since_id` query parameter value [abc] is not valid"}],"title":"Invalid Request","detail":"One or more parameters to your request was invalid.","type":"https://api.twitter.com/2/problems/invalid-request"}"#;
+    Mock::given(path(SEARCH)).respond_with(ResponseTemplate::new(400).set_body_string(malformed)).mount(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::Dir(dir.path().to_path_buf());
+    let old = Checkpoint { since_id: Some("abc".into()), ..Checkpoint::empty("flixbus") };
+    checkpoint::write(&sink, "p/_state/extract.json", &old, None).await.unwrap();
+    let err = run(&server, &sink).await.unwrap_err();
+    assert!(err.to_string().contains("is not valid"), "{err}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1, "no second request without since_id");
+    assert_eq!(stored_checkpoint(&sink).await.unwrap().since_id.as_deref(), Some("abc"), "the checkpoint is kept");
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::x_api::Timeline;
 use common::{Running, fixture, flixops, output, page, parquet_files, read_batches, strings};
 use serde_json::Value;
 use wiremock::matchers::{method, path, query_param, query_param_is_missing};
@@ -49,16 +50,6 @@ fn ids_in(dir: &Path) -> BTreeSet<String> {
         .collect()
 }
 
-fn recorded_ids() -> BTreeSet<String> {
-    ["brexit.jsonl", "two_tweets.jsonl"]
-        .iter()
-        .flat_map(|f| {
-            let v: Value = serde_json::from_str(&page(f)).unwrap();
-            v["data"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done() {
@@ -67,12 +58,20 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// A project whose X API is `base`, ten tweets a page.
+fn write_paged_config(dir: &Path, base: &str) {
+    write_config(dir, base);
+    let text = std::fs::read_to_string(dir.join("flixops.toml")).unwrap();
+    std::fs::write(dir.join("flixops.toml"), text.replace("[extract]\n", "[extract]\nmax_results = 10\n")).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_process_killed_between_pages_loses_nothing_on_the_next_run() {
-    let server = MockServer::start().await;
-    mount_pages(&server, Duration::from_secs(120)).await;
+    let timeline = Timeline::of(1000..1025);
+    timeline.slow_after(1, Duration::from_secs(120));
+    let server = timeline.serve().await;
     let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &server.uri());
+    write_paged_config(dir.path(), &server.uri());
     let lake = dir.path().join(".flixops/lake");
 
     let child = flixops(dir.path())
@@ -83,17 +82,89 @@ async fn a_process_killed_between_pages_loses_nothing_on_the_next_run() {
         .unwrap();
     let mut running = Running(child);
     wait_for("the first page's file", || parquet_files(&lake).len() == 1);
+    wait_for("the first page's progress", || std::fs::read(lake.join("p/_state/extract.json")).is_ok());
     running.0.kill().unwrap(); // SIGKILL while the second page is in flight
     running.0.wait().unwrap();
-    assert!(!lake.join("p/_state/extract.json").exists(), "the checkpoint only moves after a whole run");
-
-    server.reset().await;
-    mount_pages(&server, Duration::ZERO).await;
-    let (code, _, stderr) = output(flixops(dir.path()).arg("extract").env("FLIXOPS_TEST_TOKEN", "test-token"));
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(ids_in(&lake), recorded_ids(), "every tweet of both pages is in the lake");
     let state: Value = serde_json::from_slice(&std::fs::read(lake.join("p/_state/extract.json")).unwrap()).unwrap();
-    assert_eq!(state["since_id"], "1440716895355764743");
+    assert_eq!(state["window"]["until_id"], "1015", "the first page's progress was saved before the kill");
+    assert_eq!(state["since_id"], Value::Null, "since_id never moves past tweets that are not stored");
+
+    timeline.fast();
+    let (code, _, stderr) = output(flixops(dir.path()).arg("extract").env("FLIXOPS_TEST_TOKEN", "test-token"));
+    assert_eq!(code, 0, "the dead run's lease does not block the rerun: {stderr}");
+    assert_eq!(ids_in(&lake), (1000..1025).map(|i| i.to_string()).collect(), "every tweet is in the lake");
+    let state: Value = serde_json::from_slice(&std::fs::read(lake.join("p/_state/extract.json")).unwrap()).unwrap();
+    assert_eq!(state["since_id"], "1024");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_extract_on_the_same_environment_refuses_and_names_the_holder() {
+    let timeline = Timeline::of(1000..1025);
+    timeline.slow_after(0, Duration::from_secs(2));
+    let server = timeline.serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_paged_config(dir.path(), &server.uri());
+    let lease = dir.path().join(".flixops/lake/p/_state/lease.json");
+    let child = flixops(dir.path())
+        .arg("extract")
+        .env("FLIXOPS_TEST_TOKEN", "test-token")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut running = Running(child);
+    wait_for("the first run's lease", || lease.exists());
+
+    let (code, _, stderr) = output(flixops(dir.path()).arg("extract").env("FLIXOPS_TEST_TOKEN", "test-token"));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("another extraction is running on this environment"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("(pid {pid})")) && stderr.contains(" until 20"),
+        "names holder and expiry: {stderr}"
+    );
+    assert!(running.0.wait().unwrap().success(), "the first run goes on undisturbed");
+    assert_eq!(timeline.served().len(), 25, "the refused run fetched nothing");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partial_run_says_so_and_doctor_warns_about_rejected_tweets() {
+    let timeline = Timeline::of(1000..1025);
+    let mut bad = common::x_api::tweet(1020);
+    bad.as_object_mut().unwrap().remove("author_id");
+    timeline.add([bad]);
+    let server = timeline.serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_paged_config(dir.path(), &server.uri());
+    let extract = |args: &[&str]| output(flixops(dir.path()).arg("extract").args(args).env("FLIXOPS_TEST_TOKEN", "t"));
+
+    let (code, _, stderr) = extract(&["--max-pages", "1"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("partial: resumes next run (max_pages = 1 reached)"), "{stderr}");
+    assert!(stderr.contains("rejected 1 tweet(s) the data contract cannot hold"), "{stderr}");
+    let (code, stdout, stderr) = extract(&["-o", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!((report["status"].as_str(), report["tweets"].as_u64()), (Some("complete"), Some(15)), "{report}");
+
+    // docs.x.com/x-api/usage/tweets: X's own count, set beside ours.
+    let usage = r#"{"data":{"cap_reset_day":10,"project_cap":"2000000","project_id":"1369785403853424","project_usage":"43435"}}"#;
+    Mock::given(path("/2/usage/tweets"))
+        .and(wiremock::matchers::header("authorization", "Bearer t"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(usage))
+        .mount(&server)
+        .await;
+    let (code, stdout, stderr) =
+        output(flixops(dir.path()).args(["doctor", "-o", "json"]).env("FLIXOPS_TEST_TOKEN", "t"));
+    assert_eq!(code, 0, "warnings alone exit 0: {stderr}");
+    let doctor: Value = serde_json::from_str(&stdout).unwrap();
+    let check = |name: &str| doctor["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap().clone();
+    assert_eq!(check("rejects")["status"], "warn", "{doctor}");
+    assert!(check("rejects")["detail"].as_str().unwrap().contains("/_rejects/dt="), "{doctor}");
+    assert_eq!(check("x spend")["status"], "ok");
+    let spend = check("x spend")["detail"].as_str().unwrap().to_string();
+    assert!(spend.starts_with("25 posts read in ") && spend.contains(" at $0.005 per post"), "{spend}");
+    assert!(spend.contains("X counts 43435 for the whole project this billing cycle"), "{spend}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -222,7 +293,23 @@ async fn the_binary_serves_lambda_invocations_into_s3() {
     assert_eq!(outcome, "response", "the invocation failed: {body}");
     let report: Value = serde_json::from_str(&body).unwrap();
     assert_eq!((report["pages"].as_u64(), report["tweets"].as_u64()), (Some(2), Some(101)));
-    assert_eq!(common::s3_keys(&s3, &bucket, "p/").await.len(), 3, "two pages and the checkpoint");
+    let keys = common::s3_keys(&s3, &bucket, "p/").await;
+    assert_eq!(keys.len(), 4, "two pages, the checkpoint and the released lease: {keys:?}");
+    let lease: Value = serde_json::from_slice(
+        &s3.get_object()
+            .bucket(&bucket)
+            .key("p/_state/lease.json")
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert_eq!(lease["holder"], "Lambda flixops", "{lease}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -306,3 +306,36 @@ fn doctor_on_the_local_target_warns_before_the_first_run_and_is_green_after() {
         "{stderr}"
     );
 }
+
+/// Since 2026-05-04 keyword searches return no retweets (docs.x.com changelog): the retweet
+/// figures must read as zero, not as missing, on such data.
+#[test]
+fn retweet_figures_read_zero_when_the_search_returns_no_retweets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut page: Value = serde_json::from_str(&common::page("brexit.jsonl")).unwrap();
+    let originals: Vec<Value> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| !t["referenced_tweets"].as_array().is_some_and(|r| r.iter().any(|r| r["type"] == "retweeted")))
+        .cloned()
+        .collect();
+    let kept = originals.len() as i64;
+    assert!(kept > 0 && kept < 100, "the recording mixes both: {kept}");
+    page["data"] = Value::Array(originals);
+    let recording = dir.path().join("no-retweets.jsonl");
+    std::fs::write(&recording, serde_json::to_string(&page).unwrap() + "\n").unwrap();
+    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"nort\"\n[env.dev]\ntarget = \"local\"\n")
+        .unwrap();
+    let (code, _, stderr) = output(flixops(dir.path()).arg("run").arg("--replay").arg(&recording));
+    assert_eq!(code, 0, "{stderr}");
+    let conn = warehouse(dir.path());
+    assert_eq!(count(&conn, "SELECT sum(tweet_count) FROM marts.tweets_daily"), kept);
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM marts.tweets_daily WHERE retweet_count IS NULL OR retweet_share IS NULL"),
+        0
+    );
+    assert_eq!(count(&conn, "SELECT sum(retweet_count) FROM marts.tweets_daily"), 0);
+    let share: f64 = conn.query_row("SELECT max(retweet_share) FROM marts.tweets_daily", [], |r| r.get(0)).unwrap();
+    assert_eq!(share, 0.0);
+}

@@ -479,17 +479,15 @@ async fn x_api_mock() -> wiremock::MockServer {
     server
 }
 
-/// The same moto over HTTPS (trusting its test CA), as the function and real S3 are reached: the
-/// bucket's TLS-only policy denies plain HTTP.
-fn over_tls(mut env: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
-    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
-    env.push(("AWS_ENDPOINT_URL", moto().tls_endpoint.clone()));
-    env.push(("SSL_CERT_FILE", moto().ca_file.display().to_string()));
+/// The same moto over plain HTTP, which the bucket's TLS-only policy refuses for objects.
+fn over_plain_http(mut env: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    env.retain(|(k, _)| !matches!(*k, "AWS_ENDPOINT_URL" | "SSL_CERT_FILE"));
+    env.push(("AWS_ENDPOINT_URL", moto().endpoint.clone()));
     env
 }
 
 fn doctor(p: &Project) -> (i32, Value, String) {
-    doctor_with(p, over_tls(cloud_env(p.path())))
+    doctor_with(p, cloud_env(p.path()))
 }
 
 fn doctor_with(p: &Project, env: Vec<(&'static str, String)>) -> (i32, Value, String) {
@@ -566,14 +564,14 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
         .unwrap();
 
     // Over plain HTTP the bucket refuses the checkpoint read: the TLS-only policy is in force.
-    let (code, report, _) = doctor_with(&p, cloud_env(p.path()));
+    let (code, report, _) = doctor_with(&p, over_plain_http(cloud_env(p.path())));
     assert_eq!(code, 1);
     let c = check(&report, "checkpoint");
     assert!(c["status"] == "fail" && c["detail"].as_str().unwrap().contains("403"), "{c}");
 
     // One extraction over HTTPS (as the function runs), and its log line.
     let mut cmd = flixops(p.path());
-    cmd.args(["extract"]).envs(over_tls(cloud_env(p.path()))).env("X_BEARER_TOKEN", "good-token");
+    cmd.args(["extract"]).envs(cloud_env(p.path())).env("X_BEARER_TOKEN", "good-token");
     let (code, _, stderr) = output(&mut cmd);
     assert_eq!(code, 0, "{stderr}");
     let aws = Clients::new(&moto_sdk(), &[]);
@@ -718,7 +716,7 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
     // Snowflake unreachable: its sign-in fails with the command to test the connection, and the
     // AWS side is still checked.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut env = over_tls(cloud_env(p.path()));
+    let mut env = cloud_env(p.path());
     env.push(("SNOWFLAKE_CONNECTIONS_DEFAULT_PORT", closed.to_string()));
     let (code, report, _) = doctor_with(&p, env);
     assert_eq!(code, 1);

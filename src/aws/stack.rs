@@ -200,6 +200,13 @@ pub fn resources(
         purge_data,
     }));
 
+    out.push(Box::new(super::checkpoint::InitialCheckpoint {
+        s3: c.s3.clone(),
+        bucket: names.bucket.clone(),
+        prefix: prefix.clone(),
+        query: config.extract.query.clone(),
+    }));
+
     let integration = upstream.integration.clone();
     out.push(Box::new(Boundary {
         iam: c.iam.clone(),
@@ -270,8 +277,13 @@ pub fn resources(
         ("FLIXOPS_X_API_BASE_URL".to_string(), EnvValue::Literal(extract.api_base_url.clone())),
         ("FLIXOPS_X_TOKEN_SECRET_ARN".to_string(), EnvValue::Output(Secret::address(), "arn")),
     ];
-    if let Some(pages) = extract.max_pages {
-        environment.push(("FLIXOPS_MAX_PAGES".to_string(), EnvValue::Literal(pages.to_string())));
+    let limits = [
+        ("FLIXOPS_MAX_PAGES", extract.max_pages.map(u64::from)),
+        ("FLIXOPS_MAX_POSTS_PER_RUN", extract.max_posts_per_run),
+        ("FLIXOPS_MAX_POSTS_PER_MONTH", extract.max_posts_per_month),
+    ];
+    for (name, value) in limits {
+        environment.extend(value.map(|v| (name.to_string(), EnvValue::Literal(v.to_string()))));
     }
     let timeout = (extract.time_budget_secs + 30).min(900) as i32;
     out.push(Box::new(Function {

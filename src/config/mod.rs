@@ -48,6 +48,12 @@ pub struct ExtractConfig {
     pub max_pages: Option<u32>,
     /// Wall-clock budget for one run, including waits for a rate-limit reset.
     pub time_budget_secs: u64,
+    /// Stop a run (resumably) before it reads more posts than this.
+    pub max_posts_per_run: Option<u64>,
+    /// Stop runs (resumably) once this UTC month's posts would pass this.
+    pub max_posts_per_month: Option<u64>,
+    /// What X bills per post read, for spend estimates.
+    pub price_per_post_usd: f64,
     /// Schedule expression for the cloud target (EventBridge Scheduler syntax).
     pub schedule: String,
     /// Where the bearer token comes from.
@@ -59,6 +65,10 @@ pub struct ExtractConfig {
     /// Retry policy for 5xx answers, timeouts and truncated bodies.
     pub retry: RetryPolicy,
 }
+
+/// X's price per post read (pay-per-use, "Posts: Read"), from docs.x.com/x-api/getting-started/pricing
+/// as read on 2026-11-29; `extract.price_per_post_usd` overrides it.
+pub const DEFAULT_PRICE_PER_POST_USD: f64 = 0.005;
 
 /// Bounded, jittered exponential backoff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,6 +39,9 @@ struct RawExtract {
     max_results: Option<Spanned<u32>>,
     max_pages: Option<Spanned<u32>>,
     time_budget_secs: Option<Spanned<u64>>,
+    max_posts_per_run: Option<Spanned<u64>>,
+    max_posts_per_month: Option<Spanned<u64>>,
+    price_per_post_usd: Option<Spanned<f64>>,
     schedule: Option<Spanned<String>>,
     bearer_token: Option<Spanned<toml::Value>>,
     api_base_url: Option<Spanned<String>>,
@@ -161,7 +164,8 @@ fn validate(raw: RawConfig, c: &mut Checker, path: &Path, root: &Path) -> Config
 fn validate_extract(raw: RawExtract, c: &mut Checker) -> ExtractConfig {
     let owned = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     if let Some(q) = &raw.query {
-        if q.get_ref().trim().is_empty() || q.get_ref().len() > 512 {
+        // docs.x.com (search/recent, `query`): at most 512 characters, not bytes.
+        if q.get_ref().trim().is_empty() || q.get_ref().chars().count() > 512 {
             c.report(q.span(), "extract.query", "the query must be 1-512 characters");
         }
     }
@@ -180,6 +184,17 @@ fn validate_extract(raw: RawExtract, c: &mut Checker) -> ExtractConfig {
     if let Some(m) = raw.max_pages.as_ref().filter(|m| *m.get_ref() == 0) {
         c.report(m.span(), "extract.max_pages", "must be at least 1; leave it out to follow every page");
     }
+    for (field, cap) in
+        [("max_posts_per_run", &raw.max_posts_per_run), ("max_posts_per_month", &raw.max_posts_per_month)]
+    {
+        if let Some(cap) = cap.as_ref().filter(|c| *c.get_ref() < 10) {
+            let message = "must be at least 10 (the smallest page recent search returns); leave it out for no cap";
+            c.report(cap.span(), &format!("extract.{field}"), message);
+        }
+    }
+    if let Some(price) = raw.price_per_post_usd.as_ref().filter(|p| !(p.get_ref().is_finite() && *p.get_ref() >= 0.0)) {
+        c.report(price.span(), "extract.price_per_post_usd", "must be a price in US dollars, 0 or more (e.g. 0.005)");
+    }
     let bearer_token = match raw.bearer_token {
         Some(value) => secret_ref(value, c),
         None => SecretRef::Env("X_BEARER_TOKEN".to_string()),
@@ -193,6 +208,9 @@ fn validate_extract(raw: RawExtract, c: &mut Checker) -> ExtractConfig {
         max_results: max_results.unwrap_or(100),
         max_pages: raw.max_pages.map(Spanned::into_inner),
         time_budget_secs: raw.time_budget_secs.map(Spanned::into_inner).unwrap_or(600),
+        max_posts_per_run: raw.max_posts_per_run.map(Spanned::into_inner),
+        max_posts_per_month: raw.max_posts_per_month.map(Spanned::into_inner),
+        price_per_post_usd: raw.price_per_post_usd.map_or(super::DEFAULT_PRICE_PER_POST_USD, Spanned::into_inner),
         schedule: raw.schedule.map(Spanned::into_inner).unwrap_or_else(|| "rate(1 hour)".to_string()),
         bearer_token,
         api_base_url: raw.api_base_url.map(Spanned::into_inner).unwrap_or_else(|| "https://api.x.com".to_string()),
@@ -460,6 +478,25 @@ mod tests {
             Target::Local(l) => assert_eq!(l.lake_dir, Path::new("/p/.flixops/lake")),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_query_is_limited_in_characters_not_bytes_and_caps_need_a_page() {
+        let with = |extract: &str| {
+            format!("[project]\nname = \"demo\"\n[extract]\n{extract}\n[env.dev]\ntarget = \"local\"\n")
+        };
+        let accented = "é".repeat(512); // 1024 bytes, 512 characters: X accepts it
+        assert!(parse(&with(&format!("query = \"{accented}\"")), Path::new("f")).is_ok());
+        let p = problems(&with(&format!("query = \"{accented}é\"")));
+        assert_eq!(
+            (p[0].field.as_str(), p[0].message.as_str()),
+            ("extract.query", "the query must be 1-512 characters")
+        );
+        let p = problems(&with("max_posts_per_run = 5\nprice_per_post_usd = -1.0"));
+        let fields: Vec<_> = p.iter().map(|p| (p.line, p.field.as_str())).collect();
+        assert_eq!(fields, [(4, "extract.max_posts_per_run"), (5, "extract.price_per_post_usd")]);
+        let config = parse(&with("max_posts_per_month = 100000"), Path::new("f")).unwrap();
+        assert_eq!((config.extract.max_posts_per_month, config.extract.price_per_post_usd), (Some(100_000), 0.005));
     }
 
     #[test]

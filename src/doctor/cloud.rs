@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 
-use super::{Check, SEARCH_WINDOW_DAYS, Status, TIMEOUT, age_status};
+use super::{Check, Status, TIMEOUT, age_status};
 use crate::aws::Session;
 use crate::aws::lambda::Artifact;
 use crate::aws::stack::{Names, Upstream};
@@ -130,7 +130,6 @@ async fn runtime_checks(
 ) -> Vec<Check> {
     let names = Names::new(&config.project, &env.name, &cloud.bucket, &session.account_id);
     let mut futures: Vec<futures::future::BoxFuture<'_, Check>> = vec![
-        Box::pin(timed("checkpoint", checkpoint(session, cloud, &env.prefix))),
         Box::pin(timed("x token", x_token(config, session, names.secret.clone()))),
         Box::pin(timed("function errors", function_errors(session, names.function.clone()))),
     ];
@@ -143,7 +142,11 @@ async fn runtime_checks(
             .push(Box::pin(timed("raw freshness", freshness(client.clone(), sf.table.to_string(), "raw freshness"))));
         futures.push(Box::pin(timed("models freshness", models_freshness(client.clone(), sf.clone()))));
     }
-    join_all(futures).await
+    let state = tokio::time::timeout(TIMEOUT, extraction(config, session, cloud, &env.prefix));
+    let (others, state) = tokio::join!(join_all(futures), state);
+    let timed_out =
+        || vec![Check::new("checkpoint", Status::Fail, format!("no answer within {} s", TIMEOUT.as_secs()), None)];
+    state.unwrap_or_else(|_| timed_out()).into_iter().chain(others).collect()
 }
 
 async fn timed(name: &str, check: impl Future<Output = Check>) -> Check {
@@ -296,27 +299,11 @@ async fn models_freshness(client: Client, n: std::sync::Arc<SnowNames>) -> Check
     Check::new(name, status, format!("{} models, oldest data {hours} h old ({})", rows.len(), model(row)), fix)
 }
 
-async fn checkpoint(session: &Session, cloud: &AwsSnowflakeTarget, prefix: &str) -> Check {
+async fn extraction(config: &Config, session: &Session, cloud: &AwsSnowflakeTarget, prefix: &str) -> Vec<Check> {
     let sink = crate::extract::sink::Sink::S3 { client: session.clients.s3.clone(), bucket: cloud.bucket.clone() };
-    let key = crate::extract::checkpoint::key(prefix);
-    let found = match crate::extract::checkpoint::read(&sink, &key).await {
-        Ok(found) => found,
-        Err(e) => return Check::new("checkpoint", Status::Fail, e.to_string(), None),
-    };
-    let Some((state, _)) = found else {
-        let fix = "wait for the schedule, or invoke the function once";
-        return Check::new("checkpoint", Status::Warn, "no extraction has finished yet", Some(fix));
-    };
-    let Some(finished) = parse_time(&state.last_run.finished_at) else {
-        return Check::new("checkpoint", Status::Fail, format!("s3://{}/{key} is unreadable", cloud.bucket), None);
-    };
-    let age = chrono::Utc::now() - finished;
-    if age.num_days() >= SEARCH_WINDOW_DAYS {
-        let detail =
-            format!("last run {} days ago: tweets older than the 7-day search window are lost", age.num_days());
-        return Check::new("checkpoint", Status::Fail, detail, Some("check the schedule and the function's errors"));
-    }
-    Check::new("checkpoint", Status::Ok, format!("last run {} h ago", age.num_hours()), None)
+    let hints =
+        super::extraction::Hints { run: "wait for the schedule, or invoke the function once", stale: Status::Fail };
+    super::extraction::checks(&config.extract, &sink, prefix, &hints, None).await
 }
 
 /// What a failed run leaves in a Lambda log: our own `ERROR` lines, and what the Lambda service
@@ -404,7 +391,7 @@ async fn x_token(config: &Config, session: &Session, secret: String) -> Check {
         Err(e) => return Check::new("x token", Status::Fail, e.to_string(), None),
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    match client.page(None, None, deadline).await {
+    match client.page(&crate::extract::api::PageRequest::default(), deadline).await {
         Ok(_) => Check::new("x token", Status::Ok, "the X API accepts the token", None),
         Err(e) => Check::new("x token", Status::Fail, e.to_string(), fix),
     }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::config::{Config, EnvConfig, LocalTarget, Target};
 
 mod cloud;
+mod extraction;
 
 pub use cloud::{is_error_line, pipe_verdict};
 
@@ -73,13 +74,23 @@ impl Report {
 pub async fn run(config: &Config, env: &EnvConfig, artifact: Option<&Path>) -> Report {
     let mut checks = vec![Check::new("config", Status::Ok, format!("{} is valid", config.path.display()), None)];
     match &env.target {
-        Target::Local(local) => checks.extend(local_checks(config, env, local)),
+        Target::Local(local) => {
+            let sink = crate::extract::sink::Sink::Dir(local.lake_dir.clone());
+            let hints = extraction::Hints { run: "flixops run", stale: Status::Warn };
+            // The token from this shell, if set: only for X's usage count (not billed).
+            let token = match &config.extract.bearer_token {
+                crate::config::SecretRef::Env(_) => config.extract.bearer_token.resolve(None).await.ok(),
+                crate::config::SecretRef::SecretsManager(_) => None,
+            };
+            let extraction = extraction::checks(&config.extract, &sink, &env.prefix, &hints, token).await;
+            checks.extend(local_checks(config, env, local, extraction));
+        }
         Target::AwsSnowflake(cloud) => checks.extend(cloud::checks(config, env, cloud, artifact).await),
     }
     Report { env: env.name.clone(), checks }
 }
 
-fn local_checks(config: &Config, env: &EnvConfig, local: &LocalTarget) -> Vec<Check> {
+fn local_checks(config: &Config, env: &EnvConfig, local: &LocalTarget, extraction: Vec<Check>) -> Vec<Check> {
     let run = Some("flixops run");
     let mut checks = Vec::new();
     let tweets = local.lake_dir.join(&env.prefix).join("tweets");
@@ -88,7 +99,7 @@ fn local_checks(config: &Config, env: &EnvConfig, local: &LocalTarget) -> Vec<Ch
         Ok(0) | Err(_) => Check::new("lake", Status::Warn, format!("no files under {}", tweets.display()), run),
         Ok(n) => Check::new("lake", Status::Ok, format!("{n} file(s) under {}", tweets.display()), None),
     });
-    checks.push(checkpoint_check(&local.lake_dir, &env.prefix));
+    checks.extend(extraction);
     if !local.warehouse.exists() {
         checks.push(Check::new(
             "warehouse",
@@ -146,25 +157,6 @@ fn count_parquet(dir: &Path) -> std::io::Result<usize> {
         }
     }
     Ok(count)
-}
-
-fn checkpoint_check(lake: &Path, prefix: &str) -> Check {
-    let path = lake.join(crate::extract::checkpoint::key(prefix));
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Check::new("checkpoint", Status::Warn, "no extraction has finished yet", Some("flixops run"));
-    };
-    let parsed: Result<crate::extract::checkpoint::Checkpoint, _> = serde_json::from_str(&text);
-    let finished = parsed.ok().and_then(|c| chrono::DateTime::parse_from_rfc3339(&c.last_run.finished_at).ok());
-    let Some(finished) = finished else {
-        return Check::new("checkpoint", Status::Fail, format!("{} is unreadable", path.display()), None);
-    };
-    let age = chrono::Utc::now().signed_duration_since(finished);
-    if age.num_days() >= SEARCH_WINDOW_DAYS {
-        let detail =
-            format!("last run {} days ago: tweets older than the 7-day search window are lost", age.num_days());
-        return Check::new("checkpoint", Status::Warn, detail, Some("run extractions at least weekly"));
-    }
-    Check::new("checkpoint", Status::Ok, format!("last run {} h ago", age.num_hours()), None)
 }
 
 /// Data this many hours old: a warning from 4 h, a failure from 24 h.

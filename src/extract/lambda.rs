@@ -53,17 +53,14 @@ impl Settings {
         extract.api_base_url = var("FLIXOPS_X_API_BASE_URL").unwrap_or(extract.api_base_url);
         extract.max_results = number("FLIXOPS_MAX_RESULTS")?.unwrap_or(extract.max_results);
         extract.max_pages = number("FLIXOPS_MAX_PAGES")?.or(extract.max_pages);
+        extract.max_posts_per_run = number("FLIXOPS_MAX_POSTS_PER_RUN")?.or(extract.max_posts_per_run);
+        extract.max_posts_per_month = number("FLIXOPS_MAX_POSTS_PER_MONTH")?.or(extract.max_posts_per_month);
         extract.bearer_token = match (var("FLIXOPS_X_TOKEN_SECRET_ARN"), var("FLIXOPS_X_TOKEN_ENV")) {
             (Some(arn), _) => SecretRef::SecretsManager(arn),
             (None, Some(name)) => SecretRef::Env(name),
             (None, None) => extract.bearer_token,
         };
-        let job = Job {
-            query: extract.query.clone(),
-            prefix: var("FLIXOPS_PREFIX").unwrap_or_else(|| "flixops".into()),
-            max_pages: extract.max_pages,
-            time_budget: Duration::from_secs(extract.time_budget_secs),
-        };
+        let job = Job::new(&extract, &var("FLIXOPS_PREFIX").unwrap_or_else(|| "flixops".into()));
         let sdk = aws_config::load_from_env().await;
         let sink = Sink::S3 { client: crate::aws::s3_client(&sdk), bucket };
         Ok(Self { extract, job, sdk, sink })

@@ -125,30 +125,77 @@ impl Sink {
         }
     }
 
-    /// Writes `key` only if it is still at `expected` (`None`: only if it does not exist yet).
-    pub async fn put_if(&self, key: &str, body: Vec<u8>, expected: Option<&str>) -> Result<(), SinkError> {
+    /// Writes `key` only if it is still at `expected` (`None`: only if it does not exist yet) and
+    /// returns the new version tag, so a run can write the same object again without re-reading it.
+    pub async fn put_if(&self, key: &str, body: Vec<u8>, expected: Option<&str>) -> Result<String, SinkError> {
         match self {
             Sink::Dir(root) => {
                 let path = root.join(key);
                 let expected = expected.map(str::to_string);
                 blocking(move || dir_put_if(&path, &body, expected.as_deref())).await
             }
+            Sink::S3 { client, bucket } => s3_put_if(client, bucket, key, body, expected).await,
+        }
+    }
+
+    /// Keys under `prefix` with their last-modified time (Unix seconds), in key order.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, SinkError> {
+        match self {
+            Sink::Dir(root) => {
+                let (root, prefix) = (root.clone(), prefix.to_string());
+                blocking(move || dir_list(&root, &prefix)).await
+            }
             Sink::S3 { client, bucket } => {
-                let req = client.put_object().bucket(bucket).key(key).body(ByteStream::from(body));
-                let req = match expected {
-                    Some(etag) => req.if_match(etag),
-                    None => req.if_none_match("*"),
-                };
-                match req.send().await {
-                    Ok(_) => Ok(()),
-                    Err(e) if is_precondition_failed(&e) || e.code() == Some("ConditionalRequestConflict") => {
-                        Err(SinkError::Conflict(format!("s3://{bucket}/{key}")))
+                let mut pages = client.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+                let mut keys = Vec::new();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| s3_error(bucket, prefix, e))?;
+                    for object in page.contents() {
+                        let modified = object.last_modified().map_or(0, |t| t.secs());
+                        keys.extend(object.key().map(|k| (k.to_string(), modified)));
                     }
-                    Err(e) => Err(s3_error(bucket, key, e)),
                 }
+                Ok(keys)
             }
         }
     }
+}
+
+/// A conditional PUT as S3 answers it: 412 or a vanished key (`If-Match` answers 404 `NoSuchKey`)
+/// mean someone else wrote first; 409 `ConditionalRequestConflict` is a race S3 asks the caller to
+/// retry (the SDK does not), and the retry then gets 412 or succeeds.
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html>
+async fn s3_put_if(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+    expected: Option<&str>,
+) -> Result<String, SinkError> {
+    let mut conflicts = 0;
+    loop {
+        let req = client.put_object().bucket(bucket).key(key).body(ByteStream::from(body.clone()));
+        let req = match expected {
+            Some(etag) => req.if_match(etag),
+            None => req.if_none_match("*"),
+        };
+        match req.send().await {
+            Ok(out) => return Ok(out.e_tag.unwrap_or_default()),
+            Err(e) if e.code() == Some("ConditionalRequestConflict") && conflicts < 3 => {
+                conflicts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100 * conflicts)).await;
+            }
+            Err(e) if is_precondition_failed(&e) || is_lost_race(&e, expected) => {
+                return Err(SinkError::Conflict(format!("s3://{bucket}/{key}")));
+            }
+            Err(e) => return Err(s3_error(bucket, key, e)),
+        }
+    }
+}
+
+/// 409 after the retries, or a 404 `NoSuchKey` to an `If-Match` write: the object moved under us.
+fn is_lost_race<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>, expected: Option<&str>) -> bool {
+    e.code() == Some("ConditionalRequestConflict") || (expected.is_some() && e.code() == Some("NoSuchKey"))
 }
 
 fn is_precondition_failed<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
@@ -277,7 +324,7 @@ fn content_version(body: &[u8]) -> String {
 }
 
 /// Compare-and-swap on disk: an exclusive lock file, a version check, then an atomic rename.
-fn dir_put_if(path: &Path, body: &[u8], expected: Option<&str>) -> Result<(), SinkError> {
+fn dir_put_if(path: &Path, body: &[u8], expected: Option<&str>) -> Result<String, SinkError> {
     let dir = path.parent().expect("keys have a directory");
     std::fs::create_dir_all(dir).map_err(io("create directory", dir))?;
     let lock = path.with_extension("lock");
@@ -287,7 +334,39 @@ fn dir_put_if(path: &Path, body: &[u8], expected: Option<&str>) -> Result<(), Si
         return Err(SinkError::Conflict(path.display().to_string()));
     }
     let tmp = write_temp(path, body)?;
-    std::fs::rename(&tmp, path).map_err(io("replace", path))
+    std::fs::rename(&tmp, path).map_err(io("replace", path))?;
+    Ok(content_version(body))
+}
+
+/// Files whose key starts with `prefix` (keys relative to `root`, `/`-separated); temp files
+/// (names starting with `.`) are not objects.
+fn dir_list(root: &Path, prefix: &str) -> Result<Vec<(String, i64)>, SinkError> {
+    let start = prefix.rsplit_once('/').map_or(root.to_path_buf(), |(dir, _)| root.join(dir));
+    let mut keys = Vec::new();
+    let mut stack = vec![start];
+    while let Some(dir) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            entries => entries.map_err(io("list", &dir))?,
+        };
+        for entry in entries {
+            let path = entry.map_err(io("list", &dir))?.path();
+            let key = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+            let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            let meta = std::fs::metadata(&path).map_err(io("list", &path))?;
+            if hidden || !(key.starts_with(prefix) || meta.is_dir() && prefix.starts_with(&format!("{key}/"))) {
+                continue;
+            }
+            if meta.is_dir() {
+                stack.push(path);
+            } else {
+                let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+                keys.push((key, modified.map_or(0, |d| d.as_secs() as i64)));
+            }
+        }
+    }
+    keys.sort();
+    Ok(keys)
 }
 
 /// A lock held by creating a file exclusively; removed on drop. A lock older than a minute is stale.

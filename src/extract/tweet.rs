@@ -256,16 +256,38 @@ impl Columns {
     }
 }
 
+/// A tweet the contract cannot hold, and why; it goes to `_rejects/` instead of stalling its page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The tweet's position in `data[]`.
+    pub index: usize,
+    /// Its id, as sent.
+    pub tweet_id: String,
+    /// What is missing or malformed.
+    pub reason: String,
+    /// The contract field the tweet lacks, when that is the reason.
+    pub missing: Option<&'static str>,
+}
+
 impl Page<'_> {
     /// Rows of the contract, one per tweet in `data[]`; authors joined from `includes.users`.
-    pub fn to_batch(&self, query: &str, extracted_at_micros: i64) -> Result<RecordBatch, RowError> {
+    /// A tweet that cannot become a row is returned as rejected; the others still are rows.
+    pub fn to_batch(&self, query: &str, extracted_at_micros: i64) -> (RecordBatch, Vec<Rejected>) {
         let users: HashMap<&str, &User> = self.includes.users.iter().map(|u| (&*u.id, u)).collect();
         let mut columns = Columns::with_capacity(self.data.len());
-        for tweet in &self.data {
+        let mut rejected = Vec::new();
+        for (index, tweet) in self.data.iter().enumerate() {
             let author = tweet.author_id.as_deref().and_then(|id| users.get(id).copied());
-            columns.push(tweet, author, query, extracted_at_micros)?;
+            if let Err(e) = columns.push(tweet, author, query, extracted_at_micros) {
+                let missing = match &e {
+                    RowError::Missing { field, .. } => Some(*field),
+                    RowError::BadTimestamp { .. } => None,
+                };
+                rejected.push(Rejected { index, tweet_id: tweet.id.to_string(), reason: e.to_string(), missing });
+            }
         }
-        Ok(RecordBatch::try_new(schema(), columns.finish()).expect("columns match the contract schema"))
+        let batch = RecordBatch::try_new(schema(), columns.finish()).expect("columns match the contract schema");
+        (batch, rejected)
     }
 
     /// The largest tweet id on the page (ids are decimal u64 and grow with time).
@@ -289,7 +311,8 @@ mod tests {
             "referenced_tweets":[{"type":"replied_to","id":"5"}]}],
             "includes":{"users":[{"id":"1","username":"other"}]},"meta":{"result_count":1}}"#;
         let page: Page = serde_json::from_str(body).unwrap();
-        let batch = page.to_batch("q", 0).unwrap();
+        let (batch, rejected) = page.to_batch("q", 0);
+        assert!(rejected.is_empty());
         for column in ["user_username", "user_location", "user_followers_count", "retweet_count", "tweet_lang"] {
             assert!(batch.column_by_name(column).unwrap().is_null(0), "{column} should be null");
         }
@@ -305,7 +328,8 @@ mod tests {
     fn a_bad_timestamp_names_the_tweet() {
         let body = r#"{"data":[{"id":"7","text":"x","created_at":"yesterday","author_id":"1"}]}"#;
         let page: Page = serde_json::from_str(body).unwrap();
-        let err = page.to_batch("q", 0).unwrap_err().to_string();
-        assert_eq!(err, "tweet 7: created_at `yesterday` is not an RFC 3339 timestamp");
+        let (batch, rejected) = page.to_batch("q", 0);
+        assert_eq!(batch.num_rows(), 0);
+        assert_eq!(rejected[0].reason, "tweet 7: created_at `yesterday` is not an RFC 3339 timestamp");
     }
 }

@@ -689,7 +689,7 @@ fn check_arn(s: &str) -> Result<(), String> {
 }
 
 fn check_query(s: &str) -> Result<(), String> {
-    rule(!s.trim().is_empty() && s.len() <= 512, "the query must be 1-512 characters")
+    rule(!s.trim().is_empty() && s.chars().count() <= 512, "the query must be 1-512 characters")
 }
 
 /// `us-east-1`, `eu-central-2`, `us-gov-west-1`: letters and digits in at least three parts, the last a number.

@@ -239,6 +239,9 @@ pub struct Plan {
     pub change: usize,
     /// Deletes plus replaces.
     pub destroy: usize,
+    /// What the extractor will cost a month at X's prices (cloud plans only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x_spend: Option<crate::extract::spend::Estimate>,
 }
 
 impl Plan {
@@ -250,6 +253,7 @@ impl Plan {
             change: count(|a| a == Action::Update),
             destroy: count(|a| matches!(a, Action::Delete | Action::Replace)),
             resources,
+            x_spend: None,
         }
     }
 

@@ -6,6 +6,14 @@ use super::{Action, FieldChange, Plan};
 
 /// Writes the plan for humans; no-op resources are left out, as terraform does.
 pub fn render_plan(w: &mut dyn Write, plan: &Plan, verb: &str) -> std::io::Result<()> {
+    render_changes(w, plan, verb)?;
+    match &plan.x_spend {
+        Some(spend) => writeln!(w, "\nX API spend: {}", spend.line()),
+        None => Ok(()),
+    }
+}
+
+fn render_changes(w: &mut dyn Write, plan: &Plan, verb: &str) -> std::io::Result<()> {
     if plan.is_empty() && verb == "destroy" {
         return writeln!(w, "Nothing to destroy.");
     }

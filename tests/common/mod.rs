@@ -1,6 +1,8 @@
 //! Shared test harness: the flixops binary, recorded pages, an X API mock and moto's S3.
 #![allow(dead_code)]
 
+pub mod x_api;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -233,7 +235,10 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for MotoAccount {
         _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
         _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        context.request_mut().headers_mut().insert("x-moto-account-id", self.0.clone());
+        let headers = context.request_mut().headers_mut();
+        headers.insert("x-moto-account-id", self.0.clone());
+        // In-process clients count as TLS to the bucket's TLS-only policy (tests/peers/moto_server.py).
+        headers.insert("x-forwarded-proto", "https");
         Ok(())
     }
 }
@@ -288,9 +293,19 @@ pub fn snowflake_home(dir: &Path, extra: &str) -> PathBuf {
     home
 }
 
-/// moto's environment plus a Snowflake home with the fakesnow connection (for CLI runs).
-pub fn cloud_env(dir: &Path) -> Vec<(&'static str, String)> {
+/// moto over HTTPS, trusting its test CA, as the function and real S3 are reached: the bucket's
+/// TLS-only policy denies object calls over plain HTTP.
+pub fn moto_tls_env() -> Vec<(&'static str, String)> {
     let mut env = moto_env();
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL", moto().tls_endpoint.clone()));
+    env.push(("SSL_CERT_FILE", moto().ca_file.display().to_string()));
+    env
+}
+
+/// moto (over HTTPS) plus a Snowflake home with the fakesnow connection (for CLI runs).
+pub fn cloud_env(dir: &Path) -> Vec<(&'static str, String)> {
+    let mut env = moto_tls_env();
     env.push(("SNOWFLAKE_HOME", snowflake_home(dir, "").display().to_string()));
     env
 }

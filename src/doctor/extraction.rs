@@ -1,0 +1,141 @@
+//! The extractor's own state, the same on both targets (read through the sink that holds it): when
+//! it last ran and whether a window is open, this month's posts and spend against the cap, and
+//! tweets rejected in the last 24 hours.
+
+use super::{Check, SEARCH_WINDOW_DAYS, Status};
+use crate::config::{ExtractConfig, Secret};
+use crate::extract::api::{Usage, XClient};
+use crate::extract::checkpoint::{self, Checkpoint};
+use crate::extract::sink::Sink;
+
+/// Month-to-date posts past this share of `max_posts_per_month` are a warning.
+const CAP_WARN_SHARE: f64 = 0.8;
+
+/// What to tell the user per target.
+pub struct Hints {
+    /// How to start a run (`flixops run`, or the schedule).
+    pub run: &'static str,
+    /// The verdict for a checkpoint older than the search window.
+    pub stale: Status,
+}
+
+/// The checkpoint, spend and rejects checks; `token` (when there is one) lets the spend check set
+/// X's own count beside ours.
+pub async fn checks(
+    extract: &ExtractConfig,
+    sink: &Sink,
+    prefix: &str,
+    hints: &Hints,
+    token: Option<Secret>,
+) -> Vec<Check> {
+    let key = checkpoint::key(prefix);
+    let state = match checkpoint::read(sink, &key).await {
+        Ok(found) => found.map(|(state, _)| state),
+        Err(e) => return vec![Check::new("checkpoint", Status::Fail, e.to_string(), None)],
+    };
+    let mut checks = vec![last_run(state.as_ref(), hints)];
+    let usage = match token {
+        Some(token) => Some(x_usage(extract, token).await),
+        None => None,
+    };
+    checks.push(spend(extract, state.as_ref(), usage));
+    checks.push(rejects(sink, prefix).await);
+    checks
+}
+
+fn last_run(state: Option<&Checkpoint>, hints: &Hints) -> Check {
+    let run = state.and_then(|s| s.last_run.as_ref());
+    let Some(run) = run else {
+        return Check::new("checkpoint", Status::Warn, "no extraction has finished yet", Some(hints.run));
+    };
+    let Some(finished) = chrono::DateTime::parse_from_rfc3339(&run.finished_at).ok() else {
+        let detail = format!("last_run.finished_at `{}` is not a time", run.finished_at);
+        return Check::new("checkpoint", Status::Fail, detail, None);
+    };
+    let age = chrono::Utc::now().signed_duration_since(finished);
+    if age.num_days() >= SEARCH_WINDOW_DAYS {
+        let detail =
+            format!("last run {} days ago: tweets older than the 7-day search window are lost", age.num_days());
+        return Check::new(
+            "checkpoint",
+            hints.stale,
+            detail,
+            Some("run extractions at least weekly (check the schedule)"),
+        );
+    }
+    let mut detail = format!("last run {} h ago: {} tweets", age.num_hours(), run.tweets);
+    let status = match &run.partial {
+        Some(reason) if reason.starts_with("stopped by an error") => Status::Warn,
+        _ => Status::Ok,
+    };
+    if let (Some(reason), Some(window)) = (&run.partial, state.and_then(|s| s.window.as_ref())) {
+        detail.push_str(&format!("; partial ({reason}), the next run resumes below tweet {}", window.until_id));
+    }
+    let fix = (status == Status::Warn).then_some(hints.run);
+    Check::new("checkpoint", status, detail, fix)
+}
+
+/// X's count for the project, from its usage endpoint.
+async fn x_usage(extract: &ExtractConfig, token: Secret) -> Result<Usage, String> {
+    let client = XClient::new(extract, token).map_err(|e| e.to_string())?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    client.usage(deadline).await.map_err(|e| e.to_string())
+}
+
+fn spend(extract: &ExtractConfig, state: Option<&Checkpoint>, usage: Option<Result<Usage, String>>) -> Check {
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let posts = state.map_or(0, |s| s.month.of(&month).posts);
+    let usd = posts as f64 * extract.price_per_post_usd;
+    let mut detail = format!("{posts} posts read in {month}, ≈ ${usd:.2} at ${} per post", extract.price_per_post_usd);
+    match &usage {
+        Some(Ok(x)) => {
+            detail.push_str(&format!("; X counts {} for the whole project this billing cycle", x.project_usage))
+        }
+        Some(Err(e)) => detail.push_str(&format!("; X's own count unavailable ({e})")),
+        None => detail.push_str("; X's own count not checked (no token here)"),
+    }
+    if let Some(Ok(Usage { project_usage, project_cap: Some(cap), .. })) = &usage {
+        if *project_usage as f64 >= CAP_WARN_SHARE * *cap as f64 {
+            detail.push_str(&format!(": {project_usage} of X's cap of {cap} posts"));
+            let fix = "X refuses every request at its cap (exit 4): narrow extract.query, or ask X for a higher cap";
+            return Check::new("x spend", Status::Warn, detail, Some(fix));
+        }
+    }
+    let Some(cap) = extract.max_posts_per_month else {
+        return Check::new("x spend", Status::Ok, detail + " (no monthly cap)", None);
+    };
+    let share = posts as f64 / cap as f64;
+    detail.push_str(&format!("; {:.0}% of max_posts_per_month = {cap}", share * 100.0));
+    if share < CAP_WARN_SHARE {
+        return Check::new("x spend", Status::Ok, detail, None);
+    }
+    if posts >= cap {
+        detail.push_str(": runs stop at the cap until next month (nothing is lost: the window stays open)");
+    }
+    let fix = "raise extract.max_posts_per_month in flixops.toml (and deploy), or narrow extract.query";
+    Check::new("x spend", Status::Warn, detail, Some(fix))
+}
+
+/// Rejects files written in the last 24 hours (today's and yesterday's partitions).
+async fn rejects(sink: &Sink, prefix: &str) -> Check {
+    let now = chrono::Utc::now();
+    let since = (now - chrono::Duration::hours(24)).timestamp();
+    let mut recent = Vec::new();
+    for day in [now - chrono::Duration::days(1), now] {
+        let partition = format!("{prefix}/_rejects/dt={}/", day.format("%Y-%m-%d"));
+        match sink.list(&partition).await {
+            Ok(keys) => recent.extend(keys.into_iter().filter(|(_, modified)| *modified >= since)),
+            Err(e) => return Check::new("rejects", Status::Fail, e.to_string(), None),
+        }
+    }
+    let Some((newest, _)) = recent.iter().max_by_key(|(_, modified)| *modified) else {
+        return Check::new("rejects", Status::Ok, "no tweet rejected in the last 24 h", None);
+    };
+    let detail = format!(
+        "{} page(s) had tweets the data contract cannot hold in the last 24 h, e.g. {}/{newest}",
+        recent.len(),
+        sink.location()
+    );
+    let fix = "each line of those .jsonl files gives the reason and the tweet; a missing field usually means extract.tweet_fields lacks it";
+    Check::new("rejects", Status::Warn, detail, Some(fix))
+}

@@ -1,0 +1,142 @@
+//! What the extractor costs at X's pay-per-use prices: the monthly estimate `plan` prints (runs a
+//! month from the schedule × the posts a run reads), and this month's usage `doctor` checks.
+
+use serde::Serialize;
+
+use super::checkpoint::Checkpoint;
+use crate::config::ExtractConfig;
+
+/// Days in the month the estimate assumes.
+const DAYS_PER_MONTH: f64 = 30.0;
+
+/// The monthly X spend as `plan` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Estimate {
+    /// Runs a month the schedule makes (None: an expression this cannot count, like `at(…)`).
+    pub runs_per_month: Option<f64>,
+    /// Posts a run read on average this month (None: no run yet).
+    pub posts_per_run: Option<f64>,
+    /// `extract.price_per_post_usd`.
+    pub price_per_post_usd: f64,
+    /// runs × posts × price, capped by `max_posts_per_month` (None: unknown).
+    pub monthly_usd: Option<f64>,
+    /// `extract.max_posts_per_month`.
+    pub max_posts_per_month: Option<u64>,
+}
+
+impl Estimate {
+    /// The estimate from the settings and the stored state (None: no run recorded yet).
+    pub fn new(extract: &ExtractConfig, state: Option<&Checkpoint>) -> Self {
+        let runs_per_month = runs_per_month(&extract.schedule);
+        let usage = state.map(|s| &s.month).filter(|m| m.runs > 0);
+        let posts_per_run = usage.map(|m| m.posts as f64 / m.runs as f64);
+        let cap = extract.max_posts_per_month.map(|c| c as f64).unwrap_or(f64::INFINITY);
+        let monthly_usd = match (runs_per_month, posts_per_run) {
+            (Some(runs), Some(posts)) => Some((runs * posts).min(cap) * extract.price_per_post_usd),
+            _ => None,
+        };
+        Self {
+            runs_per_month,
+            posts_per_run,
+            price_per_post_usd: extract.price_per_post_usd,
+            monthly_usd,
+            max_posts_per_month: extract.max_posts_per_month,
+        }
+    }
+
+    /// One line: `≈ $12.00/month (720 runs × 3.3 posts at $0.005)` or why it is unknown.
+    pub fn line(&self) -> String {
+        let price = self.price_per_post_usd;
+        let cap = self.max_posts_per_month.map(|c| format!("; capped at {c} posts a month")).unwrap_or_default();
+        match (self.monthly_usd, self.runs_per_month, self.posts_per_run) {
+            (Some(usd), Some(runs), Some(posts)) => {
+                format!("≈ ${usd:.2}/month ({runs:.0} runs × {posts:.1} posts at ${price} per post{cap})")
+            }
+            (_, None, _) => format!("unknown: the schedule's runs per month cannot be counted{cap}"),
+            _ => {
+                format!("unknown until the first run (then: runs per month × posts per run at ${price} per post{cap})")
+            }
+        }
+    }
+}
+
+/// Runs a 30-day month of an EventBridge `rate(…)` or `cron(…)` expression (None: `at(…)`, or a
+/// cron field with `L`, `W` or `#`, which this does not count).
+pub fn runs_per_month(expression: &str) -> Option<f64> {
+    let inner = |head: &str| expression.trim().strip_prefix(head)?.strip_suffix(')').map(str::trim);
+    if let Some(rate) = inner("rate(") {
+        let (n, unit) = rate.split_once(' ')?;
+        let n: f64 = n.parse().ok().filter(|n: &f64| *n > 0.0)?;
+        let minutes = match unit.trim_end_matches('s') {
+            "minute" => n,
+            "hour" => n * 60.0,
+            "day" => n * 1440.0,
+            _ => return None,
+        };
+        return Some(DAYS_PER_MONTH * 1440.0 / minutes);
+    }
+    let fields: Vec<&str> = inner("cron(")?.split_whitespace().collect();
+    let [minute, hour, day, _month, weekday, _year] = fields.as_slice() else { return None };
+    let per_day = count(minute, 0, 59)? * count(hour, 0, 23)?;
+    let days = match (is_any(day), is_any(weekday)) {
+        (true, true) => DAYS_PER_MONTH,
+        (true, false) => DAYS_PER_MONTH * count(&weekdays(weekday), 1, 7)? / 7.0,
+        (false, _) => count(day, 1, 31)?.min(DAYS_PER_MONTH),
+    };
+    Some(per_day * days)
+}
+
+fn is_any(field: &str) -> bool {
+    field == "*" || field == "?"
+}
+
+/// `MON-FRI` → `2-6`: EventBridge numbers weekdays from 1 = Sunday.
+fn weekdays(field: &str) -> String {
+    let names = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+    let mut out = field.to_ascii_uppercase();
+    for (i, name) in names.iter().enumerate() {
+        out = out.replace(name, &(i + 1).to_string());
+    }
+    out
+}
+
+/// How many values a cron field takes in `min..=max`: lists, ranges, `*` and `/step`.
+fn count(field: &str, min: u32, max: u32) -> Option<f64> {
+    let mut total = 0.0;
+    for part in field.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((range, step)) => (range, step.parse::<u32>().ok().filter(|s| *s > 0)?),
+            None => (part, 1),
+        };
+        let (from, to) = match range {
+            "*" | "?" => (min, max),
+            r => match r.split_once('-') {
+                Some((a, b)) => (a.parse().ok()?, b.parse().ok()?),
+                None if step > 1 => (r.parse().ok()?, max),
+                None => (r.parse().ok()?, r.parse().ok()?),
+            },
+        };
+        if from < min || to > max || from > to {
+            return None;
+        }
+        total += f64::from((to - from) / step + 1);
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_count_their_runs_in_a_thirty_day_month() {
+        assert_eq!(runs_per_month("rate(1 hour)"), Some(720.0));
+        assert_eq!(runs_per_month("rate(15 minutes)"), Some(2880.0));
+        assert_eq!(runs_per_month("rate(2 days)"), Some(15.0));
+        assert_eq!(runs_per_month("cron(0 6 * * ? *)"), Some(30.0));
+        assert_eq!(runs_per_month("cron(0,30 8-17 ? * MON-FRI *)"), Some(20.0 * 30.0 * 5.0 / 7.0));
+        assert_eq!(runs_per_month("cron(*/10 * * * ? *)"), Some(6.0 * 24.0 * 30.0));
+        assert_eq!(runs_per_month("cron(0 6 L * ? *)"), None);
+        assert_eq!(runs_per_month("at(2026-12-01T00:00:00)"), None);
+    }
+}
