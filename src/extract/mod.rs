@@ -19,7 +19,7 @@ use self::api::{ApiError, XClient};
 use self::checkpoint::{Checkpoint, LastRun};
 use self::replay::Replay;
 use self::sink::{Sink, SinkError, Stored};
-use self::tweet::{Page, RowError};
+use self::tweet::Page;
 use crate::config::secret::SecretError;
 
 /// Where pages come from.
@@ -79,13 +79,9 @@ pub enum ExtractError {
     /// A body that is not a search page.
     #[error("{origin}: not an X API search page: {message}")]
     BadPage { origin: String, message: String },
-    /// A tweet lacks what the contract needs.
-    #[error("{origin}: {source}")]
-    Row {
-        origin: String,
-        #[source]
-        source: RowError,
-    },
+    /// A tweet lacks what the contract needs (the reason names the tweet and the field).
+    #[error("{origin}: {reason}")]
+    Row { origin: String, reason: String },
     /// A recording cannot be read.
     #[error("--replay {path}: {source}")]
     Replay {
@@ -209,9 +205,10 @@ fn encode_page(cx: &RunContext, body: &[u8], origin: String, number: u32) -> Res
     if page.data.is_empty() {
         return Ok(encoded);
     }
-    let batch = page
-        .to_batch(&cx.query, cx.extracted_at)
-        .map_err(|source| ExtractError::Row { origin: encoded.origin.clone(), source })?;
+    let (batch, rejected) = page.to_batch(&cx.query, cx.extracted_at);
+    if let Some(first) = rejected.into_iter().next() {
+        return Err(ExtractError::Row { origin: encoded.origin, reason: first.reason });
+    }
     encoded.bytes = parquet::encode(&batch)
         .map_err(|e| ExtractError::BadPage { origin: encoded.origin.clone(), message: e.to_string() })?;
     encoded.rows = batch.num_rows();
