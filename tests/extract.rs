@@ -61,8 +61,11 @@ async fn two_page_api() -> MockServer {
         .and(header("authorization", "Bearer test-token"))
         .and(query_param("query", "flixbus"))
         .and(query_param("max_results", "100"))
-        .and(query_param("expansions", "author_id"))
-        .and(query_param("tweet.fields", "created_at,author_id,entities,referenced_tweets,lang,public_metrics"))
+        .and(query_param("expansions", "author_id,referenced_tweets.id"))
+        .and(query_param(
+            "tweet.fields",
+            "created_at,author_id,entities,referenced_tweets,lang,public_metrics,note_tweet",
+        ))
         .and(query_param("user.fields", "location,public_metrics,username"))
         .respond_with(ResponseTemplate::new(200).set_body_string(page("brexit.jsonl")))
         .mount(&server)
@@ -110,7 +113,9 @@ async fn every_page_becomes_one_file_with_the_contract_columns() {
             "is_retweet",
             "is_reply",
             "is_quote",
-            "referenced_tweet_id",
+            "replied_to_id",
+            "quoted_id",
+            "retweeted_id",
             "tweet_hashtags",
             "retweet_count",
             "reply_count",
@@ -158,6 +163,138 @@ async fn every_page_becomes_one_file_with_the_contract_columns() {
     let last = cp.last_run.unwrap();
     assert_eq!((last.pages, last.tweets, last.posts, last.partial), (2, 101, 101, None));
     assert_eq!(cp.window, None, "the window is finished");
+
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    for file in files {
+        let reader = SerializedFileReader::new(bytes::Bytes::from(std::fs::read(&file).unwrap())).unwrap();
+        let metadata = reader.metadata().file_metadata().key_value_metadata().cloned().unwrap_or_default();
+        let version = metadata.iter().find(|kv| kv.key == "flixops.schema_version").and_then(|kv| kv.value.clone());
+        assert_eq!(version.as_deref(), Some("2"), "{} names its contract version", file.display());
+    }
+}
+
+/// Replays one recorded page into a directory and returns the rows stored, and the run's report.
+async fn replayed(name: &str) -> (Vec<arrow::array::RecordBatch>, Report) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut source = Source::Replay(Replay::open(&fixture(name)).unwrap());
+    let report = extract::run(&job(), &mut source, &Sink::Dir(dir.path().to_path_buf())).await.unwrap();
+    (lake_batches(dir.path()), report)
+}
+
+#[tokio::test]
+async fn a_retweet_stores_its_originals_whole_text_and_hashtags_unescaped() {
+    let (batches, _) = replayed("brexit.jsonl").await;
+    let recorded: Value = serde_json::from_str(&page("brexit.jsonl")).unwrap();
+    let tweets = recorded["data"].as_array().unwrap();
+    let expected: Vec<(String, Vec<String>)> = tweets.iter().map(|t| common::contract_text(&recorded, t)).collect();
+    // The recording shows the defects: cut-off `RT @…` texts, fewer hashtags, escaped `&amp;`.
+    let recorded_tags: usize = tweets.iter().map(|t| t["entities"]["hashtags"].as_array().map_or(0, Vec::len)).sum();
+    let stored_tags: usize = expected.iter().map(|(_, tags)| tags.len()).sum();
+    assert!(stored_tags > recorded_tags, "originals carry the hashtags the cut-off retweets lost");
+
+    let texts: Vec<String> = strings(&batches, "tweet_text").into_iter().map(Option::unwrap).collect();
+    assert_eq!(texts, expected.iter().map(|(text, _)| text.clone()).collect::<Vec<_>>());
+    assert_eq!(common::hashtags(&batches), expected.iter().map(|(_, tags)| tags.clone()).collect::<Vec<_>>());
+    assert!(texts.iter().all(|t| !t.starts_with("RT @") && !t.contains("&amp;")), "no `RT @` prefix, no `&amp;`");
+    let retweeted: Vec<Option<String>> = tweets
+        .iter()
+        .map(|t| {
+            let refs = t["referenced_tweets"].as_array();
+            let r = refs.and_then(|refs| refs.iter().find(|r| r["type"] == "retweeted"));
+            r.map(|r| r["id"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(strings(&batches, "retweeted_id"), retweeted);
+    let authors: Vec<_> = tweets.iter().map(|t| t["author_id"].as_str().map(str::to_string)).collect();
+    assert_eq!(strings(&batches, "user_id"), authors, "a retweet's author is the retweeter");
+}
+
+#[tokio::test]
+async fn long_posts_store_their_note_tweet_and_a_reply_that_quotes_keeps_both_ids() {
+    let (batches, report) = replayed("note_tweet.jsonl").await;
+    let recorded: Value = serde_json::from_str(&page("note_tweet.jsonl")).unwrap();
+    let tweets = recorded["data"].as_array().unwrap();
+    let by_id = |id: &str| tweets.iter().position(|t| t["id"] == id).unwrap();
+    let texts = strings(&batches, "tweet_text");
+    let tags = common::hashtags(&batches);
+    for (i, tweet) in tweets.iter().enumerate() {
+        let (text, hashtags) = common::contract_text(&recorded, tweet);
+        assert_eq!((texts[i].as_deref(), &tags[i]), (Some(text.as_str()), &hashtags), "tweet {}", tweet["id"]);
+    }
+
+    let long = by_id("1900000000000000004");
+    let whole = tweets[long]["note_tweet"]["text"].as_str().unwrap();
+    assert!(whole.chars().count() > 280 && texts[long].as_ref().unwrap().chars().count() > 280);
+    assert!(texts[long].as_ref().unwrap().contains("the code for < is &lt; (yes"), "`&amp;lt;` is decoded once");
+    assert_eq!(tags[long], ["FlixBus", "Berlin", "Munich", "nightbus"], "hashtags past the cut are kept");
+
+    let retweet = by_id("1900000000000000003");
+    let original = &recorded["includes"]["tweets"][0];
+    assert_eq!(tweets[retweet]["referenced_tweets"][0]["id"], original["id"]);
+    assert!(texts[retweet].as_ref().unwrap().ends_with("Full spreadsheet in the replies. #travel #budgettravel"));
+    assert_eq!(
+        strings(&batches, "user_id")[retweet].as_deref(),
+        Some("502"),
+        "the retweeter, not the original's author"
+    );
+
+    let reply = by_id("1900000000000000002");
+    let refs = &tweets[reply]["referenced_tweets"];
+    assert_eq!(refs[0]["type"], "quoted", "the API lists the quote first");
+    assert_eq!(strings(&batches, "quoted_id")[reply].as_deref(), refs[0]["id"].as_str());
+    assert_eq!(strings(&batches, "replied_to_id")[reply].as_deref(), refs[1]["id"].as_str());
+    assert_eq!(strings(&batches, "retweeted_id")[reply], None);
+    use arrow::array::AsArray;
+    let flag = |column: &str| batches[0].column_by_name(column).unwrap().as_boolean().value(reply);
+    assert!(flag("is_reply") && flag("is_quote") && !flag("is_retweet"));
+
+    let orphan = by_id("1900000000000000001");
+    assert_eq!(
+        texts[orphan].as_deref(),
+        Some("RT @deleted_user: #Gone before it could be expanded & now the original is missing…"),
+        "a retweet whose original is missing keeps its own text"
+    );
+    assert_eq!(tags[orphan], ["Gone"]);
+    assert!(report.warnings.iter().any(|w| w.contains("Could not find tweet")), "{:?}", report.warnings);
+}
+
+#[test]
+fn a_tweet_the_contract_cannot_hold_is_rejected_and_the_rest_of_its_page_kept() {
+    use flixops::extract::tweet::{Page, Rejected};
+    let mut recorded: Value = serde_json::from_str(&page("brexit.jsonl")).unwrap();
+    let tweets = recorded["data"].as_array_mut().unwrap();
+    tweets[3].as_object_mut().unwrap().remove("created_at");
+    tweets[10].as_object_mut().unwrap().remove("author_id");
+    tweets[42]["created_at"] = "22/09/2021".into();
+    let bad = [3, 10, 42].map(|i| tweets[i]["id"].as_str().unwrap().to_string());
+    let kept: Vec<Option<String>> =
+        tweets.iter().map(|t| t["id"].as_str().unwrap().to_string()).filter(|id| !bad.contains(id)).map(Some).collect();
+    let body = serde_json::to_vec(&recorded).unwrap();
+    let page: Page = sonic_rs::from_slice(&body).unwrap();
+    let (batch, rejected) = page.to_batch("q", 0);
+    assert_eq!(strings(std::slice::from_ref(&batch), "tweet_id"), kept);
+    let [a, b, c] = bad;
+    let expected = [
+        Rejected {
+            index: 3,
+            reason: format!("tweet {a} has no `created_at`; request tweet.fields=created_at"),
+            tweet_id: a,
+            missing: Some("created_at"),
+        },
+        Rejected {
+            index: 10,
+            reason: format!("tweet {b} has no `author_id`; request tweet.fields=author_id"),
+            tweet_id: b,
+            missing: Some("author_id"),
+        },
+        Rejected {
+            index: 42,
+            reason: format!("tweet {c}: created_at `22/09/2021` is not an RFC 3339 timestamp"),
+            tweet_id: c,
+            missing: None,
+        },
+    ];
+    assert_eq!(rejected, expected);
 }
 
 #[tokio::test]
@@ -526,10 +663,11 @@ async fn the_recorded_lookup_page_joins_its_author_and_marks_the_retweet() {
         recorded["includes"]["users"].as_array().unwrap().iter().find(|u| u["id"] == tweet["author_id"]).unwrap();
     let batches = lake_batches(dir.path());
     assert_eq!(strings(&batches, "user_username"), [author["username"].as_str().map(str::to_string)]);
-    assert_eq!(
-        strings(&batches, "referenced_tweet_id"),
-        [tweet["referenced_tweets"][0]["id"].as_str().map(str::to_string)]
-    );
+    let original_id = &tweet["referenced_tweets"][0]["id"];
+    assert_eq!(strings(&batches, "retweeted_id"), [original_id.as_str().map(str::to_string)]);
+    let original = recorded["includes"]["tweets"].as_array().unwrap().iter().find(|t| &t["id"] == original_id).unwrap();
+    assert_ne!(recorded["includes"]["tweets"][0]["id"], *original_id, "the original is not the first included tweet");
+    assert_eq!(strings(&batches, "tweet_text"), [original["text"].as_str().map(str::to_string)]);
     use arrow::array::AsArray;
     assert!(batches[0].column_by_name("is_retweet").unwrap().as_boolean().value(0));
 }

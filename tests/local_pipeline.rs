@@ -10,6 +10,7 @@ use common::{fixture, flixops, output, parquet_files};
 use serde_json::Value;
 
 /// Per author, computed straight from the recording: (tweets, summed text length, location, followers).
+/// The length is that of the text the contract stores (a retweet's original's, unescaped).
 fn expected_authors() -> BTreeMap<String, (i64, usize, Option<String>, Option<i64>)> {
     let page: Value = serde_json::from_str(&common::page("brexit.jsonl")).unwrap();
     let users: BTreeMap<&str, &Value> =
@@ -20,7 +21,7 @@ fn expected_authors() -> BTreeMap<String, (i64, usize, Option<String>, Option<i6
         let user = users.get(id);
         let entry = authors.entry(id.to_string()).or_insert((0, 0, None, None));
         entry.0 += 1;
-        entry.1 += tweet["text"].as_str().unwrap().chars().count();
+        entry.1 += common::contract_text(&page, tweet).0.chars().count();
         entry.2 = user.and_then(|u| u["location"].as_str()).map(str::to_string);
         entry.3 = user.and_then(|u| u["public_metrics"]["followers_count"].as_i64());
     }
@@ -68,9 +69,20 @@ fn demo_run_builds_users_stats_matching_an_independent_count() {
         67,
         "the recording holds 67 retweets"
     );
+    // Every hashtag use counts once, a retweet's taken from its original (its own text is cut off).
+    let page: Value = serde_json::from_str(&common::page("brexit.jsonl")).unwrap();
+    let uses: Vec<String> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| common::contract_text(&page, t).1)
+        .map(|tag| tag.to_lowercase())
+        .collect();
+    assert_eq!(count(&conn, "SELECT sum(tweet_count) FROM marts.hashtags_daily") as usize, uses.len());
+    let brexit = uses.iter().filter(|tag| *tag == "brexit").count() as i64;
+    assert_eq!(count(&conn, "SELECT sum(tweet_count) FROM marts.hashtags_daily WHERE hashtag = 'brexit'"), brexit);
 
     // Timestamps stay UTC through parquet, JSON and the typed staging model.
-    let page: Value = serde_json::from_str(&common::page("brexit.jsonl")).unwrap();
     let first = &page["data"][0];
     let created: String = conn
         .query_row(

@@ -215,7 +215,8 @@ async fn a_model_edit_reapplies_that_model_only_and_a_lag_change_all_of_them() {
 fn record(tweet: &str, user: &str, text: &str, tags: &[&str], extracted: &str) -> String {
     serde_json::json!({
         "tweet_id": tweet, "tweet_created_at": "2024-03-01T10:00:00Z", "tweet_text": text, "tweet_lang": "en",
-        "is_retweet": false, "is_reply": false, "is_quote": false, "referenced_tweet_id": null,
+        "is_retweet": false, "is_reply": false, "is_quote": false, "replied_to_id": null,
+        "quoted_id": null, "retweeted_id": null,
         "tweet_hashtags": tags, "retweet_count": 1, "reply_count": 0, "like_count": 2, "quote_count": 0,
         "user_id": user, "user_username": format!("u{user}"), "user_location": null, "user_followers_count": 10,
         "query": "#brexit", "extracted_at": extracted,
@@ -233,7 +234,7 @@ async fn the_models_compute_the_marts_on_snowflake_sql() {
         record("1", "a", "four", &["Brexit", "eu"], "2024-03-01T11:00:00Z"),
         record("1", "a", "four", &["Brexit", "eu"], "2024-03-01T12:00:00Z"), // the same tweet, stored twice
         record("2", "a", "sixsix", &["brexit"], "2024-03-01T11:00:00Z"),
-        record("3", "b", "xy", &["a", "b", "c"], "2024-03-01T11:00:00Z"),
+        reply_that_quotes(record("3", "b", "xy", &["a", "b", "c"], "2024-03-01T11:00:00Z"), "1", "2"),
     ];
     for (i, r) in records.iter().enumerate() {
         let sql = format!(
@@ -268,6 +269,30 @@ async fn the_models_compute_the_marts_on_snowflake_sql() {
         rows(&client, &format!("SELECT TWEET_ID FROM \"{db}\".\"MARTS\".\"MULTI_HASHTAG_TWEETS\""), &["TWEET_ID"])
             .await;
     assert_eq!(multi, [["3".to_string()]]);
+    let refs = rows(
+        &client,
+        &format!(
+            "SELECT TWEET_ID, COALESCE(REPLIED_TO_ID, '-') AS R, COALESCE(QUOTED_ID, '-') AS Q, \
+             COALESCE(RETWEETED_ID, '-') AS T FROM \"{db}\".\"STAGING\".\"STG_TWEETS\" ORDER BY 1"
+        ),
+        &["TWEET_ID", "R", "Q", "T"],
+    )
+    .await;
+    assert_eq!(
+        refs,
+        [["1", "-", "-", "-"], ["2", "-", "-", "-"], ["3", "1", "2", "-"]],
+        "one column per reference kind"
+    );
+}
+
+/// A record that replies to `replied_to` and quotes `quoted`.
+fn reply_that_quotes(record: String, replied_to: &str, quoted: &str) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(&record).unwrap();
+    value["is_reply"] = true.into();
+    value["is_quote"] = true.into();
+    value["replied_to_id"] = replied_to.into();
+    value["quoted_id"] = quoted.into();
+    value.to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -73,13 +73,13 @@ struct RawEnv {
     target_lag: Option<Spanned<String>>,
 }
 
-/// Default `tweet.fields`: what the data contract needs.
+/// Default `tweet.fields`: what the data contract needs (`note_tweet`: the full text of long posts).
 pub const TWEET_FIELDS: &[&str] =
-    &["created_at", "author_id", "entities", "referenced_tweets", "lang", "public_metrics"];
+    &["created_at", "author_id", "entities", "referenced_tweets", "lang", "public_metrics", "note_tweet"];
 /// Default `user.fields`.
 pub const USER_FIELDS: &[&str] = &["location", "public_metrics", "username"];
-/// Default `expansions`.
-pub const EXPANSIONS: &[&str] = &["author_id"];
+/// Default `expansions`: the authors, and the tweets referred to (a retweet's full text is its original's).
+pub const EXPANSIONS: &[&str] = &["author_id", "referenced_tweets.id"];
 
 /// Collects located problems while validating.
 struct Checker<'a> {

@@ -317,3 +317,39 @@ pub async fn snowflake_client(dir: &Path) -> flixops::snowflake::Client {
     let connection = flixops::snowflake::connection::resolve(None, &var).unwrap();
     flixops::snowflake::Client::connect(&connection).await.unwrap()
 }
+
+/// What the data contract stores for a recorded tweet, computed from the page's JSON alone (the
+/// oracle the extractor is checked against): its text and hashtags, taken from its original in
+/// `includes.tweets` for a retweet, from `note_tweet` for a long post, with `&lt;`, `&gt;` and then
+/// `&amp;` unescaped.
+pub fn contract_text(page: &serde_json::Value, tweet: &serde_json::Value) -> (String, Vec<String>) {
+    let retweeted = tweet["referenced_tweets"]
+        .as_array()
+        .and_then(|refs| refs.iter().find(|r| r["type"] == "retweeted"))
+        .map(|r| &r["id"]);
+    let original = retweeted.and_then(|id| {
+        page["includes"]["tweets"].as_array().and_then(|originals| originals.iter().find(|o| &o["id"] == id))
+    });
+    let source = original.unwrap_or(tweet);
+    let note = &source["note_tweet"];
+    let text = note["text"].as_str().or(source["text"].as_str()).unwrap();
+    let entities = if note["entities"].is_object() { &note["entities"] } else { &source["entities"] };
+    let tags = entities["hashtags"]
+        .as_array()
+        .map_or(vec![], |tags| tags.iter().map(|h| h["tag"].as_str().unwrap().to_string()).collect());
+    (text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"), tags)
+}
+
+/// The hashtags of each row of a `tweet_hashtags` column, across batches.
+pub fn hashtags(batches: &[arrow::array::RecordBatch]) -> Vec<Vec<String>> {
+    use arrow::array::{Array, AsArray};
+    batches
+        .iter()
+        .flat_map(|b| {
+            let lists = b.column_by_name("tweet_hashtags").unwrap().as_list::<i32>().clone();
+            (0..lists.len())
+                .map(move |i| lists.value(i).as_string::<i32>().iter().map(|t| t.unwrap().to_string()).collect())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
