@@ -274,6 +274,7 @@ pub fn resources(
         environment.push(("FLIXOPS_MAX_PAGES".to_string(), EnvValue::Literal(pages.to_string())));
     }
     let timeout = (extract.time_budget_secs + 30).min(900) as i32;
+    let max_event_age_secs = super::schedule::event_age_bound(&extract.schedule);
     out.push(Box::new(Function {
         lambda: c.lambda.clone(),
         name: names.function.clone(),
@@ -285,6 +286,8 @@ pub fn resources(
         environment,
         role_from: Address::new("aws_iam_role", "extract"),
         tags: tags.clone(),
+        max_event_age_secs,
+        quota: Default::default(),
     }));
 
     out.push(static_role(
@@ -301,6 +304,7 @@ pub fn resources(
         expression: extract.schedule.clone(),
         function_from: Function::address(),
         role_from: Address::new("aws_iam_role", "scheduler"),
+        max_event_age_secs,
     }));
 
     if let Some(pipe) = upstream.pipe {
