@@ -15,7 +15,7 @@ use flixops::pipeline::{self, Input};
 
 use cli::{Cli, Command, ExportKind, OutputArg, SecretsCommand};
 use flixops::deploy;
-use flixops::plan::render_plan;
+use flixops::plan::{render_notes, render_plan};
 use std::io::IsTerminal;
 
 /// jemalloc: extraction allocates and frees page-sized buffers on several threads at once, where
@@ -183,7 +183,8 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
                     p.change,
                     p.destroy,
                     report.write_calls.len()
-                )
+                )?;
+                render_notes(w, &report.applied.notes, "Warning")
             })
         }
         Command::Secrets(SecretsCommand::Set) => {

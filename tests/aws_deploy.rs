@@ -71,8 +71,14 @@ impl Project {
 
     /// Runs the CLI against moto; returns (exit code, stdout, stderr).
     fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        self.cli_at(&common::moto().endpoint, args)
+    }
+
+    /// Runs the CLI against the moto at `endpoint` (a test's own, started with other settings).
+    fn cli_at(&self, endpoint: &str, args: &[&str]) -> (i32, String, String) {
         let mut cmd = flixops(self.path());
-        cmd.args(args).envs(cloud_env(self.path())).env("FLIXOPS_ARTIFACT", self.artifact("v1"));
+        cmd.args(args).envs(cloud_env(self.path())).env("AWS_ENDPOINT_URL", endpoint);
+        cmd.env("FLIXOPS_ARTIFACT", self.artifact("v1"));
         output(&mut cmd)
     }
 
@@ -256,6 +262,209 @@ async fn drift_shows_in_plan_and_deploy_repairs_exactly_it() {
     assert_eq!(code, 0, "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(operations(&writes(&report)), ["UpdateFunctionCode"]);
+}
+
+/// The plan line of one field (`+ name = …` or `~ name = …`), with the padding collapsed.
+fn field_line(plan: &str, sign: char, field: &str) -> Option<String> {
+    let line = plan.lines().find(|l| l.trim_start().starts_with(&format!("{sign} {field} ")))?;
+    Some(line.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// What moto holds of the one-run-at-a-time settings: reserved concurrency, the function's async
+/// retries and event age, the schedule's retries and event age.
+async fn one_run_settings(
+    c: &Clients,
+    p: &Project,
+) -> (Option<i32>, (Option<i32>, Option<i32>), (Option<i32>, Option<i32>)) {
+    let function = format!("{}-prod-extract", p.name);
+    let reserved = c.lambda.get_function_concurrency().function_name(&function).send().await.unwrap();
+    let invoke = c.lambda.get_function_event_invoke_config().function_name(&function).send().await.unwrap();
+    let schedule = c.scheduler.get_schedule().name(&function).send().await.unwrap();
+    let retry = schedule.target().unwrap().retry_policy().unwrap();
+    (
+        reserved.reserved_concurrent_executions(),
+        (invoke.maximum_retry_attempts(), invoke.maximum_event_age_in_seconds()),
+        (retry.maximum_retry_attempts(), retry.maximum_event_age_in_seconds()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_run_at_a_time_is_planned_applied_converged_and_repaired_after_drift() {
+    let p = Project::new();
+    let (code, _, plan) = p.cli(&["plan"]);
+    assert_eq!(code, 0, "{plan}");
+    // rate(2 hours): an invocation that cannot start waits at most one interval.
+    for (sign_field, value) in [
+        ("reserved_concurrency", "\"1\""),
+        ("async_max_retry_attempts", "\"0\""),
+        ("async_max_event_age_secs", "\"7200\""),
+        ("max_retry_attempts", "\"0\""),
+        ("max_event_age_secs", "\"7200\""),
+    ] {
+        let line = field_line(&plan, '+', sign_field).unwrap_or_else(|| panic!("{sign_field} not planned:\n{plan}"));
+        assert_eq!(line, format!("+ {sign_field} = {value}"), "{plan}");
+    }
+
+    let first = writes(&p.deploy_json());
+    for op in ["PutFunctionConcurrency", "PutFunctionEventInvokeConfig"] {
+        assert!(operations(&first).contains(&op), "{op} missing from {first:?}");
+    }
+    let c = clients();
+    assert_eq!(one_run_settings(&c, &p).await, (Some(1), (Some(0), Some(7200)), (Some(0), Some(7200))));
+    assert_eq!(writes(&p.deploy_json()), Vec::<String>::new(), "a converged deploy makes zero write calls");
+
+    // Someone widens all three by hand: Lambda's and Scheduler's own defaults, five executions.
+    let function = format!("{}-prod-extract", p.name);
+    c.lambda
+        .put_function_concurrency()
+        .function_name(&function)
+        .reserved_concurrent_executions(5)
+        .send()
+        .await
+        .unwrap();
+    let defaults = c.lambda.put_function_event_invoke_config().function_name(&function);
+    defaults.maximum_retry_attempts(2).maximum_event_age_in_seconds(21600).send().await.unwrap();
+    let schedule = c.scheduler.get_schedule().name(&function).send().await.unwrap();
+    let target = schedule.target().unwrap();
+    let retry = aws_sdk_scheduler::types::RetryPolicy::builder()
+        .maximum_retry_attempts(185)
+        .maximum_event_age_in_seconds(86400)
+        .build();
+    let target = aws_sdk_scheduler::types::Target::builder()
+        .arn(target.arn())
+        .role_arn(target.role_arn())
+        .retry_policy(retry)
+        .build()
+        .unwrap();
+    let window = aws_sdk_scheduler::types::FlexibleTimeWindow::builder()
+        .mode(aws_sdk_scheduler::types::FlexibleTimeWindowMode::Off)
+        .build()
+        .unwrap();
+    let update = c.scheduler.update_schedule().name(&function).schedule_expression("rate(2 hours)");
+    let update = update.state(aws_sdk_scheduler::types::ScheduleState::Enabled);
+    update.target(target).flexible_time_window(window).send().await.unwrap();
+
+    let (code, _, plan) = p.cli(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 2, "{plan}");
+    for (field, before, after) in [
+        ("reserved_concurrency", "5", "1"),
+        ("async_max_retry_attempts", "2", "0"),
+        ("async_max_event_age_secs", "21600", "7200"),
+        ("max_retry_attempts", "185", "0"),
+        ("max_event_age_secs", "86400", "7200"),
+    ] {
+        let line = field_line(&plan, '~', field).unwrap_or_else(|| panic!("{field} drift not shown:\n{plan}"));
+        assert_eq!(line, format!("~ {field} = \"{before}\" -> \"{after}\""), "{plan}");
+    }
+    assert!(plan.contains("Plan: 0 to add, 2 to change, 0 to destroy."), "{plan}");
+
+    let repair = writes(&p.deploy_json());
+    assert_eq!(
+        operations(&repair),
+        ["PutFunctionConcurrency", "PutFunctionEventInvokeConfig", "UpdateSchedule"],
+        "exactly the drifted settings are written"
+    );
+    assert_eq!(one_run_settings(&c, &p).await, (Some(1), (Some(0), Some(7200)), (Some(0), Some(7200))));
+    assert_eq!(writes(&p.deploy_json()), Vec::<String>::new(), "converged again");
+
+    let (_, stdout, _) = p.cli(&["doctor", "--output", "json"]);
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let check = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "one run at a time").unwrap();
+    assert_eq!(check["status"], "ok", "{check}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_whose_quota_leaves_nothing_to_reserve_deploys_the_rest_and_says_how_to_fix_it() {
+    // New accounts often get 10 concurrent executions, all of which Lambda keeps unreserved.
+    let moto = common::start_moto(&[("MOTO_LAMBDA_CONCURRENCY_QUOTA", "10")]);
+    let p = Project::new();
+    let why = "aws_lambda_function.extract: runs without reserved concurrency, so two extraction runs can overlap: \
+               the account's Lambda concurrency quota is 10 and Lambda keeps 10 of it unreserved, which leaves none \
+               to reserve; fix: request a quota increase for Lambda \"Concurrent executions\" in Service Quotas";
+    let (code, _, plan) = p.cli_at(&moto.endpoint, &["plan"]);
+    assert_eq!(code, 0, "{plan}");
+    assert!(plan.contains(&format!("\nNote: {why}")) && plan.contains("--quota-code L-B99A9384"), "{plan}");
+    assert!(!plan.contains("reserved_concurrency"), "not planned where the account cannot have it: {plan}");
+    assert!(field_line(&plan, '+', "async_max_retry_attempts").is_some(), "the rest is planned: {plan}");
+
+    let (code, _, deploy) = p.cli_at(&moto.endpoint, &["deploy", "--yes"]);
+    assert_eq!(code, 0, "the refusal does not fail the deploy: {deploy}");
+    assert!(deploy.contains("Apply complete!") && deploy.contains(&format!("\nWarning: {why}")), "{deploy}");
+    let c = Clients::new(&common::moto_sdk_at(&moto.endpoint), &[]);
+    assert_eq!(one_run_settings(&c, &p).await, (None, (Some(0), Some(7200)), (Some(0), Some(7200))));
+
+    let (code, stdout, stderr) = p.cli_at(&moto.endpoint, &["deploy", "--yes", "--output", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let again: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(writes(&again), Vec::<String>::new(), "converged: nothing is retried in vain");
+    let notes = again["applied"]["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{again:#}");
+    assert!(
+        format!("{}: {}", notes[0]["address"].as_str().unwrap(), notes[0]["message"].as_str().unwrap())
+            .starts_with(why)
+    );
+    let (code, _, stderr) = p.cli_at(&moto.endpoint, &["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "a note is not a change: {stderr}");
+
+    let (_, _, doctor) = p.cli_at(&moto.endpoint, &["doctor"]);
+    let line =
+        doctor.lines().position(|l| l.starts_with("[!] one run at a time")).unwrap_or_else(|| panic!("{doctor}"));
+    let lines: Vec<&str> = doctor.lines().collect();
+    assert!(lines[line].contains("has no reserved concurrency, so two extraction runs can overlap"), "{doctor}");
+    assert!(lines[line + 1].contains("fix: request a quota increase for Lambda"), "{doctor}");
+    drop(moto);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reservation_refused_between_plan_and_apply_is_a_warning_and_the_rest_is_applied() {
+    // Quota 102, of which Lambda keeps 100 unreserved: one execution can be reserved, at plan time.
+    let moto = common::start_moto(&[("MOTO_LAMBDA_CONCURRENCY_QUOTA", "102")]);
+    let sdk = common::moto_sdk_at(&moto.endpoint);
+    let p = Project::new();
+    let (config, env) = p.config();
+    let session = Session::from_sdk("prod", &sdk, None, &[]).await.unwrap();
+    let artifact = Artifact::load(Some(&p.artifact("v1"))).unwrap();
+    let prepared = flixops::deploy::prepare_in(session, &config, &env, artifact, upstream()).await.unwrap();
+    assert!(prepared.plan.notes.is_empty(), "{:?}", prepared.plan.notes);
+
+    // Meanwhile another function takes two.
+    let c = Clients::new(&sdk, &[]);
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let role = c.iam.create_role().role_name("other-team").assume_role_policy_document(trust).send().await.unwrap();
+    let zip = Artifact::load(Some(&p.artifact("other"))).unwrap().zip;
+    c.lambda
+        .create_function()
+        .function_name("other-team")
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(role.role().unwrap().arn())
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder().zip_file(aws_sdk_lambda::primitives::Blob::new(zip)).build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    c.lambda
+        .put_function_concurrency()
+        .function_name("other-team")
+        .reserved_concurrent_executions(2)
+        .send()
+        .await
+        .unwrap();
+
+    let report = prepared.apply().await.unwrap();
+    assert!(operations(&report.write_calls).contains(&"PutFunctionConcurrency"), "it was tried");
+    let notes: Vec<String> = report.applied.notes.iter().map(|n| format!("{}: {}", n.address, n.message)).collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].starts_with("aws_lambda_function.extract: runs without reserved concurrency")
+            && notes[0].contains("Lambda refused to reserve one execution")
+            && notes[0].contains("below its minimum value of [100]")
+            && notes[0].contains("Service Quotas"),
+        "{notes:?}"
+    );
+    assert_eq!(one_run_settings(&c, &p).await, (None, (Some(0), Some(7200)), (Some(0), Some(7200))));
+    drop(moto);
 }
 
 #[test]

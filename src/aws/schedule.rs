@@ -1,6 +1,7 @@
-//! The EventBridge Scheduler schedule that invokes the extractor (`extract.schedule`).
+//! The EventBridge Scheduler schedule that invokes the extractor (`extract.schedule`), without
+//! retries: a failed or refused invocation waits for the next scheduled one instead of overlapping it.
 
-use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target};
+use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, ScheduleState, Target};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures::future::BoxFuture;
 
@@ -19,6 +20,36 @@ pub struct Schedule {
     pub function_from: Address,
     /// The role it invokes with (`arn` output).
     pub role_from: Address,
+    /// How long an invocation may wait to be delivered, see [`event_age_bound`].
+    pub max_event_age_secs: i32,
+}
+
+/// Scheduler's retry policy when none is given: 185 retries over 24 hours (API_RetryPolicy).
+const DEFAULT_RETRIES: i32 = 185;
+const DEFAULT_EVENT_AGE: i32 = 86400;
+
+/// How long an invocation of the extractor may wait to start, in seconds: one schedule interval.
+/// With one reserved execution, an invocation that arrives while the previous run still holds it
+/// waits in Lambda's queue; once the next scheduled invocation is due, the waiting one is stale
+/// (that run picks up from the checkpoint), so it is dropped instead of queueing runs back to back.
+/// cron() and at() have no fixed interval: one hour, flixops' default `rate(1 hour)`. Clamped to
+/// what Lambda's async invoke config accepts (60 s to 6 h), which Scheduler's (60 s to 24 h) covers.
+pub fn event_age_bound(expression: &str) -> i32 {
+    rate_secs(expression).unwrap_or(3600).clamp(60, 21600) as i32
+}
+
+/// `rate(N minutes|hours|days)` in seconds.
+fn rate_secs(expression: &str) -> Option<i64> {
+    let inner = expression.trim().strip_prefix("rate(")?.strip_suffix(')')?;
+    let (count, unit) = inner.trim().split_once(' ')?;
+    let count: i64 = count.parse().ok()?;
+    let unit_secs = match unit.trim().trim_end_matches('s') {
+        "minute" => 60,
+        "hour" => 3600,
+        "day" => 86400,
+        _ => return None,
+    };
+    Some(count.saturating_mul(unit_secs))
 }
 
 impl Schedule {
@@ -34,9 +65,14 @@ impl Schedule {
             message: e.to_string(),
             kind: ErrorKind::Other,
         };
+        let retry = RetryPolicy::builder()
+            .maximum_retry_attempts(0)
+            .maximum_event_age_in_seconds(self.max_event_age_secs)
+            .build();
         let target = Target::builder()
             .arn(inputs.value(&self.function_from, "arn"))
             .role_arn(inputs.value(&self.role_from, "arn"))
+            .retry_policy(retry)
             .build()
             .map_err(invalid)?;
         let window = FlexibleTimeWindow::builder().mode(FlexibleTimeWindowMode::Off).build().map_err(invalid)?;
@@ -63,11 +99,20 @@ impl Resource for Schedule {
                 Err(e) => return Err(failure(&Self::address(), "read", &e)),
             };
             let target = out.target();
+            let retry = target.and_then(|t| t.retry_policy());
             let fields: Fields = field_map([
                 ("expression", out.schedule_expression().unwrap_or_default().to_string()),
                 ("state", out.state().map(|s| s.as_str().to_string()).unwrap_or_default()),
                 ("target", target.map(|t| t.arn().to_string()).unwrap_or_default()),
                 ("target_role", target.map(|t| t.role_arn().to_string()).unwrap_or_default()),
+                (
+                    "max_retry_attempts",
+                    retry.and_then(|r| r.maximum_retry_attempts()).unwrap_or(DEFAULT_RETRIES).to_string(),
+                ),
+                (
+                    "max_event_age_secs",
+                    retry.and_then(|r| r.maximum_event_age_in_seconds()).unwrap_or(DEFAULT_EVENT_AGE).to_string(),
+                ),
             ]);
             Ok(Some(Observed { fields, outputs: [("arn".to_string(), out.arn.unwrap_or_default())].into() }))
         })
@@ -79,6 +124,8 @@ impl Resource for Schedule {
             ("state", "ENABLED".to_string()),
             ("target", inputs.value(&self.function_from, "arn")),
             ("target_role", inputs.value(&self.role_from, "arn")),
+            ("max_retry_attempts", "0".to_string()),
+            ("max_event_age_secs", self.max_event_age_secs.to_string()),
         ])
     }
 
@@ -131,5 +178,21 @@ impl Resource for Schedule {
                 Err(e) => Err(failure(&Self::address(), "delete", &e)),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_age_bound;
+
+    #[test]
+    fn invocations_wait_at_most_one_interval_within_lambdas_range() {
+        assert_eq!(event_age_bound("rate(2 hours)"), 7200);
+        assert_eq!(event_age_bound("rate(1 hour)"), 3600);
+        assert_eq!(event_age_bound("rate(15 minutes)"), 900);
+        assert_eq!(event_age_bound("rate(1 minute)"), 60);
+        assert_eq!(event_age_bound("rate(1 day)"), 21600, "Lambda keeps an event 6 h at most");
+        assert_eq!(event_age_bound("cron(0 6 ? * MON-FRI *)"), 3600, "no fixed interval: one hour");
+        assert_eq!(event_age_bound("rate(99999999 days)"), 21600, "no overflow");
     }
 }

@@ -286,6 +286,7 @@ pub fn resources(
         environment.extend(value.map(|v| (name.to_string(), EnvValue::Literal(v.to_string()))));
     }
     let timeout = (extract.time_budget_secs + 30).min(900) as i32;
+    let max_event_age_secs = super::schedule::event_age_bound(&extract.schedule);
     out.push(Box::new(Function {
         lambda: c.lambda.clone(),
         name: names.function.clone(),
@@ -297,6 +298,8 @@ pub fn resources(
         environment,
         role_from: Address::new("aws_iam_role", "extract"),
         tags: tags.clone(),
+        max_event_age_secs,
+        quota: Default::default(),
     }));
 
     out.push(static_role(
@@ -313,6 +316,7 @@ pub fn resources(
         expression: extract.schedule.clone(),
         function_from: Function::address(),
         role_from: Address::new("aws_iam_role", "scheduler"),
+        max_event_age_secs,
     }));
 
     if let Some(pipe) = upstream.pipe {

@@ -132,6 +132,7 @@ async fn runtime_checks(
     let mut futures: Vec<futures::future::BoxFuture<'_, Check>> = vec![
         Box::pin(timed("x token", x_token(config, session, names.secret.clone()))),
         Box::pin(timed("function errors", function_errors(session, names.function.clone()))),
+        Box::pin(timed(ONE_RUN, one_run_at_a_time(session, names.function.clone()))),
     ];
     if let (Some(client), Ok(sf)) = (client, SnowNames::new(&config.project, &env.name, cloud)) {
         let sf = std::sync::Arc::new(sf);
@@ -368,6 +369,37 @@ async fn function_errors(session: &Session, function: String) -> Check {
     let detail = format!("{count}{more} error line(s) in the last 24 h, newest: {message}");
     let fix = format!("aws logs tail {group} --since 24h");
     Check::new("function errors", Status::Fail, detail, Some(&fix))
+}
+
+const ONE_RUN: &str = "one run at a time";
+
+/// Reserved concurrency 1 keeps extraction runs from overlapping. Without it, a warning: with the
+/// quota fix when the account leaves nothing to reserve, else `flixops deploy`.
+async fn one_run_at_a_time(session: &Session, function: String) -> Check {
+    use crate::aws::lambda::{RESERVED, account_concurrency, quota_fix, reserved_concurrency};
+    let lambda = &session.clients.lambda;
+    let (reserved, account) = tokio::join!(reserved_concurrency(lambda, &function), account_concurrency(lambda));
+    let deploy = Some("flixops deploy");
+    let reserved = match reserved {
+        Ok(reserved) => reserved,
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+            return Check::new(ONE_RUN, Status::Warn, format!("no function {function} yet"), deploy);
+        }
+        Err(e) => return Check::new(ONE_RUN, Status::Warn, crate::aws::error_message(&e), None),
+    };
+    if reserved == Some(RESERVED) {
+        return Check::new(ONE_RUN, Status::Ok, format!("{function} has reserved concurrency {RESERVED}"), None);
+    }
+    let held = reserved.map_or("no reserved concurrency".to_string(), |n| format!("reserved concurrency {n}"));
+    let detail = format!("{function} has {held}, so two extraction runs can overlap");
+    match account {
+        Ok(account) if !account.allows(RESERVED, reserved.unwrap_or(0)) => {
+            let fix = quota_fix(&session.region);
+            Check::new(ONE_RUN, Status::Warn, format!("{detail}: {}", account.why_none()), Some(&fix))
+        }
+        Ok(_) => Check::new(ONE_RUN, Status::Warn, detail, deploy),
+        Err(e) => Check::new(ONE_RUN, Status::Warn, format!("{detail} ({})", crate::aws::error_message(&e)), deploy),
+    }
 }
 
 /// One search call with the token the function uses (the deployed secret): cheap, and it proves

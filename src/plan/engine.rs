@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::{Action, Address, Change, Inputs, Observed, Outputs, Plan, PlanError, PlannedChange, Resource};
+use super::{Action, Address, Change, Inputs, Note, Observed, Outputs, Plan, PlanError, PlannedChange, Resource};
 
 /// Resources in an order where every dependency comes before its dependants.
 pub struct Graph {
@@ -20,6 +20,8 @@ pub type ObservedAll = BTreeMap<Address, Option<Observed>>;
 pub struct ApplyReport {
     /// Resources created, updated, replaced or deleted, in order.
     pub applied: Vec<Address>,
+    /// What was left undone on purpose, with why and the fix (deploy shows them as warnings).
+    pub notes: Vec<Note>,
 }
 
 impl Graph {
@@ -91,7 +93,15 @@ impl Graph {
             outputs.insert(address.clone(), known);
             changes.push(PlannedChange { address, change });
         }
-        Plan::new(changes)
+        Plan { notes: self.notes(), ..Plan::new(changes) }
+    }
+
+    /// Every resource's notes, in apply order.
+    fn notes(&self) -> Vec<Note> {
+        self.resources
+            .iter()
+            .flat_map(|r| r.notes().into_iter().map(|message| Note { address: r.address(), message }))
+            .collect()
     }
 
     /// Applies in order, re-diffing each resource with its dependencies' real outputs. Stops at the
@@ -124,7 +134,7 @@ impl Graph {
             }
             outputs.insert(address, known);
         }
-        Ok(ApplyReport { applied })
+        Ok(ApplyReport { applied, notes: self.notes() })
     }
 
     async fn replace(
@@ -162,7 +172,7 @@ impl Graph {
             }
             applied.push(resource.address());
         }
-        Ok(ApplyReport { applied })
+        Ok(ApplyReport { applied, notes: Vec::new() })
     }
 
     fn doomed(&self, observed: &ObservedAll, keep: &[Address]) -> Vec<&dyn Resource> {
@@ -287,6 +297,57 @@ mod tests {
         g.destroy(&observed, &keep).await.unwrap();
         assert_eq!(*log.lock().unwrap(), ["delete c", "delete b"], "dependants first, the kept one stays");
         assert_eq!(store.lock().unwrap().keys().collect::<Vec<_>>(), ["a"]);
+    }
+
+    /// Exists as wanted, but says what it cannot have in this account.
+    struct Noted;
+
+    impl Resource for Noted {
+        fn address(&self) -> Address {
+            Address::new("fake", "noted")
+        }
+        fn read(&self) -> BoxFuture<'_, Result<Option<Observed>, ResourceError>> {
+            Box::pin(async { Ok(Some(Observed::default())) })
+        }
+        fn desired(&self, _inputs: &Inputs) -> Fields {
+            Fields::new()
+        }
+        fn apply<'a>(
+            &'a self,
+            _change: &'a Change,
+            _observed: Option<&'a Observed>,
+            _inputs: &'a Inputs,
+        ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
+            Box::pin(async { Ok(Outputs::new()) })
+        }
+        fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn notes(&self) -> Vec<String> {
+            vec!["runs without X: the account has none; fix: ask for some".into()]
+        }
+    }
+
+    #[tokio::test]
+    async fn notes_reach_the_plan_and_the_apply_report_without_being_a_change() {
+        let g = Graph::new(vec![Box::new(Noted)]).unwrap();
+        let observed = g.read_all().await.unwrap();
+        let plan = g.plan(&observed);
+        let note = Note {
+            address: Address::new("fake", "noted"),
+            message: "runs without X: the account has none; fix: ask for some".into(),
+        };
+        assert!(plan.is_empty(), "a note is not a change");
+        assert_eq!(plan.notes, [note.clone()]);
+        let mut text = Vec::new();
+        crate::plan::render_plan(&mut text, &plan, "plan").unwrap();
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "No changes. The infrastructure matches the configuration.\n\n\
+             Note: fake.noted: runs without X: the account has none; fix: ask for some\n"
+        );
+        let report = g.apply(&observed).await.unwrap();
+        assert_eq!((report.applied, report.notes), (Vec::new(), vec![note]));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 pub use engine::{ApplyReport, Graph, ObservedAll};
-pub use render::render_plan;
+pub use render::{render_notes, render_plan};
 
 /// A resource's comparable state: field name → rendered value (JSON documents in canonical form).
 pub type Fields = BTreeMap<String, String>;
@@ -216,6 +216,21 @@ pub trait Resource: Send + Sync {
 
     /// Removes the resource (called only when it exists).
     fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>>;
+
+    /// What the resource leaves undone on purpose after `read` (or `apply`), with why and the fix:
+    /// shown under the plan and after deploy, never a failure.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// A resource's note: a setting it cannot have in this account, said instead of failing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Note {
+    /// The resource.
+    pub address: Address,
+    /// What is left undone, why, and the fix.
+    pub message: String,
 }
 
 /// One line of a plan.
@@ -239,6 +254,8 @@ pub struct Plan {
     pub change: usize,
     /// Deletes plus replaces.
     pub destroy: usize,
+    /// What the plan leaves undone on purpose (e.g. a quota the account lacks).
+    pub notes: Vec<Note>,
     /// What the extractor will cost a month at X's prices (cloud plans only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub x_spend: Option<crate::extract::spend::Estimate>,
@@ -253,6 +270,7 @@ impl Plan {
             change: count(|a| a == Action::Update),
             destroy: count(|a| matches!(a, Action::Delete | Action::Replace)),
             resources,
+            notes: Vec::new(),
             x_spend: None,
         }
     }

@@ -2,18 +2,27 @@
 
 use std::io::Write;
 
-use super::{Action, FieldChange, Plan};
+use super::{Action, FieldChange, Note, Plan};
 
-/// Writes the plan for humans; no-op resources are left out, as terraform does.
+/// Writes the plan for humans; no-op resources are left out, as terraform does. Notes follow.
 pub fn render_plan(w: &mut dyn Write, plan: &Plan, verb: &str) -> std::io::Result<()> {
-    render_changes(w, plan, verb)?;
-    match &plan.x_spend {
-        Some(spend) => writeln!(w, "\nX API spend: {}", spend.line()),
-        None => Ok(()),
+    write_changes(w, plan, verb)?;
+    render_notes(w, &plan.notes, "Note")?;
+    if let Some(spend) = &plan.x_spend {
+        writeln!(w, "\nX API spend: {}", spend.line())?;
     }
+    if verb == "plan" && !plan.is_empty() {
+        writeln!(w, "\nNothing was changed. Run `flixops deploy` to apply this plan.")?;
+    }
+    Ok(())
 }
 
-fn render_changes(w: &mut dyn Write, plan: &Plan, verb: &str) -> std::io::Result<()> {
+/// Writes each note as `{label}: {address}: {message}`, after a blank line.
+pub fn render_notes(w: &mut dyn Write, notes: &[Note], label: &str) -> std::io::Result<()> {
+    notes.iter().try_for_each(|n| writeln!(w, "\n{label}: {}: {}", n.address, n.message))
+}
+
+fn write_changes(w: &mut dyn Write, plan: &Plan, verb: &str) -> std::io::Result<()> {
     if plan.is_empty() && verb == "destroy" {
         return writeln!(w, "Nothing to destroy.");
     }
@@ -40,11 +49,7 @@ fn render_changes(w: &mut dyn Write, plan: &Plan, verb: &str) -> std::io::Result
         }
         writeln!(w)?;
     }
-    writeln!(w, "Plan: {} to add, {} to change, {} to destroy.", plan.add, plan.change, plan.destroy)?;
-    if verb == "plan" {
-        writeln!(w, "\nNothing was changed. Run `flixops deploy` to apply this plan.")?;
-    }
-    Ok(())
+    writeln!(w, "Plan: {} to add, {} to change, {} to destroy.", plan.add, plan.change, plan.destroy)
 }
 
 /// One field line; JSON documents are shown pretty, and on update as a line diff.

@@ -15,6 +15,24 @@ in S3: plain HTTP is denied, HTTPS is not. Allow statements keep moto's own eval
 moto's CloudWatch Logs filter knows one term or one quoted phrase; `?a ?"b c"` (any of the terms)
 counts as match-all. Here it selects the events holding any of them, as CloudWatch does.
 
+Lambda's concurrency answers as AWS gives them. The account's "Concurrent executions" quota is
+MOTO_LAMBDA_CONCURRENCY_QUOTA (moto's own variable; 1000, AWS's default, when unset; tests set 10,
+the quota of many new accounts). PutFunctionConcurrency keeps min(100, quota) unreserved, as Lambda
+does ("You can reserve up to the Unreserved account concurrency value minus 100",
+https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html; accounts below 100
+are refused with "minimum value of [10]" or "[50]", their whole quota), where moto always says
+[100] and enforces nothing unless the variable is set. GetAccountSettings, which moto lacks, answers
+the quota and what is left unreserved
+(https://docs.aws.amazon.com/lambda/latest/api/API_GetAccountSettings.html, API_AccountLimit.html).
+
+moto's PutFunctionEventInvokeConfig appends a second configuration and GetFunctionEventInvokeConfig
+keeps answering the first, so a changed configuration never shows. Here Put overwrites ("If a
+configuration already exists for a function, version, or alias, this operation overwrites it. If
+you exclude any settings, they are removed.",
+https://docs.aws.amazon.com/lambda/latest/api/API_PutFunctionEventInvokeConfig.html) and Update
+changes only the settings it names (API_UpdateFunctionEventInvokeConfig.html); LastModified is the
+time of that change.
+
 With TLS_PORT and CERT_DIR, the same moto (one state) is also served over HTTPS on TLS_PORT, with
 a throwaway CA written to CERT_DIR/ca.pem (clients trust it through SSL_CERT_FILE) and a
 certificate for 127.0.0.1 signed by it.
@@ -24,6 +42,7 @@ Usage: python moto_server.py PORT [TLS_PORT CERT_DIR]   (binds 127.0.0.1 only)
 
 import datetime as dt
 import ipaddress
+import json
 import os
 import re
 import shutil
@@ -34,6 +53,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from moto.awslambda import models as lambda_models
+from moto.awslambda import urls as lambda_urls
+from moto.awslambda.exceptions import InvalidParameterValueException
+from moto.awslambda.responses import LambdaResponse
 from moto.iam import access_control, policy_conditions
 from moto.logs import models as logs_models
 
@@ -131,6 +154,64 @@ def note_transport(app):
     return wrapped
 
 
+def concurrency_quota():
+    return int(os.environ.get("MOTO_LAMBDA_CONCURRENCY_QUOTA", "1000"))
+
+
+def reserved_elsewhere(backend, function_name=None):
+    """Executions reserved by the account's functions in the region, but `function_name`."""
+    return sum(int(fn.reserved_concurrency or 0) for fn in backend.list_functions()
+               if fn.function_name != function_name)
+
+
+def put_function_concurrency(self, function_name, reserved_concurrency):
+    fn = self.get_function(function_name)
+    quota = concurrency_quota()
+    minimum = min(100, quota)
+    if quota - reserved_elsewhere(self, fn.function_name) - int(reserved_concurrency) < minimum:
+        raise InvalidParameterValueException(
+            "Specified ReservedConcurrentExecutions for function decreases account's "
+            f"UnreservedConcurrentExecution below its minimum value of [{minimum}].")
+    fn.reserved_concurrency = reserved_concurrency
+    return fn.reserved_concurrency
+
+
+def get_account_settings(self):
+    functions = list(self.backend.list_functions())
+    quota = concurrency_quota()
+    body = {
+        "AccountLimit": {
+            "TotalCodeSize": 80530636800, "CodeSizeUnzipped": 262144000, "CodeSizeZipped": 52428800,
+            "ConcurrentExecutions": quota, "UnreservedConcurrentExecutions": quota - reserved_elsewhere(self.backend),
+        },
+        "AccountUsage": {"TotalCodeSize": sum(fn.code_size for fn in functions), "FunctionCount": len(functions)},
+    }
+    return 200, {}, json.dumps(body)
+
+
+def put_function_event_invoke_config(self, function_name, config):
+    fn = self.get_function(function_name)
+    event_config = lambda_models.EventInvokeConfig(fn.function_arn, dt.datetime.now(dt.timezone.utc).timestamp(),
+                                                   config)
+    fn.event_invoke_config = [event_config]
+    return event_config.response()
+
+
+def update_function_event_invoke_config(self, function_name, config):
+    fn = self.get_function(function_name)
+    current = fn.event_invoke_config[0].config if fn.event_invoke_config else {}
+    return put_function_event_invoke_config(self, function_name, {**current, **config})
+
+
+def patch_lambda():
+    backend = lambda_models.LambdaBackend
+    backend.put_function_concurrency = put_function_concurrency
+    backend.put_function_event_invoke_config = put_function_event_invoke_config
+    backend.update_function_event_invoke_config = update_function_event_invoke_config
+    LambdaResponse.get_account_settings = get_account_settings
+    lambda_urls.url_paths[r"{0}/(?P<api_version>[^/]+)/account-settings/?$"] = LambdaResponse.dispatch
+
+
 def name(common_name):
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
@@ -173,6 +254,7 @@ def main():
     logs_models.EventMessageFilter = with_any_term(logs_models.EventMessageFilter)
     statement = access_control.IAMPolicyStatement
     statement.is_action_permitted = deny_only_when_its_condition_holds(statement.is_action_permitted)
+    patch_lambda()
     app = note_transport(fix_roots(DomainDispatcherApplication(create_backend_app)))
     if cert_dir:
         tls = write_certificates(cert_dir)
