@@ -185,7 +185,8 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
                     p.change,
                     p.destroy,
                     report.write_calls.len()
-                )
+                )?;
+                report.notes.iter().try_for_each(|note| writeln!(w, "note: {note}"))
             })
         }
         Command::Secrets(SecretsCommand::Set) => {
