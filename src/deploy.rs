@@ -42,6 +42,22 @@ pub struct DeployReport {
     pub write_calls: Vec<String>,
     /// Every Snowflake statement that could change something, in order (empty on a converged re-run).
     pub snowflake_writes: Vec<String>,
+    /// Changes AWS completes after the call returned, and what that means for the pipeline.
+    pub notes: Vec<String>,
+}
+
+/// What AWS finishes after `deploy` returns: S3 applies a changed notification configuration within
+/// about five minutes
+/// (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/how-to-enable-disable-notification-intro.html>).
+fn notes(applied: &ApplyReport) -> Vec<String> {
+    let notification = crate::aws::s3::Notification::address();
+    if !applied.applied.contains(&notification) {
+        return Vec::new();
+    }
+    vec![format!(
+        "{notification} changed: S3 takes about five minutes to apply it, so Snowpipe may not hear of files \
+         written meanwhile; if some are missing afterwards, `ALTER PIPE … REFRESH` loads them"
+    )]
 }
 
 /// The cloud part of an environment, or a usage error for the local target.
@@ -196,14 +212,16 @@ impl Prepared {
     pub async fn apply(self) -> Result<DeployReport, Error> {
         let applied = self.graph.apply(&self.observed).await?;
         let snowflake_writes = self.snowflake.as_ref().map(SnowflakeClient::writes).unwrap_or_default();
-        Ok(DeployReport { plan: self.plan, applied, write_calls: self.session.calls.writes(), snowflake_writes })
+        let notes = notes(&applied);
+        Ok(DeployReport { plan: self.plan, applied, write_calls: self.session.calls.writes(), snowflake_writes, notes })
     }
 
     /// Deletes what the destroy plan lists, dependants first.
     pub async fn destroy(self) -> Result<DeployReport, Error> {
         let applied = self.graph.destroy(&self.observed, &self.keep).await?;
         let snowflake_writes = self.snowflake.as_ref().map(SnowflakeClient::writes).unwrap_or_default();
-        Ok(DeployReport { plan: self.plan, applied, write_calls: self.session.calls.writes(), snowflake_writes })
+        let write_calls = self.session.calls.writes();
+        Ok(DeployReport { plan: self.plan, applied, write_calls, snowflake_writes, notes: Vec::new() })
     }
 
     /// The kept resources that exist (reported so nobody is surprised the bucket is still there).

@@ -184,7 +184,8 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
                     p.destroy,
                     report.write_calls.len()
                 )?;
-                render_notes(w, &report.applied.notes, "Warning")
+                render_notes(w, &report.applied.notes, "Warning")?;
+                report.notes.iter().try_for_each(|note| writeln!(w, "note: {note}"))
             })
         }
         Command::Secrets(SecretsCommand::Set) => {

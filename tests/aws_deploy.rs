@@ -17,6 +17,7 @@ use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor}
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use common::{MotoAccount, cloud_env, flixops, moto_env, moto_sdk, output};
 use flixops::aws::lambda::Artifact;
 use flixops::aws::stack::Upstream;
@@ -100,6 +101,19 @@ fn clients_in(account: &MotoAccount) -> Clients {
     Clients::new(&moto_sdk(), &[SharedInterceptor::new(account.clone())])
 }
 
+/// The function's log group as CloudWatch Logs lists it.
+async fn log_group(c: &Clients, p: &Project) -> Option<aws_sdk_cloudwatchlogs::types::LogGroup> {
+    let name = format!("/aws/lambda/{}-prod-extract", p.name);
+    let groups = c.logs.describe_log_groups().log_group_name_prefix(&name).send().await.unwrap();
+    groups.log_groups().iter().find(|g| g.log_group_name() == Some(name.as_str())).cloned()
+}
+
+/// A role's inline policy, decoded.
+async fn policy_text(c: &Clients, role: &str, name: &str) -> String {
+    let out = c.iam.get_role_policy().role_name(role).policy_name(name).send().await.unwrap();
+    percent_encoding::percent_decode_str(out.policy_document()).decode_utf8().unwrap().into_owned()
+}
+
 fn writes(report: &Value) -> Vec<String> {
     report["write_calls"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect()
 }
@@ -116,8 +130,8 @@ async fn first_deploy_creates_everything_and_the_second_makes_no_write_call() {
     let plan: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(
         (plan["add"].as_u64(), plan["change"].as_u64(), plan["destroy"].as_u64()),
-        (Some(27), Some(0), Some(0)),
-        "10 AWS + 17 Snowflake resources"
+        (Some(28), Some(0), Some(0)),
+        "11 AWS + 17 Snowflake resources"
     );
     let c = clients();
     assert!(c.s3.head_bucket().bucket(p.bucket()).send().await.is_err(), "plan must not create the bucket");
@@ -166,9 +180,18 @@ async fn first_deploy_creates_everything_and_the_second_makes_no_write_call() {
     let schedule = c.scheduler.get_schedule().name(format!("{}-prod-extract", p.name)).send().await.unwrap();
     assert_eq!(schedule.schedule_expression(), Some("rate(2 hours)"));
     assert_eq!(schedule.target().unwrap().arn(), config.function_arn().unwrap(), "schedule invokes the function");
+    let group = log_group(&c, &p).await.expect("deploy creates the function's log group");
+    assert_eq!(group.retention_in_days(), Some(30), "the default retention");
+    assert!(
+        !policy_text(&c, &format!("{}-prod-extract", p.name), "extract").await.contains("logs:CreateLogGroup"),
+        "the function never needs to create its log group"
+    );
+    let notes = first["notes"].as_array().unwrap();
+    assert!(notes.iter().any(|n| n.as_str().unwrap().contains("about five minutes")), "{notes:?}");
 
     let second = p.deploy_json();
     assert_eq!(writes(&second), Vec::<String>::new(), "a converged deploy makes zero write calls");
+    assert_eq!(second["notes"], serde_json::json!([]), "nothing changed, nothing to wait for");
     assert_eq!(second["plan"]["add"].as_u64().unwrap() + second["plan"]["change"].as_u64().unwrap(), 0);
     let (code, _, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, 0, "no changes → exit 0\n{stderr}");
@@ -230,6 +253,8 @@ async fn drift_shows_in_plan_and_deploy_repairs_exactly_it() {
         c.iam.create_policy().policy_name(format!("{}-wide", p.name)).policy_document(broad).send().await.unwrap();
     let wide = wide.policy().unwrap().arn().unwrap().to_string();
     c.iam.attach_role_policy().role_name(&role).policy_arn(&wide).send().await.unwrap();
+    let group = format!("/aws/lambda/{}-prod-extract", p.name);
+    c.logs.put_retention_policy().log_group_name(&group).retention_in_days(7).send().await.unwrap();
 
     let (code, _, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, 2, "{stderr}");
@@ -241,17 +266,32 @@ async fn drift_shows_in_plan_and_deploy_repairs_exactly_it() {
         stderr.contains("~ attached_policies ") && stderr.contains(&format!("= \"{wide}\" -> \"none\"")),
         "{stderr}"
     );
-    assert!(stderr.contains("Plan: 0 to add, 2 to change, 0 to destroy."), "{stderr}");
+    assert!(stderr.contains("  ~ aws_cloudwatch_log_group.extract\n"), "{stderr}");
+    assert!(stderr.contains("~ retention_days = \"7\" -> \"30\""), "{stderr}");
+    assert!(stderr.contains("Plan: 0 to add, 3 to change, 0 to destroy."), "{stderr}");
 
     let repair = p.deploy_json();
     let calls = writes(&repair);
     assert_eq!(
         operations(&calls),
-        ["PutPublicAccessBlock", "PutRolePermissionsBoundary", "PutRolePolicy", "DetachRolePolicy"],
+        [
+            "PutPublicAccessBlock",
+            "PutRolePermissionsBoundary",
+            "PutRolePolicy",
+            "DetachRolePolicy",
+            "PutRetentionPolicy"
+        ],
         "only the drifted settings are written, the boundary before the policy"
     );
+    assert_eq!(log_group(&c, &p).await.unwrap().retention_in_days(), Some(30));
     let (code, _, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, 0, "{stderr}");
+
+    // The retention is the project's to choose.
+    let toml = std::fs::read_to_string(p.path().join("flixops.toml")).unwrap();
+    std::fs::write(p.path().join("flixops.toml"), format!("{toml}log_retention_days = 90\n")).unwrap();
+    assert_eq!(operations(&writes(&p.deploy_json())), ["PutRetentionPolicy"]);
+    assert_eq!(log_group(&c, &p).await.unwrap().retention_in_days(), Some(90));
 
     // A new binary: only the code is updated, detected by CodeSha256.
     let mut cmd = flixops(p.path());
@@ -511,6 +551,11 @@ const SNOWFLAKE_USER: &str = "arn:aws:iam::999999999999:user/sf-abc123";
 const PIPE_QUEUE: &str = "arn:aws:sqs:us-east-1:999999999999:sf-snowpipe-AIDA-queue";
 
 fn upstream() -> Upstream {
+    upstream_with(PIPE_QUEUE)
+}
+
+/// The stand-ins, with the pipe's queue at `queue`.
+fn upstream_with(queue: &str) -> Upstream {
     let integration = Address::new("snowflake_storage_integration", "lake");
     let pipe = Address::new("snowflake_pipe", "tweets");
     Upstream {
@@ -521,7 +566,7 @@ fn upstream() -> Upstream {
                 address: integration,
                 outputs: [("iam_user_arn".into(), SNOWFLAKE_USER.into())].into(),
             }),
-            Box::new(StandIn { address: pipe, outputs: [("notification_channel".into(), PIPE_QUEUE.into())].into() }),
+            Box::new(StandIn { address: pipe, outputs: [("notification_channel".into(), queue.into())].into() }),
         ],
     }
 }
@@ -538,9 +583,14 @@ async fn session(account: &MotoAccount, extra: &[SharedInterceptor]) -> Session 
 /// One in-process deploy with the Snowflake stand-ins, in the project's own moto account; returns
 /// the write calls or the error text.
 async fn deploy_in_process(p: &Project, extra: &[SharedInterceptor]) -> Result<Vec<String>, String> {
+    deploy_with(p, extra, upstream()).await
+}
+
+/// [`deploy_in_process`] with the given Snowflake stand-ins.
+async fn deploy_with(p: &Project, extra: &[SharedInterceptor], upstream: Upstream) -> Result<Vec<String>, String> {
     let (config, env) = p.config();
     let artifact = Artifact::load(Some(&p.artifact("v1"))).unwrap();
-    let prepared = flixops::deploy::prepare_in(session(&p.account, extra).await, &config, &env, artifact, upstream())
+    let prepared = flixops::deploy::prepare_in(session(&p.account, extra).await, &config, &env, artifact, upstream)
         .await
         .map_err(|e| e.to_string())?;
     prepared.apply().await.map(|r| r.write_calls).map_err(|e| e.to_string())
@@ -551,10 +601,20 @@ async fn outputs_flow_into_the_trust_and_the_notification_merges_with_existing_r
     let p = Project::new();
     let c = clients_in(&p.account);
     c.s3.create_bucket().bucket(p.bucket()).send().await.unwrap();
+    // Written as the console writes it, capitalised (S3 takes either case).
+    let suffix = aws_sdk_s3::types::FilterRule::builder()
+        .name(aws_sdk_s3::types::FilterRuleName::from("Suffix"))
+        .value(".parquet")
+        .build();
     let theirs = aws_sdk_s3::types::QueueConfiguration::builder()
         .id("other-team")
         .queue_arn("arn:aws:sqs:us-east-1:123456789012:audit")
         .events(aws_sdk_s3::types::Event::from("s3:ObjectRemoved:*"))
+        .filter(
+            aws_sdk_s3::types::NotificationConfigurationFilter::builder()
+                .key(aws_sdk_s3::types::S3KeyFilter::builder().filter_rules(suffix).build())
+                .build(),
+        )
         .build()
         .unwrap();
     let config = aws_sdk_s3::types::NotificationConfiguration::builder().queue_configurations(theirs).build();
@@ -577,6 +637,16 @@ async fn outputs_flow_into_the_trust_and_the_notification_merges_with_existing_r
         rules,
         [("flixops-prod-snowpipe", PIPE_QUEUE), ("other-team", "arn:aws:sqs:us-east-1:123456789012:audit")]
     );
+    // S3 answers the rule names capitalised, which the SDK's enum does not know: flixops reads its
+    // prefix from the raw name, so the next deploy below finds nothing to change.
+    let filters: Vec<(&str, &str)> = notification
+        .queue_configurations()
+        .iter()
+        .flat_map(|q| q.filter().and_then(|f| f.key()).map(|k| k.filter_rules()).unwrap_or_default())
+        .map(|r| (r.name().unwrap().as_str(), r.value().unwrap()))
+        .collect();
+    assert!(filters.contains(&("Prefix", "flixops/tweets/")), "{filters:?}");
+    assert!(filters.contains(&("Suffix", ".parquet")), "the other rule's filter is kept: {filters:?}");
 
     let role = c.iam.get_role().role_name(format!("{}-prod-snowflake", p.name)).send().await.unwrap();
     let trust: Value = serde_json::from_str(
@@ -586,6 +656,78 @@ async fn outputs_flow_into_the_trust_and_the_notification_merges_with_existing_r
     assert_eq!(trust["Statement"][0]["Principal"]["AWS"][0], SNOWFLAKE_USER, "the integration's IAM user is trusted");
 
     assert_eq!(deploy_in_process(&p, &[]).await.unwrap(), Vec::<String>::new(), "converged");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queue_in_another_region_is_refused_before_the_notification_is_written() {
+    let p = Project::new();
+    let elsewhere = "arn:aws:sqs:eu-west-1:999999999999:sf-snowpipe-AIDA-queue";
+    let err = deploy_with(&p, &[], upstream_with(elsewhere)).await.expect_err("S3 cannot notify another region");
+    assert!(
+        err.contains(&format!(
+            "Snowpipe's queue {elsewhere} is in eu-west-1 but bucket `{}` is in us-east-1",
+            p.bucket()
+        )) && err.contains("deploy this environment to eu-west-1")
+            && err.contains("stopped at: aws_s3_bucket_notification.snowpipe"),
+        "{err}"
+    );
+    let c = clients_in(&p.account);
+    let notification = c.s3.get_bucket_notification_configuration().bucket(p.bucket()).send().await.unwrap();
+    assert!(notification.queue_configurations().is_empty(), "nothing was written");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_destination_of_another_rule_is_named_when_s3_refuses_the_write() {
+    let p = Project::new();
+    let c = clients_in(&p.account);
+    c.s3.create_bucket().bucket(p.bucket()).send().await.unwrap();
+    // Another team's function, notified of deletions.
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let role = c.iam.create_role().role_name(format!("{}-audit", p.name)).assume_role_policy_document(trust).send();
+    let role = role.await.unwrap().role.unwrap().arn;
+    let zip = Artifact::load(Some(&p.artifact("audit"))).unwrap().zip;
+    let created = c
+        .lambda
+        .create_function()
+        .function_name("audit")
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(role)
+        .code(aws_sdk_lambda::types::FunctionCode::builder().zip_file(zip.into()).build())
+        .send()
+        .await
+        .unwrap();
+    let function = created.function_arn().unwrap().to_string();
+    let rule = aws_sdk_s3::types::LambdaFunctionConfiguration::builder()
+        .id("audit-deletions")
+        .lambda_function_arn(&function)
+        .events(aws_sdk_s3::types::Event::from("s3:ObjectRemoved:*"))
+        .build()
+        .unwrap();
+    let put = || {
+        let config = aws_sdk_s3::types::NotificationConfiguration::builder()
+            .lambda_function_configurations(rule.clone())
+            .build();
+        c.s3.put_bucket_notification_configuration().bucket(p.bucket()).notification_configuration(config).send()
+    };
+    let refused = put().await.expect_err("S3 validates the destination: the function does not allow S3 yet");
+    assert_eq!(refused.code(), Some("InvalidArgument"));
+    let permit = c.lambda.add_permission().function_name("audit").statement_id("s3").action("lambda:InvokeFunction");
+    permit.principal("s3.amazonaws.com").send().await.unwrap();
+    put().await.unwrap();
+    // The function is deleted, its rule stays behind.
+    c.lambda.delete_function().function_name("audit").send().await.unwrap();
+
+    let err = deploy_in_process(&p, &[]).await.expect_err("S3 re-validates every destination");
+    assert!(
+        err.contains(&format!(
+            "S3 could not validate rule `audit-deletions` → {function}: Not authorized to invoke function"
+        )) && err.contains("a stale one")
+            && err.contains(&format!("get-bucket-notification-configuration --bucket {}", p.bucket()))
+            && err.contains("stopped at: aws_s3_bucket_notification.snowpipe"),
+        "{err}"
+    );
+    assert!(!err.contains("flixops' own rule"), "ours is not the one refused: {err}");
 }
 
 /// Fails the Nth write call before it is sent, as if the process had been killed just there.
@@ -796,6 +938,7 @@ async fn destroy_keeps_the_data_bucket_unless_purge_data_and_a_redeploy_restores
             "aws_scheduler_schedule.extract",
             "aws_iam_role.scheduler",
             "aws_lambda_function.extract",
+            "aws_cloudwatch_log_group.extract",
             "aws_iam_role.extract",
             "aws_secretsmanager_secret.x_token",
             "aws_iam_role.snowflake",
@@ -805,6 +948,7 @@ async fn destroy_keeps_the_data_bucket_unless_purge_data_and_a_redeploy_restores
     );
     assert!(c.s3.head_bucket().bucket(p.bucket()).send().await.is_ok(), "the data bucket is kept");
     assert!(c.lambda.get_function().function_name(format!("{}-prod-extract", p.name)).send().await.is_err());
+    assert!(log_group(&c, &p).await.is_none(), "the log group goes with the function");
 
     let redeploy = p.deploy_json();
     assert!(operations(&writes(&redeploy)).contains(&"RestoreSecret"), "the secret in its recovery window is restored");
@@ -829,10 +973,31 @@ fn doctor_is_green_after_deploy_and_names_the_drift_and_its_fix_without_repairin
             && stderr.contains("fix: flixops deploy"),
         "{stderr}"
     );
+    let (_, stdout, _) = p.cli(&["doctor", "--output", "json"]);
+    let before: Value = serde_json::from_str(&stdout).unwrap();
+    let token = check(&before, "x token");
+    assert_eq!(
+        (token["status"].as_str(), token["fix"].as_str()),
+        (Some("fail"), Some("flixops deploy (creates it), then flixops secrets set")),
+        "{token}"
+    );
+    assert!(token["detail"].as_str().unwrap().ends_with("x-bearer-token not found"), "{token}");
 
     p.deploy_json();
     let (_, stdout, _) = p.cli(&["doctor", "--output", "json"]);
     let report: Value = serde_json::from_str(&stdout).unwrap();
+    // The secret deploy created has no value until `secrets set`: Secrets Manager answers
+    // ResourceNotFoundException for it too, but doctor tells the two apart.
+    let token = check(&report, "x token");
+    assert_eq!(
+        (token["status"].as_str(), token["detail"].as_str(), token["fix"].as_str()),
+        (
+            Some("fail"),
+            Some(format!("the secret flixops/{}/prod/x-bearer-token exists but has no token yet", p.name).as_str()),
+            Some("flixops secrets set (reads the token from stdin)")
+        ),
+        "{token}"
+    );
     // Every resource as deployed (the runtime checks — token, data — are tests/snowflake_deploy.rs').
     let resources: Vec<&Value> =
         report["checks"].as_array().unwrap().iter().filter(|c| c["name"].as_str().unwrap().contains('.')).collect();
@@ -846,6 +1011,12 @@ fn doctor_is_green_after_deploy_and_names_the_drift_and_its_fix_without_repairin
     assert!(stderr.contains("[✗] aws_s3_bucket.lake") && stderr.contains("drifted: public_access_block"), "{stderr}");
     let (code, _, _) = p.cli(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, 2, "doctor is read-only: the drift is still there");
+}
+
+/// One check of a doctor JSON report, by name.
+fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    let checks = report["checks"].as_array().unwrap();
+    checks.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no check {name}: {report}"))
 }
 
 #[test]

@@ -154,6 +154,8 @@ pub struct Function {
     pub environment: Vec<(String, EnvValue)>,
     /// The execution role.
     pub role_from: Address,
+    /// How long creating the function waits for a new execution role to become assumable.
+    pub propagation: super::Propagation,
     /// Tags.
     pub tags: Tags,
     /// How long an asynchronous invocation may wait to start before Lambda drops it (60–21600).
@@ -323,11 +325,8 @@ impl Function {
                 .set_tags(Some(self.tags.pairs().into_iter().collect()))
                 .send()
         };
-        let propagating = |e: &aws_sdk_lambda::error::SdkError<_, _>| {
-            e.code() == Some("InvalidParameterValueException")
-                && e.message().is_some_and(|m| m.contains("cannot be assumed"))
-        };
-        super::while_role_propagates(create, propagating).await.map(drop).map_err(|e| self.err("create", &e))
+        let propagating = |e: &aws_sdk_lambda::error::SdkError<_, _>| role_not_yet_assumable(e.code(), e.message());
+        self.propagation.retry(create, propagating).await.map(drop).map_err(|e| self.err("create", &e))
     }
 
     /// Waits until the function accepts another update (Lambda refuses one while one is in progress).
@@ -442,6 +441,13 @@ impl Function {
             .map(drop)
             .map_err(|e| self.err("update code", &e))
     }
+}
+
+/// Lambda's answer while IAM has not propagated a new execution role yet: "The role defined for the
+/// function cannot be assumed by Lambda." (an InvalidParameterValueException, see
+/// <https://docs.aws.amazon.com/lambda/latest/api/API_CreateFunction.html#API_CreateFunction_Errors>).
+pub(crate) fn role_not_yet_assumable(code: Option<&str>, message: Option<&str>) -> bool {
+    code == Some("InvalidParameterValueException") && message.is_some_and(|m| m.contains("cannot be assumed"))
 }
 
 const CONFIG_FIELDS: &[&str] = &["runtime", "handler", "role", "memory_mb", "timeout_secs", "environment"];

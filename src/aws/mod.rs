@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod iam;
 pub mod lambda;
+pub mod log_group;
 pub mod policy;
 pub mod profiles;
 pub mod s3;
@@ -210,26 +211,62 @@ impl Session {
     }
 }
 
-/// Retries `call` while a role created seconds ago is not yet visible to the service that is told
-/// to use it (IAM is eventually consistent): up to about 30 s, doubling from 1 s.
-pub(crate) async fn while_role_propagates<T, E, Fut>(
-    mut call: impl FnMut() -> Fut,
-    propagating: impl Fn(&E) -> bool,
-) -> Result<T, E>
-where
-    Fut: std::future::Future<Output = Result<T, E>>,
-{
-    let mut delay = std::time::Duration::from_secs(1);
-    for _ in 0..5 {
-        match call().await {
-            Err(e) if propagating(&e) => {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
+/// How long a call that hands a service a role (or uses a trust) changed seconds ago retries while
+/// IAM propagates the change. IAM is eventually consistent
+/// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency>);
+/// Terraform's AWS provider waits up to 2 minutes for it, and so does flixops by default
+/// (`iam_propagation_secs` in flixops.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Propagation {
+    /// No retry starts after this long.
+    pub bound: std::time::Duration,
+}
+
+impl Default for Propagation {
+    fn default() -> Self {
+        Self::from_secs(DEFAULT_PROPAGATION_SECS)
+    }
+}
+
+/// The default bound of [`Propagation`], as Terraform's AWS provider waits for IAM.
+pub const DEFAULT_PROPAGATION_SECS: u64 = 120;
+
+/// The first wait between two tries; it doubles up to [`MAX_PROPAGATION_WAIT`].
+const FIRST_PROPAGATION_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+const MAX_PROPAGATION_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+impl Propagation {
+    /// A bound of `secs` seconds.
+    pub fn from_secs(secs: u64) -> Self {
+        Self { bound: std::time::Duration::from_secs(secs) }
+    }
+
+    /// Calls until `call` succeeds, fails for another reason than `propagating`, or the bound has
+    /// passed (then its last error is returned); waits 1 s, doubling to 15 s, never past the bound.
+    pub async fn retry<T, E, Fut>(
+        &self,
+        mut call: impl FnMut() -> Fut,
+        propagating: impl Fn(&E) -> bool,
+    ) -> Result<T, E>
+    where
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.bound;
+        let mut wait = FIRST_PROPAGATION_WAIT;
+        loop {
+            match call().await {
+                Err(e) if propagating(&e) => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(wait.min(left)).await;
+                    wait = (wait * 2).min(MAX_PROPAGATION_WAIT);
+                }
+                other => return other,
             }
-            other => return other,
         }
     }
-    call().await
 }
 
 /// True when the credential chain found nothing to sign with (no keys, profile, SSO or role).
@@ -339,6 +376,62 @@ pub(crate) fn tags_field(observed: impl Iterator<Item = (String, String)>, ours:
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::Propagation;
+
+    /// A call that fails `failures` times with `error`, then succeeds; counts its tries.
+    async fn tries(
+        bound: Duration,
+        failures: usize,
+        error: &'static str,
+    ) -> (Result<(), &'static str>, usize, Duration) {
+        let count = AtomicUsize::new(0);
+        let started = Instant::now();
+        let call = || {
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            async move { if n < failures { Err(error) } else { Ok(()) } }
+        };
+        let result = Propagation { bound }.retry(call, |e: &&str| *e == "propagating").await;
+        (result, count.load(Ordering::SeqCst), started.elapsed())
+    }
+
+    #[tokio::test]
+    async fn only_propagation_errors_are_retried_and_never_past_the_bound() {
+        let bound = Duration::from_millis(300);
+        assert_eq!(tries(bound, 1, "propagating").await.0, Ok(()), "retried, then it worked");
+        let (result, calls, _) = tries(bound, 1, "AccessDenied").await;
+        assert_eq!((result, calls), (Err("AccessDenied"), 1), "any other error is returned at once");
+
+        // Still propagating at the bound: the last error, after one wait cut to the bound.
+        let (result, calls, took) = tries(bound, usize::MAX, "propagating").await;
+        assert_eq!((result, calls), (Err("propagating"), 2));
+        assert!(took >= bound && took < Duration::from_secs(1), "{took:?}");
+        let (result, calls, _) = tries(Duration::ZERO, usize::MAX, "propagating").await;
+        assert_eq!((result, calls), (Err("propagating"), 1), "a zero bound never retries");
+        assert_eq!(Propagation::default().bound, Duration::from_secs(120), "Terraform's AWS provider waits 2 minutes");
+    }
+
+    #[test]
+    fn each_service_names_its_propagation_error() {
+        // The answers while a role created or changed seconds ago is not visible yet.
+        let lambda = Some("The role defined for the function cannot be assumed by Lambda.");
+        assert!(super::lambda::role_not_yet_assumable(Some("InvalidParameterValueException"), lambda));
+        let bad_memory = Some("Memory size must be a multiple of 1 MB");
+        assert!(!super::lambda::role_not_yet_assumable(Some("InvalidParameterValueException"), bad_memory));
+        let scheduler = Some("The execution role you provide must allow AWS EventBridge Scheduler to assume the role.");
+        assert!(super::schedule::role_not_yet_assumable(Some("ValidationException"), scheduler));
+        assert!(!super::schedule::role_not_yet_assumable(
+            Some("ValidationException"),
+            Some("Invalid Schedule Expression")
+        ));
+        let snowflake = "SQL execution error: Error assuming AWS_ROLE. Please verify the role and externalId are \
+                         configured correctly in your AWS policy.";
+        assert!(crate::snowflake::pipe::role_not_yet_assumable(snowflake));
+        assert!(!crate::snowflake::pipe::role_not_yet_assumable("Pipe 'P' does not exist or not authorized."));
+    }
+
     #[test]
     fn reads_are_not_writes() {
         for read in ["s3:HeadBucket", "iam:GetRole", "lambda:ListTags", "secretsmanager:DescribeSecret"] {

@@ -92,6 +92,7 @@ mod tests {
             "snowflake_role": "acme-prod-snowflake", "extract_role": "acme-prod-extract",
             "scheduler_role": "acme-prod-scheduler",
             "boundary_arn": "arn:aws:iam::123456789012:policy/acme-prod-flixops-boundary",
+            "log_group_arn": "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/acme-prod-extract",
             "principal": "arn:aws:iam::999999999999:user/abc", "external_id": "flixops-acme-prod"
         })
     }

@@ -56,10 +56,11 @@ impl Bucket {
         doc["Statement"][0].clone()
     }
 
-    async fn exists(&self) -> Result<bool, ResourceError> {
+    /// The bucket's region when it exists (S3 answers it in `x-amz-bucket-region`), else None.
+    async fn region(&self) -> Result<Option<String>, ResourceError> {
         match self.s3.head_bucket().bucket(&self.name).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Ok(out) => Ok(Some(out.bucket_region.unwrap_or_else(|| self.region.clone()))),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => Err(ResourceError {
                 address: Self::address(),
                 op: "read".into(),
@@ -362,12 +363,12 @@ impl Resource for Bucket {
 
     fn read(&self) -> BoxFuture<'_, Result<Option<Observed>, ResourceError>> {
         Box::pin(async move {
-            if !self.exists().await? {
-                return Ok(None);
-            }
+            let Some(region) = self.region().await? else { return Ok(None) };
             let mut fields = self.read_fields().await?;
             fields.insert("name".into(), self.name.clone());
-            Ok(Some(Observed { fields, outputs: self.planned_outputs() }))
+            let mut outputs = self.planned_outputs();
+            outputs.insert("region".into(), region);
+            Ok(Some(Observed { fields, outputs }))
         })
     }
 
@@ -384,7 +385,12 @@ impl Resource for Bucket {
     }
 
     fn planned_outputs(&self) -> Outputs {
-        [("name".to_string(), self.name.clone()), ("arn".to_string(), format!("arn:aws:s3:::{}", self.name))].into()
+        [
+            ("name".to_string(), self.name.clone()),
+            ("arn".to_string(), format!("arn:aws:s3:::{}", self.name)),
+            ("region".to_string(), self.region.clone()),
+        ]
+        .into()
     }
 
     fn apply<'a>(
@@ -403,7 +409,9 @@ impl Resource for Bucket {
                     self.put_field(field).await?;
                 }
             }
-            Ok(self.planned_outputs())
+            let mut outputs = self.planned_outputs();
+            outputs.extend(observed.map(|o| o.outputs.clone()).unwrap_or_default());
+            Ok(outputs)
         })
     }
 
@@ -484,15 +492,96 @@ impl Notification {
             .set_lambda_function_configurations(current.lambda_function_configurations)
             .set_event_bridge_configuration(current.event_bridge_configuration)
             .build();
-        self.s3
-            .put_bucket_notification_configuration()
-            .bucket(&self.bucket)
-            .notification_configuration(merged)
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| failure(&Self::address(), "put notification", &e))
+        let put = self.s3.put_bucket_notification_configuration().bucket(&self.bucket);
+        put.notification_configuration(merged.clone()).send().await.map(drop).map_err(|e| {
+            let mut err = failure(&Self::address(), "put notification", &e);
+            let body = e.raw_response().and_then(|r| r.body().bytes()).map(String::from_utf8_lossy);
+            if let Some(message) = body.and_then(|b| self.unvalidated(&b, &merged)) {
+                err.message = message;
+            }
+            err
+        })
     }
+
+    /// S3 re-validates every destination of the configuration on each write
+    /// (<https://repost.aws/knowledge-center/unable-validate-destination-s3>): when it refuses, the
+    /// destinations it names (`ArgumentName1`, its reason `ArgumentValue1`, …) with their rules.
+    fn unvalidated(&self, body: &str, config: &NotificationConfiguration) -> Option<String> {
+        let refused = refused_destinations(body);
+        if refused.is_empty() {
+            return None;
+        }
+        let rules: Vec<String> = refused
+            .iter()
+            .map(|(arn, reason)| match destination_rule(config, arn) {
+                Some(id) if id == self.id => format!("flixops' own rule `{id}` → {arn}: {reason}"),
+                Some(id) => format!("rule `{id}` → {arn}: {reason}"),
+                None => format!("{arn}: {reason}"),
+            })
+            .collect();
+        Some(format!(
+            "S3 could not validate {}; every write of the bucket's notification configuration re-checks all of \
+             its destinations, so a stale one (a deleted queue, topic or function, or one whose policy no longer \
+             lets S3 send) blocks flixops' rule too: fix or remove it (`aws s3api \
+             get-bucket-notification-configuration --bucket {}` lists them), then run `flixops deploy` again",
+            rules.join("; "),
+            self.bucket
+        ))
+    }
+
+    /// Refuses, before writing, a queue in another region than the bucket: S3 only notifies
+    /// destinations in the bucket's own region
+    /// (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/setup-event-notification-destination.html>).
+    fn check_region(&self, queue: &str, inputs: &Inputs) -> Result<(), ResourceError> {
+        let bucket_region = inputs.get(&Bucket::address(), "region");
+        let queue_region = queue.split(':').nth(3);
+        match (bucket_region, queue_region) {
+            (Some(bucket), Some(queue_region)) if bucket != queue_region => Err(ResourceError {
+                address: Self::address(),
+                op: "check destination".into(),
+                message: format!(
+                    "Snowpipe's queue {queue} is in {queue_region} but bucket `{}` is in {bucket}, and S3 only \
+                     notifies a queue in the bucket's own region: deploy this environment to {queue_region} \
+                     (`region` in flixops.toml, with a bucket there) or use a Snowflake account in {bucket}",
+                    self.bucket
+                ),
+                kind: ErrorKind::Other,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// True for a filter rule on the key prefix, however it is capitalised: S3 accepts `prefix` but
+/// answers `Prefix`, which the SDK's enum does not recognise (<https://github.com/aws/aws-sdk/issues/389>).
+fn is_prefix_rule(name: &FilterRuleName) -> bool {
+    name.as_str().eq_ignore_ascii_case("prefix")
+}
+
+/// The destinations an S3 `InvalidArgument` error names, with the reason for each.
+fn refused_destinations(body: &str) -> Vec<(String, String)> {
+    let element = |name: &str| {
+        let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+        let start = body.find(&open)? + open.len();
+        let end = body[start..].find(&close)? + start;
+        Some(unescape_xml(&body[start..end]))
+    };
+    (1..)
+        .map_while(|n| element(&format!("ArgumentName{n}")).map(|arn| (arn, element(&format!("ArgumentValue{n}")))))
+        .map(|(arn, reason)| (arn, reason.unwrap_or_else(|| "refused".into())))
+        .collect()
+}
+
+fn unescape_xml(text: &str) -> String {
+    text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
+}
+
+/// The id of the rule that sends to `arn`, among queues, topics and functions.
+fn destination_rule(config: &NotificationConfiguration, arn: &str) -> Option<String> {
+    let queues = config.queue_configurations().iter().map(|q| (q.id(), q.queue_arn()));
+    let topics = config.topic_configurations().iter().map(|t| (t.id(), t.topic_arn()));
+    let functions = config.lambda_function_configurations().iter().map(|f| (f.id(), f.lambda_function_arn()));
+    queues.chain(topics).chain(functions).find(|(_, a)| *a == arn).map(|(id, _)| id.unwrap_or("(no id)").to_string())
 }
 
 impl Resource for Notification {
@@ -515,7 +604,7 @@ impl Resource for Notification {
                 .map(|k| k.filter_rules())
                 .unwrap_or_default()
                 .iter()
-                .find(|r| r.name() == Some(&FilterRuleName::Prefix))
+                .find(|r| r.name().is_some_and(is_prefix_rule))
                 .and_then(|r| r.value())
                 .unwrap_or("");
             let events: Vec<&str> = ours.events().iter().map(|e| e.as_str()).collect();
@@ -536,6 +625,7 @@ impl Resource for Notification {
     ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
         Box::pin(async move {
             let queue = inputs.value(&self.channel_from, "notification_channel");
+            self.check_region(&queue, inputs)?;
             let prefix = FilterRule::builder().name(FilterRuleName::Prefix).value(&self.key_prefix).build();
             let filter = NotificationConfigurationFilter::builder()
                 .key(S3KeyFilter::builder().filter_rules(prefix).build())

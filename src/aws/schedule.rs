@@ -22,6 +22,8 @@ pub struct Schedule {
     pub role_from: Address,
     /// How long an invocation may wait to be delivered, see [`event_age_bound`].
     pub max_event_age_secs: i32,
+    /// How long creating it waits for a new scheduler role to become assumable.
+    pub propagation: super::Propagation,
 }
 
 /// Scheduler's retry policy when none is given: 185 retries over 24 hours (API_RetryPolicy).
@@ -82,6 +84,13 @@ impl Schedule {
 
 const DESCRIPTION: &str = "Runs the flixops extractor";
 
+/// Scheduler's answer while IAM has not propagated a new role yet: a ValidationException "The
+/// execution role you provide must allow AWS EventBridge Scheduler to assume the role."
+/// (<https://docs.aws.amazon.com/scheduler/latest/UserGuide/setting-up.html#setting-up-execution-role>).
+pub(crate) fn role_not_yet_assumable(code: Option<&str>, message: Option<&str>) -> bool {
+    code == Some("ValidationException") && message.is_some_and(|m| m.contains("assume"))
+}
+
 impl Resource for Schedule {
     fn address(&self) -> Address {
         Self::address()
@@ -141,24 +150,25 @@ impl Resource for Schedule {
             // scheduler role created seconds ago may not be assumable yet: retried.
             macro_rules! send {
                 ($call:expr, $op:literal) => {
-                    super::while_role_propagates(
-                        || {
-                            $call
-                                .name(&self.name)
-                                .description(DESCRIPTION)
-                                .schedule_expression(&self.expression)
-                                .state(ScheduleState::Enabled)
-                                .target(target.clone())
-                                .flexible_time_window(window.clone())
-                                .send()
-                        },
-                        |e: &aws_sdk_scheduler::error::SdkError<_, _>| {
-                            e.code() == Some("ValidationException") && e.message().is_some_and(|m| m.contains("assume"))
-                        },
-                    )
-                    .await
-                    .map_err(|e| failure(&Self::address(), $op, &e))?
-                    .schedule_arn
+                    self.propagation
+                        .retry(
+                            || {
+                                $call
+                                    .name(&self.name)
+                                    .description(DESCRIPTION)
+                                    .schedule_expression(&self.expression)
+                                    .state(ScheduleState::Enabled)
+                                    .target(target.clone())
+                                    .flexible_time_window(window.clone())
+                                    .send()
+                            },
+                            |e: &aws_sdk_scheduler::error::SdkError<_, _>| {
+                                role_not_yet_assumable(e.code(), e.message())
+                            },
+                        )
+                        .await
+                        .map_err(|e| failure(&Self::address(), $op, &e))?
+                        .schedule_arn
                 };
             }
             let arn = if observed.is_none() {

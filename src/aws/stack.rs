@@ -6,10 +6,11 @@ use serde_json::json;
 
 use super::iam::{Boundary, Role};
 use super::lambda::{Artifact, EnvValue, Function};
+use super::log_group::LogGroup;
 use super::s3::{Bucket, Notification};
 use super::schedule::Schedule;
 use super::secret::Secret;
-use super::{Session, Tags, policy};
+use super::{Propagation, Session, Tags, policy};
 use crate::config::{AwsSnowflakeTarget, Config, EnvConfig};
 use crate::plan::{Address, Inputs, Resource};
 
@@ -36,6 +37,8 @@ pub struct Names {
     pub notification_id: String,
     /// The permissions boundary of the three roles.
     pub boundary: String,
+    /// The function's CloudWatch log group.
+    pub log_group: String,
 }
 
 impl Names {
@@ -53,8 +56,43 @@ impl Names {
             schedule: format!("{base}-extract"),
             notification_id: format!("flixops-{env}-snowpipe"),
             boundary: format!("{base}-flixops-boundary"),
+            log_group: format!("/aws/lambda/{base}-extract"),
         }
     }
+
+    /// Every derived name AWS caps, with its cap, plus the CI roles `flixops export terraform`
+    /// names: what config validation checks before anything is created.
+    pub fn limited(&self) -> Vec<Limited> {
+        // IAM: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html#reference_iam-quotas-names
+        // Lambda: https://docs.aws.amazon.com/lambda/latest/api/API_CreateFunction.html#lambda-CreateFunction-request-FunctionName
+        // Scheduler: https://docs.aws.amazon.com/scheduler/latest/APIReference/API_CreateSchedule.html#API_CreateSchedule_RequestSyntax
+        let ci = self.boundary.trim_end_matches("-boundary");
+        let role = |name: &str| Limited { name: name.to_string(), kind: "IAM role", max: 64 };
+        let ci_role = |name: String| Limited { name, kind: "IAM role (CI, `flixops export terraform`)", max: 64 };
+        vec![
+            role(&self.snowflake_role),
+            role(&self.extract_role),
+            role(&self.scheduler_role),
+            ci_role(format!("{ci}-deploy")),
+            ci_role(format!("{ci}-plan")),
+            Limited { name: self.boundary.clone(), kind: "IAM policy", max: 128 },
+            Limited { name: self.function.clone(), kind: "Lambda function", max: 64 },
+            Limited { name: self.schedule.clone(), kind: "EventBridge schedule", max: 64 },
+            Limited { name: self.secret.clone(), kind: "Secrets Manager secret", max: 512 },
+            Limited { name: self.log_group.clone(), kind: "CloudWatch log group", max: 512 },
+        ]
+    }
+}
+
+/// A derived resource name and the longest name AWS accepts for its kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limited {
+    /// The name flixops gives the resource.
+    pub name: String,
+    /// What AWS calls the resource.
+    pub kind: &'static str,
+    /// The most characters AWS accepts.
+    pub max: usize,
 }
 
 /// Where the environment lives: what every policy document is scoped to.
@@ -104,6 +142,7 @@ impl Scope {
             "snowflake_role": n.snowflake_role, "extract_role": n.extract_role, "scheduler_role": n.scheduler_role,
             "external_id": n.external_id,
             "boundary_arn": format!("arn:aws:iam::{account}:policy/{}", n.boundary),
+            "log_group_arn": format!("arn:aws:logs:{region}:{account}:log-group:{}", n.log_group),
         })
     }
 
@@ -191,7 +230,9 @@ pub fn resources(
     let region = session.region.clone();
     let prefix = env.prefix.clone();
 
-    let mut out: Vec<Box<dyn Resource>> = upstream.resources;
+    let propagation = Propagation::from_secs(target.iam_propagation_secs);
+
+    let mut out: Vec<Box<dyn Resource>> = Vec::new();
     out.push(Box::new(Bucket {
         s3: c.s3.clone(),
         name: names.bucket.clone(),
@@ -239,6 +280,9 @@ pub fn resources(
         boundary_from: Boundary::address(),
         tags: tags.clone(),
     }));
+    // The Snowflake side after the role it reads the bucket through: the graph places that role as
+    // soon as the integration exists, before the stage and the pipe (whose refresh uses it).
+    out.extend(upstream.resources);
 
     out.push(Box::new(Secret { secrets: c.secrets.clone(), name: names.secret.clone(), tags: tags.clone() }));
 
@@ -287,6 +331,14 @@ pub fn resources(
     }
     let timeout = (extract.time_budget_secs + 30).min(900) as i32;
     let max_event_age_secs = super::schedule::event_age_bound(&extract.schedule);
+    out.push(Box::new(LogGroup {
+        logs: c.logs.clone(),
+        name: names.log_group.clone(),
+        account_id: account.clone(),
+        region: region.clone(),
+        retention_days: target.log_retention_days,
+        tags: tags.clone(),
+    }));
     out.push(Box::new(Function {
         lambda: c.lambda.clone(),
         name: names.function.clone(),
@@ -297,6 +349,7 @@ pub fn resources(
         timeout_secs: timeout,
         environment,
         role_from: Address::new("aws_iam_role", "extract"),
+        propagation,
         tags: tags.clone(),
         max_event_age_secs,
         quota: Default::default(),
@@ -317,6 +370,7 @@ pub fn resources(
         function_from: Function::address(),
         role_from: Address::new("aws_iam_role", "scheduler"),
         max_event_age_secs,
+        propagation,
     }));
 
     if let Some(pipe) = upstream.pipe {

@@ -150,6 +150,10 @@ pub struct AwsSnowflakeTarget {
     pub warehouse: String,
     /// TARGET_LAG of the dynamic tables.
     pub target_lag: String,
+    /// How long a call retries while IAM propagates a role or trust deploy just changed.
+    pub iam_propagation_secs: u64,
+    /// Days the function's CloudWatch log group keeps its events.
+    pub log_retention_days: i32,
 }
 
 impl Config {

@@ -71,6 +71,8 @@ struct RawEnv {
     database: Option<Spanned<String>>,
     snowflake_warehouse: Option<Spanned<String>>,
     target_lag: Option<Spanned<String>>,
+    iam_propagation_secs: Option<Spanned<u64>>,
+    log_retention_days: Option<Spanned<i32>>,
 }
 
 /// Default `tweet.fields`: what the data contract needs (`note_tweet`: the full text of long posts).
@@ -285,7 +287,11 @@ fn validate_env(name: &str, raw: Spanned<RawEnv>, c: &mut Checker, root: &Path, 
     let prefix = raw.prefix.as_ref().map(|p| p.get_ref().clone()).unwrap_or_else(|| "flixops".to_string());
     let target = match raw.target.get_ref().as_str() {
         "local" => Target::Local(local_target(&raw, c, root, name)),
-        "aws-snowflake" => Target::AwsSnowflake(cloud_target(&raw, c, name, project)),
+        "aws-snowflake" => {
+            let cloud = cloud_target(&raw, c, name, project);
+            check_derived_names(&raw, &cloud, c, span.clone(), name, project);
+            Target::AwsSnowflake(cloud)
+        }
         other => {
             let message = format!("unknown target `{other}`; use \"local\" or \"aws-snowflake\"");
             c.report(raw.target.span(), &field("target"), message);
@@ -305,10 +311,15 @@ fn local_target(raw: &RawEnv, c: &mut Checker, root: &Path, env: &str) -> LocalT
         ("snowflake_warehouse", &raw.snowflake_warehouse),
         ("target_lag", &raw.target_lag),
     ];
-    for (key, value) in cloud_only {
-        if let Some(v) = value {
+    let numbers = [
+        ("iam_propagation_secs", raw.iam_propagation_secs.as_ref().map(Spanned::span)),
+        ("log_retention_days", raw.log_retention_days.as_ref().map(Spanned::span)),
+    ];
+    let spans = cloud_only.iter().map(|(key, value)| (*key, value.as_ref().map(Spanned::span)));
+    for (key, span) in spans.chain(numbers) {
+        if let Some(span) = span {
             c.report(
-                v.span(),
+                span,
                 &format!("env.{env}.{key}"),
                 "applies to target \"aws-snowflake\" only; remove it or change the target",
             );
@@ -360,6 +371,18 @@ fn cloud_target(raw: &RawEnv, c: &mut Checker, env: &str, project: &str) -> AwsS
             "use a duration such as \"1 hour\" or \"15 minutes\" (seconds, minutes, hours, days), or \"DOWNSTREAM\"",
         );
     }
+    if let Some(secs) = raw.iam_propagation_secs.as_ref().filter(|s| *s.get_ref() > MAX_PROPAGATION_SECS) {
+        let message = format!(
+            "at most {MAX_PROPAGATION_SECS} seconds; the default, {}, is what Terraform's AWS provider waits for IAM",
+            crate::aws::DEFAULT_PROPAGATION_SECS
+        );
+        c.report(secs.span(), &field("iam_propagation_secs"), message);
+    }
+    if let Some(days) = raw.log_retention_days.as_ref().filter(|d| !RETENTION_DAYS.contains(d.get_ref())) {
+        let allowed = RETENTION_DAYS.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
+        let message = format!("CloudWatch Logs keeps events for one of {allowed} days");
+        c.report(days.span(), &field("log_retention_days"), message);
+    }
     let text = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.get_ref().clone());
     AwsSnowflakeTarget {
         region: text(&raw.region),
@@ -369,6 +392,55 @@ fn cloud_target(raw: &RawEnv, c: &mut Checker, env: &str, project: &str) -> AwsS
         database: text(&raw.database).unwrap_or_else(|| project.replace('-', "_").to_uppercase()),
         warehouse: text(&raw.snowflake_warehouse).unwrap_or_else(|| "COMPUTE_WH".to_string()),
         target_lag: text(&raw.target_lag).unwrap_or_else(|| "1 hour".to_string()),
+        iam_propagation_secs: raw
+            .iam_propagation_secs
+            .as_ref()
+            .map_or(crate::aws::DEFAULT_PROPAGATION_SECS, |s| *s.get_ref()),
+        log_retention_days: raw.log_retention_days.as_ref().map_or(DEFAULT_RETENTION_DAYS, |d| *d.get_ref()),
+    }
+}
+
+/// The longest IAM propagation wait flixops.toml accepts (a deploy should not hang for long).
+const MAX_PROPAGATION_SECS: u64 = 900;
+
+/// The retention of the function's log group unless `log_retention_days` says otherwise.
+const DEFAULT_RETENTION_DAYS: i32 = 30;
+
+/// The values PutRetentionPolicy accepts
+/// (<https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html>).
+const RETENTION_DAYS: &[i32] =
+    &[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+
+/// Names derived from the project and environment must fit AWS's rules; an explicit `bucket` is
+/// checked where it is written, the default one here (environment names may hold `_`).
+fn check_derived_names(
+    raw: &RawEnv,
+    cloud: &AwsSnowflakeTarget,
+    c: &mut Checker,
+    span: Range<usize>,
+    env: &str,
+    project: &str,
+) {
+    if raw.bucket.is_none() && !is_bucket_name(&cloud.bucket) {
+        let message = format!(
+            "the default bucket name `{}` ({{project}}-{{env}}-tweets) is not valid: S3 bucket names are 3-63 \
+             characters of a-z, 0-9, . and -, starting and ending with a letter or digit; set `bucket` in [env.{env}]",
+            cloud.bucket
+        );
+        c.report(span.clone(), &format!("env.{env}.bucket"), message);
+    }
+    let names = crate::aws::stack::Names::new(project, env, &cloud.bucket, "000000000000");
+    for limited in names.limited().into_iter().filter(|l| l.name.chars().count() > l.max) {
+        let over = limited.name.chars().count() - limited.max;
+        let message = format!(
+            "the derived {} name `{}` is {} characters; AWS allows at most {}: shorten the environment name \
+             (or the project name) by {over} characters",
+            limited.kind,
+            limited.name,
+            limited.name.chars().count(),
+            limited.max
+        );
+        c.report(span.clone(), &format!("env.{env}"), message);
     }
 }
 
@@ -555,6 +627,67 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_derived_name_aws_would_refuse_is_named_with_its_rule_and_limit() {
+        let text = "[project]\nname = \"acme-tweets\"\n[env.eu_prod]\ntarget = \"aws-snowflake\"\n";
+        let p = problems(text);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!((p[0].line, p[0].field.as_str()), (3, "env.eu_prod.bucket"));
+        assert!(
+            p[0].message.contains("`acme-tweets-eu_prod-tweets`")
+                && p[0].message.contains("3-63 characters of a-z, 0-9, . and -")
+                && p[0].message.contains("set `bucket` in [env.eu_prod]"),
+            "{}",
+            p[0].message
+        );
+        parse(&format!("{text}bucket = \"acme-eu-prod\"\n"), Path::new("flixops.toml")).unwrap();
+
+        let env = "e".repeat(48);
+        let text =
+            format!("[project]\nname = \"acme-tweets\"\n[env.{env}]\ntarget = \"aws-snowflake\"\nbucket = \"b-1\"\n");
+        let p = problems(&text);
+        let roles: Vec<&Problem> = p.iter().filter(|p| p.message.contains("IAM role")).collect();
+        // acme-tweets-{48 e}-flixops-deploy is 75 characters, -snowflake 70; -extract is 68.
+        assert_eq!(roles.len(), 5, "{p:#?}");
+        let deploy = roles.iter().find(|p| p.message.contains("-flixops-deploy`")).unwrap();
+        assert_eq!((deploy.line, deploy.field.as_str()), (3, format!("env.{env}").as_str()));
+        assert!(
+            deploy.message.contains(&format!("`acme-tweets-{env}-flixops-deploy` is 75 characters"))
+                && deploy.message.contains("AWS allows at most 64")
+                && deploy.message.contains("flixops export terraform")
+                && deploy.message.contains("by 11 characters"),
+            "{}",
+            deploy.message
+        );
+        assert!(p.iter().any(|p| p.message.contains("Lambda function name") && p.message.contains("at most 64")));
+        let fits = "e".repeat(37);
+        parse(&text.replace(&env, &fits), Path::new("flixops.toml")).unwrap();
+    }
+
+    #[test]
+    fn log_retention_and_iam_propagation_have_defaults_and_bounds() {
+        let text = "[project]\nname = \"demo\"\n[env.prod]\ntarget = \"aws-snowflake\"\n";
+        let cloud = |config: &Config| match &config.env(Some("prod")).unwrap().target {
+            Target::AwsSnowflake(t) => t.clone(),
+            other => panic!("{other:?}"),
+        };
+        let defaults = cloud(&parse(text, Path::new("flixops.toml")).unwrap());
+        assert_eq!((defaults.log_retention_days, defaults.iam_propagation_secs), (30, 120));
+        let set = format!("{text}log_retention_days = 14\niam_propagation_secs = 5\n");
+        let set = cloud(&parse(&set, Path::new("flixops.toml")).unwrap());
+        assert_eq!((set.log_retention_days, set.iam_propagation_secs), (14, 5));
+
+        let p = problems(&format!("{text}log_retention_days = 10\niam_propagation_secs = 3600\n"));
+        assert_eq!((p[0].line, p[0].field.as_str()), (6, "env.prod.iam_propagation_secs"));
+        assert!(p[0].message.contains("at most 900 seconds"), "{}", p[0].message);
+        assert_eq!((p[1].line, p[1].field.as_str()), (5, "env.prod.log_retention_days"));
+        assert!(p[1].message.contains("one of 1, 3, 5, 7, 14, 30"), "{}", p[1].message);
+
+        let p = problems("[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\nlog_retention_days = 14\n");
+        assert_eq!(p[0].field, "env.dev.log_retention_days");
+        assert!(p[0].message.contains("\"aws-snowflake\" only"), "{}", p[0].message);
     }
 
     #[test]

@@ -345,8 +345,8 @@ async fn function_errors(session: &Session, function: String) -> Check {
         let events = match page {
             Ok(page) => page.events.unwrap_or_default(),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
-                let fix = Some("wait for the schedule, or invoke the function once");
-                return Check::new("function errors", Status::Warn, format!("no log group {group}: it never ran"), fix);
+                let detail = format!("no log group {group} (deploy creates it, with its retention)");
+                return Check::new("function errors", Status::Warn, detail, Some("flixops deploy"));
             }
             Err(e) => return Check::new("function errors", Status::Warn, crate::aws::error_message(&e), None),
         };
@@ -410,6 +410,9 @@ async fn x_token(config: &Config, session: &Session, secret: String) -> Check {
     let token = match value.map(|v| v.secret_string) {
         Ok(Some(token)) if !token.trim().is_empty() => Secret::new(token.trim().to_string()),
         Ok(_) => return Check::new("x token", Status::Fail, format!("secret {secret} has no value"), fix),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+            return no_token(session, &secret).await;
+        }
         Err(e) => {
             let detail = format!("secret {secret}: {}", crate::aws::error_message(&e));
             return Check::new("x token", Status::Fail, detail, fix);
@@ -427,6 +430,26 @@ async fn x_token(config: &Config, session: &Session, secret: String) -> Check {
         Ok(_) => Check::new("x token", Status::Ok, "the X API accepts the token", None),
         Err(e) => Check::new("x token", Status::Fail, e.to_string(), fix),
     }
+}
+
+/// GetSecretValue answers ResourceNotFoundException both for a missing secret and for one created
+/// without a value (<https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_CreateSecret.html>:
+/// "If you don't include SecretString or SecretBinary, then Secrets Manager creates a secret with no
+/// versions"): DescribeSecret tells which.
+async fn no_token(session: &Session, secret: &str) -> Check {
+    let described = session.clients.secrets.describe_secret().secret_id(secret).send().await;
+    let (detail, fix) = match described {
+        Ok(found) if found.deleted_date.is_none() => (
+            format!("the secret {secret} exists but has no token yet"),
+            Some("flixops secrets set (reads the token from stdin)"),
+        ),
+        Ok(_) => (format!("secret {secret} is scheduled for deletion"), Some("flixops deploy (restores it)")),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+            (format!("secret {secret} not found"), Some("flixops deploy (creates it), then flixops secrets set"))
+        }
+        Err(e) => (format!("secret {secret}: {}", crate::aws::error_message(&e)), None),
+    };
+    Check::new("x token", Status::Fail, detail, fix)
 }
 
 #[cfg(test)]

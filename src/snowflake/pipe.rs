@@ -23,6 +23,10 @@ pub struct Pipe {
     pub stage: Qualified,
     /// The file format.
     pub format: Qualified,
+    /// The IAM role Snowflake reads the bucket through: its trust is set before the pipe is touched.
+    pub trust_from: Address,
+    /// How long a refresh waits for IAM to propagate a trust this deploy just changed.
+    pub propagation: crate::aws::Propagation,
 }
 
 impl Pipe {
@@ -69,8 +73,17 @@ impl Pipe {
         self.run(&format!("ALTER PIPE {} SET PIPE_EXECUTION_PAUSED = TRUE", self.name), "pause").await?;
         self.run(&self.create_statement("CREATE OR REPLACE PIPE"), "replace").await?;
         self.run(&format!("ALTER PIPE {} SET PIPE_EXECUTION_PAUSED = TRUE", self.name), "pause").await?;
-        self.run(&format!("ALTER PIPE {} REFRESH MODIFIED_AFTER = {}", self.name, literal(&since)), "refresh").await?;
+        self.refresh(&since).await?;
         self.run(&format!("ALTER PIPE {} SET PIPE_EXECUTION_PAUSED = FALSE", self.name), "resume").await
+    }
+
+    /// `REFRESH` reads the bucket through the role: the first use of a trust this deploy may have
+    /// just changed, so it is retried while Snowflake cannot assume the role yet.
+    async fn refresh(&self, since: &str) -> Result<(), ResourceError> {
+        let sql = format!("ALTER PIPE {} REFRESH MODIFIED_AFTER = {}", self.name, literal(since));
+        let refresh = || self.client.execute(&sql);
+        let propagating = |e: &super::SnowflakeError| role_not_yet_assumable(&e.to_string());
+        self.propagation.retry(refresh, propagating).await.map_err(res_err(Self::address(), "refresh"))
     }
 
     async fn observed(&self) -> Result<Option<Observed>, ResourceError> {
@@ -87,6 +100,13 @@ impl Pipe {
     }
 }
 
+/// Snowflake's answer while it cannot assume the role yet (a trust IAM has not propagated): "Error
+/// assuming AWS_ROLE. Please verify the role and externalId are configured correctly in your AWS
+/// policy." (<https://docs.snowflake.com/en/user-guide/data-load-s3-config-storage-integration>).
+pub(crate) fn role_not_yet_assumable(message: &str) -> bool {
+    message.contains("Error assuming AWS_ROLE")
+}
+
 /// Whitespace-insensitive form of a COPY, as SHOW PIPES returns it verbatim.
 fn normalize(sql: &str) -> String {
     sql.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -98,7 +118,7 @@ impl Resource for Pipe {
     }
 
     fn depends_on(&self) -> Vec<Address> {
-        vec![Stage::address(), Table::address_of("tweets_raw")]
+        vec![Stage::address(), Table::address_of("tweets_raw"), self.trust_from.clone()]
     }
 
     fn read(&self) -> BoxFuture<'_, Result<Option<Observed>, ResourceError>> {

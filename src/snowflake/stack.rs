@@ -112,6 +112,8 @@ pub fn upstream(
         table: n.table.clone(),
         stage: n.stage.clone(),
         format: n.format.clone(),
+        trust_from: crate::plan::Address::new("aws_iam_role", "snowflake"),
+        propagation: crate::aws::Propagation::from_secs(target.iam_propagation_secs),
     }));
     resources.extend(crate::models::snowflake::resources(client, &n, &target.target_lag, models)?);
     Ok(Upstream { integration: Some(StorageIntegration::address()), pipe: Some(Pipe::address()), resources })

@@ -12,6 +12,19 @@ So a TLS-only policy denies every object request. Here each request's scheme is 
 `aws:SecureTransport`, `Bool` is compared, and a Deny applies only when its condition holds, as
 in S3: plain HTTP is denied, HTTPS is not. Allow statements keep moto's own evaluation.
 
+S3 answers a notification filter rule's name capitalised (`Prefix`, `Suffix`) whatever case it
+was written in, and accepts either case on PUT (https://github.com/aws/aws-sdk/issues/389, the
+answer of the S3 API to the AWS SDK team); moto echoes the lowercase name and refuses the
+capitalised one. Here GET answers `Prefix`/`Suffix` and PUT takes both.
+
+S3 checks every destination of a notification configuration on each PUT and refuses the whole
+configuration when one fails: 400 InvalidArgument "Unable to validate the following destination
+configurations", naming each failing destination in ArgumentName1, ArgumentValue1, …
+(https://repost.aws/knowledge-center/unable-validate-destination-s3); moto stores anything. Here a
+Lambda function destination must exist and its resource policy must let s3.amazonaws.com invoke it
+(https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-how-to-event-types-and-destinations.html#supported-notification-destinations).
+Queues and topics are not checked: the tests' queues are Snowflake's, in accounts moto does not hold.
+
 moto's CloudWatch Logs filter knows one term or one quoted phrase; `?a ?"b c"` (any of the terms)
 counts as match-all. Here it selects the events holding any of them, as CloudWatch does.
 
@@ -41,6 +54,7 @@ Usage: python moto_server.py PORT [TLS_PORT CERT_DIR]   (binds 127.0.0.1 only)
 """
 
 import datetime as dt
+import io
 import ipaddress
 import json
 import os
@@ -48,6 +62,7 @@ import re
 import shutil
 import sys
 import threading
+from xml.sax.saxutils import escape
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -57,7 +72,9 @@ from moto.awslambda import models as lambda_models
 from moto.awslambda import urls as lambda_urls
 from moto.awslambda.exceptions import InvalidParameterValueException
 from moto.awslambda.responses import LambdaResponse
+from moto.awslambda.models import lambda_backends
 from moto.iam import access_control, policy_conditions
+from moto.s3.responses import S3Response
 from moto.logs import models as logs_models
 
 from moto.server import DomainDispatcherApplication, create_backend_app
@@ -90,10 +107,65 @@ def fix_roots(app):
         body = b"".join(app(environ, capture))
         wrong, right = fix
         body = re.sub(rb"<(/?)" + wrong, rb"<\1" + right, body)
+        if right == b"NotificationConfiguration":
+            body = re.sub(rb"<Name>(prefix|suffix)</Name>", lambda m: b"<Name>" + m.group(1).capitalize() + b"</Name>", body)
         headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
         headers.append(("Content-Length", str(len(body))))
         start_response(captured["status"], headers)
         return [body]
+
+    return wrapped
+
+
+def accept_capitalised_names(from_body):
+    """PUT notification: `Prefix`/`Suffix` are read as moto's `prefix`/`suffix`."""
+
+    def patched(self):
+        body = self.body if isinstance(self.body, bytes) else self.body.encode()
+        self.body = re.sub(rb"<Name>(Prefix|Suffix)</Name>", lambda m: b"<Name>" + m.group(1).lower() + b"</Name>", body)
+        return from_body(self)
+
+    return patched
+
+
+def lambda_refusal(arn):
+    """Why S3 would not notify this function, or None when it would."""
+    parts = arn.split(":")
+    if len(parts) < 7:
+        return "The destination is not a valid Lambda function ARN"
+    region, account, name = parts[3], parts[4], parts[6]
+    try:
+        policy = lambda_backends[account][region].get_policy(name)
+    except Exception:
+        return f"Not authorized to invoke function [{arn}]: the function does not exist or has no resource policy"
+    if "s3.amazonaws.com" not in str(policy):
+        return f"Not authorized to invoke function [{arn}]: its resource policy does not allow s3.amazonaws.com"
+    return None
+
+
+def validate_destinations(app):
+    def wrapped(environ, start_response):
+        keys = {part.split("=", 1)[0] for part in environ.get("QUERY_STRING", "").split("&")}
+        if environ.get("REQUEST_METHOD") != "PUT" or "notification" not in keys:
+            return app(environ, start_response)
+        length = environ.get("CONTENT_LENGTH")
+        body = environ["wsgi.input"].read(int(length)) if length else environ["wsgi.input"].read()
+        environ["wsgi.input"] = io.BytesIO(body)
+        functions = [arn.decode() for arn in re.findall(rb"<CloudFunction>([^<]+)</CloudFunction>", body)]
+        refused = [(arn, why) for arn in dict.fromkeys(functions) if (why := lambda_refusal(arn))]
+        if not refused:
+            return app(environ, start_response)
+        named = "".join(
+            f"<ArgumentName{n}>{escape(arn)}</ArgumentName{n}><ArgumentValue{n}>{escape(why)}</ArgumentValue{n}>"
+            for n, (arn, why) in enumerate(refused, start=1)
+        )
+        error = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidArgument</Code>'
+            f"<Message>Unable to validate the following destination configurations</Message>{named}"
+            "<RequestId>flixops-moto</RequestId><HostId>flixops-moto</HostId></Error>"
+        ).encode()
+        start_response("400 Bad Request", [("Content-Type", "application/xml"), ("Content-Length", str(len(error)))])
+        return [error]
 
     return wrapped
 
@@ -252,10 +324,11 @@ def main():
     policy_conditions.CONDITION_OPERATIONS["Bool"] = bool_equals
     access_control.IAMPolicy.is_action_permitted = with_transport(access_control.IAMPolicy.is_action_permitted)
     logs_models.EventMessageFilter = with_any_term(logs_models.EventMessageFilter)
+    S3Response._notification_config_from_body = accept_capitalised_names(S3Response._notification_config_from_body)
     statement = access_control.IAMPolicyStatement
     statement.is_action_permitted = deny_only_when_its_condition_holds(statement.is_action_permitted)
     patch_lambda()
-    app = note_transport(fix_roots(DomainDispatcherApplication(create_backend_app)))
+    app = note_transport(validate_destinations(fix_roots(DomainDispatcherApplication(create_backend_app))))
     if cert_dir:
         tls = write_certificates(cert_dir)
         server = make_server("127.0.0.1", int(sys.argv[2]), app, threaded=True,
