@@ -295,10 +295,20 @@ pub fn cloud_env(dir: &Path) -> Vec<(&'static str, String)> {
     env
 }
 
-/// A signed-in client on fakesnow (in-process tests).
+/// A signed-in client on fakesnow for a test's own statements (in-process tests), on warehouse
+/// TEST_WH: reading or writing a table needs one, as on Snowflake.
 pub async fn snowflake_client(dir: &Path) -> flixops::snowflake::Client {
     let home = snowflake_home(dir, "").display().to_string();
     let var = move |k: &str| (k == "SNOWFLAKE_HOME").then(|| home.clone());
-    let connection = flixops::snowflake::connection::resolve(None, &var).unwrap();
+    let mut connection = flixops::snowflake::connection::resolve(None, &var).unwrap();
+    connection.warehouse = Some("TEST_WH".into());
     flixops::snowflake::Client::connect(&connection).await.unwrap()
+}
+
+/// A client on fakesnow signed in the way flixops signs in for `target` (the test connection names
+/// no warehouse, so flixops's own fallback is exercised).
+pub async fn flixops_client(dir: &Path, target: &flixops::config::AwsSnowflakeTarget) -> flixops::snowflake::Client {
+    let home = snowflake_home(dir, "").display().to_string();
+    let var = move |k: &str| (k == "SNOWFLAKE_HOME").then(|| home.clone());
+    flixops::deploy::connect_snowflake_with(target, &var).await.unwrap()
 }
