@@ -99,7 +99,19 @@ pub async fn prepare(
 
 /// Signs in to the environment's Snowflake connection (named in flixops.toml, else the default).
 pub async fn connect_snowflake(target: &AwsSnowflakeTarget) -> Result<SnowflakeClient, Error> {
-    let connection = connection::resolve(target.snowflake_connection.as_deref(), &|k| std::env::var(k).ok())?;
+    connect_snowflake_with(target, &|k| std::env::var(k).ok()).await
+}
+
+/// [`connect_snowflake`] with the environment read through `var`. A connection that names no
+/// warehouse gets `snowflake_warehouse`: reading and writing tables (the ledger, doctor's SELECTs)
+/// needs a current warehouse on Snowflake
+/// (https://docs.snowflake.com/en/sql-reference/sql/use-warehouse).
+pub async fn connect_snowflake_with(
+    target: &AwsSnowflakeTarget,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<SnowflakeClient, Error> {
+    let mut connection = connection::resolve(target.snowflake_connection.as_deref(), var)?;
+    connection.warehouse.get_or_insert_with(|| target.warehouse.clone());
     Ok(SnowflakeClient::connect(&connection).await?)
 }
 
@@ -122,7 +134,8 @@ pub fn snowflake_upstream(
         .map_err(|e| Error::Usage(format!("{}: {e}", config.path.display())))
 }
 
-/// [`prepare`] with a session already connected (tests point it at their own endpoint).
+/// [`prepare`] with a session already connected (tests point it at their own endpoint); a planned
+/// change that cannot be applied (a model that does not compile) fails here, before any write.
 pub async fn prepare_in(
     session: Session,
     config: &Config,
@@ -136,6 +149,7 @@ pub async fn prepare_in(
     let observed = observed?;
     let mut plan = graph.plan(&observed);
     plan.x_spend = Some(crate::extract::spend::Estimate::new(&config.extract, state.as_ref()));
+    graph.check(&plan).await?;
     Ok(Prepared { session, graph, observed, plan, keep: Vec::new(), snowflake: None })
 }
 

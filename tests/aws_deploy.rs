@@ -72,13 +72,15 @@ impl Project {
 
     /// Runs the CLI against moto; returns (exit code, stdout, stderr).
     fn cli(&self, args: &[&str]) -> (i32, String, String) {
-        self.cli_at(&common::moto().endpoint, args)
+        self.cli_at(common::moto(), args)
     }
 
-    /// Runs the CLI against the moto at `endpoint` (a test's own, started with other settings).
-    fn cli_at(&self, endpoint: &str, args: &[&str]) -> (i32, String, String) {
+    /// Runs the CLI against `moto` (a test's own, started with other settings), over HTTPS as real
+    /// S3 is reached: the bucket's TLS-only policy refuses object calls over plain HTTP.
+    fn cli_at(&self, moto: &common::Moto, args: &[&str]) -> (i32, String, String) {
         let mut cmd = flixops(self.path());
-        cmd.args(args).envs(cloud_env(self.path())).env("AWS_ENDPOINT_URL", endpoint);
+        cmd.args(args).envs(cloud_env(self.path())).env("AWS_ENDPOINT_URL", &moto.tls_endpoint);
+        cmd.env("SSL_CERT_FILE", &moto.ca_file);
         cmd.env("FLIXOPS_ARTIFACT", self.artifact("v1"));
         output(&mut cmd)
     }
@@ -93,7 +95,7 @@ impl Project {
 /// Clients on moto for checking what deploy did, outside flixops (moto's default account, where
 /// the CLI runs).
 fn clients() -> Clients {
-    Clients::new(&moto_sdk(), &[])
+    Clients::new(&moto_sdk(), &[SharedInterceptor::new(common::OverTls)])
 }
 
 /// Clients in one test's own moto account (in-process deploys).
@@ -421,19 +423,19 @@ async fn an_account_whose_quota_leaves_nothing_to_reserve_deploys_the_rest_and_s
     let why = "aws_lambda_function.extract: runs without reserved concurrency, so two extraction runs can overlap: \
                the account's Lambda concurrency quota is 10 and Lambda keeps 10 of it unreserved, which leaves none \
                to reserve; fix: request a quota increase for Lambda \"Concurrent executions\" in Service Quotas";
-    let (code, _, plan) = p.cli_at(&moto.endpoint, &["plan"]);
+    let (code, _, plan) = p.cli_at(&moto, &["plan"]);
     assert_eq!(code, 0, "{plan}");
     assert!(plan.contains(&format!("\nNote: {why}")) && plan.contains("--quota-code L-B99A9384"), "{plan}");
     assert!(!plan.contains("reserved_concurrency"), "not planned where the account cannot have it: {plan}");
     assert!(field_line(&plan, '+', "async_max_retry_attempts").is_some(), "the rest is planned: {plan}");
 
-    let (code, _, deploy) = p.cli_at(&moto.endpoint, &["deploy", "--yes"]);
+    let (code, _, deploy) = p.cli_at(&moto, &["deploy", "--yes"]);
     assert_eq!(code, 0, "the refusal does not fail the deploy: {deploy}");
     assert!(deploy.contains("Apply complete!") && deploy.contains(&format!("\nWarning: {why}")), "{deploy}");
     let c = Clients::new(&common::moto_sdk_at(&moto.endpoint), &[]);
     assert_eq!(one_run_settings(&c, &p).await, (None, (Some(0), Some(7200)), (Some(0), Some(7200))));
 
-    let (code, stdout, stderr) = p.cli_at(&moto.endpoint, &["deploy", "--yes", "--output", "json"]);
+    let (code, stdout, stderr) = p.cli_at(&moto, &["deploy", "--yes", "--output", "json"]);
     assert_eq!(code, 0, "{stderr}");
     let again: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(writes(&again), Vec::<String>::new(), "converged: nothing is retried in vain");
@@ -443,10 +445,10 @@ async fn an_account_whose_quota_leaves_nothing_to_reserve_deploys_the_rest_and_s
         format!("{}: {}", notes[0]["address"].as_str().unwrap(), notes[0]["message"].as_str().unwrap())
             .starts_with(why)
     );
-    let (code, _, stderr) = p.cli_at(&moto.endpoint, &["plan", "--detailed-exitcode"]);
+    let (code, _, stderr) = p.cli_at(&moto, &["plan", "--detailed-exitcode"]);
     assert_eq!(code, 0, "a note is not a change: {stderr}");
 
-    let (_, _, doctor) = p.cli_at(&moto.endpoint, &["doctor"]);
+    let (_, _, doctor) = p.cli_at(&moto, &["doctor"]);
     let line =
         doctor.lines().position(|l| l.starts_with("[!] one run at a time")).unwrap_or_else(|| panic!("{doctor}"));
     let lines: Vec<&str> = doctor.lines().collect();
@@ -462,7 +464,7 @@ async fn a_reservation_refused_between_plan_and_apply_is_a_warning_and_the_rest_
     let sdk = common::moto_sdk_at(&moto.endpoint);
     let p = Project::new();
     let (config, env) = p.config();
-    let session = Session::from_sdk("prod", &sdk, None, &[]).await.unwrap();
+    let session = Session::from_sdk("prod", &sdk, None, &[SharedInterceptor::new(common::OverTls)]).await.unwrap();
     let artifact = Artifact::load(Some(&p.artifact("v1"))).unwrap();
     let prepared = flixops::deploy::prepare_in(session, &config, &env, artifact, upstream()).await.unwrap();
     assert!(prepared.plan.notes.is_empty(), "{:?}", prepared.plan.notes);

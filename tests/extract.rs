@@ -900,3 +900,33 @@ async fn only_the_stale_since_id_message_falls_back_to_the_whole_window() {
     assert_eq!(server.received_requests().await.unwrap().len(), 1, "no second request without since_id");
     assert_eq!(stored_checkpoint(&sink).await.unwrap().since_id.as_deref(), Some("abc"), "the checkpoint is kept");
 }
+
+/// `tweet_hashtags` is the parquet spec's standard LIST, three levels with the standard names
+/// (`<list> (LIST) { repeated group list { element } }`), so readers that do not apply the spec's
+/// backward-compatibility rules for other names (Snowflake's among those the issue names) read a
+/// list of strings: https://github.com/apache/parquet-format/blob/master/LogicalTypes.md#lists
+#[tokio::test]
+async fn hashtags_are_written_as_the_standard_three_level_parquet_list() {
+    use parquet::basic::{LogicalType, Repetition, Type as PhysicalType};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let server = two_page_api().await;
+    let dir = tempfile::tempdir().unwrap();
+    run(&server, &Sink::Dir(dir.path().to_path_buf())).await.unwrap();
+    let file = std::fs::File::open(&parquet_files(dir.path())[0]).unwrap();
+    let reader = SerializedFileReader::new(file).unwrap();
+    let root = reader.metadata().file_metadata().schema();
+    let hashtags = root.get_fields().iter().find(|f| f.name() == "tweet_hashtags").unwrap();
+    assert!(hashtags.is_group());
+    assert_eq!(hashtags.get_basic_info().logical_type_ref(), Some(&LogicalType::List));
+    let [list] = hashtags.get_fields() else { panic!("one repeated group: {hashtags:?}") };
+    assert_eq!((list.name(), list.get_basic_info().repetition()), ("list", Repetition::REPEATED), "{list:?}");
+    assert!(list.is_group());
+    let [element] = list.get_fields() else { panic!("one element: {list:?}") };
+    assert_eq!(element.name(), "element", "the spec's element name, not arrow's `item`");
+    assert!(element.is_primitive());
+    assert_eq!(element.get_physical_type(), PhysicalType::BYTE_ARRAY);
+    assert_eq!(element.get_basic_info().logical_type_ref(), Some(&LogicalType::String));
+    // Arrow still reads it back as the list of tags.
+    let batches = lake_batches(dir.path());
+    assert!(batches[0].column_by_name("tweet_hashtags").is_some());
+}

@@ -1,8 +1,11 @@
 //! The Snowflake side of `deploy` against fakesnow (through tests/peers/fakesnow_server.py) and
 //! moto: everything is created and wired to AWS, a second deploy runs no DDL, a model edit
-//! re-applies that model only, the models compute the right numbers on fakesnow, a changed COPY
-//! recreates the pipe the safe way, and a bad connection exits 3 with the fix. The statements
-//! fakesnow cannot run for real are compared with golden files and parsed by sqlglot.
+//! re-applies that model only, the models compute the right numbers (in UTC) on fakesnow, a changed
+//! COPY or a new stage URL recreates the pipe the safe way (paused, its queue drained, bounded),
+//! each pipe state gets its documented repair, the file format loads parquet logical types,
+//! sessions run in UTC on a warehouse, a model that does not compile fails the plan, doctor names
+//! a missing grant, and a bad connection exits 3 with the fix. The statements fakesnow cannot run
+//! for real are compared with golden files and parsed by sqlglot.
 
 mod common;
 
@@ -70,9 +73,9 @@ impl Project {
     /// separate CLI runs would be.
     async fn deploy(&self, apply: bool) -> (flixops::plan::Plan, Vec<String>, Vec<String>) {
         let (config, env) = self.config();
-        let client = snowflake_client(self.path()).await;
-        let session = self.session().await;
         let cloud = flixops::deploy::cloud_target(&env).unwrap();
+        let client = common::flixops_client(self.path(), cloud).await;
+        let session = self.session().await;
         let models = flixops::deploy::snowflake_models(&config, cloud).unwrap();
         let upstream =
             flixops::deploy::snowflake_upstream(&client, &config, &env, &session.account_id, &models).unwrap();
@@ -213,8 +216,13 @@ async fn a_model_edit_reapplies_that_model_only_and_a_lag_change_all_of_them() {
 
 /// One raw record as Snowpipe loads it: the parquet row as a VARIANT.
 fn record(tweet: &str, user: &str, text: &str, tags: &[&str], extracted: &str) -> String {
+    record_created(tweet, user, text, tags, extracted, "2024-03-01T10:00:00Z")
+}
+
+/// [`record`] of a tweet created at `created` (a timestamp with its offset, as a logical-type load gives it).
+fn record_created(tweet: &str, user: &str, text: &str, tags: &[&str], extracted: &str, created: &str) -> String {
     serde_json::json!({
-        "tweet_id": tweet, "tweet_created_at": "2024-03-01T10:00:00Z", "tweet_text": text, "tweet_lang": "en",
+        "tweet_id": tweet, "tweet_created_at": created, "tweet_text": text, "tweet_lang": "en",
         "is_retweet": false, "is_reply": false, "is_quote": false, "replied_to_id": null,
         "quoted_id": null, "retweeted_id": null,
         "tweet_hashtags": tags, "retweet_count": 1, "reply_count": 0, "like_count": 2, "quote_count": 0,
@@ -235,6 +243,8 @@ async fn the_models_compute_the_marts_on_snowflake_sql() {
         record("1", "a", "four", &["Brexit", "eu"], "2024-03-01T12:00:00Z"), // the same tweet, stored twice
         record("2", "a", "sixsix", &["brexit"], "2024-03-01T11:00:00Z"),
         reply_that_quotes(record("3", "b", "xy", &["a", "b", "c"], "2024-03-01T11:00:00Z"), "1", "2"),
+        // 01:30 at +02:00 is 23:30 UTC the day before: the day is the UTC day, whatever the zone.
+        record_created("4", "b", "late", &[], "2024-03-01T11:00:00Z", "2024-03-01T01:30:00+02:00"),
     ];
     for (i, r) in records.iter().enumerate() {
         let sql = format!(
@@ -256,6 +266,22 @@ async fn the_models_compute_the_marts_on_snowflake_sql() {
     .await;
     assert_eq!(users.len(), 2);
     assert_eq!((users[0][0].as_str(), users[0][1].as_str()), ("a", "2"), "tweet 1 counted once: {users:?}");
+    let utc = rows(
+        &client,
+        &format!(
+            "SELECT TWEET_ID FROM \"{db}\".\"STAGING\".\"STG_TWEETS\" WHERE TWEET_CREATED_AT = '2024-02-29 23:30:00'"
+        ),
+        &["TWEET_ID"],
+    )
+    .await;
+    assert_eq!(utc, [["4".to_string()]], "the instant in UTC, without zone");
+    let day = rows(
+        &client,
+        &format!("SELECT TWEET_COUNT FROM \"{db}\".\"MARTS\".\"TWEETS_DAILY\" WHERE TWEET_DATE = '2024-02-29'"),
+        &["TWEET_COUNT"],
+    )
+    .await;
+    assert_eq!(day, [["1".to_string()]], "counted on its UTC day");
     assert_eq!(users[0][2].parse::<f64>().unwrap(), 5.0, "(4 + 6) / 2");
     let tags = rows(
         &client,
@@ -280,7 +306,7 @@ async fn the_models_compute_the_marts_on_snowflake_sql() {
     .await;
     assert_eq!(
         refs,
-        [["1", "-", "-", "-"], ["2", "-", "-", "-"], ["3", "1", "2", "-"]],
+        [["1", "-", "-", "-"], ["2", "-", "-", "-"], ["3", "1", "2", "-"], ["4", "-", "-", "-"]],
         "one column per reference kind"
     );
 }
@@ -295,34 +321,290 @@ fn reply_that_quotes(record: String, replied_to: &str, quoted: &str) -> String {
     value.to_string()
 }
 
+/// The first two words of each statement.
+fn verbs(statements: &[String]) -> Vec<String> {
+    statements.iter().map(|s| s.split_whitespace().take(2).collect::<Vec<_>>().join(" ")).collect()
+}
+
+/// Tells the emulator what a running Snowflake would have done to the project's pipe.
+async fn pipe_status(client: &Client, p: &Project, status: Value) {
+    let pipe = format!("{}.RAW.TWEETS_PIPE", p.database());
+    client.execute(&format!("CALL FAKESNOW_SET_PIPE_STATUS('{pipe}', '{status}')")).await.unwrap();
+}
+
+/// SYSTEM$PIPE_STATUS of the project's pipe.
+async fn pipe_state(client: &Client, p: &Project) -> Value {
+    let sql = format!("SELECT SYSTEM$PIPE_STATUS('{}.RAW.TWEETS_PIPE') AS S", p.database());
+    serde_json::from_str(&rows(client, &sql, &["S"]).await[0][0]).unwrap()
+}
+
+fn pipe_change(plan: &flixops::plan::Plan) -> &flixops::plan::Change {
+    &plan.resources.iter().find(|r| r.address.0 == "snowflake_pipe.tweets").unwrap().change
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn a_changed_copy_recreates_the_pipe_paused_refreshed_and_resumed() {
+async fn a_changed_copy_recreates_the_pipe_paused_drained_refreshed_and_resumed() {
     let p = Project::new("");
     p.deploy(true).await;
     let client = snowflake_client(p.path()).await;
     let pipe = format!("\"{}\".\"RAW\".\"TWEETS_PIPE\"", p.database());
-    // Someone replaced the pipe by hand with another COPY.
+    // Someone replaced the pipe by hand with another COPY; files wait in its queue.
     client
         .execute(&format!(
             "CREATE OR REPLACE PIPE {pipe} AUTO_INGEST = TRUE AS COPY INTO \"X\".\"Y\".\"Z\" FROM @\"X\".\"Y\".\"S\""
         ))
         .await
         .unwrap();
+    // Eight files wait, two load per status read while it runs (plan and deploy read it too).
+    pipe_status(&client, &p, serde_json::json!({"pendingFileCount": 8, "drainPerRead": 2})).await;
+    let lost_before =
+        rows(&client, &format!("CALL FAKESNOW_LOST_FILES('{}.RAW.TWEETS_PIPE')", p.database()), &["LOST"]).await;
     let (plan, _, _) = p.deploy(false).await;
-    let change = plan.resources.iter().find(|r| r.address.0 == "snowflake_pipe.tweets").unwrap();
-    assert_eq!(change.change.action, flixops::plan::Action::Replace);
+    assert_eq!(pipe_change(&plan).action, flixops::plan::Action::Replace);
     let (_, _, ddl) = p.deploy(true).await;
-    let verbs: Vec<String> = ddl.iter().map(|s| s.split_whitespace().take(2).collect::<Vec<_>>().join(" ")).collect();
-    assert_eq!(verbs, ["ALTER PIPE", "CREATE OR", "ALTER PIPE", "ALTER PIPE", "ALTER PIPE"], "{ddl:#?}");
-    assert!(
-        ddl[0].ends_with("SET PIPE_EXECUTION_PAUSED = TRUE") && ddl[4].ends_with("SET PIPE_EXECUTION_PAUSED = FALSE")
+    // Paused, its queue not drained while paused: resumed until the three files loaded, paused again,
+    // then replaced, paused, refreshed and resumed.
+    assert_eq!(
+        verbs(&ddl),
+        ["ALTER PIPE", "ALTER PIPE", "ALTER PIPE", "CREATE OR", "ALTER PIPE", "ALTER PIPE", "ALTER PIPE"],
+        "{ddl:#?}"
     );
-    assert!(ddl[3].contains("REFRESH MODIFIED_AFTER = '"), "{}", ddl[3]);
+    assert!(ddl[0].ends_with("= TRUE") && ddl[1].ends_with("= FALSE") && ddl[2].ends_with("= TRUE"), "{ddl:#?}");
+    assert!(ddl[6].ends_with("SET PIPE_EXECUTION_PAUSED = FALSE"), "{ddl:#?}");
+    let refresh = regex_like_offset(&ddl[5]);
+    assert!(refresh, "MODIFIED_AFTER with an explicit +00:00 offset: {}", ddl[5]);
+    let lost = rows(&client, &format!("CALL FAKESNOW_LOST_FILES('{}.RAW.TWEETS_PIPE')", p.database()), &["LOST"]).await;
+    assert_eq!(lost, lost_before, "no queued file was dropped with the old pipe");
+    assert_eq!(pipe_state(&client, &p).await["executionState"], "RUNNING");
+}
 
-    // A pipe left paused (an interrupted replace) is resumed by the next deploy, nothing else.
+/// `ALTER PIPE … REFRESH MODIFIED_AFTER = 'YYYY-MM-DDTHH:MM:SS+00:00'`.
+fn regex_like_offset(statement: &str) -> bool {
+    let Some(at) = statement.split("MODIFIED_AFTER = '").nth(1) else { return false };
+    let value = at.trim_end_matches('\'');
+    value.len() == 25 && value.ends_with("+00:00") && chrono::DateTime::parse_from_rfc3339(value).is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queue_that_does_not_drain_leaves_the_pipe_running_unchanged() {
+    let p = Project::new("");
+    p.deploy(true).await;
+    let client = snowflake_client(p.path()).await;
+    let db = flixops::snowflake::ident::Ident::new(&p.database()).unwrap();
+    let part = |n: &str| flixops::snowflake::ident::Ident::new(n).unwrap();
+    let qualified = |name: &str| flixops::snowflake::ident::Qualified::new(&db, &part("raw"), &part(name));
+    let pipe = flixops::snowflake::pipe::Pipe {
+        client: client.clone(),
+        name: qualified("tweets_pipe"),
+        table: qualified("tweets_raw"),
+        stage: qualified("tweets_stage"),
+        format: qualified("parquet_format"),
+        trust_from: flixops::plan::Address::new("aws_iam_role", "snowflake"),
+        propagation: flixops::aws::Propagation::from_secs(0),
+        drain: flixops::snowflake::pipe::Drain {
+            timeout: std::time::Duration::from_millis(600),
+            interval: std::time::Duration::from_millis(100),
+        },
+    };
+    use flixops::plan::Resource;
+    let before = rows(
+        &client,
+        &format!("SHOW PIPES LIKE 'TWEETS_PIPE' IN SCHEMA {}", qualified("x").schema_path()),
+        &["definition"],
+    )
+    .await;
+    // Loading is stuck: five files, none loads.
+    pipe_status(&client, &p, serde_json::json!({"pendingFileCount": 5, "drainPerRead": 0})).await;
+    let observed = pipe.read().await.unwrap();
+    let replace = flixops::plan::Change { action: flixops::plan::Action::Replace, fields: vec![], reason: None };
+    let err = pipe.apply(&replace, observed.as_ref(), &flixops::plan::Inputs::default()).await.unwrap_err();
+    assert_eq!(err.op, "wait for queued files");
+    assert!(err.message.starts_with("5 file(s) queued before the pause were still waiting"), "{}", err.message);
+    assert!(err.message.contains("flixops deploy"), "{}", err.message);
+    let after = rows(
+        &client,
+        &format!("SHOW PIPES LIKE 'TWEETS_PIPE' IN SCHEMA {}", qualified("x").schema_path()),
+        &["definition"],
+    )
+    .await;
+    assert_eq!(after, before, "not replaced");
+    let status = pipe_state(&client, &p).await;
+    assert_eq!((status["executionState"].as_str(), status["pendingFileCount"].as_u64()), (Some("RUNNING"), Some(5)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_pipe_state_gets_its_documented_repair_and_the_plan_says_why() {
+    let p = Project::new("");
+    p.deploy(true).await;
+    let client = snowflake_client(p.path()).await;
+    let pipe = format!("\"{}\".\"RAW\".\"TWEETS_PIPE\"", p.database());
+    let recent = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
+
+    // Paused lately, after loading: a plain resume.
     client.execute(&format!("ALTER PIPE {pipe} SET PIPE_EXECUTION_PAUSED = TRUE")).await.unwrap();
+    pipe_status(&client, &p, serde_json::json!({"lastIngestedTimestamp": recent})).await;
+    let (plan, _, _) = p.deploy(false).await;
+    let change = pipe_change(&plan);
+    assert_eq!(change.action, flixops::plan::Action::Update);
+    assert!(change.reason.as_deref().unwrap().starts_with("PAUSED: resumed with ALTER PIPE"), "{change:?}");
     let (_, _, ddl) = p.deploy(true).await;
     assert_eq!(ddl, [format!("ALTER PIPE {pipe} SET PIPE_EXECUTION_PAUSED = FALSE")]);
+
+    // Paused 20 days, nothing loaded since: stale; a plain resume is refused, the forced one works.
+    let old = (chrono::Utc::now() - chrono::Duration::days(20)).to_rfc3339();
+    pipe_status(&client, &p, serde_json::json!({"pausedDaysAgo": 20, "lastIngestedTimestamp": old})).await;
+    let plain = client.execute(&format!("ALTER PIPE {pipe} SET PIPE_EXECUTION_PAUSED = FALSE")).await;
+    assert!(plain.unwrap_err().to_string().contains("stale"), "the emulator refuses as Snowflake does");
+    let (plan, _, _) = p.deploy(false).await;
+    let reason = pipe_change(&plan).reason.clone().unwrap();
+    assert!(reason.contains("last file loaded 20 days ago") && reason.contains("staleness_check_override"), "{reason}");
+    let (_, _, ddl) = p.deploy(true).await;
+    assert_eq!(
+        ddl,
+        [format!("SELECT SYSTEM$PIPE_FORCE_RESUME('{}.RAW.TWEETS_PIPE', 'staleness_check_override')", p.database())]
+    );
+    assert_eq!(pipe_state(&client, &p).await["executionState"], "RUNNING");
+
+    // Stopped by Snowflake: recreated, without the pause and drain a stopped pipe cannot do.
+    pipe_status(&client, &p, serde_json::json!({"executionState": "STOPPED_STAGE_ALTERED"})).await;
+    let (plan, _, _) = p.deploy(false).await;
+    let change = pipe_change(&plan);
+    assert_eq!(change.action, flixops::plan::Action::Replace);
+    assert!(change.reason.as_deref().unwrap().starts_with("STOPPED_STAGE_ALTERED:"), "{change:?}");
+    let (_, _, ddl) = p.deploy(true).await;
+    assert_eq!(verbs(&ddl), ["CREATE OR", "ALTER PIPE", "ALTER PIPE", "ALTER PIPE"], "{ddl:#?}");
+    assert_eq!(pipe_state(&client, &p).await["executionState"], "RUNNING");
+
+    // Stalled on an error: not deploy's to change (doctor names it).
+    pipe_status(&client, &p, serde_json::json!({"executionState": "STALLED_COMPILATION_ERROR"})).await;
+    let (plan, _, _) = p.deploy(false).await;
+    assert_eq!(pipe_change(&plan).action, flixops::plan::Action::NoOp);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_stage_url_recreates_the_pipe_it_stops_and_a_new_integration_does_not() {
+    let p = Project::new("");
+    p.deploy(true).await;
+    let toml = std::fs::read_to_string(p.path().join("flixops.toml")).unwrap() + "prefix = \"moved\"\n";
+    std::fs::write(p.path().join("flixops.toml"), toml).unwrap();
+    let (plan, _, _) = p.deploy(false).await;
+    let change = pipe_change(&plan);
+    assert_eq!(change.action, flixops::plan::Action::Replace, "{change:?}");
+    assert_eq!(change.reason.as_deref(), Some("the stage's URL changes, which stops the pipe (STOPPED_STAGE_ALTERED)"));
+    let (_, _, ddl) = p.deploy(true).await;
+    let stage = ddl.iter().position(|s| s.starts_with("ALTER STAGE")).unwrap();
+    let replaced = ddl.iter().position(|s| s.starts_with("CREATE OR REPLACE PIPE")).unwrap();
+    assert!(stage < replaced, "{ddl:#?}");
+    assert!(
+        !ddl[stage + 1..replaced].iter().any(|s| s.contains("PIPE_EXECUTION_PAUSED")),
+        "a stopped pipe is not paused first: {ddl:#?}"
+    );
+    let client = snowflake_client(p.path()).await;
+    assert_eq!(pipe_state(&client, &p).await["executionState"], "RUNNING");
+    let (plan, _, _) = p.deploy(false).await;
+    assert!(plan.is_empty(), "{:?}", changed(&plan));
+
+    // The integration changes by hand: the stage's ALTER repeats its URL, so the pipe keeps running.
+    let stage = format!("\"{}\".\"RAW\".\"TWEETS_STAGE\"", p.database());
+    client
+        .execute(&format!(
+            "ALTER STAGE {stage} SET URL = 's3://{}-prod-tweets/moved/tweets/' STORAGE_INTEGRATION = \"OTHER\"",
+            p.name
+        ))
+        .await
+        .unwrap();
+    let (plan, _, _) = p.deploy(false).await;
+    assert_eq!(changed(&plan), ["snowflake_stage.tweets"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_file_format_loads_parquet_logical_types_and_its_drift_is_repaired() {
+    let p = Project::new("");
+    p.deploy(true).await;
+    let client = snowflake_client(p.path()).await;
+    let format = format!("\"{}\".\"RAW\".\"PARQUET_FORMAT\"", p.database());
+    let shown = |client: Client| {
+        let db = p.database();
+        async move {
+            let sql = format!("SHOW FILE FORMATS LIKE 'PARQUET_FORMAT' IN SCHEMA \"{db}\".\"RAW\"");
+            let options = rows(&client, &sql, &["format_options"]).await;
+            serde_json::from_str::<Value>(&options[0][0]).unwrap()["USE_LOGICAL_TYPE"].clone()
+        }
+    };
+    assert_eq!(shown(client.clone()).await, Value::Bool(true));
+    // Recreated by hand without the option: Snowflake stops the pipe that uses it.
+    client.execute(&format!("CREATE OR REPLACE FILE FORMAT {format} TYPE = PARQUET")).await.unwrap();
+    let (plan, _, _) = p.deploy(false).await;
+    let planned = changed(&plan);
+    assert!(
+        planned.starts_with(&["snowflake_file_format.parquet".into(), "snowflake_pipe.tweets".into()]),
+        "{planned:?}"
+    );
+    let format_change = &plan.resources.iter().find(|r| r.address.0 == "snowflake_file_format.parquet").unwrap().change;
+    assert_eq!(format_change.action, flixops::plan::Action::Update);
+    assert!(pipe_change(&plan).reason.as_deref().unwrap().starts_with("STOPPED_FILE_FORMAT_DROPPED"), "{plan:?}");
+    let (_, _, ddl) = p.deploy(true).await;
+    assert_eq!(ddl[0], format!("ALTER FILE FORMAT {format} SET USE_LOGICAL_TYPE = TRUE"));
+    assert_eq!(shown(client.clone()).await, Value::Bool(true));
+    let (plan, _, _) = p.deploy(false).await;
+    assert!(plan.is_empty(), "{:?}", changed(&plan));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flixops_sessions_run_in_utc_on_the_configured_warehouse() {
+    let p = Project::new("");
+    let (_, env) = p.config();
+    let cloud = flixops::deploy::cloud_target(&env).unwrap();
+    let client = common::flixops_client(p.path(), cloud).await;
+    let tz = rows(&client, "SHOW PARAMETERS LIKE 'TIMEZONE' IN SESSION", &["value", "level"]).await;
+    assert_eq!(tz, [["UTC".to_string(), "SESSION".to_string()]]);
+    let warehouse = rows(&client, "SELECT CURRENT_WAREHOUSE() AS W", &["W"]).await;
+    assert_eq!(warehouse, [["TRANSFORM_WH".to_string()]], "the connection names none: snowflake_warehouse");
+
+    // A connection's own warehouse wins.
+    let home = snowflake_home(p.path(), "warehouse = \"LOADING_WH\"\n").display().to_string();
+    let var = move |k: &str| (k == "SNOWFLAKE_HOME").then(|| home.clone());
+    let own = flixops::deploy::connect_snowflake_with(cloud, &var).await.unwrap();
+    assert_eq!(rows(&own, "SELECT CURRENT_WAREHOUSE() AS W", &["W"]).await, [["LOADING_WH".to_string()]]);
+
+    // Without any, Snowflake refuses to read a table (the emulator as the docs say).
+    let home = snowflake_home(p.path(), "").display().to_string();
+    let var = move |k: &str| (k == "SNOWFLAKE_HOME").then(|| home.clone());
+    let bare = Client::connect(&flixops::snowflake::connection::resolve(None, &var).unwrap()).await.unwrap();
+    let err = bare.query("SELECT 1 AS ONE FROM (SELECT 1)").await.unwrap_err().to_string();
+    assert!(err.contains("No active warehouse selected"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_that_does_not_compile_fails_the_plan_before_anything_changes() {
+    let p = Project::new("");
+    p.write_models();
+    std::fs::write(
+        p.path().join("models/marts/broken.sql"),
+        "SELECT user_id, no_such_column FROM {{ref \"staging.stg_tweets\"}}\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = flixops(p.path());
+        cmd.args(args).envs(cloud_env(p.path())).env("FLIXOPS_ARTIFACT", artifact(p.path()));
+        output(&mut cmd)
+    };
+    // Nothing exists yet: the models it reads are compiled inline.
+    let (code, stdout, stderr) = run(&["plan"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stderr.contains("the plan cannot be applied (nothing was changed)"), "{stderr}");
+    assert!(stderr.contains("models/marts/broken.sql does not compile on Snowflake (EXPLAIN)"), "{stderr}");
+    assert!(stderr.to_ascii_uppercase().contains("NO_SUCH_COLUMN"), "Snowflake's error names the column: {stderr}");
+    let (code, _, stderr) = run(&["deploy", "--yes"]);
+    assert_eq!(code, 1, "{stderr}");
+    let client = snowflake_client(p.path()).await;
+    let databases = rows(&client, "SHOW DATABASES", &["name"]).await;
+    assert!(!databases.iter().any(|r| r[0] == p.database()), "deploy stopped before its first write: {databases:?}");
+
+    // Fixed, it plans; the compile is a read (EXPLAIN), so plan still writes nothing.
+    std::fs::remove_file(p.path().join("models/marts/broken.sql")).unwrap();
+    let (plan, _, writes) = p.deploy(false).await;
+    assert!(!plan.is_empty() && writes.is_empty(), "{writes:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -435,16 +717,21 @@ async fn account_level_statements_match_the_golden_files_and_parse_as_snowflake_
     let (db, integration) = (p.database(), format!("\"{}_PROD_LAKE\"", p.name.to_uppercase()));
     for drift in [
         format!("ALTER STORAGE INTEGRATION {integration} SET STORAGE_AWS_ROLE_ARN = 'arn:aws:iam::1:role/other'"),
+        format!("CREATE OR REPLACE FILE FORMAT \"{db}\".\"RAW\".\"PARQUET_FORMAT\" TYPE = PARQUET"),
         format!(
-            "ALTER STAGE \"{db}\".\"RAW\".\"TWEETS_STAGE\" SET URL = 's3://other/' STORAGE_INTEGRATION = {integration}"
+            "CREATE OR REPLACE PIPE \"{db}\".\"RAW\".\"TWEETS_PIPE\" AUTO_INGEST = TRUE AS COPY INTO \"X\".\"Y\".\"Z\" FROM @\"{db}\".\"RAW\".\"TWEETS_STAGE\""
         ),
         format!(
-            "CREATE OR REPLACE PIPE \"{db}\".\"RAW\".\"TWEETS_PIPE\" AUTO_INGEST = TRUE AS COPY INTO \"X\".\"Y\".\"Z\" FROM @\"X\".\"Y\".\"S\""
+            "ALTER STAGE \"{db}\".\"RAW\".\"TWEETS_STAGE\" SET URL = 's3://other/' STORAGE_INTEGRATION = {integration}"
         ),
     ] {
         client.execute(&drift).await.unwrap();
     }
-    let (_, _, repaired) = p.deploy(true).await;
+    let (_, _, mut repaired) = p.deploy(true).await;
+    // A pipe paused for three weeks: forced to resume.
+    pipe_status(&client, &p, serde_json::json!({"pausedDaysAgo": 21})).await;
+    let (_, _, resumed) = p.deploy(true).await;
+    repaired.extend(resumed);
     let timestamp = fixed_refresh_time();
     let normalize = |s: &String| {
         let s = s
@@ -453,8 +740,9 @@ async fn account_level_statements_match_the_golden_files_and_parse_as_snowflake_
             .replace(&p.account.0, "123456789012");
         timestamp(&s)
     };
-    let emulated =
-        |s: &&String| ["STORAGE INTEGRATION", "STAGE", "PIPE", "DYNAMIC TABLE"].iter().any(|k| s.contains(k));
+    let emulated = |s: &&String| {
+        ["STORAGE INTEGRATION", "STAGE", "PIPE", "DYNAMIC TABLE", "FILE FORMAT"].iter().any(|k| s.contains(k))
+    };
     let first: Vec<String> = created.iter().filter(emulated).map(normalize).collect();
     let second: Vec<String> = repaired.iter().filter(emulated).map(normalize).collect();
     let text = format!("{};\n\n{};\n", first.join(";\n\n"), second.join(";\n\n"));
@@ -478,7 +766,7 @@ fn fixed_refresh_time() -> impl Fn(&str) -> String {
         Some(at) => {
             let start = at + "MODIFIED_AFTER = '".len();
             let end = s[start..].find('\'').map_or(s.len(), |e| start + e);
-            format!("{}2024-01-01T00:00:00.000Z{}", &s[..start], &s[end..])
+            format!("{}2024-01-01T00:00:00+00:00{}", &s[..start], &s[end..])
         }
         None => s.to_string(),
     }
@@ -580,6 +868,8 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
     set_token(&p, "good-token");
     let client = snowflake_client(p.path()).await;
     let db = p.database();
+    // The deploying role owns what it created; the warehouse is an administrator's to grant.
+    client.execute("GRANT USAGE ON WAREHOUSE \"TRANSFORM_WH\" TO ROLE \"FLIXOPS\"").await.unwrap();
     client
         .query_with(
             &format!("INSERT INTO \"{db}\".\"RAW\".\"TWEETS_RAW\" (\"RECORD\", \"LOADED_AT\") SELECT PARSE_JSON(?), CURRENT_TIMESTAMP()"),
@@ -616,6 +906,7 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
         "checkpoint",
         "function errors",
         "models freshness",
+        "privileges",
         "snowflake_pipe.tweets",
     ] {
         assert_eq!(check(&report, name)["status"], "ok", "{name}: {report}");
@@ -686,11 +977,14 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
     assert_eq!(c["status"], "fail", "{c}");
     assert_eq!(c["fix"], "flixops deploy");
 
-    // A file Snowpipe could not load (recorded in the emulator's copy history), next to one it did.
+    // Files Snowpipe could not load (recorded in the emulator's copy history), next to one it did and
+    // one it is loading: only the failed statuses count.
     let table = format!("{db}.RAW.TWEETS_RAW");
     for (file, status, error) in [
         ("flixops/tweets/dt=2024-03-01/a-0001.parquet", "Loaded", ""),
-        ("flixops/tweets/dt=2024-03-01/b-0001.parquet", "LOAD_FAILED", "Number of columns in file (3) does not match"),
+        ("flixops/tweets/dt=2024-03-01/b-0001.parquet", "Load failed", "Number of columns in file (3) does not match"),
+        ("flixops/tweets/dt=2024-03-01/c-0001.parquet", "Load in progress", ""),
+        ("flixops/tweets/dt=2024-03-01/d-0001.parquet", "Partially loaded", "Numeric value x is not recognized"),
     ] {
         client
             .execute(&format!("CALL FAKESNOW_RECORD_LOAD('{table}', '{file}', '{status}', '{error}')"))
@@ -702,10 +996,32 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
     assert_eq!(c["status"], "fail", "{c}");
     assert_eq!(
         c["detail"],
-        "1 file(s) not loaded in the last 24 h, e.g. flixops/tweets/dt=2024-03-01/b-0001.parquet: \
+        "2 file(s) not loaded in the last 24 h, e.g. flixops/tweets/dt=2024-03-01/b-0001.parquet (Load failed): \
          Number of columns in file (3) does not match"
     );
     assert!(c["fix"].as_str().unwrap().contains("REFRESH"), "{c}");
+
+    // Over a hundred failed dynamic tables elsewhere in the account, which DYNAMIC_TABLES() lists
+    // first by default, do not hide this database's.
+    for i in 0..101 {
+        let other = format!("OTHER{}.MARTS.T{i}", p.name.to_uppercase());
+        client.execute(&format!("CALL FAKESNOW_RECORD_REFRESH('{other}', 'FAILED', 'not ours', 0)")).await.unwrap();
+    }
+    let (_, report, _) = doctor(&p);
+    let (status, detail) = verdict(&report, "models freshness");
+    assert!(status == "ok" && detail.starts_with("6 models, oldest data 0 h old"), "{status}: {detail}");
+
+    // Files wait in the pipe's queue but nothing loaded for hours: a warning that points at the loads.
+    let hours_ago = (chrono::Utc::now() - chrono::Duration::hours(3)).to_rfc3339();
+    pipe_status(
+        &client,
+        &p,
+        serde_json::json!({"pendingFileCount": 12, "drainPerRead": 0, "lastIngestedTimestamp": hours_ago}),
+    )
+    .await;
+    let (_, report, _) = doctor(&p);
+    assert_eq!(verdict(&report, "pipe"), ("warn", "12 file(s) queued, but the last file loaded 3 h ago"));
+    pipe_status(&client, &p, serde_json::json!({"pendingFileCount": 0})).await;
 
     // A model whose refresh failed is named with Snowflake's message; a stale one is a warning.
     let model = format!("{db}.MARTS.USERS_STATS");
@@ -748,4 +1064,47 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
     let c = check(&report, "snowflake sign-in");
     assert_eq!((c["status"].as_str(), c["fix"].as_str()), (Some("fail"), Some("snow connection test")), "{c}");
     assert_eq!(check(&report, "aws_lambda_function.extract")["status"], "ok", "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_names_a_missing_grant_with_the_statement_that_fixes_it() {
+    let p = Project::new("");
+    let role = format!("DEPLOY_{}", p.name.to_uppercase());
+    let as_role = |mut env: Vec<(&'static str, String)>| {
+        env.push(("SNOWFLAKE_CONNECTIONS_DEFAULT_ROLE", role.clone()));
+        env
+    };
+    let mut cmd = flixops(p.path());
+    cmd.args(["deploy", "--yes"]).envs(as_role(cloud_env(p.path()))).env("FLIXOPS_ARTIFACT", artifact(p.path()));
+    let (code, _, stderr) = output(&mut cmd);
+    assert_eq!(code, 0, "{stderr}");
+
+    // The role owns what it created, but nobody granted it the warehouse.
+    let (_, report, _) = doctor_with(&p, as_role(cloud_env(p.path())));
+    let c = check(&report, "privileges");
+    assert_eq!(
+        (c["status"].as_str(), c["detail"].as_str(), c["fix"].as_str()),
+        (
+            Some("fail"),
+            Some(format!("role {role} lacks USAGE on warehouse TRANSFORM_WH").as_str()),
+            Some(format!("GRANT USAGE ON WAREHOUSE \"TRANSFORM_WH\" TO ROLE \"{role}\";").as_str())
+        ),
+        "{c}"
+    );
+
+    // Granted through another role, it counts: SHOW GRANTS is followed through granted roles.
+    let client = snowflake_client(p.path()).await;
+    let users = format!("WH_USERS_{}", p.name.to_uppercase());
+    client.execute(&format!("GRANT USAGE ON WAREHOUSE \"TRANSFORM_WH\" TO ROLE \"{users}\"")).await.unwrap();
+    client.execute(&format!("GRANT ROLE \"{users}\" TO ROLE \"{role}\"")).await.unwrap();
+    let (_, report, _) = doctor_with(&p, as_role(cloud_env(p.path())));
+    assert_eq!(verdict(&report, "privileges"), ("ok", format!("role {role} holds what flixops needs").as_str()));
+
+    // Ownership of the pipe moved to an unrelated role: doctor can no longer read its status.
+    let pipe = format!("\"{}\".\"RAW\".\"TWEETS_PIPE\"", p.database());
+    let other = format!("LOADER_{}", p.name.to_uppercase());
+    client.execute(&format!("GRANT OWNERSHIP ON PIPE {pipe} TO ROLE \"{other}\"")).await.unwrap();
+    let (_, report, _) = doctor_with(&p, as_role(cloud_env(p.path())));
+    let c = check(&report, "privileges");
+    assert_eq!(c["fix"], format!("GRANT MONITOR ON PIPE {pipe} TO ROLE \"{role}\";"), "{c}");
 }

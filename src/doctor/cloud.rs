@@ -2,26 +2,32 @@
 //! role trust against the integration's IAM user and external ID, notification against the pipe's
 //! queue, function code, schedule, models against the ledger), then what only a running pipeline
 //! shows: the stage lists through the integration, the pipe runs and loads without errors, raw
-//! data is fresh, every model refreshed lately and without error, the checkpoint is within the
-//! search window, the function logged no error, the X token works.
+//! data is fresh, every model refreshed lately and without error, the role holds the grants it
+//! needs, the checkpoint is within the search window, the function logged no error, the X token
+//! works.
 
 use std::path::Path;
 use std::time::Duration;
 
 use futures::future::join_all;
 
-use super::{Check, Status, TIMEOUT, age_status};
+use super::{Check, FRESH_WARN_HOURS, Status, TIMEOUT, age_status};
 use crate::aws::Session;
 use crate::aws::lambda::Artifact;
 use crate::aws::stack::{Names, Upstream};
 use crate::config::{AwsSnowflakeTarget, Config, EnvConfig, Secret};
 use crate::plan::Action;
 use crate::snowflake::Client;
+use crate::snowflake::grants;
 use crate::snowflake::ident::literal;
+use crate::snowflake::pipe::{self, PipeStatus};
 use crate::snowflake::stack::SnowNames;
 
 /// Files waiting in the pipe beyond this many is a warning (Snowpipe is falling behind).
 const PENDING_WARN: u64 = 100;
+
+/// DYNAMIC_TABLES()'s largest RESULT_LIMIT.
+const DYNAMIC_TABLES_LIMIT: u32 = 10_000;
 
 /// Every cloud check, in a stable order.
 pub async fn checks(
@@ -142,6 +148,7 @@ async fn runtime_checks(
         futures
             .push(Box::pin(timed("raw freshness", freshness(client.clone(), sf.table.to_string(), "raw freshness"))));
         futures.push(Box::pin(timed("models freshness", models_freshness(client.clone(), sf.clone()))));
+        futures.push(Box::pin(timed("privileges", privileges(client.clone(), sf.clone()))));
     }
     let state = tokio::time::timeout(TIMEOUT, extraction(config, session, cloud, &env.prefix));
     let (others, state) = tokio::join!(join_all(futures), state);
@@ -178,64 +185,75 @@ async fn stage(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
 }
 
 async fn pipe(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
-    let sql = format!("SELECT SYSTEM$PIPE_STATUS({}) AS STATUS", literal(&n.pipe.to_string()));
-    let status = match client.query(&sql).await {
-        Ok(rows) => rows.first().and_then(|r| r.values().next()).and_then(|v| v.as_str()).unwrap_or("{}").to_string(),
-        Err(e) => return Check::new("pipe", Status::Fail, e.to_string(), Some("flixops deploy")),
-    };
-    let status: serde_json::Value = serde_json::from_str(&status).unwrap_or_default();
-    pipe_verdict(&status)
+    match crate::snowflake::pipe::status(&client, &n.pipe).await {
+        Ok(status) => pipe_verdict(&status, chrono::Utc::now()),
+        Err(e) => Check::new("pipe", Status::Fail, e.to_string(), Some("flixops deploy")),
+    }
 }
 
-/// Reads SYSTEM$PIPE_STATUS: running, not backed up, no error, and messages being forwarded.
-pub fn pipe_verdict(status: &serde_json::Value) -> Check {
-    let state = status["executionState"].as_str().unwrap_or("UNKNOWN");
-    let pending = status["pendingFileCount"].as_u64().unwrap_or(0);
-    if let Some(error) = status.get("error").and_then(|e| e.as_str()) {
-        return Check::new(
-            "pipe",
-            Status::Fail,
-            format!("{state}: {error}"),
-            Some("fix the error, then flixops deploy"),
-        );
+/// Judges SYSTEM$PIPE_STATUS at `now`: loading, no error, its queue moving, files reaching it. The
+/// pipe's own timestamps decide: `lastReceivedMessageTimestamp` belongs to the queue Snowflake
+/// shares between pipes, so it says nothing of this one
+/// (https://docs.snowflake.com/en/sql-reference/functions/system_pipe_status).
+pub fn pipe_verdict(status: &PipeStatus, now: chrono::DateTime<chrono::Utc>) -> Check {
+    let state = status.state.as_str();
+    let hours = |t: chrono::DateTime<chrono::Utc>| (now - t).num_hours();
+    if let Some(error) = &status.error {
+        return Check::new("pipe", Status::Fail, format!("{state}: {error}"), Some(pipe::advice(state)));
     }
-    if state != "RUNNING" {
-        let fix = "flixops deploy (resumes a paused pipe)";
-        return Check::new("pipe", Status::Fail, format!("execution state {state}"), Some(fix));
+    if !matches!(state, "RUNNING" | "FAILING_OVER") {
+        return Check::new("pipe", Status::Fail, format!("execution state {state}"), Some(pipe::advice(state)));
     }
-    let received = status["lastReceivedMessageTimestamp"].as_str().and_then(parse_time);
-    let forwarded = status["lastForwardedMessageTimestamp"].as_str().and_then(parse_time);
-    if let (Some(received), Some(forwarded)) = (received, forwarded)
-        && received - forwarded > chrono::Duration::hours(1)
+    let copy_history = Some("see `copy history`: a file whose load failed stays in the pipe's history");
+    if status.pending > 0 && status.last_ingested.is_none_or(|t| hours(t) >= 1) {
+        let last = status.last_ingested.map_or("never".to_string(), |t| format!("{} h ago", hours(t)));
+        let detail = format!("{} file(s) queued, but the last file loaded {last}", status.pending);
+        return Check::new("pipe", Status::Warn, detail, copy_history);
+    }
+    if let (Some(forwarded), ingested) = (status.last_forwarded, status.last_ingested)
+        && ingested.is_none_or(|i| forwarded - i > chrono::Duration::hours(1))
     {
-        let detail = format!("notifications received until {received} but files forwarded only until {forwarded}");
-        return Check::new("pipe", Status::Warn, detail, Some("check the pipe's COPY errors (copy history)"));
+        let last = ingested.map_or("none loaded".to_string(), |i| format!("the last one loaded at {i}"));
+        let detail = format!("files reached the pipe until {forwarded}, {last}");
+        return Check::new("pipe", Status::Warn, detail, copy_history);
     }
-    if pending > PENDING_WARN {
-        return Check::new("pipe", Status::Warn, format!("running, {pending} files pending"), None);
+    if let Some(forwarded) = status.last_forwarded.filter(|t| hours(*t) >= FRESH_WARN_HOURS) {
+        let detail = format!("no new file reached the pipe for {} h (since {forwarded})", hours(forwarded));
+        let fix = "check the extract schedule and aws_s3_bucket_notification.snowpipe (flixops deploy repairs it)";
+        return Check::new("pipe", Status::Warn, detail, Some(fix));
     }
-    Check::new("pipe", Status::Ok, format!("running, {pending} file(s) pending"), None)
+    if status.pending > PENDING_WARN {
+        return Check::new("pipe", Status::Warn, format!("running, {} files pending", status.pending), None);
+    }
+    let last = status.last_ingested.map(|t| format!(", last file loaded {} min ago", (now - t).num_minutes()));
+    Check::new(
+        "pipe",
+        Status::Ok,
+        format!("running, {} file(s) pending{}", status.pending, last.unwrap_or_default()),
+        None,
+    )
 }
 
-fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&chrono::Utc))
-}
+/// COPY_HISTORY's statuses of a file that did not load (completely); `Load in progress` and the
+/// loaded ones are not failures (https://docs.snowflake.com/en/sql-reference/functions/copy_history).
+const FAILED_LOADS: &str = "('LOAD FAILED', 'PARTIALLY LOADED')";
 
 async fn copy_history(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
     let sql = format!(
         "SELECT FILE_NAME, STATUS, FIRST_ERROR_MESSAGE FROM TABLE({}.INFORMATION_SCHEMA.COPY_HISTORY(TABLE_NAME => {}, \
-         START_TIME => DATEADD(HOURS, -24, CURRENT_TIMESTAMP()))) WHERE STATUS <> 'Loaded'",
+         START_TIME => DATEADD(HOURS, -24, CURRENT_TIMESTAMP()))) WHERE UPPER(STATUS) IN {FAILED_LOADS}",
         n.database,
-        literal(&n.table.to_string())
+        literal(&n.table.plain())
     );
     match client.query(&sql).await {
         Ok(rows) if rows.is_empty() => Check::new("copy history", Status::Ok, "no failed load in the last 24 h", None),
         Ok(rows) => {
             let first = &rows[0];
             let detail = format!(
-                "{} file(s) not loaded in the last 24 h, e.g. {}: {}",
+                "{} file(s) not loaded in the last 24 h, e.g. {} ({}): {}",
                 rows.len(),
                 crate::snowflake::text(first, "FILE_NAME"),
+                crate::snowflake::text(first, "STATUS"),
                 crate::snowflake::text(first, "FIRST_ERROR_MESSAGE")
             );
             Check::new(
@@ -268,11 +286,15 @@ async fn freshness(client: Client, table: String, name: &'static str) -> Check {
 /// held to the freshness thresholds (Snowflake refreshes them itself, on their target lag).
 async fn models_freshness(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
     let name = "models freshness";
+    // Without arguments DYNAMIC_TABLES() answers 100 rows from the whole account, failed ones first:
+    // the limit covers every table so the filter sees this database's
+    // (https://docs.snowflake.com/en/sql-reference/functions/dynamic_tables).
     let sql = format!(
         "SELECT SCHEMA_NAME, NAME, LAST_COMPLETED_REFRESH_STATE AS STATE, LAST_COMPLETED_REFRESH_STATE_MESSAGE AS \
          MESSAGE, DATEDIFF(MINUTE, LATEST_DATA_TIMESTAMP, CURRENT_TIMESTAMP()) AS AGE_MINUTES \
-         FROM TABLE({}.INFORMATION_SCHEMA.DYNAMIC_TABLES())",
-        n.database
+         FROM TABLE({}.INFORMATION_SCHEMA.DYNAMIC_TABLES(RESULT_LIMIT => {DYNAMIC_TABLES_LIMIT})) WHERE DATABASE_NAME = {}",
+        n.database,
+        literal(n.database.name())
     );
     let rows = match client.query(&sql).await {
         Ok(rows) => rows,
@@ -298,6 +320,32 @@ async fn models_freshness(client: Client, n: std::sync::Arc<SnowNames>) -> Check
     let status = age_status(hours);
     let fix = (status != Status::Ok).then_some("check the warehouse and the models' refresh history in Snowsight");
     Check::new(name, status, format!("{} models, oldest data {hours} h old ({})", rows.len(), model(row)), fix)
+}
+
+/// The grants flixops's role needs, as SHOW GRANTS shows them (its own and inherited); a missing
+/// one is named with the GRANT that fixes it.
+async fn privileges(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
+    let name = "privileges";
+    let role = match grants::current_role(&client).await {
+        Ok(role) => role,
+        Err(e) => return Check::new(name, Status::Warn, e.to_string(), None),
+    };
+    if role.eq_ignore_ascii_case("ACCOUNTADMIN") {
+        let detail = "role ACCOUNTADMIN holds every privilege (a dedicated role is safer after the first deploy)";
+        return Check::new(name, Status::Ok, detail, None);
+    }
+    let held = match grants::grants_of(&client, &role).await {
+        Ok(held) => held,
+        Err(e) => return Check::new(name, Status::Warn, format!("cannot read the grants of role {role}: {e}"), None),
+    };
+    let needs = grants::needs(&n, &role);
+    let missing = grants::missing(&needs, &held);
+    if missing.is_empty() {
+        return Check::new(name, Status::Ok, format!("role {role} holds what flixops needs"), None);
+    }
+    let lacks: Vec<&str> = missing.iter().map(|m| m.what.as_str()).collect();
+    let fix: Vec<String> = missing.iter().map(|m| format!("{};", m.grant)).collect();
+    Check::new(name, Status::Fail, format!("role {role} lacks {}", lacks.join("; ")), Some(&fix.join(" ")))
 }
 
 async fn extraction(config: &Config, session: &Session, cloud: &AwsSnowflakeTarget, prefix: &str) -> Vec<Check> {
@@ -467,27 +515,48 @@ mod tests {
     }
 
     #[test]
-    fn the_pipe_verdict_reads_state_errors_backlog_and_forwarding() {
+    fn the_pipe_verdict_reads_state_errors_backlog_and_the_pipes_own_timestamps() {
+        let now = chrono::DateTime::parse_from_rfc3339("2024-03-01T12:00:00Z").unwrap().to_utc();
         let verdict = |json: serde_json::Value| {
-            let c = pipe_verdict(&json);
-            (c.status, c.detail)
+            let c = pipe_verdict(&PipeStatus::parse(&json), now);
+            (c.status, c.detail, c.fix.unwrap_or_default())
         };
-        assert_eq!(verdict(serde_json::json!({"executionState": "RUNNING", "pendingFileCount": 0})).0, Status::Ok);
-        assert_eq!(
-            verdict(serde_json::json!({"executionState": "PAUSED"})),
-            (Status::Fail, "execution state PAUSED".to_string())
-        );
-        let (status, detail) = verdict(
+        let ok = verdict(serde_json::json!({"executionState": "RUNNING", "pendingFileCount": 0,
+            "lastIngestedTimestamp": "2024-03-01T11:50:00Z", "lastForwardedMessageTimestamp": "2024-03-01T11:49:00Z"}));
+        assert_eq!((ok.0, ok.1.as_str()), (Status::Ok, "running, 0 file(s) pending, last file loaded 10 min ago"));
+        let paused = verdict(serde_json::json!({"executionState": "PAUSED"}));
+        assert_eq!((paused.0, paused.1.as_str()), (Status::Fail, "execution state PAUSED"));
+        assert_eq!(paused.2, "flixops deploy (resumes a paused pipe)");
+        let stopped = verdict(serde_json::json!({"executionState": "STOPPED_STAGE_ALTERED"}));
+        assert!(stopped.2.contains("recreates"), "{stopped:?}");
+        let (status, detail, fix) = verdict(
             serde_json::json!({"executionState": "STALLED_EXECUTION_ERROR", "error": "Access denied to the queue"}),
         );
         assert_eq!(status, Status::Fail);
-        assert!(detail.contains("Access denied"), "{detail}");
-        assert_eq!(verdict(serde_json::json!({"executionState": "RUNNING", "pendingFileCount": 5000})).0, Status::Warn);
-        let lagging = serde_json::json!({
-            "executionState": "RUNNING",
-            "lastReceivedMessageTimestamp": "2024-03-01T12:00:00.000Z",
-            "lastForwardedMessageTimestamp": "2024-03-01T09:00:00.000Z",
-        });
-        assert_eq!(verdict(lagging).0, Status::Warn);
+        assert!(detail.contains("Access denied") && fix.contains("fix the error"), "{detail} / {fix}");
+        assert_eq!(
+            verdict(serde_json::json!({"executionState": "RUNNING", "pendingFileCount": 5000,
+            "lastIngestedTimestamp": "2024-03-01T11:59:00Z"}))
+            .0,
+            Status::Warn
+        );
+        // The shared queue's last message says nothing of this pipe; its own forwarding does.
+        let busy_queue = serde_json::json!({"executionState": "RUNNING",
+            "lastReceivedMessageTimestamp": "2024-03-01T11:59:00Z",
+            "lastForwardedMessageTimestamp": "2024-03-01T11:00:00Z", "lastIngestedTimestamp": "2024-03-01T11:01:00Z"});
+        assert_eq!(verdict(busy_queue).0, Status::Ok);
+        let quiet = verdict(serde_json::json!({"executionState": "RUNNING",
+            "lastForwardedMessageTimestamp": "2024-03-01T02:00:00Z", "lastIngestedTimestamp": "2024-03-01T02:01:00Z"}));
+        assert_eq!(
+            (quiet.0, quiet.1.starts_with("no new file reached the pipe for 10 h")),
+            (Status::Warn, true),
+            "{quiet:?}"
+        );
+        let stuck = verdict(serde_json::json!({"executionState": "RUNNING", "pendingFileCount": 12,
+            "lastIngestedTimestamp": "2024-03-01T09:00:00Z"}));
+        assert_eq!((stuck.0, stuck.1.as_str()), (Status::Warn, "12 file(s) queued, but the last file loaded 3 h ago"));
+        let failing = verdict(serde_json::json!({"executionState": "RUNNING",
+            "lastForwardedMessageTimestamp": "2024-03-01T11:30:00Z", "lastIngestedTimestamp": "2024-03-01T08:00:00Z"}));
+        assert_eq!(failing.0, Status::Warn, "{failing:?}");
     }
 }

@@ -167,7 +167,7 @@ pub const SCHEMA_VERSION: &str = "2";
 /// The parquet schema of the data contract, in column order.
 pub fn schema() -> SchemaRef {
     let ts = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-    let hashtags = DataType::List(Arc::new(Field::new("item", DataType::Utf8, false)));
+    let hashtags = DataType::List(Arc::new(Field::new("element", DataType::Utf8, false)));
     Arc::new(Schema::new(vec![
         Field::new("tweet_id", DataType::Utf8, false),
         Field::new("tweet_created_at", ts(), false),
@@ -285,7 +285,7 @@ struct Columns {
 impl Columns {
     fn with_capacity(n: usize) -> Self {
         let strings = || StringBuilder::with_capacity(n, n * 16);
-        let item = Arc::new(Field::new("item", DataType::Utf8, false));
+        let item = Arc::new(Field::new("element", DataType::Utf8, false));
         Self {
             tweet_id: strings(),
             created_at: TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"),

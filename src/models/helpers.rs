@@ -35,6 +35,12 @@ fn type_name(dialect: &Dialect, kind: &str) -> Option<&'static str> {
 }
 
 /// `{{field "key" "type"}}`: a typed value from the raw `record` (timestamps as UTC, no zone).
+///
+/// On Snowflake the parquet file format sets `USE_LOGICAL_TYPE = TRUE`, so a UTC-adjusted parquet
+/// timestamp loads as the instant it is (TIMESTAMP_LTZ); text with an explicit offset casts to the
+/// same instant. The cast keeps that instant, CONVERT_TIMEZONE moves it to UTC, and the cast to
+/// TIMESTAMP_NTZ keeps UTC's wall clock: no step reads the session's time zone
+/// (https://docs.snowflake.com/en/sql-reference/functions/convert_timezone).
 fn field(dialect: &Dialect, key: &str, kind: &str) -> String {
     let ty = type_name(dialect, kind).unwrap_or("?");
     match (dialect, kind) {
@@ -44,7 +50,7 @@ fn field(dialect: &Dialect, key: &str, kind: &str) -> String {
         (Dialect::DuckDb, "timestamp") => format!("CAST(CAST(record ->> '{key}' AS TIMESTAMPTZ) AS TIMESTAMP)"),
         (Dialect::DuckDb, _) => format!("CAST(record ->> '{key}' AS {ty})"),
         (Dialect::Snowflake { .. }, "timestamp") => {
-            format!("CONVERT_TIMEZONE('UTC', record:\"{key}\"::TIMESTAMP_TZ)::TIMESTAMP_NTZ")
+            format!("CONVERT_TIMEZONE('UTC', record:\"{key}\"::TIMESTAMP_LTZ)::TIMESTAMP_NTZ")
         }
         (Dialect::Snowflake { .. }, _) => format!("record:\"{key}\"::{ty}"),
     }

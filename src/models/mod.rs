@@ -57,6 +57,8 @@ pub struct Rendered {
     pub refs: Vec<String>,
     /// SHA-256 of `sql`: the ledger compares it to decide what changed.
     pub checksum: String,
+    /// The file it came from, for messages.
+    pub origin: String,
 }
 
 /// A model that cannot be found, read or rendered, naming the file.
@@ -160,8 +162,15 @@ pub fn render_all(models: &[Model], dialect: &Dialect) -> Result<Vec<Rendered>, 
             return Err(ModelError::UnknownRef { origin: model.origin.clone(), target: target.clone(), known });
         }
         let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
-        let r =
-            Rendered { id: model.id(), schema: model.schema.clone(), name: model.name.clone(), sql, refs, checksum };
+        let r = Rendered {
+            id: model.id(),
+            schema: model.schema.clone(),
+            name: model.name.clone(),
+            sql,
+            refs,
+            checksum,
+            origin: model.origin.clone(),
+        };
         rendered.insert(r.id.clone(), r);
     }
     topological(rendered)

@@ -1,15 +1,16 @@
 //! Models on Snowflake: each one a dynamic table (Snowflake refreshes it within TARGET_LAG), applied
-//! only when its rendered DDL changed. The ledger row is written before the DDL ("applying") and
-//! after it ("applied"), as sqlx does on MySQL, so an interrupted deploy is seen and finished by the
-//! next one.
+//! only when its rendered DDL changed. `plan` first compiles every changed model with EXPLAIN, so a
+//! broken model fails the plan, not the deploy half-way. The ledger row is written before the DDL
+//! ("applying") and after it ("applied"), as sqlx does on MySQL, so an interrupted deploy is seen
+//! and finished by the next one.
 
 use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 
 use super::Rendered;
-use crate::plan::{Address, Change, Fields, Inputs, Observed, Outputs, Resource, ResourceError, field_map};
+use crate::plan::{Address, Change, ErrorKind, Fields, Inputs, Observed, Outputs, Resource, ResourceError, field_map};
 use crate::snowflake::ident::{BadIdent, Ident, Qualified, like, literal};
-use crate::snowflake::objects::{Schema, Table};
+use crate::snowflake::objects::{RAW_COLUMNS, Schema, Table};
 use crate::snowflake::stack::SnowNames;
 use crate::snowflake::{Client, res_err, run, show_one, text};
 
@@ -23,6 +24,11 @@ pub struct DynamicTable {
     reads_raw: bool,
     ddl: String,
     checksum: String,
+    /// The model's file, for messages.
+    origin: String,
+    /// The SELECT that `plan` compiles: the models it reads inlined, the raw table as an empty
+    /// relation of its columns, so it compiles before any of them exists or changes.
+    compile: String,
 }
 
 /// The model resources, one per rendered model.
@@ -43,6 +49,8 @@ pub fn resources(
             reads_raw: model.sql.contains(&names.table.to_string()),
             refs: model.refs.clone(),
             ledger: names.ledger.clone(),
+            origin: model.origin.clone(),
+            compile: compile_sql(model, models, names)?,
             table,
             ddl,
         }));
@@ -58,9 +66,33 @@ pub fn ddl(table: &Qualified, target_lag: &str, warehouse: &Ident, select: &str)
     )
 }
 
-/// `DOWNSTREAM` stays a keyword; a duration is a string literal.
+/// `DOWNSTREAM` stays a keyword; a duration is a string literal in the grammar's plural units,
+/// `'<num> { seconds | minutes | hours | days }'`
+/// (https://docs.snowflake.com/en/sql-reference/sql/create-dynamic-table); config validation
+/// also accepts the singular.
 fn lag(target_lag: &str) -> String {
-    if target_lag.eq_ignore_ascii_case("downstream") { "DOWNSTREAM".to_string() } else { literal(target_lag) }
+    if target_lag.eq_ignore_ascii_case("downstream") {
+        return "DOWNSTREAM".to_string();
+    }
+    let (count, unit) = target_lag.split_once(' ').unwrap_or((target_lag, ""));
+    let unit = unit.trim().to_ascii_lowercase();
+    let plural = if unit.ends_with('s') { unit } else { format!("{unit}s") };
+    literal(&format!("{count} {plural}"))
+}
+
+/// `model`'s SELECT with each model it reads inlined as a subquery (recursively), and the raw
+/// table as an empty relation of its declared columns.
+fn compile_sql(model: &Rendered, models: &[Rendered], names: &SnowNames) -> Result<String, BadIdent> {
+    let mut sql = model.sql.clone();
+    for id in &model.refs {
+        let Some(source) = models.iter().find(|m| &m.id == id) else { continue };
+        let qualified = Qualified::new(&names.database, &Ident::new(&source.schema)?, &Ident::new(&source.name)?);
+        sql = sql.replace(&qualified.to_string(), &format!("(\n{}\n)", compile_sql(source, models, names)?));
+    }
+    let columns: Vec<String> =
+        RAW_COLUMNS.iter().map(|(name, declared, _)| format!("CAST(NULL AS {declared}) AS \"{name}\"")).collect();
+    let raw = format!("(SELECT {} WHERE FALSE)", columns.join(", "));
+    Ok(sql.replace(&names.table.to_string(), &raw))
 }
 
 impl DynamicTable {
@@ -142,6 +174,24 @@ impl Resource for DynamicTable {
         true
     }
 
+    /// EXPLAIN compiles the SELECT without running it, and needs no warehouse
+    /// (https://docs.snowflake.com/en/sql-reference/sql/explain).
+    fn check<'a>(&'a self, _: &'a Change) -> BoxFuture<'a, Result<(), ResourceError>> {
+        Box::pin(async move {
+            let explained = self.client.query(&format!("EXPLAIN {}", self.compile)).await;
+            explained.map(drop).map_err(|e| ResourceError {
+                address: self.address(),
+                op: "compile".into(),
+                kind: if e.is_connect() { ErrorKind::Connect } else { ErrorKind::Other },
+                message: format!(
+                    "{} does not compile on Snowflake (EXPLAIN): {}; fix the model, then run `flixops plan` again",
+                    self.origin,
+                    e.message()
+                ),
+            })
+        })
+    }
+
     fn apply<'a>(
         &'a self,
         _: &'a Change,
@@ -175,5 +225,44 @@ impl Resource for DynamicTable {
             run(&self.client, &statement, self.address(), "delete").await?;
             self.forget().await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AwsSnowflakeTarget;
+
+    #[test]
+    fn target_lag_is_written_in_the_grammars_plural_units() {
+        assert_eq!(lag("1 hour"), "'1 hours'");
+        assert_eq!(lag("15 Minutes"), "'15 minutes'");
+        assert_eq!(lag("2 days"), "'2 days'");
+        assert_eq!(lag("downstream"), "DOWNSTREAM");
+    }
+
+    #[test]
+    fn a_model_compiles_with_what_it_reads_inlined_and_the_raw_table_empty() {
+        let target = AwsSnowflakeTarget {
+            region: None,
+            aws_profile: None,
+            bucket: "b".into(),
+            snowflake_connection: None,
+            database: "ACME".into(),
+            warehouse: "WH".into(),
+            target_lag: "1 hour".into(),
+            iam_propagation_secs: 120,
+            log_retention_days: 30,
+        };
+        let names = SnowNames::new("acme", "prod", &target).unwrap();
+        let models = crate::models::discover(std::path::Path::new("/nonexistent/models")).unwrap();
+        let dialect = crate::models::Dialect::Snowflake { database: "ACME".into() };
+        let rendered = crate::models::render_all(&models, &dialect).unwrap();
+        let daily = rendered.iter().find(|m| m.id == "marts.tweets_daily").unwrap();
+        let sql = compile_sql(daily, &rendered, &names).unwrap();
+        assert!(!sql.contains("\"STAGING\".\"STG_TWEETS\"") && !sql.contains("\"RAW\".\"TWEETS_RAW\""), "{sql}");
+        assert!(sql.contains("QUALIFY ROW_NUMBER()"), "the staging SELECT is inlined: {sql}");
+        assert!(sql.contains("(SELECT CAST(NULL AS VARIANT) AS \"RECORD\", "), "{sql}");
+        assert!(sql.contains("CAST(NULL AS TIMESTAMP_TZ) AS \"LOADED_AT\" WHERE FALSE)"), "{sql}");
     }
 }

@@ -81,11 +81,11 @@ impl Graph {
     /// their planned outputs, so a dependant shows [`super::UNKNOWN`] only for what is truly unknown.
     pub fn plan(&self, observed: &ObservedAll) -> Plan {
         let mut outputs: BTreeMap<Address, Outputs> = BTreeMap::new();
-        let mut changes = Vec::with_capacity(self.resources.len());
+        let mut changes: Vec<PlannedChange> = Vec::with_capacity(self.resources.len());
         for resource in &self.resources {
             let address = resource.address();
             let state = observed.get(&address).and_then(Option::as_ref);
-            let change = resource.diff(state, &self.inputs(resource.as_ref(), &outputs));
+            let change = resource.diff(state, &self.inputs(resource.as_ref(), &outputs, &changes));
             let mut known = resource.planned_outputs();
             if let (Some(state), false) = (state, change.action == Action::Replace) {
                 known.extend(state.outputs.clone());
@@ -104,15 +104,28 @@ impl Graph {
             .collect()
     }
 
+    /// Runs every planned change's [`Resource::check`] concurrently; all failures are reported
+    /// together, before anything is applied.
+    pub async fn check(&self, plan: &Plan) -> Result<(), PlanError> {
+        let planned: BTreeMap<&Address, &Change> = plan.resources.iter().map(|r| (&r.address, &r.change)).collect();
+        let checks = self.resources.iter().filter_map(|resource| {
+            let change = planned.get(&resource.address()).filter(|c| c.action != Action::NoOp)?;
+            Some(resource.check(change))
+        });
+        let errors: Vec<_> = futures::future::join_all(checks).await.into_iter().filter_map(Result::err).collect();
+        if errors.is_empty() { Ok(()) } else { Err(PlanError::Check(errors)) }
+    }
+
     /// Applies in order, re-diffing each resource with its dependencies' real outputs. Stops at the
     /// first failure and says what was applied and what was not.
     pub async fn apply(&self, observed: &ObservedAll) -> Result<ApplyReport, PlanError> {
         let mut outputs: BTreeMap<Address, Outputs> = BTreeMap::new();
         let mut applied = Vec::new();
+        let mut done: Vec<PlannedChange> = Vec::with_capacity(self.resources.len());
         for (index, resource) in self.resources.iter().enumerate() {
             let address = resource.address();
             let state = observed.get(&address).and_then(Option::as_ref);
-            let inputs = self.inputs(resource.as_ref(), &outputs);
+            let inputs = self.inputs(resource.as_ref(), &outputs, &done);
             let change = resource.diff(state, &inputs);
             let result = match change.action {
                 Action::NoOp => Ok(state.map(|s| s.outputs.clone()).unwrap_or_default()),
@@ -132,7 +145,8 @@ impl Graph {
             if change.action != Action::NoOp {
                 applied.push(address.clone());
             }
-            outputs.insert(address, known);
+            outputs.insert(address.clone(), known);
+            done.push(PlannedChange { address, change });
         }
         Ok(ApplyReport { applied, notes: self.notes() })
     }
@@ -184,9 +198,18 @@ impl Graph {
             .collect()
     }
 
-    fn inputs(&self, resource: &dyn Resource, outputs: &BTreeMap<Address, Outputs>) -> Inputs {
+    /// What a resource knows of its dependencies: their outputs, and what this run does to them.
+    fn inputs(
+        &self,
+        resource: &dyn Resource,
+        outputs: &BTreeMap<Address, Outputs>,
+        changes: &[PlannedChange],
+    ) -> Inputs {
         let mut inputs = Inputs::default();
         for dep in resource.depends_on() {
+            if let Some(change) = changes.iter().find(|c| c.address == dep) {
+                inputs.insert_change(dep.clone(), change.change.clone());
+            }
             if let Some(values) = outputs.get(&dep) {
                 inputs.insert(dep, values.clone());
             }
@@ -360,5 +383,80 @@ mod tests {
         assert!(cycle.to_string().contains("dependency cycle among fake.a, fake.b"), "{cycle}");
         let unknown = Graph::new(vec![fake("a", &["zzz"])]).err().unwrap();
         assert!(unknown.to_string().contains("fake.a depends on unknown fake.zzz"), "{unknown}");
+    }
+
+    /// Records what its dependency's change was when diffed, and fails its check when told to.
+    struct Watcher {
+        seen: Arc<Mutex<Vec<Option<Action>>>>,
+        refuse: bool,
+    }
+
+    impl Resource for Watcher {
+        fn address(&self) -> Address {
+            Address::new("fake", "watcher")
+        }
+        fn depends_on(&self) -> Vec<Address> {
+            vec![Address::new("fake", "a")]
+        }
+        fn read(&self) -> BoxFuture<'_, Result<Option<Observed>, ResourceError>> {
+            Box::pin(async { Ok(None) })
+        }
+        fn desired(&self, _: &Inputs) -> Fields {
+            [("v".to_string(), "1".to_string())].into()
+        }
+        fn diff(&self, observed: Option<&Observed>, inputs: &Inputs) -> Change {
+            self.seen.lock().unwrap().push(inputs.change(&Address::new("fake", "a")).map(|c| c.action));
+            crate::plan::diff_fields(&self.desired(inputs), observed, &[])
+        }
+        fn check<'a>(&'a self, _: &'a Change) -> BoxFuture<'a, Result<(), ResourceError>> {
+            let refuse = self.refuse;
+            Box::pin(async move {
+                if !refuse {
+                    return Ok(());
+                }
+                Err(ResourceError {
+                    address: self.address(),
+                    op: "compile".into(),
+                    message: "does not compile".into(),
+                    kind: crate::plan::ErrorKind::Other,
+                })
+            })
+        }
+        fn apply<'a>(
+            &'a self,
+            _: &'a Change,
+            _: Option<&'a Observed>,
+            _: &'a Inputs,
+        ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
+            Box::pin(async { Ok(Outputs::new()) })
+        }
+        fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dependant_sees_its_dependencys_change_and_checks_fail_the_plan_before_apply() {
+        let (store, log): (Arc<Mutex<BTreeMap<String, Fields>>>, Arc<Mutex<Vec<String>>>) = Default::default();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let build = |refuse| {
+            let a = Fake { name: "a", deps: vec![], value: "A", store: store.clone(), log: log.clone() };
+            let resources: Vec<Box<dyn Resource>> = vec![Box::new(a), Box::new(Watcher { seen: seen.clone(), refuse })];
+            Graph::new(resources).unwrap()
+        };
+        let g = build(false);
+        let observed = g.read_all().await.unwrap();
+        let plan = g.plan(&observed);
+        g.check(&plan).await.unwrap();
+        g.apply(&observed).await.unwrap();
+        assert_eq!(*seen.lock().unwrap(), [Some(Action::Create), Some(Action::Create)], "in plan and in apply");
+        seen.lock().unwrap().clear();
+        let g = build(true);
+        let observed = g.read_all().await.unwrap();
+        let plan = g.plan(&observed);
+        assert_eq!(*seen.lock().unwrap(), [None], "a converged dependency is no change");
+        let err = g.check(&plan).await.unwrap_err().to_string();
+        assert!(err.starts_with("the plan cannot be applied (nothing was changed)"), "{err}");
+        assert!(err.contains("fake.watcher: compile failed: does not compile"), "{err}");
     }
 }

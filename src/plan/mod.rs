@@ -45,16 +45,28 @@ impl fmt::Display for Address {
     }
 }
 
-/// The outputs of a resource's dependencies, as far as they are known.
+/// The outputs of a resource's dependencies, as far as they are known, and what this run does to
+/// them (a pipe must be recreated when its stage's URL changes).
 #[derive(Debug, Clone, Default)]
 pub struct Inputs {
     by_address: BTreeMap<Address, Outputs>,
+    changes: BTreeMap<Address, Change>,
 }
 
 impl Inputs {
     /// Records the outputs of one dependency.
     pub fn insert(&mut self, address: Address, outputs: Outputs) {
         self.by_address.insert(address, outputs);
+    }
+
+    /// Records what this run does to one dependency.
+    pub fn insert_change(&mut self, address: Address, change: Change) {
+        self.changes.insert(address, change);
+    }
+
+    /// What this run does to a dependency (None: nothing, or not a dependency).
+    pub fn change(&self, address: &Address) -> Option<&Change> {
+        self.changes.get(address).filter(|c| c.action != Action::NoOp)
     }
 
     /// One output, if it is known yet.
@@ -195,15 +207,22 @@ pub trait Resource: Send + Sync {
         &[]
     }
 
-    /// The diff against what was read.
     /// True when `apply` performs a Replace itself (e.g. `CREATE OR REPLACE`), instead of the
     /// engine deleting first and creating after.
     fn replaces_in_place(&self) -> bool {
         false
     }
 
+    /// The diff against what was read.
     fn diff(&self, observed: Option<&Observed>, inputs: &Inputs) -> Change {
         diff_fields(&self.desired(inputs), observed, self.replace_on())
+    }
+
+    /// Proves, without changing anything, that a planned change can be applied (a model's SQL
+    /// compiles), so `plan` fails before `deploy` would fail half-way. Most resources have nothing
+    /// to prove.
+    fn check<'a>(&'a self, _change: &'a Change) -> BoxFuture<'a, Result<(), ResourceError>> {
+        Box::pin(async { Ok(()) })
     }
 
     /// Makes the change (create, or update of exactly the changed fields); returns the outputs.
@@ -290,6 +309,9 @@ pub enum PlanError {
     /// Reading the current state failed; nothing was changed.
     #[error("reading the current state failed (nothing was changed):\n{}", list(.0))]
     Read(Vec<ResourceError>),
+    /// A planned change cannot be applied as it stands; nothing was changed.
+    #[error("the plan cannot be applied (nothing was changed):\n{}", list(.0))]
+    Check(Vec<ResourceError>),
     /// Applying stopped part way; says what was done and how to resume.
     #[error(
         "{failed}\n  applied before the failure: {applied}\n  stopped at: {stopped} (it may be partly applied)\n  \
@@ -305,7 +327,7 @@ impl PlanError {
     pub fn is_connect(&self) -> bool {
         match self {
             PlanError::Graph(_) => false,
-            PlanError::Read(errors) => errors.iter().any(|e| e.kind == ErrorKind::Connect),
+            PlanError::Read(errors) | PlanError::Check(errors) => errors.iter().any(|e| e.kind == ErrorKind::Connect),
             PlanError::Apply { failed, .. } => failed.kind == ErrorKind::Connect,
         }
     }

@@ -37,6 +37,14 @@ impl SnowflakeError {
         }
     }
 
+    /// Snowflake's own message, without the statement it refused.
+    pub fn message(&self) -> String {
+        match self {
+            SnowflakeError::Query { message, .. } => message.clone(),
+            SnowflakeError::Connect { .. } => self.to_string(),
+        }
+    }
+
     /// The session or network failed rather than the statement (exit code 3).
     pub fn is_connect(&self) -> bool {
         matches!(self, SnowflakeError::Connect { .. } | SnowflakeError::Query { connect: true, .. })
@@ -122,10 +130,14 @@ impl Client {
     }
 }
 
-/// A read-only statement: what `plan` and `doctor` limit themselves to.
+/// System functions that change state although they are called with SELECT.
+const WRITING_FUNCTIONS: &[&str] = &["SYSTEM$PIPE_FORCE_RESUME"];
+
+/// A read-only statement: what `plan` and `doctor` limit themselves to. EXPLAIN only compiles.
 pub fn is_read(sql: &str) -> bool {
     let first = sql.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
-    matches!(first.as_str(), "SHOW" | "DESC" | "DESCRIBE" | "SELECT" | "LIST" | "LS" | "WITH")
+    let writes = WRITING_FUNCTIONS.iter().any(|f| sql.to_ascii_uppercase().contains(f));
+    !writes && matches!(first.as_str(), "SHOW" | "DESC" | "DESCRIBE" | "SELECT" | "LIST" | "LS" | "WITH" | "EXPLAIN")
 }
 
 /// The statement's first words, for messages (never its literals).
@@ -190,8 +202,13 @@ fn auth_config(conn: &Connection) -> Result<AuthConfig, Failure> {
     }
 }
 
+/// The session time zone of everything flixops runs: timestamps it reads or writes never shift
+/// with an account's or user's default zone (TIMEZONE, a session parameter:
+/// https://docs.snowflake.com/en/sql-reference/parameters#timezone).
+pub const SESSION_TIMEZONE: &str = "UTC";
+
 fn client_config(conn: &Connection, auth: AuthConfig) -> Result<ClientConfig, Failure> {
-    let mut session = SessionConfig::new();
+    let mut session = SessionConfig::new().with_session_parameter("TIMEZONE", SESSION_TIMEZONE.into());
     if let Some(role) = &conn.role {
         session = session.with_role(role);
     }
@@ -216,10 +233,18 @@ mod tests {
 
     #[test]
     fn reads_are_told_from_writes() {
-        for read in ["SHOW PIPES LIKE 'X'", "desc storage integration \"X\"", "SELECT 1", "  LIST @s"] {
+        for read in
+            ["SHOW PIPES LIKE 'X'", "desc storage integration \"X\"", "SELECT 1", "  LIST @s", "EXPLAIN SELECT 1"]
+        {
             assert!(is_read(read), "{read}");
         }
-        for write in ["CREATE TABLE x (a INT)", "ALTER PIPE p REFRESH", "MERGE INTO t", "DROP STAGE s"] {
+        for write in [
+            "CREATE TABLE x (a INT)",
+            "ALTER PIPE p REFRESH",
+            "MERGE INTO t",
+            "DROP STAGE s",
+            "SELECT SYSTEM$PIPE_FORCE_RESUME('D.S.P', 'staleness_check_override')",
+        ] {
             assert!(!is_read(write), "{write}");
         }
     }

@@ -59,6 +59,13 @@ impl Qualified {
     pub fn schema_path(&self) -> String {
         format!("{}.{}", self.database, self.schema)
     }
+
+    /// `DB.SCHEMA.NAME`, as a string argument names an object in the docs
+    /// (`SYSTEM$PIPE_STATUS('<db>.<schema>.<pipe_name>')`, `FORMAT_NAME = 'file_format_name'`,
+    /// `TABLE_NAME => '<string>'`): every part resolves unquoted to itself, so no inner quotes.
+    pub fn plain(&self) -> String {
+        format!("{}.{}.{}", self.database.name(), self.schema.name(), self.name.name())
+    }
 }
 
 impl fmt::Display for Qualified {
@@ -88,6 +95,14 @@ mod tests {
         for bad in ["", "1abc", "a-b", "a\"b", "a b", "x;drop"] {
             assert!(Ident::new(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_string_argument_names_the_object_without_inner_quotes() {
+        let part = |n: &str| Ident::new(n).unwrap();
+        let pipe = Qualified::new(&part("acme"), &part("raw"), &part("tweets_pipe"));
+        assert_eq!(literal(&pipe.plain()), "'ACME.RAW.TWEETS_PIPE'");
+        assert_eq!(pipe.to_string(), "\"ACME\".\"RAW\".\"TWEETS_PIPE\"");
     }
 
     #[test]

@@ -31,13 +31,50 @@ impl StorageIntegration {
         Address::new("snowflake_storage_integration", "lake")
     }
 
-    fn settings(&self) -> [(&'static str, String); 4] {
-        [
-            ("ENABLED", "TRUE".to_string()),
-            ("STORAGE_AWS_ROLE_ARN", literal(&self.role_arn)),
-            ("STORAGE_ALLOWED_LOCATIONS", format!("({})", literal(&self.location))),
-            ("STORAGE_AWS_EXTERNAL_ID", literal(&self.external_id)),
-        ]
+    /// The AWS part of the grammar (`cloudProviderParams`): the role ARN, then the external ID
+    /// with it. ALTER takes them only together, the ID as an option of the ARN
+    /// (https://docs.snowflake.com/en/sql-reference/sql/alter-storage-integration).
+    fn aws_params(&self) -> String {
+        format!(
+            "STORAGE_AWS_ROLE_ARN = {} STORAGE_AWS_EXTERNAL_ID = {}",
+            literal(&self.role_arn),
+            literal(&self.external_id)
+        )
+    }
+
+    fn enabled(&self) -> &'static str {
+        "ENABLED = TRUE"
+    }
+
+    fn locations(&self) -> String {
+        format!("STORAGE_ALLOWED_LOCATIONS = ({})", literal(&self.location))
+    }
+
+    /// `CREATE … IF NOT EXISTS` in the documented order
+    /// (https://docs.snowflake.com/en/sql-reference/sql/create-storage-integration).
+    fn create_statement(&self) -> String {
+        format!(
+            "CREATE STORAGE INTEGRATION IF NOT EXISTS {} TYPE = EXTERNAL_STAGE STORAGE_PROVIDER = 'S3' {} {} {}",
+            self.name,
+            self.aws_params(),
+            self.enabled(),
+            self.locations()
+        )
+    }
+
+    /// `ALTER … SET` of what drifted; a changed role ARN or external ID sends both.
+    fn alter_statement(&self, change: &Change) -> String {
+        let mut set = Vec::new();
+        if change.touches("storage_aws_role_arn") || change.touches("storage_aws_external_id") {
+            set.push(self.aws_params());
+        }
+        if change.touches("enabled") {
+            set.push(self.enabled().to_string());
+        }
+        if change.touches("storage_allowed_locations") {
+            set.push(self.locations());
+        }
+        format!("ALTER STORAGE INTEGRATION {} SET {}", self.name, set.join(" "))
     }
 
     async fn describe(&self) -> Result<Option<Observed>, ResourceError> {
@@ -95,22 +132,9 @@ impl Resource for StorageIntegration {
         _: &'a Inputs,
     ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
         Box::pin(async move {
-            let settings = self.settings();
             let sql = match observed {
-                None => {
-                    let set: Vec<String> = settings.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-                    format!(
-                        "CREATE STORAGE INTEGRATION IF NOT EXISTS {} TYPE = EXTERNAL_STAGE STORAGE_PROVIDER = 'S3' {}",
-                        self.name,
-                        set.join(" ")
-                    )
-                }
-                Some(_) => {
-                    let changed = |key: &str| change.touches(&key.to_ascii_lowercase());
-                    let set: Vec<String> =
-                        settings.iter().filter(|(k, _)| changed(k)).map(|(k, v)| format!("{k} = {v}")).collect();
-                    format!("ALTER STORAGE INTEGRATION {} SET {}", self.name, set.join(" "))
-                }
+                None => self.create_statement(),
+                Some(_) => self.alter_statement(change),
             };
             run(&self.client, &sql, Self::address(), "apply").await?;
             let now = self.describe().await?.unwrap_or_default();
@@ -178,12 +202,15 @@ impl Resource for Stage {
         _: &'a Inputs,
     ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
         Box::pin(async move {
+            // For S3 the grammar's externalStageParams start with URL, so ALTER always sends it; the
+            // same URL again leaves the stage's pipes running
+            // (https://docs.snowflake.com/en/sql-reference/sql/alter-stage).
             let settings = format!("URL = {} STORAGE_INTEGRATION = {}", literal(&self.url), self.integration);
             let sql = match observed {
                 None => format!(
                     "CREATE STAGE IF NOT EXISTS {} {settings} FILE_FORMAT = (FORMAT_NAME = {})",
                     self.name,
-                    literal(&self.format.to_string())
+                    literal(&self.format.plain())
                 ),
                 Some(_) => format!("ALTER STAGE {} SET {settings}", self.name),
             };

@@ -1,9 +1,11 @@
 //! The Snowflake side of the cloud target: the client (snowflake-connector-rs), identifier
-//! quoting, and the resources — database, schemas, file format, storage integration, stage, raw
-//! table, pipe — that the plan engine reads, diffs and applies like the AWS ones.
+//! quoting, the resources — database, schemas, file format, storage integration, stage, raw
+//! table, pipe — that the plan engine reads, diffs and applies like the AWS ones, and the grants
+//! the deploying role needs.
 
 pub mod client;
 pub mod connection;
+pub mod grants;
 pub mod ident;
 pub mod integration;
 pub mod objects;

@@ -121,7 +121,10 @@ impl Resource for Schema {
     }
 }
 
-/// The parquet file format the stage and the pipe read with.
+/// The parquet file format the stage and the pipe read with. `USE_LOGICAL_TYPE = TRUE` makes a
+/// UTC-adjusted parquet timestamp load as the instant it is (TIMESTAMP_LTZ), not as a wall-clock
+/// time a later cast reads in the session's zone
+/// (https://docs.snowflake.com/en/sql-reference/sql/create-file-format, type options for PARQUET).
 pub struct FileFormat {
     /// Session.
     pub client: Client,
@@ -134,6 +137,22 @@ impl FileFormat {
     pub fn address() -> Address {
         Address::new("snowflake_file_format", "parquet")
     }
+
+    /// Every type option flixops sets, as `CREATE` and `ALTER … SET` take them.
+    fn options(&self) -> &'static str {
+        "USE_LOGICAL_TYPE = TRUE"
+    }
+}
+
+/// `USE_LOGICAL_TYPE` of a `SHOW FILE FORMATS` row (its `format_options` JSON); absent is false.
+fn use_logical_type(row: &Row) -> String {
+    let options: serde_json::Value = serde_json::from_str(&text(row, "format_options")).unwrap_or_default();
+    let value = match &options["USE_LOGICAL_TYPE"] {
+        serde_json::Value::Bool(b) => *b,
+        serde_json::Value::String(s) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    };
+    value.to_string()
 }
 
 impl Resource for FileFormat {
@@ -149,12 +168,24 @@ impl Resource for FileFormat {
         Box::pin(async move {
             let sql = format!("SHOW FILE FORMATS LIKE {} IN SCHEMA {}", like(&self.name.name), self.name.schema_path());
             let row = show_one(&self.client, &sql, &self.name.name).await.map_err(res_err(Self::address(), "read"))?;
-            Ok(row.map(|r| Observed { fields: field_map([("type", text(&r, "type"))]), outputs: Outputs::new() }))
+            Ok(row.map(|r| Observed {
+                fields: field_map([("type", text(&r, "type")), ("use_logical_type", use_logical_type(&r))]),
+                outputs: Outputs::new(),
+            }))
         })
     }
 
     fn desired(&self, _inputs: &Inputs) -> Fields {
-        field_map([("type", "PARQUET".to_string())])
+        field_map([("type", "PARQUET".to_string()), ("use_logical_type", "true".to_string())])
+    }
+
+    /// The type of a file format cannot be altered; its options can.
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["type"]
+    }
+
+    fn replaces_in_place(&self) -> bool {
+        true
     }
 
     fn apply<'a>(
@@ -164,14 +195,18 @@ impl Resource for FileFormat {
         _: &'a Inputs,
     ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
         Box::pin(async move {
-            // The type of a file format cannot be altered; the stage and pipe refer to it by name.
-            let create = if change.action == crate::plan::Action::Create {
-                "CREATE FILE FORMAT IF NOT EXISTS"
-            } else {
-                "CREATE OR REPLACE FILE FORMAT"
+            // The stage and the pipe refer to it by name; the pipe is recreated after a replace.
+            let sql = match change.action {
+                crate::plan::Action::Create => {
+                    format!("CREATE FILE FORMAT IF NOT EXISTS {} TYPE = PARQUET {}", self.name, self.options())
+                }
+                crate::plan::Action::Replace => {
+                    format!("CREATE OR REPLACE FILE FORMAT {} TYPE = PARQUET {}", self.name, self.options())
+                }
+                // https://docs.snowflake.com/en/sql-reference/sql/alter-file-format
+                _ => format!("ALTER FILE FORMAT {} SET {}", self.name, self.options()),
             };
-            let sql = format!("{create} {} TYPE = PARQUET", self.name);
-            run(&self.client, &sql, Self::address(), "create").await?;
+            run(&self.client, &sql, Self::address(), "apply").await?;
             Ok(Outputs::new())
         })
     }

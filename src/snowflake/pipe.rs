@@ -1,15 +1,46 @@
 //! The Snowpipe that loads every new parquet file of the stage into the raw table. A pipe's COPY
-//! cannot be altered, so a changed COPY recreates it — paused first, then refreshed with the files
-//! that arrived meanwhile, then resumed — and nothing else ever does. Its notification channel (an
-//! SQS queue of Snowflake's) is the output the bucket notification needs.
+//! cannot be altered, so a changed COPY recreates it, and so does a change that stops it (a new
+//! stage URL, a recreated stage or file format); the recreation follows Snowflake's "recreate a
+//! pipe safely": pause, wait until the files queued before the pause have loaded, replace, refresh
+//! with the files that arrived meanwhile, resume
+//! (https://docs.snowflake.com/en/user-guide/data-load-snowpipe-manage#label-snowpipe-manage-recreate-steps).
+//! Its execution state (SYSTEM$PIPE_STATUS) maps to the repair Snowflake documents for it. Its
+//! notification channel (an SQS queue of Snowflake's) is the output the bucket notification needs.
 
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
+use super::client::SnowflakeError;
 use super::ident::{Qualified, like, literal};
 use super::integration::Stage;
-use super::objects::Table;
+use super::objects::{FileFormat, Table};
 use super::{Client, res_err, run, show_one, text};
-use crate::plan::{Action, Address, Change, Fields, Inputs, Observed, Outputs, Resource, ResourceError, field_map};
+use crate::plan::{
+    Action, Address, Change, FieldChange, Fields, Inputs, Observed, Outputs, Resource, ResourceError, diff_fields,
+    field_map,
+};
+
+/// A paused auto-ingest pipe keeps its queued notifications this long; paused longer it is stale
+/// and only `SYSTEM$PIPE_FORCE_RESUME(…, 'staleness_check_override')` resumes it
+/// (https://docs.snowflake.com/en/sql-reference/functions/system_pipe_force_resume).
+pub const STALE_AFTER_DAYS: i64 = 14;
+
+/// How long a replace waits for the files queued before the pause, and how often it looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drain {
+    /// Give up (and leave the pipe running unchanged) after this long.
+    pub timeout: Duration,
+    /// Time between two SYSTEM$PIPE_STATUS reads.
+    pub interval: Duration,
+}
+
+impl Default for Drain {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(300), interval: Duration::from_secs(5) }
+    }
+}
 
 /// `CREATE PIPE … AUTO_INGEST = TRUE AS COPY INTO raw FROM @stage`.
 pub struct Pipe {
@@ -27,6 +58,159 @@ pub struct Pipe {
     pub trust_from: Address,
     /// How long a refresh waits for IAM to propagate a trust this deploy just changed.
     pub propagation: crate::aws::Propagation,
+    /// The bounded wait of a replace.
+    pub drain: Drain,
+}
+
+/// The parts of SYSTEM$PIPE_STATUS flixops acts on
+/// (https://docs.snowflake.com/en/sql-reference/functions/system_pipe_status).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PipeStatus {
+    /// `executionState` (`UNKNOWN` when absent).
+    pub state: String,
+    /// `pendingFileCount`: files queued for loading.
+    pub pending: u64,
+    /// `oldestFileTimestamp`: when the oldest queued file was queued.
+    pub oldest_file: Option<DateTime<Utc>>,
+    /// `lastIngestedTimestamp`: the last file loaded.
+    pub last_ingested: Option<DateTime<Utc>>,
+    /// `lastForwardedMessageTimestamp`: the last notification for this pipe's path.
+    pub last_forwarded: Option<DateTime<Utc>>,
+    /// `error`: why the pipe last failed to compile or run.
+    pub error: Option<String>,
+}
+
+impl PipeStatus {
+    /// Reads the JSON the function returns; missing fields stay empty.
+    pub fn parse(json: &serde_json::Value) -> Self {
+        let time = |key: &str| timestamp(&json[key]);
+        Self {
+            state: json["executionState"].as_str().unwrap_or("UNKNOWN").to_string(),
+            pending: json["pendingFileCount"].as_u64().unwrap_or(0),
+            oldest_file: time("oldestFileTimestamp"),
+            last_ingested: time("lastIngestedTimestamp"),
+            last_forwarded: time("lastForwardedMessageTimestamp"),
+            error: json["error"].as_str().filter(|e| !e.is_empty()).map(str::to_string),
+        }
+    }
+}
+
+/// A status timestamp: RFC 3339 text, or milliseconds since the epoch.
+fn timestamp(value: &serde_json::Value) -> Option<DateTime<Utc>> {
+    match value {
+        serde_json::Value::String(s) => DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc)),
+        serde_json::Value::Number(n) => n.as_i64().and_then(DateTime::from_timestamp_millis),
+        _ => None,
+    }
+}
+
+/// Reads SYSTEM$PIPE_STATUS of `pipe`.
+pub async fn status(client: &Client, pipe: &Qualified) -> Result<PipeStatus, SnowflakeError> {
+    let sql = format!("SELECT SYSTEM$PIPE_STATUS({}) AS STATUS", literal(&pipe.plain()));
+    let rows = client.query(&sql).await?;
+    let text = rows.first().and_then(|r| r.values().next()).and_then(|v| v.as_str()).unwrap_or("{}");
+    Ok(PipeStatus::parse(&serde_json::from_str(text).unwrap_or_default()))
+}
+
+/// What `deploy` does about a pipe's execution state, after Snowflake's table of pipe execution
+/// states (https://docs.snowflake.com/en/user-guide/data-load-snowpipe-ts#label-snowpipe-ts-execution-states).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Repair {
+    /// Loading (RUNNING, or FAILING_OVER, which loads): nothing to do.
+    None,
+    /// PAUSED and loading until lately: `ALTER PIPE … SET PIPE_EXECUTION_PAUSED = FALSE`.
+    Resume,
+    /// PAUSED and nothing loaded for over 14 days (or ever), so possibly stale, which a plain resume
+    /// does not resume: `SYSTEM$PIPE_FORCE_RESUME(…, 'staleness_check_override')`.
+    ForceResume {
+        /// Days since the last load, if it ever loaded.
+        idle_days: Option<i64>,
+    },
+    /// Stopped by a change to what it uses (stage URL, stage, file format, notification
+    /// integration, table, a clone): recreated the safe way.
+    Replace,
+    /// Not deploy's to change: an error to fix first, Snowflake Support, a read-only replica.
+    Leave,
+}
+
+/// The repair for `state`; `last_ingested` and `now` tell a stale pause from a recent one.
+pub fn repair(state: &str, last_ingested: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Repair {
+    match state {
+        "RUNNING" | "FAILING_OVER" => Repair::None,
+        "PAUSED" => {
+            let idle_days = last_ingested.map(|t| (now - t).num_days());
+            if idle_days.is_some_and(|d| d < STALE_AFTER_DAYS) {
+                Repair::Resume
+            } else {
+                Repair::ForceResume { idle_days }
+            }
+        }
+        "STOPPED_STAGE_ALTERED"
+        | "STOPPED_STAGE_DROPPED"
+        | "STOPPED_FILE_FORMAT_DROPPED"
+        | "STOPPED_NOTIFICATION_INTEGRATION_DROPPED"
+        | "STOPPED_MISSING_TABLE"
+        | "STOPPED_CLONED" => Repair::Replace,
+        _ => Repair::Leave,
+    }
+}
+
+impl Repair {
+    /// Why, for the plan: which state, and which statement repairs it.
+    pub fn reason(&self, state: &str) -> Option<String> {
+        match self {
+            Repair::None | Repair::Leave => None,
+            Repair::Resume => Some(format!("{state}: resumed with ALTER PIPE … SET PIPE_EXECUTION_PAUSED = FALSE")),
+            Repair::ForceResume { idle_days } => {
+                let idle =
+                    idle_days.map_or("no file loaded yet".to_string(), |d| format!("last file loaded {d} days ago"));
+                Some(format!(
+                    "{state}, {idle}: paused pipes go stale after {STALE_AFTER_DAYS} days, so it is resumed with \
+                     SYSTEM$PIPE_FORCE_RESUME(…, 'staleness_check_override')"
+                ))
+            }
+            Repair::Replace => Some(format!("{state}: Snowflake stopped the pipe; it must be recreated")),
+        }
+    }
+}
+
+/// What to do about `state` when `deploy` does not repair it (doctor's fix line).
+pub fn advice(state: &str) -> &'static str {
+    match (repair(state, None, Utc::now()), state) {
+        (Repair::Resume | Repair::ForceResume { .. }, _) => "flixops deploy (resumes a paused pipe)",
+        (Repair::Replace, _) => "flixops deploy (recreates the stopped pipe and refreshes it)",
+        (_, "STALLED_STAGE_PERMISSION_ERROR") => {
+            "flixops deploy (role trust and integration), then LIST the stage; the state clears once Snowflake reads it"
+        }
+        (_, s) if s.starts_with("STALLED_") && s != "STALLED_INTERNAL_ERROR" => {
+            "fix the error above (objects of the COPY, privileges of the pipe's owner); the state clears by itself"
+        }
+        (_, "READ_ONLY") => "the pipe is in a secondary database: it loads once that database is promoted",
+        _ => "contact Snowflake Support (Snowflake stopped the pipe)",
+    }
+}
+
+/// A state in which the pipe can still load its queue, so a replace pauses and drains it first;
+/// a stopped pipe skips both (the docs' "if the pipe already stopped, skip steps 1 and 2").
+fn can_load(state: &str) -> bool {
+    matches!(state, "RUNNING" | "PAUSED" | "FAILING_OVER")
+}
+
+/// True when no file queued before `paused_at` is still waiting.
+fn drained(status: &PipeStatus, paused_at: DateTime<Utc>) -> bool {
+    status.pending == 0 || status.oldest_file.is_some_and(|t| t > paused_at)
+}
+
+/// Where the refresh after a replace starts: the pause, five minutes early for clock skew between
+/// this machine and Snowflake (a file loaded twice is de-duplicated downstream, a skipped one is
+/// lost).
+fn refresh_since(paused_at: DateTime<Utc>) -> DateTime<Utc> {
+    paused_at - chrono::Duration::minutes(5)
+}
+
+/// `MODIFIED_AFTER`'s form in the docs: ISO 8601 with an explicit `+00:00` offset.
+fn modified_after(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
 }
 
 impl Pipe {
@@ -43,7 +227,7 @@ impl Pipe {
              @{stage}) FILE_FORMAT = (FORMAT_NAME = {format})",
             table = self.table,
             stage = self.stage,
-            format = literal(&self.format.to_string()),
+            format = literal(&self.format.plain()),
         )
     }
 
@@ -51,30 +235,85 @@ impl Pipe {
         format!("{verb} {} AUTO_INGEST = TRUE AS {}", self.name, self.copy_statement())
     }
 
-    async fn execution_state(&self) -> Result<String, ResourceError> {
-        let sql = format!("SELECT SYSTEM$PIPE_STATUS({}) AS STATUS", literal(&self.name.to_string()));
-        let rows = self.client.query(&sql).await.map_err(res_err(Self::address(), "read status"))?;
-        let status = rows.first().and_then(|r| r.values().next()).and_then(|v| v.as_str()).unwrap_or("{}");
-        let status: serde_json::Value = serde_json::from_str(status).unwrap_or_default();
-        Ok(status.get("executionState").and_then(|s| s.as_str()).unwrap_or("UNKNOWN").to_string())
+    fn paused(&self, paused: bool) -> String {
+        format!("ALTER PIPE {} SET PIPE_EXECUTION_PAUSED = {}", self.name, if paused { "TRUE" } else { "FALSE" })
     }
 
     async fn run(&self, sql: &str, op: &'static str) -> Result<(), ResourceError> {
         run(&self.client, sql, Self::address(), op).await
     }
 
-    /// Pause, replace, load what arrived while paused, resume: no file is skipped, and the files
-    /// loaded before stay loaded once (the raw table's staging model de-duplicates the rest).
+    async fn status(&self) -> Result<PipeStatus, ResourceError> {
+        status(&self.client, &self.name).await.map_err(res_err(Self::address(), "read status"))
+    }
+
+    /// Resumes a paused pipe, forcing it when it may be stale.
+    async fn resume(&self, repair: &Repair) -> Result<(), ResourceError> {
+        match repair {
+            Repair::ForceResume { .. } => {
+                let sql = format!(
+                    "SELECT SYSTEM$PIPE_FORCE_RESUME({}, 'staleness_check_override')",
+                    literal(&self.name.plain())
+                );
+                self.run(&sql, "force resume").await
+            }
+            _ => self.run(&self.paused(false), "resume").await,
+        }
+    }
+
+    /// Steps 1 and 2 of the safe recreation: pause, and wait (bounded) until no file queued before
+    /// the pause is waiting. A queue that does not drain while paused is drained running, then the
+    /// pipe is paused again. Returns the time of the last pause.
+    async fn pause_drained(&self, before: &PipeStatus) -> Result<DateTime<Utc>, ResourceError> {
+        let deadline = tokio::time::Instant::now() + self.drain.timeout;
+        let resume = repair(&before.state, before.last_ingested, Utc::now());
+        loop {
+            self.run(&self.paused(true), "pause").await?;
+            let paused_at = Utc::now();
+            if drained(&self.status().await?, paused_at) {
+                return Ok(paused_at);
+            }
+            self.resume(&resume).await?;
+            loop {
+                tokio::time::sleep(self.drain.interval).await;
+                let now = self.status().await?;
+                if drained(&now, paused_at) {
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(self.still_queued(&now));
+                }
+            }
+        }
+    }
+
+    fn still_queued(&self, status: &PipeStatus) -> ResourceError {
+        ResourceError {
+            address: Self::address(),
+            op: "wait for queued files".into(),
+            message: format!(
+                "{} file(s) queued before the pause were still waiting after {} s (SYSTEM$PIPE_STATUS \
+                 pendingFileCount); recreating the pipe now would drop them, so {} was left running unchanged: run \
+                 `flixops deploy` again once loading has caught up",
+                status.pending,
+                self.drain.timeout.as_secs(),
+                self.name
+            ),
+            kind: crate::plan::ErrorKind::Other,
+        }
+    }
+
+    /// Recreates the pipe without losing a file: a loading pipe is paused and drained first, a
+    /// stopped one is not; the new pipe is paused, refreshed with what arrived since the pause, and
+    /// resumed. Files loaded before stay loaded once (the staging model de-duplicates the rest).
     async fn replace(&self) -> Result<(), ResourceError> {
-        // Five minutes early, for clock skew between this machine and Snowflake: a file loaded twice
-        // is de-duplicated downstream, a file skipped would be lost.
-        let since = chrono::Utc::now() - chrono::Duration::minutes(5);
-        let since = since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        self.run(&format!("ALTER PIPE {} SET PIPE_EXECUTION_PAUSED = TRUE", self.name), "pause").await?;
+        let before = self.status().await?;
+        let paused_at = if can_load(&before.state) { self.pause_drained(&before).await? } else { Utc::now() };
+        let since = modified_after(refresh_since(paused_at));
         self.run(&self.create_statement("CREATE OR REPLACE PIPE"), "replace").await?;
-        self.run(&format!("ALTER PIPE {} SET PIPE_EXECUTION_PAUSED = TRUE", self.name), "pause").await?;
+        self.run(&self.paused(true), "pause").await?;
         self.refresh(&since).await?;
-        self.run(&format!("ALTER PIPE {} SET PIPE_EXECUTION_PAUSED = FALSE", self.name), "resume").await
+        self.run(&self.paused(false), "resume").await
     }
 
     /// `REFRESH` reads the bucket through the role: the first use of a trust this deploy may have
@@ -90,13 +329,39 @@ impl Pipe {
         let sql = format!("SHOW PIPES LIKE {} IN SCHEMA {}", like(&self.name.name), self.name.schema_path());
         let row = show_one(&self.client, &sql, &self.name.name).await.map_err(res_err(Self::address(), "read"))?;
         let Some(row) = row else { return Ok(None) };
+        let status = self.status().await?;
         let fields = field_map([
             ("copy", normalize(&text(&row, "definition"))),
             ("auto_ingest", if text(&row, "notification_channel").is_empty() { "false" } else { "true" }.into()),
-            ("execution_state", self.execution_state().await?),
+            ("execution_state", status.state),
+            ("last_ingested", status.last_ingested.map(|t| t.to_rfc3339()).unwrap_or_default()),
         ]);
         let outputs = [("notification_channel".to_string(), text(&row, "notification_channel"))];
         Ok(Some(Observed { fields, outputs: outputs.into() }))
+    }
+
+    /// The repair of the observed execution state.
+    fn repair_of(observed: &Observed) -> (String, Repair) {
+        let state = observed.fields.get("execution_state").cloned().unwrap_or_default();
+        let last = observed.fields.get("last_ingested").and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+        let repair = repair(&state, last.map(|t| t.with_timezone(&Utc)), Utc::now());
+        (state, repair)
+    }
+
+    /// A change this run makes upstream that stops the pipe, so it must be recreated after it.
+    fn stopped_by(inputs: &Inputs) -> Option<String> {
+        let stage = inputs.change(&Stage::address());
+        let format = inputs.change(&FileFormat::address());
+        if stage.is_some_and(|c| matches!(c.action, Action::Create | Action::Replace)) {
+            return Some("the stage is recreated, which stops the pipe (STOPPED_STAGE_DROPPED)".into());
+        }
+        if stage.is_some_and(|c| c.touches("url")) {
+            return Some("the stage's URL changes, which stops the pipe (STOPPED_STAGE_ALTERED)".into());
+        }
+        if format.is_some_and(|c| matches!(c.action, Action::Create | Action::Replace)) {
+            return Some("the file format is recreated, which stops the pipe (STOPPED_FILE_FORMAT_DROPPED)".into());
+        }
+        None
     }
 }
 
@@ -118,7 +383,7 @@ impl Resource for Pipe {
     }
 
     fn depends_on(&self) -> Vec<Address> {
-        vec![Stage::address(), Table::address_of("tweets_raw"), self.trust_from.clone()]
+        vec![Stage::address(), FileFormat::address(), Table::address_of("tweets_raw"), self.trust_from.clone()]
     }
 
     fn read(&self) -> BoxFuture<'_, Result<Option<Observed>, ResourceError>> {
@@ -141,6 +406,36 @@ impl Resource for Pipe {
         true
     }
 
+    /// The COPY and AUTO_INGEST as any resource; the execution state by its documented repair; and
+    /// a recreation when an upstream change of this run stops the pipe.
+    fn diff(&self, observed: Option<&Observed>, inputs: &Inputs) -> Change {
+        let mut desired = self.desired(inputs);
+        let Some(observed) = observed else { return diff_fields(&desired, None, self.replace_on()) };
+        desired.remove("execution_state");
+        let mut change = diff_fields(&desired, Some(observed), self.replace_on());
+        if change.action == Action::Replace {
+            return change;
+        }
+        let (state, repair) = Self::repair_of(observed);
+        let state_change =
+            FieldChange { field: "execution_state".into(), before: Some(state.clone()), after: Some("RUNNING".into()) };
+        if let Some(why) = Self::stopped_by(inputs) {
+            change.fields.extend((state != "RUNNING").then_some(state_change));
+            return Change { action: Action::Replace, reason: Some(why), ..change };
+        }
+        match repair {
+            Repair::None | Repair::Leave => change,
+            Repair::Resume | Repair::ForceResume { .. } => {
+                change.fields.push(state_change);
+                Change { action: Action::Update, reason: repair.reason(&state), ..change }
+            }
+            Repair::Replace => {
+                change.fields.push(state_change);
+                Change { action: Action::Replace, reason: repair.reason(&state), ..change }
+            }
+        }
+    }
+
     fn apply<'a>(
         &'a self,
         change: &'a Change,
@@ -151,10 +446,7 @@ impl Resource for Pipe {
             match (observed, change.action) {
                 (None, _) => self.run(&self.create_statement("CREATE PIPE IF NOT EXISTS"), "create").await?,
                 (Some(_), Action::Replace) => self.replace().await?,
-                // Only the execution state differs: a pipe left paused (e.g. by an interrupted replace).
-                (Some(_), _) => {
-                    self.run(&format!("ALTER PIPE {} SET PIPE_EXECUTION_PAUSED = FALSE", self.name), "resume").await?
-                }
+                (Some(observed), _) => self.resume(&Self::repair_of(observed).1).await?,
             }
             Ok(self.observed().await?.map(|o| o.outputs).unwrap_or_default())
         })
@@ -162,5 +454,53 @@ impl Resource for Pipe {
 
     fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
         Box::pin(async move { self.run(&format!("DROP PIPE IF EXISTS {}", self.name), "delete").await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn each_documented_state_has_its_repair() {
+        let now = at("2024-03-30T12:00:00Z");
+        assert_eq!(repair("RUNNING", None, now), Repair::None);
+        assert_eq!(repair("FAILING_OVER", None, now), Repair::None);
+        assert_eq!(repair("PAUSED", Some(at("2024-03-29T12:00:00Z")), now), Repair::Resume);
+        assert_eq!(
+            repair("PAUSED", Some(at("2024-03-10T12:00:00Z")), now),
+            Repair::ForceResume { idle_days: Some(20) }
+        );
+        assert_eq!(repair("PAUSED", None, now), Repair::ForceResume { idle_days: None });
+        for stopped in
+            ["STOPPED_STAGE_ALTERED", "STOPPED_STAGE_DROPPED", "STOPPED_FILE_FORMAT_DROPPED", "STOPPED_CLONED"]
+        {
+            assert_eq!(repair(stopped, None, now), Repair::Replace, "{stopped}");
+        }
+        for left in
+            ["STALLED_COMPILATION_ERROR", "STALLED_STAGE_PERMISSION_ERROR", "STOPPED_BY_SNOWFLAKE_ADMIN", "READ_ONLY"]
+        {
+            assert_eq!(repair(left, None, now), Repair::Leave, "{left}");
+        }
+        let reason = repair("PAUSED", None, now).reason("PAUSED").unwrap();
+        assert!(reason.contains("SYSTEM$PIPE_FORCE_RESUME(…, 'staleness_check_override')"), "{reason}");
+    }
+
+    #[test]
+    fn the_status_json_is_read_as_the_docs_write_it() {
+        let status = PipeStatus::parse(&serde_json::json!({
+            "executionState": "PAUSED", "pendingFileCount": 3,
+            "oldestFileTimestamp": "2024-03-01T12:00:00.000Z", "lastIngestedTimestamp": 1709290800000i64,
+        }));
+        assert_eq!((status.state.as_str(), status.pending), ("PAUSED", 3));
+        assert_eq!(status.oldest_file, Some(at("2024-03-01T12:00:00Z")));
+        assert_eq!(status.last_ingested, Some(at("2024-03-01T11:00:00Z")));
+        assert!(!drained(&status, at("2024-03-01T12:30:00Z")), "a file queued before the pause still waits");
+        assert!(drained(&status, at("2024-03-01T11:30:00Z")), "only files queued after the pause wait");
+        assert_eq!(modified_after(at("2024-03-01T12:00:00.123Z")), "2024-03-01T12:00:00+00:00");
     }
 }

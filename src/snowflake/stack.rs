@@ -6,7 +6,7 @@ use super::Client;
 use super::ident::{BadIdent, Ident, Qualified};
 use super::integration::{Stage, StorageIntegration};
 use super::objects::{Database, FileFormat, LEDGER_COLUMNS, RAW_COLUMNS, Schema, Table};
-use super::pipe::Pipe;
+use super::pipe::{Drain, Pipe};
 use crate::aws::stack::{Names, Upstream};
 use crate::config::{AwsSnowflakeTarget, Config, EnvConfig};
 use crate::models::Rendered;
@@ -114,6 +114,7 @@ pub fn upstream(
         format: n.format.clone(),
         trust_from: crate::plan::Address::new("aws_iam_role", "snowflake"),
         propagation: crate::aws::Propagation::from_secs(target.iam_propagation_secs),
+        drain: Drain::default(),
     }));
     resources.extend(crate::models::snowflake::resources(client, &n, &target.target_lag, models)?);
     Ok(Upstream { integration: Some(StorageIntegration::address()), pipe: Some(Pipe::address()), resources })

@@ -237,8 +237,28 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for MotoAccount {
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         let headers = context.request_mut().headers_mut();
         headers.insert("x-moto-account-id", self.0.clone());
-        // In-process clients count as TLS to the bucket's TLS-only policy (tests/peers/moto_server.py).
-        headers.insert("x-forwarded-proto", "https");
+        OverTls.modify_before_signing(context, _components, _cfg)
+    }
+}
+
+/// Marks an in-process client's plain-HTTP requests as TLS-terminated (`X-Forwarded-Proto: https`),
+/// which tests/peers/moto_server.py honours: a bucket's TLS-only policy then treats them as the
+/// HTTPS requests the binary makes. (The test process cannot trust the throwaway CA otherwise.)
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls;
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for OverTls {
+    fn name(&self) -> &'static str {
+        "OverTls"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        context.request_mut().headers_mut().insert("x-forwarded-proto", "https");
         Ok(())
     }
 }
@@ -310,11 +330,13 @@ pub fn cloud_env(dir: &Path) -> Vec<(&'static str, String)> {
     env
 }
 
-/// A signed-in client on fakesnow (in-process tests).
+/// A signed-in client on fakesnow for a test's own statements (in-process tests), on warehouse
+/// TEST_WH: reading or writing a table needs one, as on Snowflake.
 pub async fn snowflake_client(dir: &Path) -> flixops::snowflake::Client {
     let home = snowflake_home(dir, "").display().to_string();
     let var = move |k: &str| (k == "SNOWFLAKE_HOME").then(|| home.clone());
-    let connection = flixops::snowflake::connection::resolve(None, &var).unwrap();
+    let mut connection = flixops::snowflake::connection::resolve(None, &var).unwrap();
+    connection.warehouse = Some("TEST_WH".into());
     flixops::snowflake::Client::connect(&connection).await.unwrap()
 }
 
@@ -352,4 +374,12 @@ pub fn hashtags(batches: &[arrow::array::RecordBatch]) -> Vec<Vec<String>> {
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// A client on fakesnow signed in the way flixops signs in for `target` (the test connection names
+/// no warehouse, so flixops's own fallback is exercised).
+pub async fn flixops_client(dir: &Path, target: &flixops::config::AwsSnowflakeTarget) -> flixops::snowflake::Client {
+    let home = snowflake_home(dir, "").display().to_string();
+    let var = move |k: &str| (k == "SNOWFLAKE_HOME").then(|| home.clone());
+    flixops::deploy::connect_snowflake_with(target, &var).await.unwrap()
 }

@@ -1,24 +1,35 @@
 """fakesnow's server on 127.0.0.1, adapted for the Rust connector (snowflake-connector-rs).
 
-fakesnow 0.12.1 runs Snowflake SQL on DuckDB. Three things stand between it and our client:
+fakesnow 0.12.1 runs Snowflake SQL on DuckDB. Between it and our client this launcher:
 
-1. It answers query results as Arrow (`rowsetBase64`); the Rust connector reads the JSON rowset
-   (`queryResultFormat: json`: every cell a string in Snowflake's wire form). The result is taken
-   before fakesnow encodes it and written as that JSON instead.
-2. It does not know the account-level objects flixops deploys: storage integrations, external
-   stages with an integration, pipes, `SYSTEM$PIPE_STATUS`, `SYSTEM$VALIDATE_STORAGE_INTEGRATION`,
-   `LIST @stage`, `COPY_HISTORY` (of loads a test records: no pipe loads anything here), and
-   `DYNAMIC_TABLES()` (the dynamic tables created through here, plus refreshes a test records).
-   Those statements are answered here from a small in-memory catalog that behaves like Snowflake's
-   (IF NOT EXISTS, ALTER … SET, SHOW/DESC columns, "does not exist" error 002003), so a deploy can
-   run end to end. Their exact SQL text is checked separately by golden files parsed with sqlglot.
-3. Its one DuckDB connection per session is not safe for concurrent statements; requests are served
-   one at a time.
-4. It cannot parse DROP FILE FORMAT, DROP DATABASE or DROP DYNAMIC TABLE: the first is applied to
-   fakesnow's own file-format catalog here, the database is detached from DuckDB, a dynamic table
-   is dropped as the table fakesnow created.
-5. It resolves its helper macros in the session's current database; a session that has none (ours
-   always qualify names) is pointed at the database its statement names.
+1. Answers query results as the JSON rowset the Rust connector reads (`queryResultFormat: json`:
+   every cell a string in Snowflake's wire form) instead of fakesnow's Arrow; the result is taken
+   before fakesnow encodes it.
+2. Answers the account-level objects flixops deploys, which fakesnow does not have, from a small
+   in-memory catalog that behaves as Snowflake's documentation says (IF NOT EXISTS, ALTER … SET,
+   SHOW/DESC columns, "does not exist" error 002003): storage integrations, external stages,
+   pipes with their execution states, `SYSTEM$PIPE_STATUS`, `SYSTEM$PIPE_FORCE_RESUME`,
+   `SYSTEM$VALIDATE_STORAGE_INTEGRATION`, `LIST @stage`, `COPY_HISTORY`, `DYNAMIC_TABLES()`,
+   `ALTER FILE FORMAT`, `EXPLAIN`, roles and grants (`GRANT`, `REVOKE`, `SHOW GRANTS TO ROLE`,
+   `CURRENT_ROLE()`; a role owns what it creates), and the session's warehouse and parameters.
+   The exact SQL text of these statements is checked separately by golden files parsed with
+   sqlglot. What only a running Snowflake produces (loads, refreshes, a pipe's queue) a test
+   records with emulator-only `CALL FAKESNOW_…` statements, documented where they are answered.
+3. Serves one request at a time: fakesnow's one DuckDB connection per session is not safe for
+   concurrent statements.
+4. Applies what fakesnow cannot parse: DROP FILE FORMAT (to fakesnow's own file-format catalog),
+   DROP DATABASE (the database is detached from DuckDB), DROP DYNAMIC TABLE (the table fakesnow
+   created).
+5. Lets a session without a current database use fakesnow's helper macros, which fakesnow
+   resolves in the session's database (Snowflake needs none for fully qualified names): such a
+   session is pointed at the database its statement names, and the macros are also installed in
+   DuckDB's default catalog for statements that name none (EXPLAIN of a model before its
+   database exists).
+
+Sessions: the login's `roleName` (else FLIXOPS, the emulated user's default role), `warehouse`
+and SESSION_PARAMETERS are kept per session token. As on Snowflake, a statement that reads or
+writes a table (DML, a SELECT with a FROM) fails without a current warehouse (error 000606,
+https://docs.snowflake.com/en/sql-reference/sql/use-warehouse).
 
 Every statement received is appended to the file named by FAKESNOW_STATEMENT_LOG, if set.
 
@@ -37,6 +48,7 @@ from base64 import b64decode
 from decimal import Decimal
 
 import fakesnow.server as fs
+from fakesnow import macros
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -120,12 +132,36 @@ def as_json_rowset(response):
 
 # ---- 2. the account objects fakesnow does not have -----------------------------------------------
 
-CATALOG = {"integration": {}, "stage": {}, "pipe": {}, "loads": [], "dynamic": {}}
+CATALOG = {"integration": {}, "stage": {}, "pipe": {}, "loads": [], "dynamic": {}, "grants": [], "lost": {}}
+SESSIONS = {}
 NAME = r'((?:"[^"]+"\.)*"[^"]+")'
+# A name as statements write it: "QUOTED" or plain parts, dotted.
+ANY_NAME = r'((?:"[^"]+"|[\w$]+)(?:\.(?:"[^"]+"|[\w$]+))*)'
+ACCOUNT = "FAKE"
+DEFAULT_ROLE = "FLIXOPS"
+STALE_AFTER = dt.timedelta(days=14)
+
+
+def now():
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def iso(at):
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
 
 
 def unquote(name):
     return ".".join(part.strip('"') for part in re.findall(r'"[^"]+"', name))
+
+
+def unquote_all(name):
+    """`"DB"."RAW"."T"` and `DB.RAW.T` name the same table."""
+    return ".".join(part.strip('"') for part in re.findall(r'"[^"]+"|[^.]+', name))
+
+
+def resolve(name):
+    """A name as Snowflake resolves it: quoted parts as written, plain parts in upper case."""
+    return ".".join(p[1:-1] if p.startswith('"') else p.upper() for p in re.findall(r'"[^"]+"|[^.]+', name.strip()))
 
 
 def properties(text):
@@ -155,7 +191,13 @@ def status(message):
     return rows(["status"], [[message]])
 
 
-def integration_statement(sql):
+def own(kind, name, session):
+    """The role that creates an object owns it (SHOW GRANTS lists OWNERSHIP)."""
+    if not any(g["privilege"] == "OWNERSHIP" and g["on"] == kind and g["name"] == name for g in CATALOG["grants"]):
+        CATALOG["grants"].append({"privilege": "OWNERSHIP", "on": kind, "name": name, "role": session["role"]})
+
+
+def integration_statement(sql, session):
     if m := re.match(r"CREATE\s+(OR\s+REPLACE\s+)?STORAGE\s+INTEGRATION\s+(IF\s+NOT\s+EXISTS\s+)?" + NAME + r"(.*)$", sql, re.S | re.I):
         name = unquote(m[3])
         if name in CATALOG["integration"] and not m[1]:
@@ -164,12 +206,19 @@ def integration_statement(sql):
             return error(f"SQL compilation error:\nObject '{name}' already exists.", "002002")
         props = {k: text_of(v) for k, v in properties(m[4]).items()}
         CATALOG["integration"][name] = props
+        own("INTEGRATION", name, session)
         return status(f"Integration {name} successfully created.")
     if m := re.match(r"ALTER\s+STORAGE\s+INTEGRATION\s+(IF\s+EXISTS\s+)?" + NAME + r"\s+SET\s+(.*)$", sql, re.S | re.I):
         name = unquote(m[2])
         if name not in CATALOG["integration"]:
             return error(f"SQL compilation error:\nIntegration '{name}' does not exist or not authorized.")
-        CATALOG["integration"][name].update({k: text_of(v) for k, v in properties(m[3]).items()})
+        props = properties(m[3])
+        # https://docs.snowflake.com/en/sql-reference/sql/alter-storage-integration: the external ID
+        # is an option of STORAGE_AWS_ROLE_ARN in cloudProviderParams, never set alone.
+        if "STORAGE_AWS_EXTERNAL_ID" in props and "STORAGE_AWS_ROLE_ARN" not in props:
+            return error("SQL compilation error:\nsyntax error: STORAGE_AWS_EXTERNAL_ID needs STORAGE_AWS_ROLE_ARN",
+                         "001003")
+        CATALOG["integration"][name].update({k: text_of(v) for k, v in props.items()})
         return status("Statement executed successfully.")
     if m := re.match(r"(?:DESC|DESCRIBE)\s+(?:STORAGE\s+)?INTEGRATION\s+" + NAME + r"\s*$", sql, re.I):
         name = unquote(m[1])
@@ -217,20 +266,45 @@ def show(kind, pattern, scope):
     return found
 
 
-def stage_statement(sql):
+def stop_pipes(uses, name, state):
+    """Stops every pipe whose COPY uses `name` (its stage, or its file format), as Snowflake does:
+    https://docs.snowflake.com/en/user-guide/data-load-snowpipe-ts#label-snowpipe-ts-execution-states."""
+    for pipe in CATALOG["pipe"].values():
+        if uses(pipe["definition"]) == name:
+            pipe["state"] = state
+
+
+def stage_of(definition):
+    m = re.search(r"@" + ANY_NAME, definition)
+    return unquote_all(m[1]) if m else None
+
+
+def format_of(definition):
+    m = re.search(r"FORMAT_NAME\s*=\s*'([^']+)'", definition, re.I)
+    return unquote_all(m[1]) if m else None
+
+
+def stage_statement(sql, session):
     if m := re.match(r"CREATE\s+(OR\s+REPLACE\s+)?STAGE\s+(IF\s+NOT\s+EXISTS\s+)?" + NAME + r"(.*)$", sql, re.S | re.I):
         name = unquote(m[3])
         if name in CATALOG["stage"] and not m[1]:
             if m[2]:
                 return status(f"{name} already exists, statement succeeded.")
             return error(f"SQL compilation error:\nObject '{name}' already exists.", "002002")
+        if name in CATALOG["stage"]:
+            stop_pipes(stage_of, name, "STOPPED_STAGE_DROPPED")
         CATALOG["stage"][name] = {k: text_of(v) for k, v in properties(m[4]).items()}
         return status(f"Stage area {name.split('.')[-1]} successfully created.")
     if m := re.match(r"ALTER\s+STAGE\s+(IF\s+EXISTS\s+)?" + NAME + r"\s+SET\s+(.*)$", sql, re.S | re.I):
         name = unquote(m[2])
         if name not in CATALOG["stage"]:
             return error(f"SQL compilation error:\nStage '{name}' does not exist or not authorized.")
-        CATALOG["stage"][name].update({k: text_of(v) for k, v in properties(m[3]).items()})
+        changes = {k: text_of(v) for k, v in properties(m[3]).items()}
+        # A new URL stops every pipe on the stage until it is recreated; the same URL again, or a
+        # new integration, does not (the pipe uses the stage's current settings for each load).
+        if "URL" in changes and changes["URL"] != CATALOG["stage"][name].get("URL"):
+            stop_pipes(stage_of, name, "STOPPED_STAGE_ALTERED")
+        CATALOG["stage"][name].update(changes)
         return status("Statement executed successfully.")
     if m := re.match(r"SHOW\s+STAGES(?:\s+LIKE\s+'([^']*)')?(?:\s+IN\s+SCHEMA\s+" + NAME + r")?\s*$", sql, re.I):
         columns = ["created_on", "name", "database_name", "schema_name", "url", "has_credentials",
@@ -247,32 +321,92 @@ def stage_statement(sql):
             return error(f"SQL compilation error:\nStage '{unquote(m[1])}' does not exist or not authorized.")
         return rows(["name", "size", "md5", "last_modified"], [])
     if m := re.match(r"DROP\s+STAGE\s+(IF\s+EXISTS\s+)?" + NAME + r"\s*$", sql, re.I):
+        stop_pipes(stage_of, unquote(m[2]), "STOPPED_STAGE_DROPPED")
         return drop("stage", unquote(m[2]), m[1])
     return None
 
 
-def pipe_statement(sql):
+def new_pipe(definition, props):
+    return {"definition": definition, "paused": False, "paused_at": None, "state": None, "queue": [], "drain": 1,
+            "refreshed": [], "times": {}, "error": None, **props}
+
+
+def pipe_state(pipe):
+    return pipe["state"] or ("PAUSED" if pipe["paused"] else "RUNNING")
+
+
+def pipe_status(pipe):
+    """SYSTEM$PIPE_STATUS (https://docs.snowflake.com/en/sql-reference/functions/system_pipe_status).
+    A running pipe loads its queue, `drain` files per status read here; a paused one loads nothing
+    more (https://docs.snowflake.com/en/user-guide/data-load-snowpipe-manage#label-snowpipe-manage-pause-resume)."""
+    if pipe_state(pipe) == "RUNNING":
+        for _ in range(min(pipe["drain"], len(pipe["queue"]))):
+            pipe["queue"].pop(0)
+            pipe["times"]["lastIngestedTimestamp"] = iso(now())
+    answer = {"executionState": pipe_state(pipe), "pendingFileCount": len(pipe["queue"]),
+              "notificationChannelName": QUEUE_ARN, "numOutstandingMessagesOnChannel": 0, **pipe["times"]}
+    if pipe["queue"]:
+        answer["oldestFileTimestamp"] = iso(pipe["queue"][0])
+    if pipe["error"]:
+        answer["error"] = pipe["error"]
+    return answer
+
+
+def stale(pipe):
+    return pipe["paused"] and pipe["paused_at"] is not None and now() - pipe["paused_at"] > STALE_AFTER
+
+
+def set_pipe_status(pipe, wanted):
+    """`CALL FAKESNOW_SET_PIPE_STATUS('<pipe>', '<json>')`: what a running Snowflake would have done
+    to the pipe. Keys: executionState (PAUSED/RUNNING pause or resume it; any other is the state
+    Snowflake put it in), pausedDaysAgo, pendingFileCount (files queued a minute ago), drainPerRead,
+    error, and the SYSTEM$PIPE_STATUS timestamps (lastIngestedTimestamp, …) as they should read."""
+    if (state := wanted.get("executionState")) is not None:
+        pipe["state"] = None if state in ("PAUSED", "RUNNING") else state
+        pipe["paused"] = state == "PAUSED"
+        pipe["paused_at"] = now() if state == "PAUSED" else None
+    if (days := wanted.get("pausedDaysAgo")) is not None:
+        pipe["paused"], pipe["paused_at"] = True, now() - dt.timedelta(days=days)
+    if (pending := wanted.get("pendingFileCount")) is not None:
+        pipe["queue"] = [now() - dt.timedelta(minutes=1)] * pending
+    pipe["drain"] = wanted.get("drainPerRead", pipe["drain"])
+    pipe["error"] = wanted.get("error", pipe["error"])
+    pipe["times"].update({k: v for k, v in wanted.items() if k.endswith("Timestamp")})
+
+
+def pipe_statement(sql, session):
     if m := re.match(r"CREATE\s+(OR\s+REPLACE\s+)?PIPE\s+(IF\s+NOT\s+EXISTS\s+)?" + NAME + r"(.*?)\bAS\s+(COPY\s.*)$", sql, re.S | re.I):
         name = unquote(m[3])
         if name in CATALOG["pipe"] and not m[1]:
             if m[2]:
                 return status(f"{name} already exists, statement succeeded.")
             return error(f"SQL compilation error:\nObject '{name}' already exists.", "002002")
+        if old := CATALOG["pipe"].get(name):
+            # The queue and load metadata go with the old pipe: a file still queued is not loaded.
+            CATALOG["lost"][name] = CATALOG["lost"].get(name, 0) + len(old["queue"])
         props = {k: text_of(v) for k, v in properties(m[4]).items()}
-        CATALOG["pipe"][name] = {"definition": m[5].strip(), "paused": False, "refreshed": [], **props}
+        CATALOG["pipe"][name] = new_pipe(m[5].strip(), props)
+        own("PIPE", name, session)
         return status(f"Pipe {name.split('.')[-1]} successfully created.")
     if m := re.match(r"ALTER\s+PIPE\s+(IF\s+EXISTS\s+)?" + NAME + r"\s+(SET|REFRESH)\b(.*)$", sql, re.S | re.I):
         name = unquote(m[2])
         pipe = CATALOG["pipe"].get(name)
         if pipe is None:
             return error(f"SQL compilation error:\nPipe '{name}' does not exist or not authorized.")
-        if m[3].upper() == "SET":
-            paused = properties(m[4]).get("PIPE_EXECUTION_PAUSED")
-            if paused is not None:
-                pipe["paused"] = paused.upper() == "TRUE"
-            return status("Statement executed successfully.")
-        pipe["refreshed"].append(m[4].strip())
-        return rows(["File", "Status"], [])
+        if m[3].upper() == "REFRESH":
+            pipe["refreshed"].append(m[4].strip())
+            return rows(["File", "Status"], [])
+        paused = properties(m[4]).get("PIPE_EXECUTION_PAUSED", "").upper()
+        if paused == "TRUE" and not pipe["paused"]:
+            pipe["paused"], pipe["paused_at"] = True, now()
+        if paused == "FALSE":
+            # https://docs.snowflake.com/en/user-guide/data-load-snowpipe-manage#label-snowpipe-resume-stale-pipe:
+            # setting PIPE_EXECUTION_PAUSED = FALSE does not resume a pipe paused for over 14 days.
+            if stale(pipe):
+                return error(f"Pipe '{name}' has been paused for more than 14 days and is stale; resume it with "
+                             f"SYSTEM$PIPE_FORCE_RESUME('{name}', 'staleness_check_override').", "091091")
+            pipe["paused"], pipe["paused_at"] = False, None
+        return status("Statement executed successfully.")
     if m := re.match(r"SHOW\s+PIPES(?:\s+LIKE\s+'([^']*)')?(?:\s+IN\s+SCHEMA\s+" + NAME + r")?\s*$", sql, re.I):
         columns = ["created_on", "name", "database_name", "schema_name", "definition", "owner",
                    "notification_channel", "comment", "integration", "pattern", "error_integration",
@@ -284,23 +418,41 @@ def pipe_statement(sql):
             out.append(["0", short, db, schema, p["definition"], "SYSADMIN", channel, "", None, None, None,
                         "ROLE", None, "STAGE"])
         return rows(columns, out)
-    if m := re.match(r"SELECT\s+SYSTEM\$PIPE_STATUS\(\s*'([^']+)'\s*\)", sql, re.I):
-        name = unquote(m[1]) if '"' in m[1] else m[1]
+    if m := re.match(r"SELECT\s+SYSTEM\$PIPE_STATUS\(\s*'([^']+)'\s*\)(?:\s+AS\s+(\w+))?", sql, re.I):
+        name = unquote_all(m[1])
         pipe = CATALOG["pipe"].get(name)
         if pipe is None:
             return error(f"SQL compilation error:\nPipe '{name}' does not exist or not authorized.")
-        answer = {"executionState": "PAUSED" if pipe["paused"] else "RUNNING", "pendingFileCount": 0,
-                  "notificationChannelName": QUEUE_ARN, "numOutstandingMessagesOnChannel": 0}
-        return rows(["SYSTEM$PIPE_STATUS"], [[json.dumps(answer)]])
+        return rows([m[2] or "SYSTEM$PIPE_STATUS"], [[json.dumps(pipe_status(pipe))]])
+    if m := re.match(r"SELECT\s+SYSTEM\$PIPE_FORCE_RESUME\(\s*'([^']+)'\s*(?:,\s*'([^']*)'\s*)?\)", sql, re.I):
+        # https://docs.snowflake.com/en/sql-reference/functions/system_pipe_force_resume
+        name = unquote_all(m[1])
+        pipe = CATALOG["pipe"].get(name)
+        if pipe is None:
+            return error(f"SQL compilation error:\nPipe '{name}' does not exist or not authorized.")
+        if stale(pipe) and "STALENESS_CHECK_OVERRIDE" not in (m[2] or "").upper():
+            return error(f"Pipe '{name}' is stale; pass 'staleness_check_override' to resume it.", "091091")
+        pipe["paused"], pipe["paused_at"] = False, None
+        return rows(["SYSTEM$PIPE_FORCE_RESUME"], [["Pipe execution resumed"]])
+    if m := re.match(r"CALL\s+FAKESNOW_SET_PIPE_STATUS\(\s*'([^']+)'\s*,\s*'([^']*)'\s*\)", sql, re.I):
+        pipe = CATALOG["pipe"].get(unquote_all(m[1]))
+        if pipe is None:
+            return error(f"Pipe '{m[1]}' does not exist.")
+        set_pipe_status(pipe, json.loads(m[2]))
+        return status("Pipe status set.")
+    if m := re.match(r"CALL\s+FAKESNOW_LOST_FILES\(\s*'([^']+)'\s*\)", sql, re.I):
+        # Files a replaced pipe still had queued: a test proves the safe replace lost none.
+        return rows(["LOST"], [[str(CATALOG["lost"].get(unquote_all(m[1]), 0))]])
     if m := re.match(r"DROP\s+PIPE\s+(IF\s+EXISTS\s+)?" + NAME + r"\s*$", sql, re.I):
         return drop("pipe", unquote(m[2]), m[1])
     return None
 
 
-def copy_history_statement(sql):
+def copy_history_statement(sql, session):
     """COPY_HISTORY answers the loads recorded for the table. Nothing here is loaded by a pipe, so
     a test records one with the emulator-only statement
-    `CALL FAKESNOW_RECORD_LOAD('<table>', '<file>', '<status>', '<first error or empty>')`."""
+    `CALL FAKESNOW_RECORD_LOAD('<table>', '<file>', '<status>', '<first error or empty>')`, the status
+    as Snowflake writes it (`Loaded`, `Load failed`, `Partially loaded`, `Load in progress`)."""
     if m := re.match(r"CALL\s+FAKESNOW_RECORD_LOAD\(\s*'([^']*)'\s*,\s*'([^']*)'\s*,\s*'([^']*)'\s*,\s*'([^']*)'\s*\)",
                      sql, re.I):
         CATALOG["loads"].append({"table": unquote_all(m[1]), "file": m[2], "status": m[3], "error": m[4] or None})
@@ -308,55 +460,132 @@ def copy_history_statement(sql):
     if re.match(r"SELECT\s.*\bFROM\s+TABLE\(.*INFORMATION_SCHEMA\.COPY_HISTORY\(", sql, re.S | re.I):
         table = re.search(r"TABLE_NAME\s*=>\s*'((?:[^']|'')*)'", sql, re.I)
         table = unquote_all(table[1].replace("''", "'")) if table else None
-        failed_only = re.search(r"WHERE\s+STATUS\s*<>\s*'Loaded'", sql, re.I) is not None
         out = [[load["file"], load["status"], load["error"]] for load in CATALOG["loads"]
-               if load["table"] == table and not (failed_only and load["status"] == "Loaded")]
+               if load["table"] == table and status_filter(sql)(load["status"])]
         return rows(["FILE_NAME", "STATUS", "FIRST_ERROR_MESSAGE"], out)
     return None
 
 
-def dynamic_tables_statement(sql):
-    """DYNAMIC_TABLES() answers each dynamic table created through here, refreshed at creation; a
-    test records another refresh with the emulator-only statement
+def status_filter(sql):
+    """The WHERE on STATUS: `STATUS <> 'x'`, or `[UPPER(]STATUS[)] IN ('x', …)`."""
+    if m := re.search(r"WHERE\s+STATUS\s*<>\s*'([^']*)'", sql, re.I):
+        return lambda s: s != m[1]
+    if m := re.search(r"WHERE\s+(UPPER\(\s*STATUS\s*\)|STATUS)\s+IN\s*\(([^)]*)\)", sql, re.I):
+        upper = m[1].upper().startswith("UPPER")
+        wanted = re.findall(r"'([^']*)'", m[2])
+        return lambda s: (s.upper() if upper else s) in wanted
+    return lambda s: True
+
+
+# LAST_COMPLETED_REFRESH_STATE, in the order DYNAMIC_TABLES() sorts by default.
+REFRESH_ORDER = ["FAILED", "UPSTREAM_FAILED", "SKIPPED", "SUCCEEDED", "CANCELED"]
+
+
+def dynamic_tables_statement(sql, session):
+    """DYNAMIC_TABLES() answers each dynamic table created through here, refreshed at creation, from
+    the whole account, as Snowflake does: RESULT_LIMIT rows (100 by default), failed ones first
+    (https://docs.snowflake.com/en/sql-reference/functions/dynamic_tables), then the query's
+    `WHERE DATABASE_NAME = '…'`. A test records another refresh with the emulator-only statement
     `CALL FAKESNOW_RECORD_REFRESH('<table>', '<state>', '<message or empty>', <minutes ago>)`."""
     if m := re.match(r"CALL\s+FAKESNOW_RECORD_REFRESH\(\s*'([^']*)'\s*,\s*'([^']*)'\s*,\s*'([^']*)'\s*,\s*(\d+)\s*\)",
                      sql, re.I):
-        at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=int(m[4]))
+        at = now() - dt.timedelta(minutes=int(m[4]))
         CATALOG["dynamic"][unquote_all(m[1])] = {"at": at, "state": m[2], "message": m[3] or None}
         return status("Refresh recorded.")
-    if m := re.match(r"SELECT\s.*\bFROM\s+TABLE\(\s*" + NAME + r"\.INFORMATION_SCHEMA\.DYNAMIC_TABLES\(\s*\)\s*\)\s*$",
+    if m := re.match(r"SELECT\s.*\bFROM\s+TABLE\(\s*" + NAME + r"\.INFORMATION_SCHEMA\.DYNAMIC_TABLES\(([^)]*)\)\s*\)(.*)$",
                      sql, re.S | re.I):
-        database, now, out = unquote(m[1]), dt.datetime.now(dt.timezone.utc), []
-        for name, refresh in sorted(CATALOG["dynamic"].items()):
+        limit = re.search(r"RESULT_LIMIT\s*=>\s*(\d+)", m[2], re.I)
+        limit = int(limit[1]) if limit else 100
+        order = lambda item: (REFRESH_ORDER.index(item[1]["state"]) if item[1]["state"] in REFRESH_ORDER else 9, item[0])
+        listed = sorted(CATALOG["dynamic"].items(), key=order)[:limit]
+        database = re.search(r"WHERE\s+DATABASE_NAME\s*=\s*'([^']*)'", m[3], re.I)
+        out, at = [], now()
+        for name, refresh in listed:
             db, schema, table = name.split(".")
-            if db == database:
-                age = int((now - refresh["at"]).total_seconds() // 60)
+            if database is None or db == database[1]:
+                age = int((at - refresh["at"]).total_seconds() // 60)
                 out.append([schema, table, refresh["state"], refresh["message"], str(age)])
         return rows(["SCHEMA_NAME", "NAME", "STATE", "MESSAGE", "AGE_MINUTES"], out)
     return None
 
 
-def note_dynamic_table(sql, response):
-    """Remembers a dynamic table fakesnow created (or forgets a dropped one) for DYNAMIC_TABLES()."""
+def grants_statement(sql, session):
+    """Roles and grants: GRANT/REVOKE of a privilege or a role, SHOW GRANTS TO ROLE, CURRENT_ROLE()
+    (https://docs.snowflake.com/en/sql-reference/sql/show-grants)."""
+    kinds = r"(WAREHOUSE|DATABASE|SCHEMA|INTEGRATION|PIPE|TABLE|DYNAMIC\s+TABLE)"
+    if m := re.match(r"(GRANT|REVOKE)\s+ROLE\s+" + ANY_NAME + r"\s+(?:TO|FROM)\s+ROLE\s+" + ANY_NAME + r"\s*$", sql, re.I):
+        return grant(m[1], "USAGE", "ROLE", resolve(m[2]), resolve(m[3]))
+    if m := re.match(r"(GRANT|REVOKE)\s+([A-Z ]+?)\s+ON\s+ACCOUNT\s+(?:TO|FROM)\s+ROLE\s+" + ANY_NAME + r"\s*$", sql, re.I):
+        return grant(m[1], m[2], "ACCOUNT", ACCOUNT, resolve(m[3]))
+    if m := re.match(r"(GRANT|REVOKE)\s+([A-Z ]+?)\s+ON\s+" + kinds + r"\s+" + ANY_NAME
+                     + r"\s+(?:TO|FROM)\s+ROLE\s+" + ANY_NAME + r"(\s+COPY\s+CURRENT\s+GRANTS)?\s*$", sql, re.I):
+        return grant(m[1], m[2], re.sub(r"\s+", "_", m[3].upper()), resolve(m[4]), resolve(m[5]))
+    if m := re.match(r"SHOW\s+GRANTS\s+TO\s+ROLE\s+" + ANY_NAME + r"\s*$", sql, re.I):
+        role = resolve(m[1])
+        columns = ["created_on", "privilege", "granted_on", "name", "granted_to", "grantee_name", "grant_option",
+                   "granted_by"]
+        held = [g for g in CATALOG["grants"] if g["role"] == role]
+        return rows(columns, [["0", g["privilege"], g["on"], g["name"], "ROLE", role, "false", "SECURITYADMIN"]
+                              for g in held])
+    if m := re.match(r"SELECT\s+CURRENT_ROLE\(\)(?:\s+AS\s+(\w+))?\s*$", sql, re.I):
+        return rows([m[1] or "CURRENT_ROLE()"], [[session["role"]]])
+    if m := re.match(r"SELECT\s+CURRENT_WAREHOUSE\(\)(?:\s+AS\s+(\w+))?\s*$", sql, re.I):
+        return rows([m[1] or "CURRENT_WAREHOUSE()"], [[session["warehouse"]]])
+    return None
+
+
+def grant(verb, privilege, kind, name, role):
+    privilege = " ".join(privilege.upper().split())
+    entry = {"privilege": privilege, "on": kind, "name": name, "role": role}
+    if verb.upper() == "GRANT":
+        if privilege == "OWNERSHIP":
+            CATALOG["grants"][:] = [g for g in CATALOG["grants"]
+                                    if not (g["privilege"] == "OWNERSHIP" and g["on"] == kind and g["name"] == name)]
+        if entry not in CATALOG["grants"]:
+            CATALOG["grants"].append(entry)
+    elif entry in CATALOG["grants"]:
+        CATALOG["grants"].remove(entry)
+    return status("Statement executed successfully.")
+
+
+def session_statement(sql, session):
+    """USE WAREHOUSE / USE ROLE, and the session's TIMEZONE when the login set it."""
+    if m := re.match(r"USE\s+WAREHOUSE\s+" + ANY_NAME + r"\s*$", sql, re.I):
+        session["warehouse"] = resolve(m[1])
+        return status("Statement executed successfully.")
+    if m := re.match(r"USE\s+ROLE\s+" + ANY_NAME + r"\s*$", sql, re.I):
+        session["role"] = resolve(m[1])
+        return status("Statement executed successfully.")
+    if m := re.match(r"SHOW\s+PARAMETERS\s+LIKE\s+'([^']+)'\s+IN\s+SESSION\s*$", sql, re.I):
+        key = m[1].upper()
+        if key in session["params"]:
+            return rows(["key", "value", "default", "level", "description", "type"],
+                        [[key, str(session["params"][key]), "", "SESSION", "", "STRING"]])
+    return None
+
+
+def note_created(sql, response, session):
+    """After fakesnow ran a statement: the dynamic tables DYNAMIC_TABLES() lists, what the session's
+    role now owns, the pipes a replaced or dropped file format stops."""
     if not json.loads(response.body).get("success"):
         return
     if m := re.match(r"\s*CREATE\s+(?:OR\s+REPLACE\s+)?DYNAMIC\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?" + NAME, sql, re.I):
-        now = dt.datetime.now(dt.timezone.utc)
-        CATALOG["dynamic"][unquote_all(m[1])] = {"at": now, "state": "SUCCEEDED", "message": None}
+        CATALOG["dynamic"][unquote_all(m[1])] = {"at": now(), "state": "SUCCEEDED", "message": None}
     elif m := re.match(r"\s*DROP\s+DYNAMIC\s+TABLE\s+(?:IF\s+EXISTS\s+)?" + NAME, sql, re.I):
         CATALOG["dynamic"].pop(unquote_all(m[1]), None)
+    elif m := re.match(r"\s*CREATE\s+DATABASE\s+(?:IF\s+NOT\s+EXISTS\s+)?" + ANY_NAME, sql, re.I):
+        own("DATABASE", resolve(m[1]), session)
+    elif m := re.match(r"\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?" + ANY_NAME, sql, re.I):
+        own("TABLE", resolve(m[1]), session)
+    elif m := re.match(r"\s*CREATE\s+OR\s+REPLACE\s+FILE\s+FORMAT\s+" + ANY_NAME, sql, re.I):
+        stop_pipes(format_of, unquote_all(m[1]), "STOPPED_FILE_FORMAT_DROPPED")
 
 
-def unquote_all(name):
-    """`"DB"."RAW"."T"` and `DB.RAW.T` name the same table."""
-    return ".".join(part.strip('"') for part in re.findall(r'"[^"]+"|[^.]+', name))
-
-
-def emulate(sql):
+def emulate(sql, session):
     sql = sql.strip().rstrip(";").strip()
     for handler in (integration_statement, stage_statement, pipe_statement, copy_history_statement,
-                    dynamic_tables_statement):
-        if (answer := handler(sql)) is not None:
+                    dynamic_tables_statement, grants_statement, session_statement):
+        if (answer := handler(sql, session)) is not None:
             return answer
     return None
 
@@ -371,6 +600,19 @@ def emulated_response(answer):
     data = {"rowtype": rowtype, "rowset": answer["rows"], "total": len(answer["rows"]), "returned": len(answer["rows"]),
             "queryId": "emulated", "queryResultFormat": "json", "parameters": []}
     return JSONResponse({"data": data, "success": True})
+
+
+def needs_warehouse(sql):
+    """DML, and a query that reads a table, run on a warehouse; SHOW, DESC, DDL, EXPLAIN and a SELECT
+    of functions alone run without one."""
+    text = sql.lstrip().upper()
+    if re.match(r"(INSERT|UPDATE|DELETE|MERGE)\b", text):
+        return True
+    return re.match(r"(SELECT|WITH)\b", text) is not None and re.search(r"\bFROM\b", text) is not None
+
+
+NO_WAREHOUSE = error("No active warehouse selected in the current session.  Select an active warehouse with the "
+                     "'use warehouse' command.\n", "000606")
 
 
 # ---- 3. one request at a time --------------------------------------------------------------------
@@ -431,18 +673,65 @@ def drop_database(request, sql):
     return status(f"{m[2]} successfully dropped.")
 
 
+FILE_FORMATS = "_fs_global._fs_information_schema._fs_file_formats"
+FORMAT_NAME = r'"([^"]+)"\."([^"]+)"\."([^"]+)"'
+
+
 def drop_file_format(request, sql):
     """fakesnow creates file formats (in its own catalog table) but cannot parse their DROP."""
-    if not (m := re.match(r'\s*DROP\s+FILE\s+FORMAT\s+(IF\s+EXISTS\s+)?"([^"]+)"\."([^"]+)"\."([^"]+)"\s*$', sql, re.I)):
+    if not (m := re.match(r'\s*DROP\s+FILE\s+FORMAT\s+(IF\s+EXISTS\s+)?' + FORMAT_NAME + r'\s*$', sql, re.I)):
         return None
     conn = fs.to_conn(fs.to_token(request))
     where = "database_name = ? AND schema_name = ? AND name = ?"
-    table = "_fs_global._fs_information_schema._fs_file_formats"
-    found = conn._duck_conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", [m[2], m[3], m[4]]).fetchone()[0]
+    found = conn._duck_conn.execute(f"SELECT count(*) FROM {FILE_FORMATS} WHERE {where}", [m[2], m[3], m[4]]).fetchone()[0]
     if not found and not m[1]:
         return error(f"SQL compilation error:\nFile format '{m[4]}' does not exist or not authorized.")
-    conn._duck_conn.execute(f"DELETE FROM {table} WHERE {where}", [m[2], m[3], m[4]])
+    conn._duck_conn.execute(f"DELETE FROM {FILE_FORMATS} WHERE {where}", [m[2], m[3], m[4]])
+    stop_pipes(format_of, f"{m[2]}.{m[3]}.{m[4]}", "STOPPED_FILE_FORMAT_DROPPED")
     return status(f"{m[4]} successfully dropped.")
+
+
+def alter_file_format(request, sql):
+    """fakesnow cannot parse ALTER FILE FORMAT … SET <type options>: they are merged into the
+    options SHOW FILE FORMATS reports (https://docs.snowflake.com/en/sql-reference/sql/alter-file-format)."""
+    if not (m := re.match(r'\s*ALTER\s+FILE\s+FORMAT\s+(IF\s+EXISTS\s+)?' + FORMAT_NAME + r'\s+SET\s+(.*)$', sql, re.S | re.I)):
+        return None
+    conn = fs.to_conn(fs.to_token(request))
+    where = "database_name = ? AND schema_name = ? AND name = ?"
+    found = conn._duck_conn.execute(f"SELECT options FROM {FILE_FORMATS} WHERE {where}", [m[2], m[3], m[4]]).fetchone()
+    if found is None:
+        if m[1]:
+            return status("Statement executed successfully.")
+        return error(f"SQL compilation error:\nFile format '{m[4]}' does not exist or not authorized.")
+    options = json.loads(found[0])
+    for key, value in properties(m[5]).items():
+        word = text_of(value)
+        options[key] = {"TRUE": True, "FALSE": False}.get(word.upper(), word)
+    conn._duck_conn.execute(f"UPDATE {FILE_FORMATS} SET options = ? WHERE {where}", [json.dumps(options), m[2], m[3], m[4]])
+    return status("Statement executed successfully.")
+
+
+# The columns of EXPLAIN's tabular output (https://docs.snowflake.com/en/sql-reference/sql/explain).
+EXPLAIN_COLUMNS = ["step", "id", "parent", "operation", "objects", "alias", "expressions", "partitionsTotal",
+                   "partitionsAssigned", "bytesAssigned"]
+
+
+async def explain(request, payload, sql):
+    """EXPLAIN compiles a statement without running it. fakesnow has no EXPLAIN: the query is
+    compiled by DuckDB behind fakesnow as `SELECT * FROM (<query>) LIMIT 0`, and fakesnow's error,
+    if any, is Snowflake's answer."""
+    if not (m := re.match(r"\s*EXPLAIN\s+(?:USING\s+(?:TABULAR|JSON|TEXT)\s+)?(.*)$", sql, re.S | re.I)):
+        return None
+    payload = {**payload, "sqlText": f"SELECT * FROM (\n{m[1].strip().rstrip(';')}\n) LIMIT 0"}
+    compiled = as_json_rowset(await fs.query_request(with_body(request, payload)))
+    if not json.loads(compiled.body).get("success"):
+        return compiled
+    plan = [["1", "0", None, "Result", None, None, None, None, None, None]]
+    return emulated_response(rows(EXPLAIN_COLUMNS, plan))
+
+
+def refused(e):
+    return JSONResponse({"data": None, "code": e.code, "message": e.message, "success": False}, e.status_code)
 
 
 async def query_request(request: Request):
@@ -454,31 +743,48 @@ async def query_request(request: Request):
     request = with_body(request, payload)
     async with LOCK:
         log(sql)
+        try:
+            token = fs.to_token(request)
+            fs.to_conn(token)  # an unknown session is refused, as fakesnow would
+        except fs.ServerError as e:
+            return refused(e)
+        session = SESSIONS.setdefault(token, {"role": DEFAULT_ROLE, "warehouse": None, "params": {}})
+        if needs_warehouse(sql) and not session["warehouse"]:
+            return emulated_response(NO_WAREHOUSE)
         use_database_of(request, sql)
-        if (answer := drop_file_format(request, sql) or drop_database(request, sql)) is not None:
+        if (answer := drop_file_format(request, sql) or drop_database(request, sql)
+                or alter_file_format(request, sql)) is not None:
             return emulated_response(answer)
-        if (answer := emulate(sql)) is not None:
-            try:
-                fs.to_conn(fs.to_token(request))  # an unknown session is refused, as fakesnow would
-            except fs.ServerError as e:
-                return JSONResponse({"data": None, "code": e.code, "message": e.message, "success": False}, e.status_code)
+        if (answer := emulate(sql, session)) is not None:
             return emulated_response(answer)
+        if (response := await explain(request, payload, sql)) is not None:
+            return response
         response = as_json_rowset(await fs.query_request(request))
-        note_dynamic_table(sql, response)
+        note_created(sql, response, session)
         return response
 
 
 async def login_request(request: Request):
     payload = await payload_of(request)
     # The Rust connector sends SESSION_PARAMETERS only when it has some; fakesnow requires the key.
-    payload.setdefault("data", {}).setdefault("SESSION_PARAMETERS", {})
+    params = payload.setdefault("data", {}).setdefault("SESSION_PARAMETERS", {})
     async with LOCK:
-        return await fs.login_request(with_body(request, payload))
+        response = await fs.login_request(with_body(request, payload))
+        token = json.loads(response.body).get("data", {}).get("token")
+        if token:
+            query = request.query_params
+            SESSIONS[token] = {
+                "role": resolve(query["roleName"]) if query.get("roleName") else DEFAULT_ROLE,
+                "warehouse": resolve(query["warehouse"]) if query.get("warehouse") else None,
+                "params": {k.upper(): v for k, v in params.items()},
+            }
+        return response
 
 
 def main():
     port = int(sys.argv[1])
     lifeline.hold()
+    fs.shared_fs.duck_conn.execute(macros.creation_sql("memory"))
     routes = [Route("/session/v1/login-request", login_request, methods=["POST"]),
               Route("/queries/v1/query-request", query_request, methods=["POST"])]
     routes += [r for r in fs.routes if r.path not in ("/session/v1/login-request", "/queries/v1/query-request")]
