@@ -223,7 +223,12 @@ async fn deploy_seeds_the_checkpoint_once_and_plan_estimates_the_x_spend_from_it
     // What two runs of the function record this month: 100 posts.
     let month = chrono::Utc::now().format("%Y-%m").to_string();
     let ran = flixops::extract::checkpoint::Checkpoint {
-        month: flixops::extract::checkpoint::MonthUsage { month, posts: 100, runs: 2 },
+        month: flixops::extract::checkpoint::MonthUsage {
+            month,
+            posts: 100,
+            runs: 2,
+            included: flixops::extract::checkpoint::Included { users: 40, posts: 10 },
+        },
         ..seeded
     };
     let body = serde_json::to_vec(&ran).unwrap();
@@ -231,10 +236,14 @@ async fn deploy_seeds_the_checkpoint_once_and_plan_estimates_the_x_spend_from_it
     let (code, stdout, stderr) = p.cli(&["plan", "-o", "json"]);
     assert_eq!(code, 0, "{stderr}");
     let plan: Value = serde_json::from_str(&stdout).unwrap();
-    // rate(2 hours): 360 runs in 30 days × 50 posts a run × $0.005.
-    assert_eq!(plan["x_spend"]["monthly_usd"].as_f64(), Some(90.0), "{plan}");
+    // rate(2 hours): 360 runs in 30 days × (50 posts × $0.005 + 5 included posts × $0.005 + 20
+    // included users × $0.010), the includes counted as billed by default.
+    let usd = plan["x_spend"]["monthly_usd"].as_f64().unwrap();
+    assert!((usd - 171.0).abs() < 1e-9, "{plan}");
     let (_, _, stderr) = p.cli(&["plan"]);
-    assert!(stderr.contains("X API spend: ≈ $90.00/month (360 runs × 50.0 posts at $0.005 per post)"), "{stderr}");
+    let line = "X API spend: ≈ $171.00/month (360 runs × 50.0 posts at $0.005 per post, + 5.0 included posts at \
+                $0.005 and 20.0 included users at $0.01 a run, counted as billed)";
+    assert!(stderr.contains(line), "{stderr}");
 
     let again = p.deploy_json();
     assert_eq!(writes(&again), Vec::<String>::new(), "an existing checkpoint is not written again");

@@ -816,7 +816,8 @@ async fn the_monthly_cap_stops_runs_before_any_request_and_a_new_month_starts_fr
     let sink = Sink::Dir(dir.path().to_path_buf());
     let key = "p/_state/extract.json";
     let this_month = chrono::Utc::now().format("%Y-%m").to_string();
-    let usage = |month: &str, posts| checkpoint::MonthUsage { month: month.into(), posts, runs: 3 };
+    let usage =
+        |month: &str, posts| checkpoint::MonthUsage { month: month.into(), posts, runs: 3, ..Default::default() };
     let capped = Checkpoint { month: usage(&this_month, 95), ..Checkpoint::empty("flixbus") };
     checkpoint::write(&sink, key, &capped, None).await.unwrap();
     let job = Job { max_posts_per_month: Some(100), ..paged_job() };
@@ -929,4 +930,75 @@ async fn hashtags_are_written_as_the_standard_three_level_parquet_list() {
     // Arrow still reads it back as the list of tags.
     let batches = lake_batches(dir.path());
     assert!(batches[0].column_by_name("tweet_hashtags").is_some());
+}
+
+/// The recorded page in the vocabulary of X's production OpenAPI spec (v2.167): `referenced_posts`,
+/// `repost_count`, `note_post`, `includes.posts`.
+fn in_post_vocabulary(value: Value) -> Value {
+    let rename = |key: &str, inside_includes: bool| match key {
+        "referenced_tweets" => "referenced_posts".to_string(),
+        "retweet_count" => "repost_count".to_string(),
+        "note_tweet" => "note_post".to_string(),
+        "tweets" if inside_includes => "posts".to_string(),
+        other => other.to_string(),
+    };
+    fn walk(value: Value, parent: &str, rename: &dyn Fn(&str, bool) -> String) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.into_iter().map(|(k, v)| (rename(&k, parent == "includes"), walk(v, &k, rename))).collect(),
+            ),
+            Value::Array(items) => Value::Array(items.into_iter().map(|v| walk(v, parent, rename)).collect()),
+            other => other,
+        }
+    }
+    walk(value, "", &rename)
+}
+
+/// Both vocabularies give byte-for-byte the same rows: a switch of the API's names neither breaks
+/// parsing nor leaves `is_retweet` false and the counts null.
+#[test]
+fn a_page_in_the_post_vocabulary_gives_the_same_rows_and_parquet_bytes() {
+    use flixops::extract::tweet::Page;
+    for name in ["brexit.jsonl", "note_tweet.jsonl"] {
+        let old: Value = serde_json::from_str(&page(name)).unwrap();
+        let new = serde_json::to_vec(&in_post_vocabulary(old.clone())).unwrap();
+        let text = String::from_utf8_lossy(&new);
+        for key in ["\"referenced_tweets\":", "\"retweet_count\":", "\"note_tweet\":", "\"tweets\":"] {
+            assert!(!text.contains(key), "{name}: key {key} left in the renamed page");
+        }
+        let old = serde_json::to_vec(&old).unwrap();
+        let (a, rejected_a) = sonic_rs::from_slice::<Page>(&old).unwrap().to_batch("q", 7);
+        let (b, rejected_b) = sonic_rs::from_slice::<Page>(&new).unwrap().to_batch("q", 7);
+        assert!(rejected_a.is_empty() && rejected_b.is_empty());
+        assert_eq!(a, b, "{name}: the same rows");
+        let encode = |batch| flixops::extract::parquet::encode(batch).unwrap();
+        assert_eq!(encode(&a), encode(&b), "{name}: the same parquet bytes");
+        use arrow::array::{Array, AsArray};
+        if name == "brexit.jsonl" {
+            assert_eq!(b.column_by_name("is_retweet").unwrap().as_boolean().true_count(), 67);
+            assert_eq!(b.column_by_name("retweet_count").unwrap().null_count(), 0, "repost_count is read");
+        }
+    }
+}
+
+/// `extract.vocabulary = "post"` asks with the new names: `post.fields`, `referenced_posts.id`, `note_post`.
+#[tokio::test]
+async fn the_post_vocabulary_names_the_request_parameters() {
+    let server = MockServer::start().await;
+    let renamed = in_post_vocabulary(serde_json::from_str(&page("brexit.jsonl")).unwrap());
+    Mock::given(path(SEARCH))
+        .and(query_param("expansions", "author_id,referenced_posts.id"))
+        .and(query_param("post.fields", "created_at,author_id,entities,referenced_posts,lang,public_metrics,note_post"))
+        .and(query_param_is_missing("tweet.fields"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(&renamed))
+        .mount(&server)
+        .await;
+    let text = config_text(&server.uri()).replace("[extract]\n", "[extract]\nvocabulary = \"post\"\n");
+    let config = Config::parse(&text, Path::new("/tmp/flixops.toml")).unwrap();
+    let mut source = Source::Api(XClient::new(&config.extract, Secret::new("test-token".into())).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = job();
+    job.max_pages = Some(1);
+    let report = extract::run(&job, &mut source, &Sink::Dir(dir.path().to_path_buf())).await.unwrap();
+    assert_eq!(report.tweets, 100, "{report:?}");
 }

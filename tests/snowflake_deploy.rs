@@ -784,6 +784,14 @@ async fn x_api_mock() -> wiremock::MockServer {
         .respond_with(wiremock::ResponseTemplate::new(200).set_body_string(page))
         .mount(&server)
         .await;
+    // docs.x.com/x-api/usage/tweets: the project's own count, which doctor sets beside flixops'.
+    let usage = r#"{"data":{"cap_reset_day":10,"project_cap":"2000000","project_id":"1369785403853424","project_usage":"43435"}}"#;
+    wiremock::Mock::given(method("GET"))
+        .and(path("/2/usage/tweets"))
+        .and(header("authorization", "Bearer good-token"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_string(usage))
+        .mount(&server)
+        .await;
     let unauthorized = std::fs::read_to_string(common::fixture("search_all_401.json")).unwrap();
     wiremock::Mock::given(method("GET"))
         .respond_with(wiremock::ResponseTemplate::new(401).set_body_string(unauthorized))
@@ -908,9 +916,14 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
         "models freshness",
         "privileges",
         "snowflake_pipe.tweets",
+        "x spend",
+        "rejects",
     ] {
         assert_eq!(check(&report, name)["status"], "ok", "{name}: {report}");
     }
+    let spend = check(&report, "x spend")["detail"].as_str().unwrap().to_string();
+    assert!(spend.starts_with("1 posts read in "), "the one extraction's post: {spend}");
+    assert!(spend.contains("X counts 43435 for the whole project"), "X's count, with the deployed token: {spend}");
 
     // Break one part at a time; doctor names it and its fix, and repairs nothing.
     let pipe = format!("\"{db}\".\"RAW\".\"TWEETS_PIPE\"");

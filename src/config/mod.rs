@@ -42,6 +42,8 @@ pub struct ExtractConfig {
     pub user_fields: Vec<String>,
     /// `expansions` sent with every request.
     pub expansions: Vec<String>,
+    /// The names requests use: today's `tweet.fields`, or the `post.fields` of X's newer spec.
+    pub vocabulary: Vocabulary,
     /// Tweets per page (10..=100).
     pub max_results: u32,
     /// Stop after this many pages in one run (None: follow `next_token` to the end).
@@ -54,6 +56,10 @@ pub struct ExtractConfig {
     pub max_posts_per_month: Option<u64>,
     /// What X bills per post read, for spend estimates.
     pub price_per_post_usd: f64,
+    /// What X bills per user read ("User: Read"), for the users expansions return.
+    pub price_per_user_usd: f64,
+    /// Count what expansions return (`includes`) as billed: X's docs do not say; true errs high.
+    pub includes_billed: bool,
     /// Schedule expression for the cloud target (EventBridge Scheduler syntax).
     pub schedule: String,
     /// Where the bearer token comes from.
@@ -66,9 +72,40 @@ pub struct ExtractConfig {
     pub retry: RetryPolicy,
 }
 
+/// Which names the X API's requests take. Responses are read in either vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Vocabulary {
+    /// `tweet.fields`, `referenced_tweets.id`, `note_tweet`: the prose docs and today's API.
+    #[default]
+    Tweet,
+    /// `post.fields`, `referenced_posts.id`, `note_post`: the production OpenAPI spec since v2.167.
+    Post,
+}
+
+impl Vocabulary {
+    /// The query parameter that lists the fields of the primary objects.
+    pub fn fields_param(self) -> &'static str {
+        match self {
+            Vocabulary::Tweet => "tweet.fields",
+            Vocabulary::Post => "post.fields",
+        }
+    }
+
+    /// A field or expansion name in this vocabulary (names written either way are accepted).
+    pub fn word(self, name: &str) -> String {
+        let pairs = [("referenced_tweets", "referenced_posts"), ("note_tweet", "note_post")];
+        pairs.iter().fold(name.to_string(), |name, (tweet, post)| match self {
+            Vocabulary::Tweet => name.replace(post, tweet),
+            Vocabulary::Post => name.replace(tweet, post),
+        })
+    }
+}
+
 /// X's price per post read (pay-per-use, "Posts: Read"), from docs.x.com/x-api/getting-started/pricing
 /// as read on 2026-11-29; `extract.price_per_post_usd` overrides it.
 pub const DEFAULT_PRICE_PER_POST_USD: f64 = 0.005;
+/// X's price per user read ("User: Read", same page and date).
+pub const DEFAULT_PRICE_PER_USER_USD: f64 = 0.010;
 
 /// Bounded, jittered exponential backoff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

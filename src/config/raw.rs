@@ -36,12 +36,15 @@ struct RawExtract {
     tweet_fields: Option<Vec<String>>,
     user_fields: Option<Vec<String>>,
     expansions: Option<Vec<String>>,
+    vocabulary: Option<Spanned<String>>,
     max_results: Option<Spanned<u32>>,
     max_pages: Option<Spanned<u32>>,
     time_budget_secs: Option<Spanned<u64>>,
     max_posts_per_run: Option<Spanned<u64>>,
     max_posts_per_month: Option<Spanned<u64>>,
     price_per_post_usd: Option<Spanned<f64>>,
+    price_per_user_usd: Option<Spanned<f64>>,
+    includes_billed: Option<bool>,
     schedule: Option<Spanned<String>>,
     bearer_token: Option<Spanned<toml::Value>>,
     api_base_url: Option<Spanned<String>>,
@@ -194,9 +197,26 @@ fn validate_extract(raw: RawExtract, c: &mut Checker) -> ExtractConfig {
             c.report(cap.span(), &format!("extract.{field}"), message);
         }
     }
-    if let Some(price) = raw.price_per_post_usd.as_ref().filter(|p| !(p.get_ref().is_finite() && *p.get_ref() >= 0.0)) {
-        c.report(price.span(), "extract.price_per_post_usd", "must be a price in US dollars, 0 or more (e.g. 0.005)");
+    for (field, price) in
+        [("price_per_post_usd", &raw.price_per_post_usd), ("price_per_user_usd", &raw.price_per_user_usd)]
+    {
+        if let Some(price) = price.as_ref().filter(|p| !(p.get_ref().is_finite() && *p.get_ref() >= 0.0)) {
+            c.report(
+                price.span(),
+                &format!("extract.{field}"),
+                "must be a price in US dollars, 0 or more (e.g. 0.005)",
+            );
+        }
     }
+    let vocabulary = match raw.vocabulary.as_ref().map(|v| (v.get_ref().as_str(), v.span())) {
+        None | Some(("tweet", _)) => super::Vocabulary::Tweet,
+        Some(("post", _)) => super::Vocabulary::Post,
+        Some((_, span)) => {
+            let message = "use \"tweet\" (tweet.fields, today's API) or \"post\" (post.fields, X's newer spec)";
+            c.report(span, "extract.vocabulary", message);
+            super::Vocabulary::Tweet
+        }
+    };
     let bearer_token = match raw.bearer_token {
         Some(value) => secret_ref(value, c),
         None => SecretRef::Env("X_BEARER_TOKEN".to_string()),
@@ -207,12 +227,15 @@ fn validate_extract(raw: RawExtract, c: &mut Checker) -> ExtractConfig {
         tweet_fields: raw.tweet_fields.unwrap_or_else(|| owned(TWEET_FIELDS)),
         user_fields: raw.user_fields.unwrap_or_else(|| owned(USER_FIELDS)),
         expansions: raw.expansions.unwrap_or_else(|| owned(EXPANSIONS)),
+        vocabulary,
         max_results: max_results.unwrap_or(100),
         max_pages: raw.max_pages.map(Spanned::into_inner),
         time_budget_secs: raw.time_budget_secs.map(Spanned::into_inner).unwrap_or(600),
         max_posts_per_run: raw.max_posts_per_run.map(Spanned::into_inner),
         max_posts_per_month: raw.max_posts_per_month.map(Spanned::into_inner),
         price_per_post_usd: raw.price_per_post_usd.map_or(super::DEFAULT_PRICE_PER_POST_USD, Spanned::into_inner),
+        price_per_user_usd: raw.price_per_user_usd.map_or(super::DEFAULT_PRICE_PER_USER_USD, Spanned::into_inner),
+        includes_billed: raw.includes_billed.unwrap_or(true),
         schedule: raw.schedule.map(Spanned::into_inner).unwrap_or_else(|| "rate(1 hour)".to_string()),
         bearer_token,
         api_base_url: raw.api_base_url.map(Spanned::into_inner).unwrap_or_else(|| "https://api.x.com".to_string()),

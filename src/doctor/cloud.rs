@@ -135,8 +135,12 @@ async fn runtime_checks(
     client: Option<&Client>,
 ) -> Vec<Check> {
     let names = Names::new(&config.project, &env.name, &cloud.bucket, &session.account_id);
+    let token = match tokio::time::timeout(TIMEOUT, deployed_token(session, &names.secret)).await {
+        Ok(token) => token,
+        Err(_) => Err(Check::new("x token", Status::Fail, "Secrets Manager did not answer in 30 s", None)),
+    };
     let mut futures: Vec<futures::future::BoxFuture<'_, Check>> = vec![
-        Box::pin(timed("x token", x_token(config, session, names.secret.clone()))),
+        Box::pin(timed("x token", x_token(config, token.clone()))),
         Box::pin(timed("function errors", function_errors(session, names.function.clone()))),
         Box::pin(timed(ONE_RUN, one_run_at_a_time(session, names.function.clone()))),
     ];
@@ -150,7 +154,7 @@ async fn runtime_checks(
         futures.push(Box::pin(timed("models freshness", models_freshness(client.clone(), sf.clone()))));
         futures.push(Box::pin(timed("privileges", privileges(client.clone(), sf.clone()))));
     }
-    let state = tokio::time::timeout(TIMEOUT, extraction(config, session, cloud, &env.prefix));
+    let state = tokio::time::timeout(TIMEOUT, extraction(config, session, cloud, &env.prefix, token.ok()));
     let (others, state) = tokio::join!(join_all(futures), state);
     let timed_out =
         || vec![Check::new("checkpoint", Status::Fail, format!("no answer within {} s", TIMEOUT.as_secs()), None)];
@@ -348,11 +352,17 @@ async fn privileges(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
     Check::new(name, Status::Fail, format!("role {role} lacks {}", lacks.join("; ")), Some(&fix.join(" ")))
 }
 
-async fn extraction(config: &Config, session: &Session, cloud: &AwsSnowflakeTarget, prefix: &str) -> Vec<Check> {
+async fn extraction(
+    config: &Config,
+    session: &Session,
+    cloud: &AwsSnowflakeTarget,
+    prefix: &str,
+    token: Option<Secret>,
+) -> Vec<Check> {
     let sink = crate::extract::sink::Sink::S3 { client: session.clients.s3.clone(), bucket: cloud.bucket.clone() };
     let hints =
         super::extraction::Hints { run: "wait for the schedule, or invoke the function once", stale: Status::Fail };
-    super::extraction::checks(&config.extract, &sink, prefix, &hints, None).await
+    super::extraction::checks(&config.extract, &sink, prefix, &hints, token).await
 }
 
 /// What a failed run leaves in a Lambda log: our own `ERROR` lines, and what the Lambda service
@@ -452,19 +462,29 @@ async fn one_run_at_a_time(session: &Session, function: String) -> Check {
 
 /// One search call with the token the function uses (the deployed secret): cheap, and it proves
 /// the token, the network path and the query.
-async fn x_token(config: &Config, session: &Session, secret: String) -> Check {
+/// The deployed X token, read once for the token probe and for X's usage count; the failure is
+/// the `x token` check's verdict.
+async fn deployed_token(session: &Session, secret: &str) -> Result<Secret, Check> {
     let fix = Some("flixops secrets set (reads the token from stdin)");
-    let value = session.clients.secrets.get_secret_value().secret_id(&secret).send().await;
-    let token = match value.map(|v| v.secret_string) {
-        Ok(Some(token)) if !token.trim().is_empty() => Secret::new(token.trim().to_string()),
-        Ok(_) => return Check::new("x token", Status::Fail, format!("secret {secret} has no value"), fix),
+    let value = session.clients.secrets.get_secret_value().secret_id(secret).send().await;
+    match value.map(|v| v.secret_string) {
+        Ok(Some(token)) if !token.trim().is_empty() => Ok(Secret::new(token.trim().to_string())),
+        Ok(_) => Err(Check::new("x token", Status::Fail, format!("secret {secret} has no value"), fix)),
         Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
-            return no_token(session, &secret).await;
+            Err(no_token(session, secret).await)
         }
         Err(e) => {
             let detail = format!("secret {secret}: {}", crate::aws::error_message(&e));
-            return Check::new("x token", Status::Fail, detail, fix);
+            Err(Check::new("x token", Status::Fail, detail, fix))
         }
+    }
+}
+
+async fn x_token(config: &Config, token: Result<Secret, Check>) -> Check {
+    let fix = Some("flixops secrets set (reads the token from stdin)");
+    let token = match token {
+        Ok(token) => token,
+        Err(verdict) => return verdict,
     };
     let mut extract = config.extract.clone();
     extract.max_results = 10;

@@ -82,19 +82,32 @@ async fn x_usage(extract: &ExtractConfig, token: Secret) -> Result<Usage, String
     client.usage(deadline).await.map_err(|e| e.to_string())
 }
 
-fn spend(extract: &ExtractConfig, state: Option<&Checkpoint>, usage: Option<Result<Usage, String>>) -> Check {
+fn spend(extract: &ExtractConfig, state: Option<&Checkpoint>, x_count: Option<Result<Usage, String>>) -> Check {
     let month = chrono::Utc::now().format("%Y-%m").to_string();
-    let posts = state.map_or(0, |s| s.month.of(&month).posts);
-    let usd = posts as f64 * extract.price_per_post_usd;
-    let mut detail = format!("{posts} posts read in {month}, ≈ ${usd:.2} at ${} per post", extract.price_per_post_usd);
-    match &usage {
+    let usage = state.map(|s| s.month.of(&month)).unwrap_or_default();
+    let posts = usage.posts;
+    let (post, user) = (extract.price_per_post_usd, extract.price_per_user_usd);
+    let included = usage.included;
+    let billed =
+        if extract.includes_billed { included.posts as f64 * post + included.users as f64 * user } else { 0.0 };
+    let usd = posts as f64 * post + billed;
+    let mut detail = format!("{posts} posts read in {month}, ≈ ${usd:.2} at ${post} per post");
+    if included.posts + included.users > 0 {
+        let counted =
+            if extract.includes_billed { "counted as billed" } else { "not counted (extract.includes_billed = false)" };
+        detail.push_str(&format!(
+            " (+ {} included posts and {} included users, {counted})",
+            included.posts, included.users
+        ));
+    }
+    match &x_count {
         Some(Ok(x)) => {
             detail.push_str(&format!("; X counts {} for the whole project this billing cycle", x.project_usage))
         }
         Some(Err(e)) => detail.push_str(&format!("; X's own count unavailable ({e})")),
         None => detail.push_str("; X's own count not checked (no token here)"),
     }
-    if let Some(Ok(Usage { project_usage, project_cap: Some(cap), .. })) = &usage {
+    if let Some(Ok(Usage { project_usage, project_cap: Some(cap), .. })) = &x_count {
         if *project_usage as f64 >= CAP_WARN_SHARE * *cap as f64 {
             detail.push_str(&format!(": {project_usage} of X's cap of {cap} posts"));
             let fix = "X refuses every request at its cap (exit 4): narrow extract.query, or ask X for a higher cap";

@@ -79,6 +79,11 @@ pub struct PageRequest {
     pub max_results: Option<u32>,
 }
 
+/// A list of field or expansion names, comma-separated, in the configured vocabulary.
+fn words(config: &ExtractConfig, names: &[String]) -> String {
+    names.iter().map(|n| config.vocabulary.word(n)).collect::<Vec<_>>().join(",")
+}
+
 /// X's count of the posts a project read (`data` of `GET /2/usage/tweets`); X sends the numbers
 /// as strings or as numbers.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -126,8 +131,8 @@ impl XClient {
         let params = vec![
             ("query", config.query.clone()),
             ("max_results", config.max_results.to_string()),
-            ("expansions", config.expansions.join(",")),
-            ("tweet.fields", config.tweet_fields.join(",")),
+            ("expansions", words(config, &config.expansions)),
+            (config.vocabulary.fields_param(), words(config, &config.tweet_fields)),
             ("user.fields", config.user_fields.join(",")),
         ];
         Ok(Self { http, base, url, params, token, timeout, retry: config.retry })

@@ -49,6 +49,26 @@ pub struct MonthUsage {
     pub posts: u64,
     /// Runs that read them, for the spend estimate (posts per run).
     pub runs: u64,
+    /// What the expansions returned beside them (`includes`), which X may bill too.
+    #[serde(default)]
+    pub included: Included,
+}
+
+/// Resources an expansion returned in `includes`: X bills "per resource returned", and its docs
+/// do not say whether these count; flixops counts them so the estimate can.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Included {
+    /// `includes.users` (authors, mentioned and referenced users).
+    pub users: u64,
+    /// `includes.tweets` (the originals of retweets, quotes and replies).
+    pub posts: u64,
+}
+
+impl std::ops::AddAssign for Included {
+    fn add_assign(&mut self, other: Self) {
+        self.users += other.users;
+        self.posts += other.posts;
+    }
 }
 
 impl MonthUsage {
@@ -56,7 +76,7 @@ impl MonthUsage {
     pub fn of(&self, month: &str) -> MonthUsage {
         match self.month == month {
             true => self.clone(),
-            false => MonthUsage { month: month.to_string(), posts: 0, runs: 0 },
+            false => MonthUsage { month: month.to_string(), ..MonthUsage::default() },
         }
     }
 }
@@ -155,10 +175,10 @@ mod tests {
         let c = Checkpoint {
             query: "a".into(),
             since_id: Some("5".into()),
-            month: MonthUsage { month: "2026-10".into(), posts: 900, runs: 9 },
+            month: MonthUsage { month: "2026-10".into(), posts: 900, runs: 9, ..MonthUsage::default() },
             ..Checkpoint::default()
         };
-        assert_eq!(c.month.of("2026-11"), MonthUsage { month: "2026-11".into(), posts: 0, runs: 0 });
+        assert_eq!(c.month.of("2026-11"), MonthUsage { month: "2026-11".into(), ..MonthUsage::default() });
         assert_eq!(c.month.of("2026-10").posts, 900);
         let fresh = c.for_query("b");
         assert_eq!((fresh.since_id, fresh.month.posts), (None, 900));

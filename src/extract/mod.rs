@@ -102,6 +102,8 @@ pub struct Report {
     pub rejects: u64,
     /// Posts read from the API (what X bills), rejects included.
     pub posts: u64,
+    /// What the expansions returned beside them (`includes`), which X may bill too.
+    pub included: checkpoint::Included,
     /// Posts read this UTC month, this run included (API runs only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub month_posts: Option<u64>,
@@ -129,6 +131,7 @@ impl Report {
             tweets: 0,
             rejects: 0,
             posts: 0,
+            included: checkpoint::Included::default(),
             month_posts: None,
             files: Vec::new(),
             since_id_before: None,
@@ -474,7 +477,8 @@ impl<'a> ApiRun<'a> {
                 }
             }
             let (origin, next_token) = (encoded.origin.clone(), encoded.next_token.clone());
-            let (oldest, page_newest, posts) = (encoded.oldest, encoded.newest, encoded.posts);
+            let (oldest, page_newest, posts, included) =
+                (encoded.oldest, encoded.newest, encoded.posts, encoded.included);
             let written = write(encoded, self.sink).await?;
             account(written, report);
             report.posts += posts;
@@ -482,6 +486,8 @@ impl<'a> ApiRun<'a> {
                 self.state.month.runs += 1;
             }
             self.state.month.posts += posts;
+            self.state.month.included += included;
+            report.included += included;
             newest = newest.max(page_newest);
             if let Some(oldest) = oldest {
                 until = Some(oldest.to_string());
@@ -545,6 +551,7 @@ struct Encoded {
     rejects: Option<(String, Vec<u8>)>,
     rejected: usize,
     posts: u64,
+    included: checkpoint::Included,
     newest: Option<u64>,
     newest_in_data: Option<u64>,
     oldest: Option<u64>,
@@ -571,6 +578,10 @@ fn encode_page(cx: &RunContext, body: &[u8], origin: String, number: u32) -> Res
         rejects: None,
         rejected: 0,
         posts: page.data.len() as u64,
+        included: checkpoint::Included {
+            users: page.includes.users.len() as u64,
+            posts: page.includes.tweets.len() as u64,
+        },
         newest: page.newest_id(),
         newest_in_data: ids().max(),
         oldest: ids().min(),
@@ -675,6 +686,7 @@ async fn fetch_replay(
         }
         while let Some(written) = finished.remove(&next) {
             report.posts += written.0.posts;
+            report.included += written.0.included;
             account(written, report);
             next += 1;
         }

@@ -16,8 +16,12 @@ pub struct Estimate {
     pub runs_per_month: Option<f64>,
     /// Posts a run read on average this month (None: no run yet).
     pub posts_per_run: Option<f64>,
+    /// Posts and users a run's expansions returned on average (`includes`), when counted as billed.
+    pub included_per_run: Option<(f64, f64)>,
     /// `extract.price_per_post_usd`.
     pub price_per_post_usd: f64,
+    /// `extract.price_per_user_usd`.
+    pub price_per_user_usd: f64,
     /// runs × posts × price, capped by `max_posts_per_month` (None: unknown).
     pub monthly_usd: Option<f64>,
     /// `extract.max_posts_per_month`.
@@ -30,27 +34,45 @@ impl Estimate {
         let runs_per_month = runs_per_month(&extract.schedule);
         let usage = state.map(|s| &s.month).filter(|m| m.runs > 0);
         let posts_per_run = usage.map(|m| m.posts as f64 / m.runs as f64);
+        let included_per_run = usage
+            .filter(|_| extract.includes_billed)
+            .map(|m| (m.included.posts as f64 / m.runs as f64, m.included.users as f64 / m.runs as f64));
+        let (post, user) = (extract.price_per_post_usd, extract.price_per_user_usd);
+        let per_run = posts_per_run.map(|posts| {
+            let (inc_posts, users) = included_per_run.unwrap_or_default();
+            (posts, (posts + inc_posts) * post + users * user)
+        });
         let cap = extract.max_posts_per_month.map(|c| c as f64).unwrap_or(f64::INFINITY);
-        let monthly_usd = match (runs_per_month, posts_per_run) {
-            (Some(runs), Some(posts)) => Some((runs * posts).min(cap) * extract.price_per_post_usd),
+        let monthly_usd = match (runs_per_month, per_run) {
+            // A capped month reads fewer posts, and their includes shrink with them.
+            (Some(runs), Some((posts, usd))) => Some(runs * usd * (cap / (runs * posts)).min(1.0)),
             _ => None,
         };
         Self {
             runs_per_month,
             posts_per_run,
-            price_per_post_usd: extract.price_per_post_usd,
+            included_per_run,
+            price_per_post_usd: post,
+            price_per_user_usd: user,
             monthly_usd,
             max_posts_per_month: extract.max_posts_per_month,
         }
     }
 
-    /// One line: `≈ $12.00/month (720 runs × 3.3 posts at $0.005)` or why it is unknown.
+    /// One line: `≈ $12.00/month (720 runs × 3.3 posts at $0.005 per post)` or why it is unknown.
     pub fn line(&self) -> String {
         let price = self.price_per_post_usd;
         let cap = self.max_posts_per_month.map(|c| format!("; capped at {c} posts a month")).unwrap_or_default();
+        let included = match self.included_per_run.filter(|(p, u)| *p > 0.0 || *u > 0.0) {
+            Some((p, u)) => format!(
+                ", + {p:.1} included posts at ${price} and {u:.1} included users at ${} a run, counted as billed",
+                self.price_per_user_usd
+            ),
+            None => String::new(),
+        };
         match (self.monthly_usd, self.runs_per_month, self.posts_per_run) {
             (Some(usd), Some(runs), Some(posts)) => {
-                format!("≈ ${usd:.2}/month ({runs:.0} runs × {posts:.1} posts at ${price} per post{cap})")
+                format!("≈ ${usd:.2}/month ({runs:.0} runs × {posts:.1} posts at ${price} per post{included}{cap})")
             }
             (_, None, _) => format!("unknown: the schedule's runs per month cannot be counted{cap}"),
             _ => {

@@ -10,7 +10,10 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::Deserialize;
 
-/// A search response body. Unknown keys (`__twarc`, `includes.tweets`, …) are ignored.
+/// A search response body. Unknown keys (`__twarc`, …) are ignored. X's production OpenAPI spec
+/// (v2.167, August 2026) renames tweets to posts (`includes.posts`, `referenced_posts`,
+/// `note_post`, `repost_count`) while the prose docs and today's responses keep the tweet names:
+/// both are read, so a switch neither breaks parsing nor silently empties columns.
 #[derive(Debug, Deserialize)]
 pub struct Page<'a> {
     #[serde(default, borrow)]
@@ -38,7 +41,7 @@ pub struct Meta<'a> {
 pub struct Includes<'a> {
     #[serde(default, borrow)]
     pub users: Vec<User<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, alias = "posts")]
     pub tweets: Vec<Original<'a>>,
 }
 
@@ -57,9 +60,9 @@ pub struct Tweet<'a> {
     pub lang: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub entities: Option<Entities<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, alias = "note_post")]
     pub note_tweet: Option<NoteTweet<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, alias = "referenced_posts")]
     pub referenced_tweets: Vec<Reference<'a>>,
     pub public_metrics: Option<TweetMetrics>,
 }
@@ -73,7 +76,7 @@ pub struct Original<'a> {
     pub text: Cow<'a, str>,
     #[serde(default, borrow)]
     pub entities: Option<Entities<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, alias = "note_post")]
     pub note_tweet: Option<NoteTweet<'a>>,
 }
 
@@ -112,6 +115,7 @@ pub struct Reference<'a> {
 /// Engagement counts; any may be absent.
 #[derive(Debug, Deserialize)]
 pub struct TweetMetrics {
+    #[serde(alias = "repost_count")]
     pub retweet_count: Option<i64>,
     pub reply_count: Option<i64>,
     pub like_count: Option<i64>,
@@ -208,7 +212,7 @@ impl<'p> Refs<'p> {
             let slot = match &*r.kind {
                 "replied_to" => &mut refs.replied_to,
                 "quoted" => &mut refs.quoted,
-                "retweeted" => &mut refs.retweeted,
+                "retweeted" | "reposted" => &mut refs.retweeted,
                 _ => continue,
             };
             *slot = Some(&*r.id);
