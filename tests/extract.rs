@@ -1002,3 +1002,27 @@ async fn the_post_vocabulary_names_the_request_parameters() {
     let report = extract::run(&job, &mut source, &Sink::Dir(dir.path().to_path_buf())).await.unwrap();
     assert_eq!(report.tweets, 100, "{report:?}");
 }
+
+/// S3's answers to racing conditional writes, which moto gives only when the launcher is told to
+/// (`/_flixops/s3-conflict`): a 409 `ConditionalRequestConflict` is retried (the SDK does not), past
+/// the retries it is a conflict; an `If-Match` on a key that vanished answers 404 `NoSuchKey`, also
+/// a conflict, not a storage failure. https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-requests.html
+#[tokio::test]
+async fn racing_conditional_writes_on_s3_are_retried_or_reported_as_conflicts() {
+    let (client, bucket) = common::moto_bucket("races").await;
+    let sink = Sink::S3 { client, bucket: bucket.clone() };
+    let key = "p/_state/extract.json";
+    let arm = |times: u32| {
+        let url = format!("{}/_flixops/s3-conflict?bucket={bucket}&key={key}&times={times}", common::moto().endpoint);
+        async move { assert!(reqwest::Client::new().post(url).send().await.unwrap().status().is_success()) }
+    };
+    let state = Checkpoint::empty("q");
+    arm(2).await;
+    let version = checkpoint::write(&sink, key, &state, None).await.expect("two 409s, then the write goes through");
+    arm(5).await;
+    let err = checkpoint::write(&sink, key, &state, Some(&version)).await.unwrap_err();
+    assert!(matches!(err, ExtractError::CheckpointMoved { .. }), "409 past the retries: {err}");
+    let vanished = checkpoint::write(&sink, "p/_state/gone.json", &state, Some("\"0123abcd\"")).await.unwrap_err();
+    assert!(matches!(vanished, ExtractError::CheckpointMoved { .. }), "404 NoSuchKey to If-Match: {vanished}");
+    assert!(checkpoint::read(&sink, key).await.unwrap().is_some(), "the first write is there");
+}

@@ -170,6 +170,44 @@ def validate_destinations(app):
     return wrapped
 
 
+# S3 answers a conditional PUT that races another write to the same key with 409
+# ConditionalRequestConflict ("retry the request"), which moto never does
+# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-requests.html). A test arms it:
+# POST /_flixops/s3-conflict?bucket=B&key=K&times=N makes the next N conditional PUTs to B/K answer so.
+CONFLICTS = {}
+CONFLICTS_LOCK = threading.Lock()
+
+
+def conditional_conflicts(app):
+    def wrapped(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        query = dict(part.split("=", 1) for part in environ.get("QUERY_STRING", "").split("&") if "=" in part)
+        if path == "/_flixops/s3-conflict" and environ.get("REQUEST_METHOD") == "POST":
+            with CONFLICTS_LOCK:
+                CONFLICTS[(query["bucket"], query["key"])] = int(query.get("times", "1"))
+            start_response("204 No Content", [])
+            return [b""]
+        conditional = environ.get("HTTP_IF_MATCH") or environ.get("HTTP_IF_NONE_MATCH")
+        if environ.get("REQUEST_METHOD") == "PUT" and conditional:
+            bucket, _, key = path.lstrip("/").partition("/")
+            with CONFLICTS_LOCK:
+                left = CONFLICTS.get((bucket, key), 0)
+                if left:
+                    CONFLICTS[(bucket, key)] = left - 1
+            if left:
+                environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+                body = (
+                    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>ConditionalRequestConflict</Code>'
+                    b"<Message>A conflicting conditional operation is currently in progress against this resource. "
+                    b"Please try again.</Message><RequestId>flixops-moto</RequestId></Error>"
+                )
+                start_response("409 Conflict", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+                return [body]
+        return app(environ, start_response)
+
+    return wrapped
+
+
 TRANSPORT = threading.local()
 
 
@@ -328,7 +366,7 @@ def main():
     statement = access_control.IAMPolicyStatement
     statement.is_action_permitted = deny_only_when_its_condition_holds(statement.is_action_permitted)
     patch_lambda()
-    app = note_transport(validate_destinations(fix_roots(DomainDispatcherApplication(create_backend_app))))
+    app = note_transport(conditional_conflicts(validate_destinations(fix_roots(DomainDispatcherApplication(create_backend_app)))))
     if cert_dir:
         tls = write_certificates(cert_dir)
         server = make_server("127.0.0.1", int(sys.argv[2]), app, threaded=True,
