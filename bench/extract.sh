@@ -24,17 +24,32 @@ bin="$CARGO_TARGET_DIR/release/flixops"
 
 python3 "$shared/bench/make_pages.py" "$pages" "$out/pages.jsonl"
 python3 "$shared/bench/make_pages.py" "$((pages * 4))" "$out/pages-x4.jsonl"
+# The same pages without what the referenced_tweets.id expansion adds (includes.tweets), to measure
+# its cost in page bytes and extraction time.
+python3 - "$out/pages.jsonl" "$out/pages-noexp.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[1]) as src, open(sys.argv[2], "w") as out:
+    for line in src:
+        page = json.loads(line)
+        page.get("includes", {}).pop("tweets", None)
+        out.write(json.dumps(page, separators=(",", ":")) + "\n")
+PY
 rm -rf "$out"/run-*
 
 "$venv/bin/python" bench/measure.py "$rounds" \
   "baseline=$venv/bin/python $shared/bench/seed_baseline.py $out/pages.jsonl $out/run-base-{round}" \
   "flixops=$bin extract --replay $out/pages.jsonl --to $out/run-flixops-{round}" \
   "flixops_x4=$bin extract --replay $out/pages-x4.jsonl --to $out/run-flixops-x4-{round}" \
+  "flixops_noexp=$bin extract --replay $out/pages-noexp.jsonl --to $out/run-flixops-noexp-{round}" \
   | tee "$out/results.jsonl"
 
-"$venv/bin/python" - "$out/results.jsonl" <<'PY'
-import json, sys
+"$venv/bin/python" - "$out/results.jsonl" "$out/pages.jsonl" "$out/pages-noexp.jsonl" <<'PY'
+import json, os, sys
 r = {d["name"]: d for d in map(json.loads, open(sys.argv[1]))}
+full, bare = os.path.getsize(sys.argv[2]), os.path.getsize(sys.argv[3])
+print(f"the referenced_tweets.id expansion: pages {full / bare:.2f}x the bytes ({full} vs {bare}); "
+      f"extraction {r['flixops']['median_wall_s'] / r['flixops_noexp']['median_wall_s']:.2f}x the time "
+      f"({r['flixops']['median_wall_s']} s vs {r['flixops_noexp']['median_wall_s']} s)")
 print(f"speed-up (baseline / flixops wall time, {r['flixops']['rounds']} rounds, medians): "
       f"{r['baseline']['median_wall_s'] / r['flixops']['median_wall_s']:.1f}x")
 print(f"CPU time (user + system, medians): flixops {r['flixops']['median_cpu_s']} s, "
