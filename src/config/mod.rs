@@ -193,6 +193,24 @@ pub struct AwsSnowflakeTarget {
     pub log_retention_days: i32,
 }
 
+#[cfg(test)]
+impl AwsSnowflakeTarget {
+    /// A target with fixed names (database `ACME`, warehouse `WH`), for unit tests.
+    pub(crate) fn for_tests() -> Self {
+        Self {
+            region: None,
+            aws_profile: None,
+            bucket: "b".into(),
+            snowflake_connection: None,
+            database: "ACME".into(),
+            warehouse: "WH".into(),
+            target_lag: "1 hour".into(),
+            iam_propagation_secs: 120,
+            log_retention_days: 30,
+        }
+    }
+}
+
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {

@@ -243,17 +243,7 @@ mod tests {
 
     #[test]
     fn a_model_compiles_with_what_it_reads_inlined_and_the_raw_table_empty() {
-        let target = AwsSnowflakeTarget {
-            region: None,
-            aws_profile: None,
-            bucket: "b".into(),
-            snowflake_connection: None,
-            database: "ACME".into(),
-            warehouse: "WH".into(),
-            target_lag: "1 hour".into(),
-            iam_propagation_secs: 120,
-            log_retention_days: 30,
-        };
+        let target = AwsSnowflakeTarget::for_tests();
         let names = SnowNames::new("acme", "prod", &target).unwrap();
         let models = crate::models::discover(std::path::Path::new("/nonexistent/models")).unwrap();
         let dialect = crate::models::Dialect::Snowflake { database: "ACME".into() };

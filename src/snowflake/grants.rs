@@ -135,17 +135,7 @@ mod tests {
 
     #[test]
     fn a_need_is_met_by_any_of_its_grants_and_names_its_fix() {
-        let target = AwsSnowflakeTarget {
-            region: None,
-            aws_profile: None,
-            bucket: "b".into(),
-            snowflake_connection: None,
-            database: "ACME".into(),
-            warehouse: "WH".into(),
-            target_lag: "1 hour".into(),
-            iam_propagation_secs: 120,
-            log_retention_days: 30,
-        };
+        let target = AwsSnowflakeTarget::for_tests();
         let names = SnowNames::new("acme", "prod", &target).unwrap();
         let needs = needs(&names, "DEPLOYER");
         let owner = [
