@@ -570,4 +570,75 @@ mod backfill {
         assert_eq!(count("SELECT count(*) FROM staging.stg_tweets"), 1200);
         assert_eq!(count("SELECT sum(tweet_count) FROM marts.tweets_daily"), 1200);
     }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_monthly_cap_counts_recent_search_and_backfills_together() {
+        let archive = archive(4000);
+        let server = archive.serve().await;
+        let recent = Timeline::of(5_000_000..5_000_100);
+        Mock::given(path(SEARCH)).respond_with(recent.clone()).mount(&server).await;
+        let dir = tempfile::tempdir().unwrap();
+        write_paged_config(dir.path(), &server.uri());
+        let toml = std::fs::read_to_string(dir.path().join("flixops.toml")).unwrap();
+        let toml = toml.replace("[extract]\n", "[extract]\nmax_posts_per_month = 1200\n");
+        std::fs::write(dir.path().join("flixops.toml"), toml).unwrap();
+        let (code, _, stderr) = output(flixops(dir.path()).arg("extract").env("FLIXOPS_TEST_TOKEN", "t"));
+        assert_eq!(code, 0, "{stderr}");
+
+        let (code, stdout, stderr) = backfill(dir.path(), &[&RANGE[..], &["--dry-run", "-o", "json"]].concat());
+        assert_eq!(code, 0, "{stderr}");
+        let quote: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!((quote["month_posts"].as_u64(), quote["month_left"].as_u64()), (Some(100), Some(1100)), "{quote}");
+
+        let (code, _, stderr) = backfill(dir.path(), &[&RANGE[..], &["--yes"]].concat());
+        assert_eq!(code, 0, "a cap is a resumable partial, not a failure: {stderr}");
+        assert!(
+            stderr
+                .contains("partial: resumes next run (max_posts_per_month = 1200 reached: 1100 posts read this month)"),
+            "{stderr}"
+        );
+        assert_eq!(archive.served().len(), 1000, "two pages of 500 fit under the 1,100 the cap left");
+        let lake = dir.path().join(".flixops/lake");
+        assert_eq!(
+            (state(&lake)["progress"].as_str(), state(&lake)["until_id"].as_str()),
+            (Some("open"), Some("1003000"))
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn on_the_cloud_target_it_writes_to_the_bucket_with_extracts_credentials() {
+        let archive = archive(4000);
+        let server = archive.serve().await;
+        let (s3, bucket) = common::moto_bucket("backfill").await;
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[project]\nname = \"t\"\n[extract]\napi_base_url = \"{}\"\nbearer_token = {{ env = \"FLIXOPS_TEST_TOKEN\" }}\n\
+             [env.prod]\ntarget = \"aws-snowflake\"\nregion = \"us-east-1\"\nbucket = \"{bucket}\"\n",
+            server.uri()
+        );
+        std::fs::write(dir.path().join("flixops.toml"), text).unwrap();
+        let run = |args: &[&str]| {
+            let mut cmd = flixops(dir.path());
+            cmd.arg("backfill").args(RANGE).args(args).envs(common::moto_env()).env("FLIXOPS_TEST_TOKEN", "t");
+            output(&mut cmd)
+        };
+        let (code, _, stderr) = run(&["--yes", "--max-posts", "1000"]);
+        assert_eq!(code, 0, "{stderr}");
+        let (code, _, stderr) = run(&["--yes"]);
+        assert_eq!(code, 0, "{stderr}");
+        let keys = common::s3_keys(&s3, &bucket, "flixops/").await;
+        assert!(
+            keys.contains(&"flixops/_state/backfill-20261001T000000Z-20261005T000000Z.json".to_string()),
+            "{keys:?}"
+        );
+        let files: Vec<&String> = keys.iter().filter(|k| k.starts_with("flixops/tweets/dt=")).collect();
+        assert_eq!(files.len(), 8, "{keys:?}");
+        let mut ids = BTreeSet::new();
+        for key in files {
+            let body = s3.get_object().bucket(&bucket).key(key).send().await.unwrap().body.collect().await.unwrap();
+            ids.extend(strings(&read_batches(body.into_bytes().to_vec()), "tweet_id").into_iter().flatten());
+        }
+        assert_eq!(ids, every_id(&archive));
+        assert_eq!(archive.served().len(), 4000, "the second run resumed below the first one's pages");
+    }
 }
