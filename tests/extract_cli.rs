@@ -508,6 +508,15 @@ mod backfill {
         assert_eq!(served.len() - distinct.len(), 500, "only the page in flight at the kill was bought twice");
         assert!(!lake.join("p/_state/extract.json").exists(), "the recent-search checkpoint is never touched");
 
+        let searches = archive.searches();
+        let (code, _, stderr) = backfill(dir.path(), &[&RANGE[..], &["--yes"]].concat());
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            stderr.contains("this range was backfilled completely already (4000 posts): nothing bought"),
+            "{stderr}"
+        );
+        assert_eq!(archive.searches(), searches, "a complete range is not bought again");
+
         let (_, stdout, _) = output(flixops(dir.path()).args(["doctor", "-o", "json"]).env("FLIXOPS_TEST_TOKEN", "t"));
         let doctor: Value = serde_json::from_str(&stdout).unwrap();
         let check = doctor["checks"].as_array().unwrap().iter().find(|c| c["name"] == "backfill").unwrap().clone();

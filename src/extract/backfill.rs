@@ -235,8 +235,12 @@ impl State {
 
     /// True when `request` asks for this backfill again: the same words, or the same range.
     fn resumed_by(&self, request: &Request, range: &Range) -> bool {
-        let same_words = self.since == request.since && self.until == request.until;
-        same_words || (rfc(range.start), rfc(range.end)) == (self.start_time.clone(), self.end_time.clone())
+        (self.since == request.since && self.until == request.until) || self.covers(range)
+    }
+
+    /// True when this backfill is of exactly `range`.
+    fn covers(&self, range: &Range) -> bool {
+        (rfc(range.start), rfc(range.end)) == (self.start_time.clone(), self.end_time.clone())
     }
 
     /// `--since … [--until …]` as typed: the arguments that resume this backfill.
@@ -400,8 +404,8 @@ pub struct Prepared {
 pub struct BackfillReport {
     /// The quote it ran on.
     pub quote: Quote,
-    /// This run, in `extract`'s terms.
-    pub run: Report,
+    /// This run, in `extract`'s terms (None: the range was complete already, nothing was bought).
+    pub run: Option<Report>,
     /// `open` (resume with the same command) or `complete`.
     pub progress: Progress,
     /// Posts read over every run of this backfill.
@@ -413,7 +417,14 @@ pub struct BackfillReport {
 impl BackfillReport {
     /// The report as people read it.
     pub fn write_human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
-        self.run.write_human(w)?;
+        let Some(run) = &self.run else {
+            return writeln!(
+                w,
+                "this range was backfilled completely already ({} posts): nothing bought; to fetch it again, delete {}",
+                self.posts_total, self.quote.checkpoint
+            );
+        };
+        run.write_human(w)?;
         for key in &self.abandoned {
             writeln!(w, "  abandoned the open backfill {key}")?;
         }
@@ -449,22 +460,45 @@ pub async fn prepare(job: Job, request: &Request, client: XClient, sink: Sink) -
         });
     }
     let month = now.format("%Y-%m").to_string();
-    let backfills: u64 = others.iter().chain(&foreign).map(|(_, s, _)| s.month.of(&month).posts).sum();
+    let (key, mut state, version) = pick(&job, request, &range, mine, &others);
+    let backfills: u64 =
+        others.iter().chain(&foreign).filter(|(k, _, _)| *k != key).map(|(_, s, _)| s.month.of(&month).posts).sum();
     let month_others = recent_month_posts(&sink, &job.prefix, &month).await? + backfills;
-    let (key, mut state, version) = match mine.into_iter().next() {
-        Some((key, state, version)) => (key, state, Some(version)),
-        None => {
-            let key = range.key(&job.prefix);
-            let version = others.iter().find(|(k, _, _)| *k == key).map(|(_, _, v)| v.clone());
-            (key, State::fresh(&job.query, request, &range), version)
-        }
-    };
     let deadline = Instant::now() + job.time_budget;
     let days = client.counts(&state.start_time, &state.end_time, deadline).await?;
     let quote = quote(&job, &state, days, month_others + state.month.of(&month).posts, &sink, &key);
     state.quoted_posts = quote.total_posts;
     let abandon = if request.abandon { foreign } else { Vec::new() };
     Ok(Prepared { quote, job, client, sink, key, state, version, month_others, abandon })
+}
+
+/// A stored backfill checkpoint: key, state, version.
+type Found = (String, State, String);
+
+/// The backfill this request runs: the open one it resumes, else a complete one of the same
+/// range (which buys nothing), else a fresh one (over an older checkpoint of that key, keeping
+/// its month's posts).
+fn pick(
+    job: &Job,
+    request: &Request,
+    range: &Range,
+    mine: Vec<Found>,
+    others: &[Found],
+) -> (String, State, Option<String>) {
+    if let Some((key, state, version)) = mine.into_iter().next() {
+        return (key, state, Some(version));
+    }
+    let complete = |s: &State| s.progress == Progress::Complete && s.query == job.query && s.covers(range);
+    if let Some((key, state, version)) = others.iter().find(|(_, s, _)| complete(s)) {
+        return (key.clone(), state.clone(), Some(version.clone()));
+    }
+    let key = range.key(&job.prefix);
+    let mut state = State::fresh(&job.query, request, range);
+    let old = others.iter().find(|(k, _, _)| *k == key);
+    if let Some((_, old, _)) = old {
+        state.month = old.month.clone();
+    }
+    (key, state, old.map(|(_, _, version)| version.clone()))
 }
 
 /// Posts recent search read in `month` (its checkpoint's count).
@@ -500,6 +534,16 @@ impl Prepared {
     /// Buys the range: takes the run lease, closes what `--abandon` closes, then pages through
     /// the rest of the range, storing each page and saving progress after it.
     pub async fn run(mut self) -> Result<BackfillReport, BackfillError> {
+        if self.state.progress == Progress::Complete {
+            let (posts_total, abandoned) = (self.state.posts, Vec::new());
+            return Ok(BackfillReport {
+                quote: self.quote,
+                run: None,
+                progress: Progress::Complete,
+                posts_total,
+                abandoned,
+            });
+        }
         let started = Utc::now();
         let run_id = format!("{}-bf{:06x}", started.format("%Y%m%dT%H%M%SZ"), fastrand::u32(..0x100_0000));
         let mut report = Report::new(&run_id, self.sink.location());
@@ -509,7 +553,7 @@ impl Prepared {
         let abandoned = outcome?;
         Ok(BackfillReport {
             quote: self.quote,
-            run: report,
+            run: Some(report),
             progress: self.state.progress,
             posts_total: self.state.posts,
             abandoned,
@@ -524,10 +568,15 @@ impl Prepared {
     ) -> Result<Vec<String>, BackfillError> {
         let mut abandoned = Vec::new();
         for (key, mut state, version) in std::mem::take(&mut self.abandon) {
+            abandoned.push(format!("{}/{key}", self.sink.location()));
+            if key == self.key {
+                // The same range under another query: this backfill's state replaces it.
+                self.version = Some(version);
+                continue;
+            }
             state.progress = Progress::Abandoned;
             let body = serde_json::to_vec_pretty(&state).expect("state serializes");
             self.sink.put_if(&key, body, Some(&version)).await.map_err(ExtractError::from)?;
-            abandoned.push(format!("{}/{key}", self.sink.location()));
         }
         let cx = Arc::new(RunContext {
             query: self.job.query.clone(),
@@ -574,7 +623,7 @@ impl Prepared {
             max_results: size,
         };
         let mut cursors = std::collections::HashSet::new();
-        let (mut last_request, mut slowest) = (None::<Instant>, Duration::ZERO);
+        let (mut last_request, mut slowest, mut number) = (None::<Instant>, Duration::ZERO, 0);
         loop {
             if let Some(stop) = self.stop_before_page(report, size, deadline, slowest) {
                 report.partial = Some(stop);
@@ -587,37 +636,13 @@ impl Prepared {
             last_request = Some(began);
             let body = match self.client.archive_page(&request, deadline).await {
                 Ok(body) => body,
-                Err(ApiError::RateLimited { reset }) => {
-                    report.partial = Some(Stop::RateLimited(reset).to_string());
+                Err(e) => {
+                    report.partial = Some(stopped(e)?);
                     return Ok(());
                 }
-                Err(ApiError::OutOfTime) => {
-                    report.partial = Some(Stop::TimeBudget.to_string());
-                    return Ok(());
-                }
-                Err(e) => return Err(e.into()),
             };
-            let number = self.state.pages + 1;
-            let encoded = encode_page(cx, &body, format!("backfill page {number}"), number)?;
-            if let (Some(top), Some(until)) = (encoded.newest_in_data, self.state.until_id.as_deref()) {
-                if until.parse::<u64>().is_ok_and(|until| top >= until) {
-                    let origin = encoded.origin;
-                    return Err(ExtractError::NotOlder { origin, newest: top, until_id: until.to_string() });
-                }
-            }
-            let (origin, next_token, oldest, posts) =
-                (encoded.origin.clone(), encoded.next_token.clone(), encoded.oldest, encoded.posts);
-            let written = write(encoded, &self.sink).await?;
-            let (pages_before, tweets_before) = (report.pages, report.tweets);
-            account(written, report);
-            report.posts += posts;
-            self.state.posts += posts;
-            self.state.month.posts += posts;
-            self.state.pages += report.pages - pages_before;
-            self.state.tweets += report.tweets - tweets_before;
-            if let Some(oldest) = oldest {
-                self.state.until_id = Some(oldest.to_string());
-            }
+            number += 1;
+            let (origin, next_token) = self.store(cx, &body, number, report).await?;
             slowest = slowest.max(began.elapsed());
             let Some(token) = next_token else {
                 self.state.progress = Progress::Complete;
@@ -629,6 +654,38 @@ impl Prepared {
             }
             request.next_token = Some(token);
         }
+    }
+
+    /// Stores one page (and its rejects) and records it in the state; returns the page's origin
+    /// and its cursor to the next page.
+    async fn store(
+        &mut self,
+        cx: &RunContext,
+        body: &[u8],
+        number: u32,
+        report: &mut Report,
+    ) -> Result<(String, Option<String>), ExtractError> {
+        let encoded = encode_page(cx, body, format!("backfill page {number}"), number)?;
+        if let (Some(top), Some(until)) = (encoded.newest_in_data, self.state.until_id.as_deref()) {
+            if until.parse::<u64>().is_ok_and(|until| top >= until) {
+                let origin = encoded.origin;
+                return Err(ExtractError::NotOlder { origin, newest: top, until_id: until.to_string() });
+            }
+        }
+        let (origin, next_token, oldest, posts) =
+            (encoded.origin.clone(), encoded.next_token.clone(), encoded.oldest, encoded.posts);
+        let written = write(encoded, &self.sink).await?;
+        let (pages_before, tweets_before) = (report.pages, report.tweets);
+        account(written, report);
+        report.posts += posts;
+        self.state.posts += posts;
+        self.state.month.posts += posts;
+        self.state.pages += report.pages - pages_before;
+        self.state.tweets += report.tweets - tweets_before;
+        if let Some(oldest) = oldest {
+            self.state.until_id = Some(oldest.to_string());
+        }
+        Ok((origin, next_token))
     }
 
     fn month_posts(&self) -> u64 {
@@ -662,6 +719,16 @@ impl Prepared {
         })?;
         self.version = Some(version);
         Ok(())
+    }
+}
+
+/// A rate limit past the budget, or the budget itself, ends a run as a partial (the reason);
+/// anything else is an error.
+fn stopped(e: ApiError) -> Result<String, ExtractError> {
+    match e {
+        ApiError::RateLimited { reset } => Ok(Stop::RateLimited(reset).to_string()),
+        ApiError::OutOfTime => Ok(Stop::TimeBudget.to_string()),
+        e => Err(e.into()),
     }
 }
 
