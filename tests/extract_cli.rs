@@ -650,4 +650,26 @@ mod backfill {
         assert_eq!(ids, every_id(&archive));
         assert_eq!(archive.served().len(), 4000, "the second run resumed below the first one's pages");
     }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_rate_limit_past_the_time_budget_leaves_a_resumable_partial() {
+        let archive = archive(4000);
+        let reset = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+        archive.rate_limit_after(2, reset);
+        let server = archive.serve().await;
+        let dir = tempfile::tempdir().unwrap();
+        write_paged_config(dir.path(), &server.uri());
+        let lake = dir.path().join(".flixops/lake");
+
+        let (code, _, stderr) = backfill(dir.path(), &[&RANGE[..], &["--yes"]].concat());
+        assert_eq!(code, 0, "a rate limit is a resumable partial: {stderr}");
+        assert!(stderr.contains("partial: resumes next run (rate limited by the X API until "), "{stderr}");
+        assert_eq!((state(&lake)["progress"].as_str(), state(&lake)["posts"].as_u64()), (Some("open"), Some(1000)));
+
+        archive.unlimited();
+        let (code, _, stderr) = backfill(dir.path(), &[&RANGE[..], &["--yes"]].concat());
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(state(&lake)["progress"], "complete");
+        assert_eq!(archive.served().len(), 4000, "the resumed run bought only the rest");
+    }
 }

@@ -33,6 +33,8 @@ struct State {
     counts: usize,
     /// Search requests after the first `.0` are answered after `.1`.
     slow: Option<(usize, Duration)>,
+    /// Search requests after the first `.0` get a 429 whose window resets at `.1` (Unix seconds).
+    limited: Option<(usize, u64)>,
 }
 
 type Bounds = (Option<String>, Option<String>, Option<u64>);
@@ -81,6 +83,17 @@ impl Archive {
     /// Answers search requests after the first `after` only after `delay`.
     pub fn slow_after(&self, after: usize, delay: Duration) {
         self.state.lock().unwrap().slow = Some((after, delay));
+    }
+
+    /// Answers search requests after the first `after` with 429 Too Many Requests, as X does when
+    /// the 15-minute window is used up: `x-rate-limit-remaining: 0` and the window's reset time.
+    pub fn rate_limit_after(&self, after: usize, reset: u64) {
+        self.state.lock().unwrap().limited = Some((after, reset));
+    }
+
+    /// Lifts the rate limit.
+    pub fn unlimited(&self) {
+        self.state.lock().unwrap().limited = None;
     }
 
     /// Answers at full speed again.
@@ -152,6 +165,13 @@ impl Respond for Search {
         let bounds: Bounds = (params.get("start_time").cloned(), params.get("end_time").cloned(), until);
         let mut state = self.0.state.lock().unwrap();
         state.searches += 1;
+        if let Some((_, reset)) = state.limited.filter(|(after, _)| state.searches > *after) {
+            return ResponseTemplate::new(429)
+                .insert_header("x-rate-limit-limit", "300")
+                .insert_header("x-rate-limit-remaining", "0")
+                .insert_header("x-rate-limit-reset", reset.to_string().as_str())
+                .set_body_json(json!({"title": "Too Many Requests", "detail": "Too Many Requests", "type": "about:blank", "status": 429}));
+        }
         let below = match params.get("next_token") {
             None => until,
             Some(token) => match state.cursors.get(token) {
