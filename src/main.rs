@@ -130,7 +130,8 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
                 prepared.quote.write_human(&mut std::io::stderr().lock()).ok();
             }
             if !args.yes && !std::io::stdin().is_terminal() {
-                return Err(Error::Usage("nothing bought: stdin is not a terminal, so there is no one to ask; pass --yes to buy the quoted posts, or --dry-run to only quote".into()));
+                let why = "nothing bought: stdin is not a terminal, so there is no one to ask; pass --yes to buy the quoted posts, or --dry-run to only quote";
+                return Err(Error::Usage(why.into()));
             }
             if !args.yes {
                 approve()?;
