@@ -69,6 +69,13 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Run one extraction: X API recent search (or a recording) → one parquet file per page
     Extract(ExtractArgs),
+    /// Fetch history with X full-archive search, quoted before it buys anything, resumable
+    ///
+    /// First the quote: posts per day from the counts endpoint, their price at
+    /// extract.price_per_post_usd and what the monthly cap leaves. Then the range, newest first,
+    /// into the same lake layout as `extract`. Killed or capped, the same command resumes; another
+    /// range is refused while one is open, unless --abandon.
+    Backfill(BackfillArgs),
     /// Local target: extract → load → transform, once
     Run(RunArgs),
     /// Rebuild the models (local target: loads pending lake files first, as Snowpipe would)
@@ -297,4 +304,26 @@ pub struct RunArgs {
     /// Read recorded pages instead of calling the API (see `extract --replay`)
     #[arg(long, value_name = "PATH")]
     pub replay: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// Oldest time: a date (2026-10-01, UTC), an RFC 3339 time, or a duration back from now (30d, 12h, 2w)
+    #[arg(long, value_name = "DATE|DURATION")]
+    pub since: String,
+    /// Newest time, exclusive: a date or an RFC 3339 time [default: now]
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+    /// Buy without asking (needed when stdin is not a terminal, e.g. in CI)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print the quote and stop: no search call is made, nothing is written
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Stop (resumably) before this run reads more than N posts
+    #[arg(long, value_name = "N")]
+    pub max_posts: Option<u64>,
+    /// Close an open backfill of another range (its tweets stay) and start this one
+    #[arg(long)]
+    pub abandon: bool,
 }

@@ -25,6 +25,9 @@ pub enum Error {
     /// The extraction failed.
     #[error(transparent)]
     Extract(#[from] extract::ExtractError),
+    /// A backfill could not start, or stopped.
+    #[error(transparent)]
+    Backfill(#[from] extract::backfill::BackfillError),
     /// The local warehouse or lake failed.
     #[error(transparent)]
     Local(#[from] local::LocalError),
@@ -78,17 +81,19 @@ impl Error {
         matches!(self, Error::Config(_) | Error::WrongTarget { .. } | Error::Artifact(_) | Error::Usage(_))
             || matches!(self, Error::Export(export::ExportError::Schedule { .. }))
             || matches!(self, Error::Init(e) if e.is_usage())
+            || matches!(self, Error::Backfill(e) if e.is_usage())
     }
 
     /// True when X's usage cap refuses every request until it resets (exit code 4).
     pub fn is_capped(&self) -> bool {
-        matches!(self, Error::Extract(e) if e.is_capped())
+        matches!(self, Error::Extract(e) if e.is_capped()) || matches!(self, Error::Backfill(e) if e.is_capped())
     }
 
     /// True when a service could not be reached or refused the credentials (exit code 3).
     pub fn is_connect(&self) -> bool {
         match self {
             Error::Extract(e) => e.is_connect(),
+            Error::Backfill(e) => e.is_connect(),
             Error::Plan(e) => e.is_connect(),
             Error::Aws(_) => true,
             Error::Snowflake(e) => e.is_connect(),

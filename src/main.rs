@@ -117,6 +117,28 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
             let report = pipeline::extract(&config, &env, &input, args.to).await?;
             print(output, &report, |w| report.write_human(w))
         }
+        Command::Backfill(args) => {
+            use flixops::extract::backfill::Request;
+            let (config, env) = config_and_env(global)?;
+            let request =
+                Request { since: args.since, until: args.until, max_posts: args.max_posts, abandon: args.abandon };
+            let prepared = pipeline::backfill(&config, &env, &request).await?;
+            if args.dry_run {
+                return print(output, &prepared.quote, |w| prepared.quote.write_human(w));
+            }
+            if output.format == Format::Human {
+                prepared.quote.write_human(&mut std::io::stderr().lock()).ok();
+            }
+            if !args.yes && !std::io::stdin().is_terminal() {
+                let why = "nothing bought: stdin is not a terminal, so there is no one to ask; pass --yes to buy the quoted posts, or --dry-run to only quote";
+                return Err(Error::Usage(why.into()));
+            }
+            if !args.yes {
+                approve()?;
+            }
+            let report = prepared.run().await?;
+            print(output, &report, |w| report.write_human(w))
+        }
         Command::Run(args) => {
             let config = match load_config(global.config.as_deref()) {
                 Ok(config) => config,

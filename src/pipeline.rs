@@ -9,7 +9,7 @@ use crate::config::{Config, EnvConfig, LocalTarget, Target};
 use crate::extract::api::XClient;
 use crate::extract::replay::Replay;
 use crate::extract::sink::Sink;
-use crate::extract::{self, Job, Source};
+use crate::extract::{self, Job, Source, backfill};
 use crate::local::{LoadReport, Warehouse};
 use crate::models::local::ModelOutcome;
 use crate::models::{self, Dialect};
@@ -37,26 +37,13 @@ pub async fn extract(
     input: &Input,
     to: Option<PathBuf>,
 ) -> Result<extract::Report, Error> {
-    let sink = match (to, &env.target) {
-        (Some(dir), _) => Sink::Dir(dir),
-        (None, Target::Local(local)) => Sink::Dir(local.lake_dir.clone()),
-        (None, Target::AwsSnowflake(cloud)) => {
-            let sdk = crate::aws::sdk_config(cloud.aws_profile.as_deref(), cloud.region.as_deref()).await;
-            Sink::S3 { client: crate::aws::s3_client(&sdk), bucket: cloud.bucket.clone() }
-        }
+    let sink = match to {
+        Some(dir) => Sink::Dir(dir),
+        None => store(env).await,
     };
     let mut job = Job::new(&config.extract, &env.prefix);
     let mut source = match input {
-        Input::Api => {
-            let sdk = match &env.target {
-                Target::AwsSnowflake(c) => {
-                    Some(crate::aws::sdk_config(c.aws_profile.as_deref(), c.region.as_deref()).await)
-                }
-                Target::Local(_) => None,
-            };
-            let token = config.extract.bearer_token.resolve(sdk.as_ref()).await.map_err(extract::ExtractError::from)?;
-            Source::Api(XClient::new(&config.extract, token).map_err(extract::ExtractError::from)?)
-        }
+        Input::Api => Source::Api(x_client(config, env).await?),
         Input::Replay(path) => Source::Replay(
             Replay::open(path)
                 .map_err(|source| extract::ExtractError::Replay { path: path.display().to_string(), source })?,
@@ -67,6 +54,39 @@ pub async fn extract(
         }
     };
     Ok(extract::run(&job, &mut source, &sink).await?)
+}
+
+/// The environment's object store: the lake directory, or the bucket with the profile's credentials.
+async fn store(env: &EnvConfig) -> Sink {
+    match &env.target {
+        Target::Local(local) => Sink::Dir(local.lake_dir.clone()),
+        Target::AwsSnowflake(cloud) => {
+            let sdk = crate::aws::sdk_config(cloud.aws_profile.as_deref(), cloud.region.as_deref()).await;
+            Sink::S3 { client: crate::aws::s3_client(&sdk), bucket: cloud.bucket.clone() }
+        }
+    }
+}
+
+/// An X API client with the bearer token resolved (from Secrets Manager on the cloud target).
+async fn x_client(config: &Config, env: &EnvConfig) -> Result<XClient, extract::ExtractError> {
+    let sdk = match &env.target {
+        Target::AwsSnowflake(c) => Some(crate::aws::sdk_config(c.aws_profile.as_deref(), c.region.as_deref()).await),
+        Target::Local(_) => None,
+    };
+    let token = config.extract.bearer_token.resolve(sdk.as_ref()).await?;
+    Ok(XClient::new(&config.extract, token)?)
+}
+
+/// Quotes a backfill on the environment's store (the bucket on the cloud target, written with the
+/// credentials `extract` uses); [`backfill::Prepared::run`] then buys it.
+pub async fn backfill(
+    config: &Config,
+    env: &EnvConfig,
+    request: &backfill::Request,
+) -> Result<backfill::Prepared, Error> {
+    let job = backfill::Job::new(&config.extract, &env.prefix, request.max_posts);
+    let client = x_client(config, env).await?;
+    Ok(backfill::prepare(job, request, client, store(env).await).await?)
 }
 
 /// What `transform` did on the local target.

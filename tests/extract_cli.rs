@@ -378,3 +378,298 @@ async fn the_bearer_token_can_come_from_secrets_manager() {
     assert!(!stderr.contains("token-from-secrets-manager"), "{stderr}");
     assert_eq!(parquet_files(&dir.path().join(".flixops/lake")).len(), 1);
 }
+
+/// Backfills (issue 19): 4,000 tweets from 2026-10-01, one a minute (8 full-archive pages of 500).
+mod backfill {
+    use super::*;
+    use common::x_archive::{Archive, at};
+
+    const RANGE: [&str; 4] = ["--since", "2026-10-01", "--until", "2026-10-05"];
+
+    fn archive(n: u64) -> Archive {
+        Archive::spread(1_000_000, n, at("2026-10-01T00:00:00Z"), Duration::from_secs(60))
+    }
+
+    fn every_id(archive: &Archive) -> BTreeSet<String> {
+        archive.ids_between(at("2026-10-01T00:00:00Z"), at("2026-10-05T00:00:00Z")).into_iter().collect()
+    }
+
+    fn backfill(dir: &Path, args: &[&str]) -> (i32, String, String) {
+        output(flixops(dir).arg("backfill").args(args).env("FLIXOPS_TEST_TOKEN", "t"))
+    }
+
+    fn state(lake: &Path) -> Value {
+        let key = lake.join("p/_state/backfill-20261001T000000Z-20261005T000000Z.json");
+        serde_json::from_slice(&std::fs::read(key).unwrap()).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_quote_is_the_counts_and_a_dry_run_or_no_terminal_buys_nothing() {
+        let archive = archive(4000);
+        let server = archive.serve().await;
+        let dir = tempfile::tempdir().unwrap();
+        write_paged_config(dir.path(), &server.uri());
+
+        let (code, stdout, stderr) = backfill(dir.path(), &[&RANGE[..], &["--dry-run", "-o", "json"]].concat());
+        assert_eq!(code, 0, "{stderr}");
+        let quote: Value = serde_json::from_str(&stdout).unwrap();
+        let days: Vec<(String, u64)> = quote["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["start"].as_str().unwrap()[..10].to_string(), d["tweet_count"].as_u64().unwrap()))
+            .collect();
+        let by_day = |day: &str| {
+            let from = at(&format!("{day}T00:00:00Z"));
+            archive.ids_between(from, from + chrono::Duration::days(1)).len() as u64
+        };
+        let expected: Vec<(String, u64)> = ["2026-10-01", "2026-10-02", "2026-10-03", "2026-10-04"]
+            .iter()
+            .map(|d| (d.to_string(), by_day(d)))
+            .collect();
+        assert_eq!(days, expected, "one bucket a day, as the counts endpoint answered");
+        assert_eq!(quote["total_posts"], 4000);
+        assert!(
+            (quote["total_usd"].as_f64().unwrap() - 20.0).abs() < 1e-9,
+            "4,000 posts at the default $0.005: {quote}"
+        );
+        assert_eq!(archive.searches(), 0, "--dry-run makes no search call");
+        assert!(!dir.path().join(".flixops/lake/p/_state").exists(), "--dry-run writes nothing");
+
+        let (code, _, stderr) = backfill(dir.path(), &RANGE);
+        assert_eq!(code, 2, "without a terminal --yes is required: {stderr}");
+        assert!(stderr.contains("total: 4000 posts ≈ $20.00 at $0.005 per post"), "the quote comes first: {stderr}");
+        assert!(stderr.contains("pass --yes"), "{stderr}");
+        assert_eq!(archive.searches(), 0, "nothing was bought");
+
+        let (code, _, stderr) = backfill(dir.path(), &["--since", "last week", "--dry-run"]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains("--since `last week`: expected a date"), "{stderr}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_backfill_killed_after_page_three_of_eight_resumes_without_buying_twice() {
+        let archive = archive(4000);
+        archive.slow_after(3, Duration::from_secs(120));
+        let server = archive.serve().await;
+        let dir = tempfile::tempdir().unwrap();
+        write_paged_config(dir.path(), &server.uri());
+        let lake = dir.path().join(".flixops/lake");
+
+        let child = flixops(dir.path())
+            .arg("backfill")
+            .args(RANGE)
+            .arg("--yes")
+            .env("FLIXOPS_TEST_TOKEN", "t")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut running = Running(child);
+        let key = lake.join("p/_state/backfill-20261001T000000Z-20261005T000000Z.json");
+        wait_for("page 3's progress", || {
+            std::fs::read(&key)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .is_some_and(|s| s["pages"] == 3)
+        });
+        wait_for("page 4 in flight", || archive.searches() == 4);
+        running.0.kill().unwrap(); // SIGKILL while page 4 is in flight
+        running.0.wait().unwrap();
+        let saved = state(&lake);
+        assert_eq!((saved["progress"].as_str(), saved["posts"].as_u64()), (Some("open"), Some(1500)), "{saved}");
+
+        let (code, stdout, _) =
+            output(flixops(dir.path()).args(["doctor", "-o", "json"]).env("FLIXOPS_TEST_TOKEN", "t"));
+        let doctor: Value = serde_json::from_str(&stdout).unwrap_or_default();
+        let check = doctor["checks"].as_array().unwrap().iter().find(|c| c["name"] == "backfill").unwrap().clone();
+        let detail = check["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(
+                "open backfill 2026-10-01T00:00:00Z .. 2026-10-05T00:00:00Z: 1500 of about 4000 posts read (38%)"
+            ),
+            "{code}: {detail}"
+        );
+        assert!(
+            check["fix"].as_str().unwrap().contains("flixops backfill --since 2026-10-01 --until 2026-10-05"),
+            "{check}"
+        );
+
+        archive.fast();
+        let (code, stdout, stderr) = backfill(dir.path(), &[&RANGE[..], &["--yes", "-o", "json"]].concat());
+        assert_eq!(code, 0, "the dead run's lease does not block the rerun: {stderr}");
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["quote"]["already_read"], 1500, "{report}");
+        assert_eq!((report["progress"].as_str(), report["posts_total"].as_u64()), (Some("complete"), Some(4000)));
+        assert_eq!(ids_in(&lake), every_id(&archive), "every tweet of the range is in the lake");
+        let served = archive.served();
+        let distinct: BTreeSet<&String> = served.iter().collect();
+        assert_eq!(distinct.len(), 4000);
+        assert_eq!(served.len() - distinct.len(), 500, "only the page in flight at the kill was bought twice");
+        assert!(!lake.join("p/_state/extract.json").exists(), "the recent-search checkpoint is never touched");
+
+        let searches = archive.searches();
+        let (code, _, stderr) = backfill(dir.path(), &[&RANGE[..], &["--yes"]].concat());
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            stderr.contains("this range was backfilled completely already (4000 posts): nothing bought"),
+            "{stderr}"
+        );
+        assert_eq!(archive.searches(), searches, "a complete range is not bought again");
+
+        let (_, stdout, _) = output(flixops(dir.path()).args(["doctor", "-o", "json"]).env("FLIXOPS_TEST_TOKEN", "t"));
+        let doctor: Value = serde_json::from_str(&stdout).unwrap();
+        let check = doctor["checks"].as_array().unwrap().iter().find(|c| c["name"] == "backfill").unwrap().clone();
+        assert_eq!(check["detail"], "no backfill open", "{check}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_cap_leaves_a_resumable_partial_and_another_range_is_refused_until_abandoned() {
+        let archive = archive(4000);
+        let server = archive.serve().await;
+        let dir = tempfile::tempdir().unwrap();
+        write_paged_config(dir.path(), &server.uri());
+        let lake = dir.path().join(".flixops/lake");
+
+        let (code, _, stderr) = backfill(dir.path(), &[&RANGE[..], &["--yes", "--max-posts", "1000"]].concat());
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stderr.contains("partial: resumes next run (--max-posts 1000 reached: 1000 posts read)"), "{stderr}");
+        assert!(stderr.contains("backfill open: 1000 of about 4000 posts read"), "{stderr}");
+        assert_eq!((state(&lake)["progress"].as_str(), archive.served().len()), (Some("open"), 1000));
+
+        let searches = archive.searches();
+        let (code, _, stderr) = backfill(dir.path(), &["--since", "2026-09-01", "--until", "2026-09-10", "--yes"]);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains("a backfill of another range is open: 2026-10-01T00:00:00Z .. 2026-10-05T00:00:00Z for `flixbus` (1000 posts read so far"), "{stderr}");
+        assert!(
+            stderr
+                .contains("`flixops backfill --since 2026-10-01 --until 2026-10-05`, or start this one with --abandon"),
+            "{stderr}"
+        );
+        assert_eq!(archive.searches(), searches, "the refused range bought nothing");
+
+        let (code, _, stderr) =
+            backfill(dir.path(), &["--since", "2026-10-04", "--until", "2026-10-05", "--yes", "--abandon"]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stderr.contains("abandoned the open backfill"), "{stderr}");
+        assert_eq!(state(&lake)["progress"], "abandoned");
+        assert!(stderr.contains("backfill complete"), "{stderr}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_local_models_count_backfilled_tweets_once() {
+        let archive = archive(1200);
+        let server = archive.serve().await;
+        // Recent search serves the newest 50 of the same tweets: they reach the lake twice.
+        let recent = Timeline::default();
+        let newest: Vec<String> = every_id(&archive).into_iter().rev().take(50).collect();
+        recent.add(newest.iter().map(|id| common::x_api::tweet(id.parse().unwrap())));
+        Mock::given(path(SEARCH)).respond_with(recent.clone()).mount(&server).await;
+        let dir = tempfile::tempdir().unwrap();
+        write_paged_config(dir.path(), &server.uri());
+
+        let (code, _, stderr) = backfill(dir.path(), &[&RANGE[..], &["--yes"]].concat());
+        assert_eq!(code, 0, "{stderr}");
+        let (code, _, stderr) = output(flixops(dir.path()).arg("run").env("FLIXOPS_TEST_TOKEN", "t"));
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(recent.served().len(), 50);
+        let conn = duckdb::Connection::open(dir.path().join(".flixops/warehouse.duckdb")).unwrap();
+        let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(count("SELECT count(*) FROM raw.tweets_raw"), 1250, "the lake holds the 50 twice");
+        assert_eq!(count("SELECT count(*) FROM staging.stg_tweets"), 1200);
+        assert_eq!(count("SELECT sum(tweet_count) FROM marts.tweets_daily"), 1200);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_monthly_cap_counts_recent_search_and_backfills_together() {
+        let archive = archive(4000);
+        let server = archive.serve().await;
+        let recent = Timeline::of(5_000_000..5_000_100);
+        Mock::given(path(SEARCH)).respond_with(recent.clone()).mount(&server).await;
+        let dir = tempfile::tempdir().unwrap();
+        write_paged_config(dir.path(), &server.uri());
+        let toml = std::fs::read_to_string(dir.path().join("flixops.toml")).unwrap();
+        let toml = toml.replace("[extract]\n", "[extract]\nmax_posts_per_month = 1200\n");
+        std::fs::write(dir.path().join("flixops.toml"), toml).unwrap();
+        let (code, _, stderr) = output(flixops(dir.path()).arg("extract").env("FLIXOPS_TEST_TOKEN", "t"));
+        assert_eq!(code, 0, "{stderr}");
+
+        let (code, stdout, stderr) = backfill(dir.path(), &[&RANGE[..], &["--dry-run", "-o", "json"]].concat());
+        assert_eq!(code, 0, "{stderr}");
+        let quote: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!((quote["month_posts"].as_u64(), quote["month_left"].as_u64()), (Some(100), Some(1100)), "{quote}");
+
+        let (code, _, stderr) = backfill(dir.path(), &[&RANGE[..], &["--yes"]].concat());
+        assert_eq!(code, 0, "a cap is a resumable partial, not a failure: {stderr}");
+        assert!(
+            stderr
+                .contains("partial: resumes next run (max_posts_per_month = 1200 reached: 1100 posts read this month)"),
+            "{stderr}"
+        );
+        assert_eq!(archive.served().len(), 1000, "two pages of 500 fit under the 1,100 the cap left");
+        let lake = dir.path().join(".flixops/lake");
+        assert_eq!(
+            (state(&lake)["progress"].as_str(), state(&lake)["until_id"].as_str()),
+            (Some("open"), Some("1003000"))
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn on_the_cloud_target_it_writes_to_the_bucket_with_extracts_credentials() {
+        let archive = archive(4000);
+        let server = archive.serve().await;
+        let (s3, bucket) = common::moto_bucket("backfill").await;
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[project]\nname = \"t\"\n[extract]\napi_base_url = \"{}\"\nbearer_token = {{ env = \"FLIXOPS_TEST_TOKEN\" }}\n\
+             [env.prod]\ntarget = \"aws-snowflake\"\nregion = \"us-east-1\"\nbucket = \"{bucket}\"\n",
+            server.uri()
+        );
+        std::fs::write(dir.path().join("flixops.toml"), text).unwrap();
+        let run = |args: &[&str]| {
+            let mut cmd = flixops(dir.path());
+            cmd.arg("backfill").args(RANGE).args(args).envs(common::moto_env()).env("FLIXOPS_TEST_TOKEN", "t");
+            output(&mut cmd)
+        };
+        let (code, _, stderr) = run(&["--yes", "--max-posts", "1000"]);
+        assert_eq!(code, 0, "{stderr}");
+        let (code, _, stderr) = run(&["--yes"]);
+        assert_eq!(code, 0, "{stderr}");
+        let keys = common::s3_keys(&s3, &bucket, "flixops/").await;
+        assert!(
+            keys.contains(&"flixops/_state/backfill-20261001T000000Z-20261005T000000Z.json".to_string()),
+            "{keys:?}"
+        );
+        let files: Vec<&String> = keys.iter().filter(|k| k.starts_with("flixops/tweets/dt=")).collect();
+        assert_eq!(files.len(), 8, "{keys:?}");
+        let mut ids = BTreeSet::new();
+        for key in files {
+            let body = s3.get_object().bucket(&bucket).key(key).send().await.unwrap().body.collect().await.unwrap();
+            ids.extend(strings(&read_batches(body.into_bytes().to_vec()), "tweet_id").into_iter().flatten());
+        }
+        assert_eq!(ids, every_id(&archive));
+        assert_eq!(archive.served().len(), 4000, "the second run resumed below the first one's pages");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_rate_limit_past_the_time_budget_leaves_a_resumable_partial() {
+        let archive = archive(4000);
+        let reset = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+        archive.rate_limit_after(2, reset);
+        let server = archive.serve().await;
+        let dir = tempfile::tempdir().unwrap();
+        write_paged_config(dir.path(), &server.uri());
+        let lake = dir.path().join(".flixops/lake");
+
+        let (code, _, stderr) = backfill(dir.path(), &[&RANGE[..], &["--yes"]].concat());
+        assert_eq!(code, 0, "a rate limit is a resumable partial: {stderr}");
+        assert!(stderr.contains("partial: resumes next run (rate limited by the X API until "), "{stderr}");
+        assert_eq!((state(&lake)["progress"].as_str(), state(&lake)["posts"].as_u64()), (Some("open"), Some(1000)));
+
+        archive.unlimited();
+        let (code, _, stderr) = backfill(dir.path(), &[&RANGE[..], &["--yes"]].concat());
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(state(&lake)["progress"], "complete");
+        assert_eq!(archive.served().len(), 4000, "the resumed run bought only the rest");
+    }
+}

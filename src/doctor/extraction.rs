@@ -5,6 +5,7 @@
 use super::{Check, SEARCH_WINDOW_DAYS, Status};
 use crate::config::{ExtractConfig, Secret};
 use crate::extract::api::{Usage, XClient};
+use crate::extract::backfill;
 use crate::extract::checkpoint::{self, Checkpoint};
 use crate::extract::sink::Sink;
 
@@ -40,7 +41,36 @@ pub async fn checks(
     };
     checks.push(spend(extract, state.as_ref(), usage));
     checks.push(rejects(sink, prefix).await);
+    checks.push(backfill(sink, prefix).await);
     checks
+}
+
+/// An open backfill and its progress: posts read against the quote, and the command that resumes it.
+async fn backfill(sink: &Sink, prefix: &str) -> Check {
+    let open = match backfill::open_backfills(sink, prefix).await {
+        Ok(open) => open,
+        Err(e) => return Check::new("backfill", Status::Fail, e.to_string(), None),
+    };
+    let Some(first) = open.first() else {
+        return Check::new("backfill", Status::Ok, "no backfill open", None);
+    };
+    let s = &first.state;
+    let share = match s.quoted_posts {
+        0 => String::new(),
+        quoted => format!(" ({:.0}%)", (s.posts as f64 / quoted as f64 * 100.0).min(100.0)),
+    };
+    let mut detail = format!(
+        "open backfill {} .. {}: {} of about {} posts read{share}, {} tweets stored",
+        s.start_time, s.end_time, s.posts, s.quoted_posts, s.tweets
+    );
+    let run = s.last_run.as_ref();
+    if let Some(reason) = run.and_then(|r| r.partial.as_ref()) {
+        detail.push_str(&format!("; last run stopped: {reason}"));
+    }
+    let failed = run.and_then(|r| r.partial.as_ref()).is_some_and(|r| r.starts_with("stopped by an error"));
+    let status = if failed { Status::Warn } else { Status::Ok };
+    let fix = format!("resume with `flixops backfill {}`", s.range_args());
+    Check::new("backfill", status, detail, Some(&fix))
 }
 
 fn last_run(state: Option<&Checkpoint>, hints: &Hints) -> Check {

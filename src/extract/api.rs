@@ -232,6 +232,86 @@ impl XClient {
     }
 }
 
+/// One full-archive page to ask for: the range, how far down a resumed backfill got, the cursor.
+#[derive(Debug, Clone, Default)]
+pub struct ArchiveRequest {
+    /// Oldest time, inclusive (RFC 3339, UTC).
+    pub start_time: String,
+    /// Newest time, exclusive (RFC 3339, UTC).
+    pub end_time: String,
+    /// Only tweets older than this id (the oldest a backfill stored so far).
+    pub until_id: Option<String>,
+    /// The cursor of the previous page in this run.
+    pub next_token: Option<String>,
+    /// Tweets per page (10..=500).
+    pub max_results: u32,
+}
+
+/// Posts a query matched in one day (`data[]` of `GET /2/tweets/counts/all`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DayCount {
+    /// The bucket's start (RFC 3339).
+    pub start: String,
+    /// The bucket's end (RFC 3339).
+    pub end: String,
+    /// Posts the query matched in it.
+    pub tweet_count: u64,
+}
+
+/// Full-archive search and counts (docs.x.com/x-api/posts/search/quickstart/full-archive-search,
+/// docs.x.com/x-api/posts/counts): the same query, fields and token as recent search.
+impl XClient {
+    /// Fetches one full-archive page (`GET /2/tweets/search/all`), retrying like [`XClient::page`].
+    pub async fn archive_page(&self, request: &ArchiveRequest, deadline: Instant) -> Result<Bytes, ApiError> {
+        let url = format!("{}/2/tweets/search/all", self.base);
+        let mut params: Vec<_> = self.params.iter().filter(|(k, _)| *k != "max_results").cloned().collect();
+        params.push(("max_results", request.max_results.to_string()));
+        params.push(("start_time", request.start_time.clone()));
+        params.push(("end_time", request.end_time.clone()));
+        params.extend(request.until_id.as_ref().map(|id| ("until_id", id.clone())));
+        params.extend(request.next_token.as_ref().map(|t| ("next_token", t.clone())));
+        self.fetch(&url, &params, deadline).await
+    }
+
+    /// Posts per day the query matches in `[start, end)` (`GET /2/tweets/counts/all`, following
+    /// `next_token`, 31 days a page). Counts are not billed as posts read.
+    pub async fn counts(&self, start: &str, end: &str, deadline: Instant) -> Result<Vec<DayCount>, ApiError> {
+        let url = format!("{}/2/tweets/counts/all", self.base);
+        let query = self.params.iter().find(|(k, _)| *k == "query").cloned();
+        let mut days = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut params: Vec<_> = query.iter().cloned().collect();
+            params.push(("start_time", start.to_string()));
+            params.push(("end_time", end.to_string()));
+            params.push(("granularity", "day".to_string()));
+            params.extend(token.take().map(|t| ("next_token", t)));
+            let body = self.fetch(&url, &params, deadline).await?;
+            let page: CountsPage = serde_json::from_slice(&body).map_err(|e| ApiError::Unavailable {
+                attempts: 1,
+                last: format!("{url} answered with something that is not a counts page: {e}"),
+            })?;
+            days.extend(page.data);
+            match page.meta.and_then(|m| m.next_token) {
+                Some(next) => token = Some(next),
+                None => return Ok(days),
+            }
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct CountsPage {
+    #[serde(default)]
+    data: Vec<DayCount>,
+    meta: Option<CountsMeta>,
+}
+
+#[derive(serde::Deserialize)]
+struct CountsMeta {
+    next_token: Option<String>,
+}
+
 fn classify(status: StatusCode, reset: Option<u64>, body: Bytes) -> Result<Attempt, ApiError> {
     if status.is_success() {
         return match serde_json::from_slice::<serde::de::IgnoredAny>(&body) {

@@ -2,6 +2,7 @@
 //! then the checkpoint. At-least-once: nothing is acknowledged before it is stored.
 
 pub mod api;
+pub mod backfill;
 pub mod checkpoint;
 pub mod lambda;
 pub mod lease;
