@@ -92,6 +92,66 @@ impl Project {
     }
 }
 
+/// A peer on 127.0.0.1 that accepts every connection and never answers; returns its port. The
+/// connections stay open for the life of the test process.
+fn silent_peer() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().map_while(Result::ok).collect();
+        drop(held);
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_that_never_answers_fails_each_command_within_the_timeout_naming_what_waited() {
+    let p = Project::new();
+    let silent = format!("http://127.0.0.1:{}", silent_peer());
+    let timed = |cmd: &mut std::process::Command| {
+        let started = std::time::Instant::now();
+        let out = output(cmd.env("FLIXOPS_OPERATION_TIMEOUT_SECS", "2").env("FLIXOPS_CONNECT_TIMEOUT_SECS", "2"));
+        (out, started.elapsed())
+    };
+
+    // AWS does not answer at all: export iam-policy stops at STS.
+    let mut export = flixops(p.path());
+    export.args(["export", "iam-policy", "--env", "prod"]).envs(moto_env()).env("AWS_ENDPOINT_URL", &silent);
+    let ((code, _, stderr), took) = timed(&mut export);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("cannot reach AWS STS"), "{stderr}");
+    assert!(took < std::time::Duration::from_secs(30), "gave up after {took:?}");
+
+    // Lambda does not answer: deploy names the resource that waited and applies nothing.
+    let mut deploy = flixops(p.path());
+    deploy.args(["deploy", "--yes"]).envs(cloud_env(p.path())).env("AWS_ENDPOINT_URL_LAMBDA", &silent);
+    deploy.env("FLIXOPS_ARTIFACT", p.artifact("v1"));
+    let ((code, _, stderr), took) = timed(&mut deploy);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("aws_lambda_function.extract") && stderr.contains("FLIXOPS_OPERATION_TIMEOUT_SECS"),
+        "{stderr}"
+    );
+    assert!(took < std::time::Duration::from_secs(60), "gave up after {took:?}");
+    let missing = clients().s3.head_bucket().bucket(p.bucket()).send().await.unwrap_err().into_service_error();
+    assert!(missing.is_not_found(), "nothing was applied: {missing:?}");
+
+    // Snowflake does not answer the sign-in: plan says so.
+    let home = p.path().join("silent-snowflake");
+    std::fs::create_dir_all(&home).unwrap();
+    let port = silent.rsplit(':').next().unwrap();
+    let connection = format!(
+        "[default]\naccount = \"fake\"\nuser = \"u\"\npassword = \"p\"\nhost = \"127.0.0.1\"\nport = {port}\nprotocol = \"http\"\n"
+    );
+    std::fs::write(home.join("connections.toml"), connection).unwrap();
+    let mut plan = flixops(p.path());
+    plan.args(["plan"]).envs(cloud_env(p.path())).env("SNOWFLAKE_HOME", &home);
+    let ((code, _, stderr), took) = timed(&mut plan);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("no answer to the sign-in within 2 s"), "{stderr}");
+    assert!(took < std::time::Duration::from_secs(30), "gave up after {took:?}");
+}
+
 /// Clients on moto for checking what deploy did, outside flixops (moto's default account, where
 /// the CLI runs).
 fn clients() -> Clients {
@@ -136,7 +196,8 @@ async fn first_deploy_creates_everything_and_the_second_makes_no_write_call() {
         "11 AWS + 17 Snowflake resources"
     );
     let c = clients();
-    assert!(c.s3.head_bucket().bucket(p.bucket()).send().await.is_err(), "plan must not create the bucket");
+    let missing = c.s3.head_bucket().bucket(p.bucket()).send().await.unwrap_err().into_service_error();
+    assert!(missing.is_not_found(), "plan must not create the bucket: {missing:?}");
 
     let first = p.deploy_json();
     let first_writes = writes(&first);
@@ -160,7 +221,11 @@ async fn first_deploy_creates_everything_and_the_second_makes_no_write_call() {
     assert!(policy.policy().unwrap().contains("aws:SecureTransport"), "TLS-only policy");
     let role = c.iam.get_role().role_name(format!("{}-prod-snowflake", p.name)).send().await.unwrap();
     let trust = flixops::aws::policy::canonical(role.role().unwrap().assume_role_policy_document().unwrap()).unwrap();
-    assert!(trust.contains(&format!("flixops-123456789012-{}-prod", p.name)), "pinned external id: {trust}");
+    let trust: Value = serde_json::from_str(&trust).unwrap();
+    let external_id = &trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"];
+    let external_id = external_id.as_str().or(external_id[0].as_str()).unwrap_or_else(|| panic!("{trust}"));
+    let random = external_id.strip_prefix("flixops-").unwrap_or_default();
+    assert!(random.len() == 32 && random.bytes().all(|b| b.is_ascii_hexdigit()), "a random external id: {trust}");
     let boundary = format!("arn:aws:iam::123456789012:policy/{}-prod-flixops-boundary", p.name);
     for kind in ["snowflake", "extract", "scheduler"] {
         let role = c.iam.get_role().role_name(format!("{}-prod-{kind}", p.name)).send().await.unwrap();
@@ -550,6 +615,8 @@ impl Resource for StandIn {
 }
 
 const SNOWFLAKE_USER: &str = "arn:aws:iam::999999999999:user/sf-abc123";
+/// The external ID the stand-in integration has (a real one is random, read from DESC INTEGRATION).
+const EXTERNAL_ID: &str = "flixops-5f0c1e2d3b4a69788796a5b4c3d2e1f0";
 const PIPE_QUEUE: &str = "arn:aws:sqs:us-east-1:999999999999:sf-snowpipe-AIDA-queue";
 
 fn upstream() -> Upstream {
@@ -566,7 +633,8 @@ fn upstream_with(queue: &str) -> Upstream {
         resources: vec![
             Box::new(StandIn {
                 address: integration,
-                outputs: [("iam_user_arn".into(), SNOWFLAKE_USER.into())].into(),
+                outputs: [("iam_user_arn".into(), SNOWFLAKE_USER.into()), ("external_id".into(), EXTERNAL_ID.into())]
+                    .into(),
             }),
             Box::new(StandIn { address: pipe, outputs: [("notification_channel".into(), queue.into())].into() }),
         ],
@@ -658,6 +726,62 @@ async fn outputs_flow_into_the_trust_and_the_notification_merges_with_existing_r
     assert_eq!(trust["Statement"][0]["Principal"]["AWS"][0], SNOWFLAKE_USER, "the integration's IAM user is trusted");
 
     assert_eq!(deploy_in_process(&p, &[]).await.unwrap(), Vec::<String>::new(), "converged");
+}
+
+/// Puts another team's queue rule on object creation under `prefix` on the project's bucket.
+async fn foreign_rule(c: &Clients, p: &Project, prefix: &str) {
+    let filter = aws_sdk_s3::types::FilterRule::builder()
+        .name(aws_sdk_s3::types::FilterRuleName::from("Prefix"))
+        .value(prefix)
+        .build();
+    let theirs = aws_sdk_s3::types::QueueConfiguration::builder()
+        .id("analytics")
+        .queue_arn("arn:aws:sqs:us-east-1:123456789012:analytics")
+        .events(aws_sdk_s3::types::Event::from("s3:ObjectCreated:Put"))
+        .filter(
+            aws_sdk_s3::types::NotificationConfigurationFilter::builder()
+                .key(aws_sdk_s3::types::S3KeyFilter::builder().filter_rules(filter).build())
+                .build(),
+        )
+        .build()
+        .unwrap();
+    let config = aws_sdk_s3::types::NotificationConfiguration::builder().queue_configurations(theirs).build();
+    let put = c.s3.put_bucket_notification_configuration().bucket(p.bucket()).notification_configuration(config);
+    put.send().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_overlapping_ours_stops_the_plan_and_one_on_another_prefix_is_kept() {
+    let p = Project::new();
+    let c = clients_in(&p.account);
+    c.s3.create_bucket().bucket(p.bucket()).send().await.unwrap();
+    // Another team's rule on a prefix that contains ours: S3 would refuse ours as ambiguous.
+    foreign_rule(&c, &p, "flixops/").await;
+    let err = deploy_in_process(&p, &[]).await.expect_err("overlapping rules");
+    assert!(
+        err.contains(&format!(
+            "bucket `{}` already has rule `analytics` → arn:aws:sqs:us-east-1:123456789012:analytics",
+            p.bucket()
+        )) && err.contains("prefix `flixops/`, which overlaps flixops' rule on `flixops/tweets/`")
+            && err.contains("Configuration is ambiguously defined")
+            && err.contains("SNS")
+            && err.contains("`prefix` in flixops.toml"),
+        "{err}"
+    );
+    let notification = c.s3.get_bucket_notification_configuration().bucket(p.bucket()).send().await.unwrap();
+    let ids: Vec<_> = notification.queue_configurations().iter().map(|q| q.id().unwrap()).collect();
+    assert_eq!(ids, ["analytics"], "nothing was written");
+    let role = c.iam.get_role().role_name(format!("{}-prod-snowflake", p.name)).send().await;
+    let role = role.unwrap_err().into_service_error();
+    assert!(role.is_no_such_entity_exception(), "the check ran before anything was applied: {role:?}");
+
+    // On a prefix of its own, the other rule is kept next to ours.
+    foreign_rule(&c, &p, "exports/").await;
+    deploy_in_process(&p, &[]).await.unwrap();
+    let notification = c.s3.get_bucket_notification_configuration().bucket(p.bucket()).send().await.unwrap();
+    let mut ids: Vec<_> = notification.queue_configurations().iter().map(|q| q.id().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, ["analytics", "flixops-prod-snowpipe"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -949,7 +1073,9 @@ async fn destroy_keeps_the_data_bucket_unless_purge_data_and_a_redeploy_restores
         "reverse dependency order, the bucket kept"
     );
     assert!(c.s3.head_bucket().bucket(p.bucket()).send().await.is_ok(), "the data bucket is kept");
-    assert!(c.lambda.get_function().function_name(format!("{}-prod-extract", p.name)).send().await.is_err());
+    let gone = c.lambda.get_function().function_name(format!("{}-prod-extract", p.name)).send().await;
+    let gone = gone.unwrap_err().into_service_error();
+    assert!(gone.is_resource_not_found_exception(), "the function is deleted: {gone:?}");
     assert!(log_group(&c, &p).await.is_none(), "the log group goes with the function");
 
     let redeploy = p.deploy_json();
@@ -958,7 +1084,8 @@ async fn destroy_keeps_the_data_bucket_unless_purge_data_and_a_redeploy_restores
 
     let (code, _, stderr) = p.cli(&["destroy", "--yes", "--purge-data"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(c.s3.head_bucket().bucket(p.bucket()).send().await.is_err(), "purged: bucket and every version gone");
+    let purged = c.s3.head_bucket().bucket(p.bucket()).send().await.unwrap_err().into_service_error();
+    assert!(purged.is_not_found(), "purged: bucket and every version gone: {purged:?}");
     let (code, _, stderr) = p.cli(&["destroy", "--yes"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("Nothing to destroy."), "{stderr}");

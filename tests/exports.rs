@@ -320,12 +320,8 @@ async fn lifecycle(
     for round in ["create", "converged", "repair", "destroy", "redeploy"] {
         let session = flixops::aws::Session::from_sdk("prod", &sdk, None, &account).await.unwrap();
         let calls = session.calls.clone();
-        let names = flixops::aws::stack::Names::new(
-            &config.project,
-            "prod",
-            &format!("{}-prod-tweets", config.project),
-            &session.account_id,
-        );
+        let names =
+            flixops::aws::stack::Names::new(&config.project, "prod", &format!("{}-prod-tweets", config.project));
         if round == "repair" {
             break_everything(&hand, &names).await;
         }

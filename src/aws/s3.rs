@@ -1,5 +1,6 @@
 //! The data bucket (public access blocked, default encryption, versioning, TLS-only policy, tags)
-//! and its notification to Snowpipe's queue, merged into whatever notifications already exist.
+//! and its notification to Snowpipe's queue, merged into whatever notifications already exist; a
+//! rule of someone else's that overlaps ours stops the deploy before S3 would refuse the write.
 
 use aws_sdk_s3::types::{
     BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, FilterRule, FilterRuleName,
@@ -476,8 +477,13 @@ impl Notification {
     }
 
     /// Writes the configuration with our rule replaced by `ours` (None: removed); others untouched.
+    /// Our rule is written only when no other overlaps it, and read back after.
     async fn write(&self, ours: Option<QueueConfiguration>) -> Result<(), ResourceError> {
         let current = self.current().await?.unwrap_or_else(|| NotificationConfiguration::builder().build());
+        if ours.is_some() {
+            self.refuse_overlap(&current)?;
+        }
+        let wanted = ours.as_ref().map(|q| q.queue_arn().to_string());
         let mut queues: Vec<QueueConfiguration> = current
             .queue_configurations
             .clone()
@@ -500,6 +506,56 @@ impl Notification {
                 err.message = message;
             }
             err
+        })?;
+        match wanted {
+            Some(queue) => self.verify_written(&queue).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Stops, naming the rule and the fix, when another rule of the bucket overlaps ours: S3
+    /// refuses two rules whose prefixes and suffixes overlap for the same event type
+    /// ("Configuration is ambiguously defined",
+    /// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-how-to-filtering.html>).
+    fn refuse_overlap(&self, current: &NotificationConfiguration) -> Result<(), ResourceError> {
+        let Some((id, arn, prefix)) = created_rules(current).find(|r| r.0 != self.id && overlaps(r, &self.key_prefix))
+        else {
+            return Ok(());
+        };
+        let prefix = if prefix.is_empty() { "every key".to_string() } else { format!("prefix `{prefix}`") };
+        Err(ResourceError {
+            address: Self::address(),
+            op: "check other rules".into(),
+            message: format!(
+                "bucket `{}` already has rule `{id}` → {arn} for object-created events on {prefix}, which overlaps \
+                 flixops' rule on `{}`; S3 refuses overlapping rules (\"Configuration is ambiguously defined\"). Fix: \
+                 send both through one SNS topic that Snowflake subscribes to (Snowflake's SNS fan-out, \
+                 https://docs.snowflake.com/en/user-guide/data-load-snowpipe-auto-s3#option-2-configuring-amazon-sns-to-automate-snowpipe-using-sqs-notifications), \
+                 or give this environment a prefix no other rule covers (`prefix` in flixops.toml)",
+                self.bucket, self.key_prefix
+            ),
+            kind: ErrorKind::Other,
+        })
+    }
+
+    /// Reads the configuration back: another writer may have replaced it between our read and write.
+    async fn verify_written(&self, queue: &str) -> Result<(), ResourceError> {
+        let now = self.current().await?.unwrap_or_else(|| NotificationConfiguration::builder().build());
+        let ours =
+            now.queue_configurations().iter().any(|q| q.id() == Some(self.id.as_str()) && q.queue_arn() == queue);
+        if ours {
+            return Ok(());
+        }
+        Err(ResourceError {
+            address: Self::address(),
+            op: "verify notification".into(),
+            message: format!(
+                "rule `{}` → {queue} was written but is not in bucket `{}`'s notification configuration when read \
+                 back: another writer replaced the configuration at the same time (S3 keeps the last one). Run \
+                 `flixops deploy` again, and have the other tool merge rules instead of replacing them",
+                self.id, self.bucket
+            ),
+            kind: ErrorKind::Other,
         })
     }
 
@@ -550,6 +606,31 @@ impl Notification {
             _ => Ok(()),
         }
     }
+}
+
+/// Every rule of the configuration (queues, topics, functions) that fires on object creation, as
+/// (id, destination, key prefix).
+fn created_rules(config: &NotificationConfiguration) -> impl Iterator<Item = (String, String, String)> + '_ {
+    let created =
+        |events: &[aws_sdk_s3::types::Event]| events.iter().any(|e| e.as_str().starts_with("s3:ObjectCreated:"));
+    let prefix = |filter: Option<&NotificationConfigurationFilter>| {
+        let rules = filter.and_then(|f| f.key()).map(|k| k.filter_rules()).unwrap_or_default();
+        rules.iter().find(|r| r.name().is_some_and(is_prefix_rule)).and_then(|r| r.value()).unwrap_or("").to_string()
+    };
+    let id = |id: Option<&str>| id.unwrap_or("(no id)").to_string();
+    let queues = config.queue_configurations().iter().filter(move |q| created(q.events()));
+    let topics = config.topic_configurations().iter().filter(move |t| created(t.events()));
+    let functions = config.lambda_function_configurations().iter().filter(move |f| created(f.events()));
+    queues
+        .map(move |q| (id(q.id()), q.queue_arn().to_string(), prefix(q.filter())))
+        .chain(topics.map(move |t| (id(t.id()), t.topic_arn().to_string(), prefix(t.filter()))))
+        .chain(functions.map(move |f| (id(f.id()), f.lambda_function_arn().to_string(), prefix(f.filter()))))
+}
+
+/// True when a rule on `rule.2` and ours on `ours` can match the same key: one prefix starts the
+/// other (ours has no suffix, so any suffix of theirs overlaps it).
+fn overlaps(rule: &(String, String, String), ours: &str) -> bool {
+    rule.2.starts_with(ours) || ours.starts_with(rule.2.as_str())
 }
 
 /// True for a filter rule on the key prefix, however it is capitalised: S3 accepts `prefix` but
@@ -644,6 +725,16 @@ impl Resource for Notification {
                 })?;
             self.write(Some(rule)).await?;
             Ok(Outputs::new())
+        })
+    }
+
+    /// Plan fails before anything is applied when another rule overlaps ours.
+    fn check<'a>(&'a self, _change: &'a Change) -> BoxFuture<'a, Result<(), ResourceError>> {
+        Box::pin(async move {
+            match self.current().await? {
+                Some(current) => self.refuse_overlap(&current),
+                None => Ok(()),
+            }
         })
     }
 

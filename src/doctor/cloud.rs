@@ -134,7 +134,7 @@ async fn runtime_checks(
     session: &Session,
     client: Option<&Client>,
 ) -> Vec<Check> {
-    let names = Names::new(&config.project, &env.name, &cloud.bucket, &session.account_id);
+    let names = Names::new(&config.project, &env.name, &cloud.bucket);
     let mut futures: Vec<futures::future::BoxFuture<'_, Check>> = vec![
         Box::pin(timed("x token", x_token(config, session, names.secret.clone()))),
         Box::pin(timed("function errors", function_errors(session, names.function.clone()))),
