@@ -217,6 +217,17 @@ async fn first_deploy_creates_everything_and_the_second_makes_no_write_call() {
     );
     let versioning = c.s3.get_bucket_versioning().bucket(p.bucket()).send().await.unwrap();
     assert_eq!(versioning.status().map(|s| s.as_str()), Some("Enabled"));
+    let ownership = c.s3.get_bucket_ownership_controls().bucket(p.bucket()).send().await.unwrap();
+    let ownership = ownership.ownership_controls().unwrap().rules()[0].object_ownership().as_str().to_string();
+    assert_eq!(ownership, "BucketOwnerEnforced", "ACLs disabled");
+    let encryption = c.s3.get_bucket_encryption().bucket(p.bucket()).send().await.unwrap();
+    let rule = &encryption.server_side_encryption_configuration().unwrap().rules()[0];
+    let algorithm = rule.apply_server_side_encryption_by_default().unwrap().sse_algorithm().as_str();
+    assert_eq!(algorithm, "AES256");
+    let lifecycle = c.s3.get_bucket_lifecycle_configuration().bucket(p.bucket()).send().await.unwrap();
+    let state = lifecycle.rules().iter().find(|r| r.id() == Some("flixops-prod-state-versions")).unwrap();
+    assert_eq!(state.filter().and_then(|f| f.prefix()), Some("flixops/_state/"));
+    assert_eq!(state.noncurrent_version_expiration().and_then(|n| n.noncurrent_days()), Some(7));
     let policy = c.s3.get_bucket_policy().bucket(p.bucket()).send().await.unwrap();
     assert!(policy.policy().unwrap().contains("aws:SecureTransport"), "TLS-only policy");
     let role = c.iam.get_role().role_name(format!("{}-prod-snowflake", p.name)).send().await.unwrap();
@@ -322,11 +333,23 @@ async fn drift_shows_in_plan_and_deploy_repairs_exactly_it() {
     c.iam.attach_role_policy().role_name(&role).policy_arn(&wide).send().await.unwrap();
     let group = format!("/aws/lambda/{}-prod-extract", p.name);
     c.logs.put_retention_policy().log_group_name(&group).retention_in_days(7).send().await.unwrap();
+    // Encrypted, but with another key than the one Snowflake's role can read without a KMS grant.
+    let kms = aws_sdk_s3::types::ServerSideEncryptionByDefault::builder()
+        .sse_algorithm(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        .build()
+        .unwrap();
+    let kms =
+        aws_sdk_s3::types::ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(kms).build();
+    let kms = aws_sdk_s3::types::ServerSideEncryptionConfiguration::builder().rules(kms).build().unwrap();
+    c.s3.put_bucket_encryption().bucket(p.bucket()).server_side_encryption_configuration(kms).send().await.unwrap();
+    c.s3.delete_bucket_ownership_controls().bucket(p.bucket()).send().await.unwrap();
 
     let (code, _, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("  ~ aws_s3_bucket.lake\n"), "{stderr}");
     assert!(stderr.contains("~ public_access_block") && stderr.contains("-> \"all four settings on\""), "{stderr}");
+    assert!(stderr.contains("~ default_encryption  = \"aws:kms\" -> \"AES256\""), "{stderr}");
+    assert!(stderr.contains("~ object_ownership    = \"none\" -> \"BucketOwnerEnforced\""), "{stderr}");
     assert!(stderr.contains("  ~ aws_iam_role.extract\n") && stderr.contains("arn:aws:s3:::*"), "{stderr}");
     assert!(stderr.contains("~ permissions_boundary = \"none\" -> \"arn:aws:iam::123456789012:policy/"), "{stderr}");
     assert!(
@@ -343,6 +366,8 @@ async fn drift_shows_in_plan_and_deploy_repairs_exactly_it() {
         operations(&calls),
         [
             "PutPublicAccessBlock",
+            "PutBucketOwnershipControls",
+            "PutBucketEncryption",
             "PutRolePermissionsBoundary",
             "PutRolePolicy",
             "DetachRolePolicy",

@@ -240,6 +240,8 @@ pub fn resources(
         region: region.clone(),
         tags: tags.clone(),
         purge_data,
+        state_prefix: format!("{prefix}/_state/"),
+        lifecycle_id: format!("flixops-{}-state-versions", env.name),
     }));
 
     out.push(Box::new(super::checkpoint::InitialCheckpoint {

@@ -35,6 +35,7 @@ pub async fn checks(
     env: &EnvConfig,
     cloud: &AwsSnowflakeTarget,
     artifact: Option<&Path>,
+    skip: super::Skip,
 ) -> Vec<Check> {
     let aws = Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), &[]);
     let snow = crate::deploy::connect_snowflake(cloud);
@@ -69,7 +70,7 @@ pub async fn checks(
     };
     let Some(session) = session else { return checks };
     checks.extend(resource_checks(config, env, cloud, &session, client.as_ref(), artifact).await);
-    checks.extend(runtime_checks(config, env, cloud, &session, client.as_ref()).await);
+    checks.extend(runtime_checks(config, env, cloud, &session, client.as_ref(), skip).await);
     checks
 }
 
@@ -133,13 +134,16 @@ async fn runtime_checks(
     cloud: &AwsSnowflakeTarget,
     session: &Session,
     client: Option<&Client>,
+    skip: super::Skip,
 ) -> Vec<Check> {
     let names = Names::new(&config.project, &env.name, &cloud.bucket);
     let mut futures: Vec<futures::future::BoxFuture<'_, Check>> = vec![
-        Box::pin(timed("x token", x_token(config, session, names.secret.clone()))),
         Box::pin(timed("function errors", function_errors(session, names.function.clone()))),
         Box::pin(timed(ONE_RUN, one_run_at_a_time(session, names.function.clone()))),
     ];
+    if !skip.token {
+        futures.insert(0, Box::pin(timed("x token", x_token(config, session, names.secret.clone()))));
+    }
     if let (Some(client), Ok(sf)) = (client, SnowNames::new(&config.project, &env.name, cloud)) {
         let sf = std::sync::Arc::new(sf);
         futures.push(Box::pin(timed("stage", stage(client.clone(), sf.clone()))));
