@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextMut, BeforeSerializationInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -753,8 +755,8 @@ async fn outputs_flow_into_the_trust_and_the_notification_merges_with_existing_r
     assert_eq!(deploy_in_process(&p, &[]).await.unwrap(), Vec::<String>::new(), "converged");
 }
 
-/// Puts another team's queue rule on object creation under `prefix` on the project's bucket.
-async fn foreign_rule(c: &Clients, p: &Project, prefix: &str) {
+/// Another team's queue rule on object creation under `prefix`.
+fn their_rule(prefix: &str) -> aws_sdk_s3::types::QueueConfiguration {
     let filter = aws_sdk_s3::types::FilterRule::builder()
         .name(aws_sdk_s3::types::FilterRuleName::from("Prefix"))
         .value(prefix)
@@ -770,9 +772,59 @@ async fn foreign_rule(c: &Clients, p: &Project, prefix: &str) {
         )
         .build()
         .unwrap();
-    let config = aws_sdk_s3::types::NotificationConfiguration::builder().queue_configurations(theirs).build();
+    theirs
+}
+
+/// Puts [`their_rule`] on the project's bucket.
+async fn foreign_rule(c: &Clients, p: &Project, prefix: &str) {
+    let config =
+        aws_sdk_s3::types::NotificationConfiguration::builder().queue_configurations(their_rule(prefix)).build();
     let put = c.s3.put_bucket_notification_configuration().bucket(p.bucket()).notification_configuration(config);
     put.send().await.unwrap();
+}
+
+/// Another writer that wins the race: flixops' notification write lands as their configuration
+/// (only their rule), as if they had written just after it.
+#[derive(Debug)]
+struct AnotherWriter;
+
+impl Intercept for AnotherWriter {
+    fn name(&self) -> &'static str {
+        "AnotherWriter"
+    }
+    fn modify_before_serialization(
+        &self,
+        context: &mut BeforeSerializationInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        use aws_sdk_s3::operation::put_bucket_notification_configuration::PutBucketNotificationConfigurationInput;
+        if let Some(input) = context.input_mut().downcast_mut::<PutBucketNotificationConfigurationInput>() {
+            let theirs = aws_sdk_s3::types::NotificationConfiguration::builder()
+                .queue_configurations(their_rule("exports/"))
+                .build();
+            input.notification_configuration = Some(theirs);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_notification_replaced_by_another_writer_is_found_when_read_back() {
+    let p = Project::new();
+    let err = deploy_in_process(&p, &[SharedInterceptor::new(AnotherWriter)]).await.expect_err("ours is gone");
+    assert!(
+        err.contains("rule `flixops-prod-snowpipe` →")
+            && err.contains("another writer replaced the configuration")
+            && err.contains("stopped at: aws_s3_bucket_notification.snowpipe"),
+        "{err}"
+    );
+    deploy_in_process(&p, &[]).await.unwrap();
+    let c = clients_in(&p.account);
+    let notification = c.s3.get_bucket_notification_configuration().bucket(p.bucket()).send().await.unwrap();
+    let mut ids: Vec<_> = notification.queue_configurations().iter().map(|q| q.id().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, ["analytics", "flixops-prod-snowpipe"], "the rerun merges ours back in");
 }
 
 #[tokio::test(flavor = "multi_thread")]
