@@ -154,6 +154,56 @@ async fn a_peer_that_never_answers_fails_each_command_within_the_timeout_naming_
     assert!(took < std::time::Duration::from_secs(30), "gave up after {took:?}");
 }
 
+/// Sends one operation (by name) to a peer that never answers, the rest to moto.
+#[derive(Debug)]
+struct Stall {
+    operation: &'static str,
+    peer: String,
+}
+
+impl Intercept for Stall {
+    fn name(&self) -> &'static str {
+        "Stall"
+    }
+    fn modify_before_transmit(
+        &self,
+        context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if cfg.load::<Metadata>().is_some_and(|m| m.name() == self.operation) {
+            let request = context.request_mut();
+            let path = request.uri().split_once("://").and_then(|(_, r)| r.find('/').map(|i| r[i..].to_string()));
+            request.set_uri(format!("{}{}", self.peer, path.unwrap_or_default()))?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_that_never_gets_an_answer_fails_the_deploy_within_the_timeout_saying_what_was_applied() {
+    let p = Project::new();
+    let stall = Stall { operation: "CreateFunction", peer: format!("http://127.0.0.1:{}", silent_peer()) };
+    let timeouts =
+        flixops::timeouts::Timeouts::from_env(&|k| (k == "FLIXOPS_OPERATION_TIMEOUT_SECS").then(|| "2".into()));
+    let sdk = moto_sdk().to_builder().timeout_config(timeouts.unwrap().aws()).build();
+    let interceptors = [SharedInterceptor::new(p.account.clone()), SharedInterceptor::new(stall)];
+    let session = Session::from_sdk("prod", &sdk, None, &interceptors).await.unwrap();
+    let (config, env) = p.config();
+    let artifact = Artifact::load(Some(&p.artifact("v1"))).unwrap();
+    let started = std::time::Instant::now();
+    let prepared = flixops::deploy::prepare_in(session, &config, &env, artifact, upstream()).await.unwrap();
+    let err = prepared.apply().await.map(drop).unwrap_err().to_string();
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "gave up after {:?}", started.elapsed());
+    assert!(
+        err.contains("aws_lambda_function.extract")
+            && err.contains("FLIXOPS_OPERATION_TIMEOUT_SECS")
+            && err.contains("aws_s3_bucket.lake")
+            && err.contains("stopped at: aws_lambda_function.extract"),
+        "names the resource that waited and what was applied before it: {err}"
+    );
+}
+
 /// Clients on moto for checking what deploy did, outside flixops (moto's default account, where
 /// the CLI runs).
 fn clients() -> Clients {
