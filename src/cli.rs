@@ -224,8 +224,18 @@ pub struct DoctorArgs {
     /// Exit 1 on warnings too
     #[arg(long)]
     pub strict: bool,
+    /// Leave a check out: `token` (the X token probe reads the secret; CI's deploy role cannot)
+    #[arg(long, value_enum, value_name = "CHECK")]
+    pub skip: Vec<SkipArg>,
     #[command(flatten)]
     pub stack: StackArgs,
+}
+
+/// `doctor --skip` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SkipArg {
+    /// The X token probe (reads the secret's value)
+    Token,
 }
 
 #[derive(Debug, Args)]

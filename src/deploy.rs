@@ -102,7 +102,8 @@ pub async fn connect_snowflake(target: &AwsSnowflakeTarget) -> Result<SnowflakeC
     connect_snowflake_with(target, &|k| std::env::var(k).ok()).await
 }
 
-/// [`connect_snowflake`] with the environment read through `var`. A connection that names no
+/// [`connect_snowflake`] with the environment (the connection, `FLIXOPS_*_TIMEOUT_SECS`) read
+/// through `var`. A connection that names no
 /// warehouse gets `snowflake_warehouse`: reading and writing tables (the ledger, doctor's SELECTs)
 /// needs a current warehouse on Snowflake
 /// (https://docs.snowflake.com/en/sql-reference/sql/use-warehouse).
@@ -112,7 +113,8 @@ pub async fn connect_snowflake_with(
 ) -> Result<SnowflakeClient, Error> {
     let mut connection = connection::resolve(target.snowflake_connection.as_deref(), var)?;
     connection.warehouse.get_or_insert_with(|| target.warehouse.clone());
-    Ok(SnowflakeClient::connect(&connection).await?)
+    let timeouts = crate::timeouts::Timeouts::from_env(var)?;
+    Ok(SnowflakeClient::connect_within(&connection, &timeouts).await?)
 }
 
 /// The project's models rendered for Snowflake (the built-in ones when `models/` is absent).
@@ -248,6 +250,6 @@ impl Prepared {
 pub async fn set_token(config: &Config, env: &EnvConfig, token: &crate::config::Secret) -> Result<String, Error> {
     let cloud = cloud_target(env)?;
     let session = Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), &[]).await?;
-    let names = Names::new(&config.project, &env.name, &cloud.bucket, &session.account_id);
+    let names = Names::new(&config.project, &env.name, &cloud.bucket);
     Ok(secret::set_value(&session.clients.secrets, &names.secret, token).await?)
 }

@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod snowflake;
 pub mod templates;
+pub mod timeouts;
 
 /// Every failure a command can end with; `main` maps each to a documented exit code.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,9 @@ pub enum Error {
     /// Snowflake refused the sign-in or a statement.
     #[error(transparent)]
     Snowflake(#[from] snowflake::SnowflakeError),
+    /// A timeout variable holds no number of seconds.
+    #[error(transparent)]
+    Timeout(#[from] timeouts::TimeoutError),
     /// The command exists but this build cannot do it for this target yet.
     #[error("{0}")]
     Unsupported(String),
@@ -78,7 +82,10 @@ pub enum Error {
 impl Error {
     /// True when the user fixes it in flixops.toml or the command line (exit code 2).
     pub fn is_usage(&self) -> bool {
-        matches!(self, Error::Config(_) | Error::WrongTarget { .. } | Error::Artifact(_) | Error::Usage(_))
+        matches!(
+            self,
+            Error::Config(_) | Error::WrongTarget { .. } | Error::Artifact(_) | Error::Usage(_) | Error::Timeout(_)
+        ) || matches!(self, Error::Aws(aws::AwsError::Timeout(_)))
             || matches!(self, Error::Export(export::ExportError::Schedule { .. }))
             || matches!(self, Error::Init(e) if e.is_usage())
             || matches!(self, Error::Backfill(e) if e.is_usage())
@@ -95,7 +102,7 @@ impl Error {
             Error::Extract(e) => e.is_connect(),
             Error::Backfill(e) => e.is_connect(),
             Error::Plan(e) => e.is_connect(),
-            Error::Aws(_) => true,
+            Error::Aws(e) => !matches!(e, aws::AwsError::Timeout(_)),
             Error::Snowflake(e) => e.is_connect(),
             // Like missing AWS credentials: nothing to sign in with.
             Error::SnowflakeConnection(_) => true,

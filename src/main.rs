@@ -247,7 +247,8 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
         }
         Command::Doctor(args) => {
             let (config, env) = config_and_env(global)?;
-            let report = flixops::doctor::run(&config, &env, args.stack.artifact.as_deref()).await;
+            let skip = flixops::doctor::Skip { token: args.skip.contains(&cli::SkipArg::Token) };
+            let report = flixops::doctor::run(&config, &env, args.stack.artifact.as_deref(), skip).await;
             let code = print(output, &report, |w| doctor_lines(w, &report))?;
             Ok(if report.failed(args.strict) { ExitCode::FAILURE } else { code })
         }

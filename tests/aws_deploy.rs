@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextMut, BeforeSerializationInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -92,6 +94,116 @@ impl Project {
     }
 }
 
+/// A peer on 127.0.0.1 that accepts every connection and never answers; returns its port. The
+/// connections stay open for the life of the test process.
+fn silent_peer() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().map_while(Result::ok).collect();
+        drop(held);
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_that_never_answers_fails_each_command_within_the_timeout_naming_what_waited() {
+    let p = Project::new();
+    let silent = format!("http://127.0.0.1:{}", silent_peer());
+    let timed = |cmd: &mut std::process::Command| {
+        let started = std::time::Instant::now();
+        let out = output(cmd.env("FLIXOPS_OPERATION_TIMEOUT_SECS", "2").env("FLIXOPS_CONNECT_TIMEOUT_SECS", "2"));
+        (out, started.elapsed())
+    };
+
+    // AWS does not answer at all: export iam-policy stops at STS.
+    let mut export = flixops(p.path());
+    export.args(["export", "iam-policy", "--env", "prod"]).envs(moto_env()).env("AWS_ENDPOINT_URL", &silent);
+    let ((code, _, stderr), took) = timed(&mut export);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("cannot reach AWS STS"), "{stderr}");
+    assert!(took < std::time::Duration::from_secs(30), "gave up after {took:?}");
+
+    // Lambda does not answer: deploy names the resource that waited and applies nothing.
+    let mut deploy = flixops(p.path());
+    deploy.args(["deploy", "--yes"]).envs(cloud_env(p.path())).env("AWS_ENDPOINT_URL_LAMBDA", &silent);
+    deploy.env("FLIXOPS_ARTIFACT", p.artifact("v1"));
+    let ((code, _, stderr), took) = timed(&mut deploy);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("aws_lambda_function.extract") && stderr.contains("FLIXOPS_OPERATION_TIMEOUT_SECS"),
+        "{stderr}"
+    );
+    assert!(took < std::time::Duration::from_secs(60), "gave up after {took:?}");
+    let missing = clients().s3.head_bucket().bucket(p.bucket()).send().await.unwrap_err().into_service_error();
+    assert!(missing.is_not_found(), "nothing was applied: {missing:?}");
+
+    // Snowflake does not answer the sign-in: plan says so.
+    let home = p.path().join("silent-snowflake");
+    std::fs::create_dir_all(&home).unwrap();
+    let port = silent.rsplit(':').next().unwrap();
+    let connection = format!(
+        "[default]\naccount = \"fake\"\nuser = \"u\"\npassword = \"p\"\nhost = \"127.0.0.1\"\nport = {port}\nprotocol = \"http\"\n"
+    );
+    std::fs::write(home.join("connections.toml"), connection).unwrap();
+    let mut plan = flixops(p.path());
+    plan.args(["plan"]).envs(cloud_env(p.path())).env("SNOWFLAKE_HOME", &home);
+    let ((code, _, stderr), took) = timed(&mut plan);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("no answer to the sign-in within 2 s"), "{stderr}");
+    assert!(took < std::time::Duration::from_secs(30), "gave up after {took:?}");
+}
+
+/// Sends one operation (by name) to a peer that never answers, the rest to moto.
+#[derive(Debug)]
+struct Stall {
+    operation: &'static str,
+    peer: String,
+}
+
+impl Intercept for Stall {
+    fn name(&self) -> &'static str {
+        "Stall"
+    }
+    fn modify_before_transmit(
+        &self,
+        context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if cfg.load::<Metadata>().is_some_and(|m| m.name() == self.operation) {
+            let request = context.request_mut();
+            let path = request.uri().split_once("://").and_then(|(_, r)| r.find('/').map(|i| r[i..].to_string()));
+            request.set_uri(format!("{}{}", self.peer, path.unwrap_or_default()))?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_that_never_gets_an_answer_fails_the_deploy_within_the_timeout_saying_what_was_applied() {
+    let p = Project::new();
+    let stall = Stall { operation: "CreateFunction", peer: format!("http://127.0.0.1:{}", silent_peer()) };
+    let timeouts =
+        flixops::timeouts::Timeouts::from_env(&|k| (k == "FLIXOPS_OPERATION_TIMEOUT_SECS").then(|| "2".into()));
+    let sdk = moto_sdk().to_builder().timeout_config(timeouts.unwrap().aws()).build();
+    let interceptors = [SharedInterceptor::new(p.account.clone()), SharedInterceptor::new(stall)];
+    let session = Session::from_sdk("prod", &sdk, None, &interceptors).await.unwrap();
+    let (config, env) = p.config();
+    let artifact = Artifact::load(Some(&p.artifact("v1"))).unwrap();
+    let started = std::time::Instant::now();
+    let prepared = flixops::deploy::prepare_in(session, &config, &env, artifact, upstream()).await.unwrap();
+    let err = prepared.apply().await.map(drop).unwrap_err().to_string();
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "gave up after {:?}", started.elapsed());
+    assert!(
+        err.contains("aws_lambda_function.extract")
+            && err.contains("FLIXOPS_OPERATION_TIMEOUT_SECS")
+            && err.contains("aws_s3_bucket.lake")
+            && err.contains("stopped at: aws_lambda_function.extract"),
+        "names the resource that waited and what was applied before it: {err}"
+    );
+}
+
 /// Clients on moto for checking what deploy did, outside flixops (moto's default account, where
 /// the CLI runs).
 fn clients() -> Clients {
@@ -136,7 +248,8 @@ async fn first_deploy_creates_everything_and_the_second_makes_no_write_call() {
         "11 AWS + 17 Snowflake resources"
     );
     let c = clients();
-    assert!(c.s3.head_bucket().bucket(p.bucket()).send().await.is_err(), "plan must not create the bucket");
+    let missing = c.s3.head_bucket().bucket(p.bucket()).send().await.unwrap_err().into_service_error();
+    assert!(missing.is_not_found(), "plan must not create the bucket: {missing:?}");
 
     let first = p.deploy_json();
     let first_writes = writes(&first);
@@ -156,11 +269,26 @@ async fn first_deploy_creates_everything_and_the_second_makes_no_write_call() {
     );
     let versioning = c.s3.get_bucket_versioning().bucket(p.bucket()).send().await.unwrap();
     assert_eq!(versioning.status().map(|s| s.as_str()), Some("Enabled"));
+    let ownership = c.s3.get_bucket_ownership_controls().bucket(p.bucket()).send().await.unwrap();
+    let ownership = ownership.ownership_controls().unwrap().rules()[0].object_ownership().as_str().to_string();
+    assert_eq!(ownership, "BucketOwnerEnforced", "ACLs disabled");
+    let encryption = c.s3.get_bucket_encryption().bucket(p.bucket()).send().await.unwrap();
+    let rule = &encryption.server_side_encryption_configuration().unwrap().rules()[0];
+    let algorithm = rule.apply_server_side_encryption_by_default().unwrap().sse_algorithm().as_str();
+    assert_eq!(algorithm, "AES256");
+    let lifecycle = c.s3.get_bucket_lifecycle_configuration().bucket(p.bucket()).send().await.unwrap();
+    let state = lifecycle.rules().iter().find(|r| r.id() == Some("flixops-prod-state-versions")).unwrap();
+    assert_eq!(state.filter().and_then(|f| f.prefix()), Some("flixops/_state/"));
+    assert_eq!(state.noncurrent_version_expiration().and_then(|n| n.noncurrent_days()), Some(7));
     let policy = c.s3.get_bucket_policy().bucket(p.bucket()).send().await.unwrap();
     assert!(policy.policy().unwrap().contains("aws:SecureTransport"), "TLS-only policy");
     let role = c.iam.get_role().role_name(format!("{}-prod-snowflake", p.name)).send().await.unwrap();
     let trust = flixops::aws::policy::canonical(role.role().unwrap().assume_role_policy_document().unwrap()).unwrap();
-    assert!(trust.contains(&format!("flixops-123456789012-{}-prod", p.name)), "pinned external id: {trust}");
+    let trust: Value = serde_json::from_str(&trust).unwrap();
+    let external_id = &trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"];
+    let external_id = external_id.as_str().or(external_id[0].as_str()).unwrap_or_else(|| panic!("{trust}"));
+    let random = external_id.strip_prefix("flixops-").unwrap_or_default();
+    assert!(random.len() == 32 && random.bytes().all(|b| b.is_ascii_hexdigit()), "a random external id: {trust}");
     let boundary = format!("arn:aws:iam::123456789012:policy/{}-prod-flixops-boundary", p.name);
     for kind in ["snowflake", "extract", "scheduler"] {
         let role = c.iam.get_role().role_name(format!("{}-prod-{kind}", p.name)).send().await.unwrap();
@@ -266,11 +394,23 @@ async fn drift_shows_in_plan_and_deploy_repairs_exactly_it() {
     c.iam.attach_role_policy().role_name(&role).policy_arn(&wide).send().await.unwrap();
     let group = format!("/aws/lambda/{}-prod-extract", p.name);
     c.logs.put_retention_policy().log_group_name(&group).retention_in_days(7).send().await.unwrap();
+    // Encrypted, but with another key than the one Snowflake's role can read without a KMS grant.
+    let kms = aws_sdk_s3::types::ServerSideEncryptionByDefault::builder()
+        .sse_algorithm(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        .build()
+        .unwrap();
+    let kms =
+        aws_sdk_s3::types::ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(kms).build();
+    let kms = aws_sdk_s3::types::ServerSideEncryptionConfiguration::builder().rules(kms).build().unwrap();
+    c.s3.put_bucket_encryption().bucket(p.bucket()).server_side_encryption_configuration(kms).send().await.unwrap();
+    c.s3.delete_bucket_ownership_controls().bucket(p.bucket()).send().await.unwrap();
 
     let (code, _, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("  ~ aws_s3_bucket.lake\n"), "{stderr}");
     assert!(stderr.contains("~ public_access_block") && stderr.contains("-> \"all four settings on\""), "{stderr}");
+    assert!(stderr.contains("~ default_encryption  = \"aws:kms\" -> \"AES256\""), "{stderr}");
+    assert!(stderr.contains("~ object_ownership    = \"none\" -> \"BucketOwnerEnforced\""), "{stderr}");
     assert!(stderr.contains("  ~ aws_iam_role.extract\n") && stderr.contains("arn:aws:s3:::*"), "{stderr}");
     assert!(stderr.contains("~ permissions_boundary = \"none\" -> \"arn:aws:iam::123456789012:policy/"), "{stderr}");
     assert!(
@@ -287,6 +427,8 @@ async fn drift_shows_in_plan_and_deploy_repairs_exactly_it() {
         operations(&calls),
         [
             "PutPublicAccessBlock",
+            "PutBucketOwnershipControls",
+            "PutBucketEncryption",
             "PutRolePermissionsBoundary",
             "PutRolePolicy",
             "DetachRolePolicy",
@@ -559,6 +701,8 @@ impl Resource for StandIn {
 }
 
 const SNOWFLAKE_USER: &str = "arn:aws:iam::999999999999:user/sf-abc123";
+/// The external ID the stand-in integration has (a real one is random, read from DESC INTEGRATION).
+const EXTERNAL_ID: &str = "flixops-5f0c1e2d3b4a69788796a5b4c3d2e1f0";
 const PIPE_QUEUE: &str = "arn:aws:sqs:us-east-1:999999999999:sf-snowpipe-AIDA-queue";
 
 fn upstream() -> Upstream {
@@ -575,7 +719,8 @@ fn upstream_with(queue: &str) -> Upstream {
         resources: vec![
             Box::new(StandIn {
                 address: integration,
-                outputs: [("iam_user_arn".into(), SNOWFLAKE_USER.into())].into(),
+                outputs: [("iam_user_arn".into(), SNOWFLAKE_USER.into()), ("external_id".into(), EXTERNAL_ID.into())]
+                    .into(),
             }),
             Box::new(StandIn { address: pipe, outputs: [("notification_channel".into(), queue.into())].into() }),
         ],
@@ -667,6 +812,112 @@ async fn outputs_flow_into_the_trust_and_the_notification_merges_with_existing_r
     assert_eq!(trust["Statement"][0]["Principal"]["AWS"][0], SNOWFLAKE_USER, "the integration's IAM user is trusted");
 
     assert_eq!(deploy_in_process(&p, &[]).await.unwrap(), Vec::<String>::new(), "converged");
+}
+
+/// Another team's queue rule on object creation under `prefix`.
+fn their_rule(prefix: &str) -> aws_sdk_s3::types::QueueConfiguration {
+    let filter = aws_sdk_s3::types::FilterRule::builder()
+        .name(aws_sdk_s3::types::FilterRuleName::from("Prefix"))
+        .value(prefix)
+        .build();
+    let theirs = aws_sdk_s3::types::QueueConfiguration::builder()
+        .id("analytics")
+        .queue_arn("arn:aws:sqs:us-east-1:123456789012:analytics")
+        .events(aws_sdk_s3::types::Event::from("s3:ObjectCreated:Put"))
+        .filter(
+            aws_sdk_s3::types::NotificationConfigurationFilter::builder()
+                .key(aws_sdk_s3::types::S3KeyFilter::builder().filter_rules(filter).build())
+                .build(),
+        )
+        .build()
+        .unwrap();
+    theirs
+}
+
+/// Puts [`their_rule`] on the project's bucket.
+async fn foreign_rule(c: &Clients, p: &Project, prefix: &str) {
+    let config =
+        aws_sdk_s3::types::NotificationConfiguration::builder().queue_configurations(their_rule(prefix)).build();
+    let put = c.s3.put_bucket_notification_configuration().bucket(p.bucket()).notification_configuration(config);
+    put.send().await.unwrap();
+}
+
+/// Another writer that wins the race: flixops' notification write lands as their configuration
+/// (only their rule), as if they had written just after it.
+#[derive(Debug)]
+struct AnotherWriter;
+
+impl Intercept for AnotherWriter {
+    fn name(&self) -> &'static str {
+        "AnotherWriter"
+    }
+    fn modify_before_serialization(
+        &self,
+        context: &mut BeforeSerializationInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        use aws_sdk_s3::operation::put_bucket_notification_configuration::PutBucketNotificationConfigurationInput;
+        if let Some(input) = context.input_mut().downcast_mut::<PutBucketNotificationConfigurationInput>() {
+            let theirs = aws_sdk_s3::types::NotificationConfiguration::builder()
+                .queue_configurations(their_rule("exports/"))
+                .build();
+            input.notification_configuration = Some(theirs);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_notification_replaced_by_another_writer_is_found_when_read_back() {
+    let p = Project::new();
+    let err = deploy_in_process(&p, &[SharedInterceptor::new(AnotherWriter)]).await.expect_err("ours is gone");
+    assert!(
+        err.contains("rule `flixops-prod-snowpipe` →")
+            && err.contains("another writer replaced the configuration")
+            && err.contains("stopped at: aws_s3_bucket_notification.snowpipe"),
+        "{err}"
+    );
+    deploy_in_process(&p, &[]).await.unwrap();
+    let c = clients_in(&p.account);
+    let notification = c.s3.get_bucket_notification_configuration().bucket(p.bucket()).send().await.unwrap();
+    let mut ids: Vec<_> = notification.queue_configurations().iter().map(|q| q.id().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, ["analytics", "flixops-prod-snowpipe"], "the rerun merges ours back in");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_overlapping_ours_stops_the_plan_and_one_on_another_prefix_is_kept() {
+    let p = Project::new();
+    let c = clients_in(&p.account);
+    c.s3.create_bucket().bucket(p.bucket()).send().await.unwrap();
+    // Another team's rule on a prefix that contains ours: S3 would refuse ours as ambiguous.
+    foreign_rule(&c, &p, "flixops/").await;
+    let err = deploy_in_process(&p, &[]).await.expect_err("overlapping rules");
+    assert!(
+        err.contains(&format!(
+            "bucket `{}` already has rule `analytics` → arn:aws:sqs:us-east-1:123456789012:analytics",
+            p.bucket()
+        )) && err.contains("prefix `flixops/`, which overlaps flixops' rule on `flixops/tweets/`")
+            && err.contains("Configuration is ambiguously defined")
+            && err.contains("SNS")
+            && err.contains("`prefix` in flixops.toml"),
+        "{err}"
+    );
+    let notification = c.s3.get_bucket_notification_configuration().bucket(p.bucket()).send().await.unwrap();
+    let ids: Vec<_> = notification.queue_configurations().iter().map(|q| q.id().unwrap()).collect();
+    assert_eq!(ids, ["analytics"], "nothing was written");
+    let role = c.iam.get_role().role_name(format!("{}-prod-snowflake", p.name)).send().await;
+    let role = role.unwrap_err().into_service_error();
+    assert!(role.is_no_such_entity_exception(), "the check ran before anything was applied: {role:?}");
+
+    // On a prefix of its own, the other rule is kept next to ours.
+    foreign_rule(&c, &p, "exports/").await;
+    deploy_in_process(&p, &[]).await.unwrap();
+    let notification = c.s3.get_bucket_notification_configuration().bucket(p.bucket()).send().await.unwrap();
+    let mut ids: Vec<_> = notification.queue_configurations().iter().map(|q| q.id().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, ["analytics", "flixops-prod-snowpipe"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -958,7 +1209,9 @@ async fn destroy_keeps_the_data_bucket_unless_purge_data_and_a_redeploy_restores
         "reverse dependency order, the bucket kept"
     );
     assert!(c.s3.head_bucket().bucket(p.bucket()).send().await.is_ok(), "the data bucket is kept");
-    assert!(c.lambda.get_function().function_name(format!("{}-prod-extract", p.name)).send().await.is_err());
+    let gone = c.lambda.get_function().function_name(format!("{}-prod-extract", p.name)).send().await;
+    let gone = gone.unwrap_err().into_service_error();
+    assert!(gone.is_resource_not_found_exception(), "the function is deleted: {gone:?}");
     assert!(log_group(&c, &p).await.is_none(), "the log group goes with the function");
 
     let redeploy = p.deploy_json();
@@ -967,7 +1220,8 @@ async fn destroy_keeps_the_data_bucket_unless_purge_data_and_a_redeploy_restores
 
     let (code, _, stderr) = p.cli(&["destroy", "--yes", "--purge-data"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(c.s3.head_bucket().bucket(p.bucket()).send().await.is_err(), "purged: bucket and every version gone");
+    let purged = c.s3.head_bucket().bucket(p.bucket()).send().await.unwrap_err().into_service_error();
+    assert!(purged.is_not_found(), "purged: bucket and every version gone: {purged:?}");
     let (code, _, stderr) = p.cli(&["destroy", "--yes"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("Nothing to destroy."), "{stderr}");

@@ -231,6 +231,8 @@ fn iam_action(call: &str) -> Option<String> {
         "PutBucketEncryption" => "PutEncryptionConfiguration",
         "GetBucketNotificationConfiguration" => "GetBucketNotification",
         "PutBucketNotificationConfiguration" => "PutBucketNotification",
+        "GetBucketLifecycleConfiguration" => "GetLifecycleConfiguration",
+        "PutBucketLifecycleConfiguration" => "PutLifecycleConfiguration",
         other => other,
     };
     Some(format!("{}:{renamed}", service.to_lowercase().replace(' ', "")))
@@ -276,7 +278,9 @@ fn the_deployer_policy_allows_every_call_of_a_deploy_and_nothing_it_does_not_mak
     assert!(beyond.is_empty(), "`plan` calls what the read-only policy does not allow: {beyond:?}");
     // Kept from the CI deployer on purpose (an administrator's first deploy sets them): the bucket
     // policy and the permissions boundary, either of which would let it widen its own access.
-    let admin_only = ["s3:PutBucketPolicy", "iam:CreatePolicy", "iam:CreatePolicyVersion"];
+    // A lifecycle rule can expire any object, so like the bucket policy it is an administrator's.
+    let admin_only =
+        ["s3:PutBucketPolicy", "s3:PutLifecycleConfiguration", "iam:CreatePolicy", "iam:CreatePolicyVersion"];
     let missing: Vec<&String> =
         used.iter().filter(|a| !allowed.contains(*a) && !admin_only.contains(&a.as_str())).collect();
     assert!(
@@ -289,11 +293,14 @@ fn the_deployer_policy_allows_every_call_of_a_deploy_and_nothing_it_does_not_mak
         "s3:GetBucketNotification", // the Snowpipe notification, once the pipe exists
         "s3:PutBucketNotification",
         "iam:DeletePolicyVersion", // destroy, once an administrator has updated the boundary
-        // doctor, which CI runs with the deploy role: the checkpoint, the token, the function's log
+        // doctor, which CI runs with the deploy role (`--skip token`): the checkpoint, the function's log
         "s3:GetObject",
-        "secretsmanager:GetSecretValue",
         "logs:FilterLogEvents",
     ];
+    assert!(
+        !allowed.contains(&"secretsmanager:GetSecretValue".to_string()),
+        "the deploy role cannot read the X token: {allowed:?}"
+    );
     let unused: Vec<&String> =
         allowed.iter().filter(|a| !used.contains(*a) && !implied.contains(&a.as_str())).collect();
     assert!(unused.is_empty(), "the deployer policy allows what no deploy, repair or destroy calls: {unused:?}");
@@ -320,12 +327,8 @@ async fn lifecycle(
     for round in ["create", "converged", "repair", "destroy", "redeploy"] {
         let session = flixops::aws::Session::from_sdk("prod", &sdk, None, &account).await.unwrap();
         let calls = session.calls.clone();
-        let names = flixops::aws::stack::Names::new(
-            &config.project,
-            "prod",
-            &format!("{}-prod-tweets", config.project),
-            &session.account_id,
-        );
+        let names =
+            flixops::aws::stack::Names::new(&config.project, "prod", &format!("{}-prod-tweets", config.project));
         if round == "repair" {
             break_everything(&hand, &names).await;
         }
@@ -422,6 +425,7 @@ fn the_workflow_plans_on_pull_requests_and_deploys_then_checks_on_main() {
     let deploy = steps("deploy");
     let (d, c) = (deploy.find("deploy --yes").unwrap(), deploy.find("./flixops doctor").unwrap());
     assert!(d < c, "doctor runs after deploy: {deploy}");
+    assert!(deploy.contains("./flixops doctor --skip token"), "the deploy role does not read the token: {deploy}");
     assert!(
         yaml.contains("${{ vars.FLIXOPS_DEPLOY_ROLE_ARN }}") && yaml.contains("${{ vars.FLIXOPS_PLAN_ROLE_ARN }}"),
         "{yaml}"

@@ -72,6 +72,19 @@ impl Project {
     /// One in-process plan (and deploy when `apply`), on a fresh Snowflake session each time, as
     /// separate CLI runs would be.
     async fn deploy(&self, apply: bool) -> (flixops::plan::Plan, Vec<String>, Vec<String>) {
+        let (plan, client, report) = self.try_deploy(apply).await;
+        match report {
+            None => (plan, Vec::new(), client.writes()),
+            Some(Ok(report)) => (plan, report.write_calls, report.snowflake_writes),
+            Some(Err(e)) => panic!("deploy failed: {e}"),
+        }
+    }
+
+    /// [`Project::deploy`] that hands back a failed deploy's error (None: not applied).
+    async fn try_deploy(
+        &self,
+        apply: bool,
+    ) -> (flixops::plan::Plan, Client, Option<Result<flixops::deploy::DeployReport, flixops::Error>>) {
         let (config, env) = self.config();
         let cloud = flixops::deploy::cloud_target(&env).unwrap();
         let client = common::flixops_client(self.path(), cloud).await;
@@ -84,10 +97,9 @@ impl Project {
         prepared.snowflake = Some(client.clone());
         let plan = prepared.plan.clone();
         if !apply {
-            return (plan, Vec::new(), client.writes());
+            return (plan, client, None);
         }
-        let report = prepared.apply().await.unwrap_or_else(|e| panic!("deploy failed: {e}"));
-        (plan, report.write_calls, report.snowflake_writes)
+        (plan, client, Some(prepared.apply().await))
     }
 }
 
@@ -165,7 +177,6 @@ async fn first_deploy_creates_and_wires_everything_and_the_second_runs_no_ddl() 
         .unwrap()
         .to_string();
     assert!(trust.contains(IAM_USER), "{trust}");
-    assert!(trust.contains(&format!("flixops-{}-{}-prod", p.account.0, p.name)), "{trust}");
     let integration = rows(
         &client,
         &format!("DESC STORAGE INTEGRATION \"{}_PROD_LAKE\"", p.name.to_uppercase()),
@@ -173,7 +184,9 @@ async fn first_deploy_creates_and_wires_everything_and_the_second_runs_no_ddl() 
     )
     .await;
     let external_id = integration.iter().find(|r| r[0] == "STORAGE_AWS_EXTERNAL_ID").unwrap()[1].clone();
-    assert_eq!(external_id, format!("flixops-{}-{}-prod", p.account.0, p.name), "one ID on both sides");
+    let random = external_id.strip_prefix("flixops-").unwrap_or_default();
+    assert!(random.len() == 32 && random.bytes().all(|b| b.is_ascii_hexdigit()), "random: {external_id}");
+    assert!(trust.contains(&format!("\"sts:ExternalId\":\"{external_id}\"")), "one ID on both sides: {trust}");
     let bucket = format!("{}-prod-tweets", p.name);
     let notification = c.s3.get_bucket_notification_configuration().bucket(&bucket).send().await.unwrap();
     let queues: Vec<_> = notification.queue_configurations().iter().map(|q| q.queue_arn()).collect();
@@ -363,19 +376,77 @@ async fn a_changed_copy_recreates_the_pipe_paused_drained_refreshed_and_resumed(
     assert_eq!(pipe_change(&plan).action, flixops::plan::Action::Replace);
     let (_, _, ddl) = p.deploy(true).await;
     // Paused, its queue not drained while paused: resumed until the three files loaded, paused again,
-    // then replaced, paused, refreshed and resumed.
+    // then replaced (marked "refresh pending"), paused, refreshed, unmarked and resumed.
     assert_eq!(
         verbs(&ddl),
-        ["ALTER PIPE", "ALTER PIPE", "ALTER PIPE", "CREATE OR", "ALTER PIPE", "ALTER PIPE", "ALTER PIPE"],
+        ["ALTER PIPE", "ALTER PIPE", "ALTER PIPE", "CREATE OR", "ALTER PIPE", "ALTER PIPE", "ALTER PIPE", "ALTER PIPE"],
         "{ddl:#?}"
     );
     assert!(ddl[0].ends_with("= TRUE") && ddl[1].ends_with("= FALSE") && ddl[2].ends_with("= TRUE"), "{ddl:#?}");
-    assert!(ddl[6].ends_with("SET PIPE_EXECUTION_PAUSED = FALSE"), "{ddl:#?}");
+    assert!(ddl[3].contains("COMMENT = 'flixops: replaced, refresh pending MODIFIED_AFTER "), "{ddl:#?}");
+    assert!(ddl[6].ends_with("UNSET COMMENT") && ddl[7].ends_with("SET PIPE_EXECUTION_PAUSED = FALSE"), "{ddl:#?}");
     let refresh = regex_like_offset(&ddl[5]);
     assert!(refresh, "MODIFIED_AFTER with an explicit +00:00 offset: {}", ddl[5]);
     let lost = rows(&client, &format!("CALL FAKESNOW_LOST_FILES('{}.RAW.TWEETS_PIPE')", p.database()), &["LOST"]).await;
     assert_eq!(lost, lost_before, "no queued file was dropped with the old pipe");
     assert_eq!(pipe_state(&client, &p).await["executionState"], "RUNNING");
+}
+
+/// The MODIFIED_AFTER of a REFRESH statement.
+fn refreshed_after(statement: &str) -> chrono::DateTime<chrono::Utc> {
+    let at = statement.split("MODIFIED_AFTER = '").nth(1).unwrap().trim_end_matches('\'');
+    chrono::DateTime::parse_from_rfc3339(at).unwrap().to_utc()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replace_refreshes_from_the_last_load_and_a_rerun_after_a_crash_redoes_the_refresh() {
+    let p = Project::new("");
+    p.deploy(true).await;
+    let client = snowflake_client(p.path()).await;
+    let db = p.database();
+    let pipe = format!("\"{db}\".\"RAW\".\"TWEETS_PIPE\"");
+    let table = format!("{db}.RAW.TWEETS_RAW");
+    // The last file loaded 90 minutes ago (a later one failed), then the pipe was paused; someone
+    // replaced its COPY by hand.
+    client
+        .execute(&format!(
+            "CREATE OR REPLACE PIPE {pipe} AUTO_INGEST = TRUE AS COPY INTO \"X\".\"Y\".\"Z\" FROM @\"X\".\"Y\".\"S\""
+        ))
+        .await
+        .unwrap();
+    for (file, status, minutes) in [("a.parquet", "Loaded", 90), ("b.parquet", "Load failed", 30)] {
+        let sql = format!("CALL FAKESNOW_RECORD_LOAD('{table}', 'tweets/{file}', '{status}', '', {minutes})");
+        client.execute(&sql).await.unwrap();
+    }
+    pipe_status(&client, &p, serde_json::json!({"executionState": "PAUSED"})).await;
+    // The deploy stops after the replace, before the refresh.
+    client.execute("CALL FAKESNOW_FAIL_NEXT_REFRESH('Connection reset by peer')").await.unwrap();
+    let started = chrono::Utc::now();
+    let (_, _, report) = p.try_deploy(true).await;
+    let err = report.unwrap().map(|_| ()).unwrap_err().to_string();
+    assert!(err.contains("snowflake_pipe.tweets") && err.contains("Connection reset by peer"), "{err}");
+    let comment =
+        rows(&client, &format!("SHOW PIPES LIKE 'TWEETS_PIPE' IN SCHEMA \"{db}\".\"RAW\""), &["comment"]).await;
+    assert!(comment[0][0].starts_with("flixops: replaced, refresh pending MODIFIED_AFTER "), "{comment:?}");
+
+    // The rerun sees the pending refresh, says so, and does it from the last load.
+    let (plan, _, _) = p.deploy(false).await;
+    let change = pipe_change(&plan);
+    assert_eq!(change.action, flixops::plan::Action::Update, "{change:?}");
+    assert!(
+        change.reason.as_deref().unwrap().starts_with("an earlier replace stopped before its refresh"),
+        "{change:?}"
+    );
+    assert!(change.fields.iter().any(|f| f.field == "refresh_pending"), "{change:?}");
+    let (_, _, ddl) = p.deploy(true).await;
+    let refresh = ddl.iter().find(|s| s.contains(" REFRESH ")).unwrap_or_else(|| panic!("no refresh: {ddl:#?}"));
+    let since = refreshed_after(refresh);
+    let expected = started - chrono::Duration::minutes(95);
+    assert!((since - expected).num_seconds().abs() < 120, "from the last successful load, 5 min early: {refresh}");
+    assert!(ddl.iter().any(|s| s.ends_with("UNSET COMMENT")), "{ddl:#?}");
+    assert_eq!(pipe_state(&client, &p).await["executionState"], "RUNNING");
+    let (plan, _, _) = p.deploy(false).await;
+    assert_eq!(pipe_change(&plan).action, flixops::plan::Action::NoOp, "done once");
 }
 
 /// `ALTER PIPE … REFRESH MODIFIED_AFTER = 'YYYY-MM-DDTHH:MM:SS+00:00'`.
@@ -472,7 +543,7 @@ async fn each_pipe_state_gets_its_documented_repair_and_the_plan_says_why() {
     assert_eq!(change.action, flixops::plan::Action::Replace);
     assert!(change.reason.as_deref().unwrap().starts_with("STOPPED_STAGE_ALTERED:"), "{change:?}");
     let (_, _, ddl) = p.deploy(true).await;
-    assert_eq!(verbs(&ddl), ["CREATE OR", "ALTER PIPE", "ALTER PIPE", "ALTER PIPE"], "{ddl:#?}");
+    assert_eq!(verbs(&ddl), ["CREATE OR", "ALTER PIPE", "ALTER PIPE", "ALTER PIPE", "ALTER PIPE"], "{ddl:#?}");
     assert_eq!(pipe_state(&client, &p).await["executionState"], "RUNNING");
 
     // Stalled on an error: not deploy's to change (doctor names it).
@@ -515,6 +586,44 @@ async fn a_new_stage_url_recreates_the_pipe_it_stops_and_a_new_integration_does_
         .unwrap();
     let (plan, _, _) = p.deploy(false).await;
     assert_eq!(changed(&plan), ["snowflake_stage.tweets"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_existing_external_id_is_kept_and_the_role_trusts_it() {
+    let p = Project::new("");
+    p.deploy(true).await;
+    let client = snowflake_client(p.path()).await;
+    let integration = format!("\"{}_PROD_LAKE\"", p.name.to_uppercase());
+    let desc = format!("DESC STORAGE INTEGRATION {integration}");
+    let property = |rows: &[Vec<String>], key: &str| rows.iter().find(|r| r[0] == key).unwrap()[1].clone();
+    let before = rows(&client, &desc, &["property", "property_value"]).await;
+    let role_arn = property(&before, "STORAGE_AWS_ROLE_ARN");
+    client
+        .execute(&format!(
+            "ALTER STORAGE INTEGRATION {integration} SET STORAGE_AWS_ROLE_ARN = '{role_arn}' \
+             STORAGE_AWS_EXTERNAL_ID = 'chosen-by-an-earlier-deploy'"
+        ))
+        .await
+        .unwrap();
+
+    let (plan, _, _) = p.deploy(false).await;
+    let planned = changed(&plan);
+    assert!(!planned.iter().any(|a| a == "snowflake_storage_integration.lake"), "kept: {planned:?}");
+    assert!(planned.iter().any(|a| a == "aws_iam_role.snowflake"), "the trust follows it: {planned:?}");
+    let (_, _, ddl) = p.deploy(true).await;
+    assert!(!ddl.iter().any(|s| s.contains("STORAGE INTEGRATION")), "{ddl:#?}");
+    let after = rows(&client, &desc, &["property", "property_value"]).await;
+    assert_eq!(property(&after, "STORAGE_AWS_EXTERNAL_ID"), "chosen-by-an-earlier-deploy");
+    let aws = Clients::new(
+        &moto_sdk(),
+        &[aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(p.account.clone())],
+    );
+    let role = aws.iam.get_role().role_name(format!("{}-prod-snowflake", p.name)).send().await.unwrap();
+    let trust = percent_encoding::percent_decode_str(role.role().unwrap().assume_role_policy_document().unwrap())
+        .decode_utf8()
+        .unwrap()
+        .into_owned();
+    assert!(trust.contains("\"sts:ExternalId\":\"chosen-by-an-earlier-deploy\""), "{trust}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -762,11 +871,20 @@ async fn account_level_statements_match_the_golden_files_and_parse_as_snowflake_
 
 /// Replaces the pipe refresh's timestamp (the time of the deploy) with a fixed one.
 fn fixed_refresh_time() -> impl Fn(&str) -> String {
-    |s: &str| match s.find("MODIFIED_AFTER = '") {
+    |s: &str| {
+        let s = fixed_after(s, "MODIFIED_AFTER = '", "2024-01-01T00:00:00+00:00");
+        let s = fixed_after(&s, "refresh pending MODIFIED_AFTER ", "2024-01-01T00:00:00+00:00");
+        fixed_after(&s, "STORAGE_AWS_EXTERNAL_ID = 'flixops-", "RANDOM")
+    }
+}
+
+/// `s` with what follows `marker` up to the next quote replaced by `fixed`.
+fn fixed_after(s: &str, marker: &str, fixed: &str) -> String {
+    match s.find(marker) {
         Some(at) => {
-            let start = at + "MODIFIED_AFTER = '".len();
+            let start = at + marker.len();
             let end = s[start..].find('\'').map_or(s.len(), |e| start + e);
-            format!("{}2024-01-01T00:00:00+00:00{}", &s[..start], &s[end..])
+            format!("{}{fixed}{}", &s[..start], &s[end..])
         }
         None => s.to_string(),
     }
@@ -948,6 +1066,13 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
         "{c}"
     );
     assert!(!report.to_string().contains("revoked-token"), "the token never prints");
+    // CI's deploy role cannot read the token: `--skip token` leaves the probe out.
+    let mut skipping = flixops(p.path());
+    skipping.args(["doctor", "--skip", "token", "--output", "json"]).envs(cloud_env(p.path()));
+    let (code, stdout, stderr) = output(skipping.env("FLIXOPS_ARTIFACT", artifact(p.path())));
+    let skipped: Value = serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("{stdout}\n{stderr}"));
+    assert!(skipped["checks"].as_array().unwrap().iter().all(|c| c["name"] != "x token"), "{skipped}");
+    assert_eq!(code, 0, "nothing else fails: {skipped}");
     set_token(&p, "good-token");
 
     // The role Snowflake assumes no longer trusts the integration's external ID.
@@ -955,8 +1080,9 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
     let trust =
         aws.iam.get_role().role_name(&role).send().await.unwrap().role.unwrap().assume_role_policy_document.unwrap();
     let trust = percent_encoding::percent_decode_str(&trust).decode_utf8().unwrap().into_owned();
-    let external_id = format!("flixops-123456789012-{}-prod", p.name);
-    assert!(trust.contains(&external_id), "{trust}");
+    let doc: Value = serde_json::from_str(&trust).unwrap();
+    let external_id = doc["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"].as_str().unwrap().to_string();
+    assert!(external_id.starts_with("flixops-"), "{trust}");
     let changed = trust.replace(&external_id, "someone-else");
     aws.iam.update_assume_role_policy().role_name(&role).policy_document(changed).send().await.unwrap();
     let (_, report, _) = doctor(&p);

@@ -27,8 +27,10 @@ use serde::Serialize;
 use crate::plan::{Address, ErrorKind, ResourceError};
 
 /// Loads SDK config for an optional profile and region; `AWS_ENDPOINT_URL*` overrides apply.
+/// Calls get the default [`Timeouts`](crate::timeouts::Timeouts).
 pub async fn sdk_config(profile: Option<&str>, region: Option<&str>) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(crate::timeouts::Timeouts::default().aws());
     if let Some(profile) = profile {
         loader = loader.profile_name(profile);
     }
@@ -160,17 +162,23 @@ pub enum AwsError {
     /// STS refused the credentials or could not be reached.
     #[error("{what}{profile}: {message}\n  fix: {hint}")]
     Identity { what: &'static str, profile: String, message: String, hint: String },
+    /// A timeout variable holds no number of seconds.
+    #[error(transparent)]
+    Timeout(#[from] crate::timeouts::TimeoutError),
 }
 
 impl Session {
-    /// Loads config for the profile and region, then [`Session::from_sdk`].
+    /// Loads config for the profile and region, with the timeouts of the environment variables
+    /// (`FLIXOPS_*_TIMEOUT_SECS`), then [`Session::from_sdk`].
     pub async fn connect(
         env: &str,
         profile: Option<&str>,
         region: Option<&str>,
         extra: &[SharedInterceptor],
     ) -> Result<Self, AwsError> {
-        Self::from_sdk(env, &sdk_config(profile, region).await, profile, extra).await
+        let timeouts = crate::timeouts::Timeouts::from_process_env()?;
+        let sdk = sdk_config(profile, region).await.to_builder().timeout_config(timeouts.aws()).build();
+        Self::from_sdk(env, &sdk, profile, extra).await
     }
 
     /// Checks the credentials with STS GetCallerIdentity and builds the clients; `extra`
@@ -308,6 +316,13 @@ where
     let mut message = error_message(err);
     if err.code() == Some("AccessDenied") || err.code() == Some("AccessDeniedException") {
         message.push_str("; the deploying identity lacks this permission: grant it, or deploy with a role that has it");
+    }
+    if matches!(err, SdkError::TimeoutError(_)) {
+        message.push_str(&format!(
+            " (no answer within the timeout; if the service is only slow, raise {} or {})",
+            crate::timeouts::OPERATION_VAR,
+            crate::timeouts::CONNECT_VAR
+        ));
     }
     ResourceError { address: address.clone(), op: op.to_string(), message, kind }
 }

@@ -1,11 +1,15 @@
-//! The data bucket (public access blocked, default encryption, versioning, TLS-only policy, tags)
-//! and its notification to Snowpipe's queue, merged into whatever notifications already exist.
+//! The data bucket (public access blocked, SSE-S3 default encryption, owner-enforced object
+//! ownership, versioning with old `_state/` versions expiring, TLS-only policy, tags)
+//! and its notification to Snowpipe's queue, merged into whatever notifications already exist; a
+//! rule of someone else's that overlaps ours stops the deploy before S3 would refuse the write.
 
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, FilterRule, FilterRuleName,
-    NotificationConfiguration, NotificationConfigurationFilter, PublicAccessBlockConfiguration, QueueConfiguration,
-    S3KeyFilter, ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
-    ServerSideEncryptionRule, Tag, Tagging, VersioningConfiguration,
+    BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
+    ExpirationStatus, FilterRule, FilterRuleName, LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration,
+    NotificationConfiguration, NotificationConfigurationFilter, ObjectOwnership, OwnershipControls,
+    OwnershipControlsRule, PublicAccessBlockConfiguration, QueueConfiguration, S3KeyFilter, ServerSideEncryption,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging,
+    VersioningConfiguration,
 };
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures::future::BoxFuture;
@@ -17,6 +21,13 @@ use crate::plan::{Address, Change, ErrorKind, Fields, Inputs, Observed, Outputs,
 /// Sid of the bucket policy statement flixops owns; other statements are left alone.
 const TLS_SID: &str = "DenyInsecureTransport";
 const ALL_BLOCKED: &str = "all four settings on";
+/// The default encryption flixops sets: SSE-S3, which Snowflake's role reads without a KMS grant.
+const SSE_ALGORITHM: &str = "AES256";
+/// Object ownership: ACLs disabled, the bucket owner owns every object
+/// (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/about-object-ownership.html>).
+const OWNERSHIP: &str = "BucketOwnerEnforced";
+/// Days a replaced version of a `_state/` object (checkpoint, lease: rewritten every run) is kept.
+pub const STATE_NONCURRENT_DAYS: i32 = 7;
 
 /// The data bucket.
 pub struct Bucket {
@@ -30,6 +41,10 @@ pub struct Bucket {
     pub tags: Tags,
     /// `destroy --purge-data`: delete every object version before the bucket.
     pub purge_data: bool,
+    /// `{prefix}/_state/`: where the lifecycle rule expires replaced versions.
+    pub state_prefix: String,
+    /// Id of that lifecycle rule (one per environment: environments may share a bucket).
+    pub lifecycle_id: String,
 }
 
 impl Bucket {
@@ -78,12 +93,14 @@ impl Bucket {
     async fn read_fields(&self) -> Result<Fields, ResourceError> {
         let s3 = &self.s3;
         let b = &self.name;
-        let (pab, enc, ver, pol, tags) = tokio::join!(
+        let (pab, enc, ver, pol, tags, own, life) = tokio::join!(
             s3.get_public_access_block().bucket(b).send(),
             s3.get_bucket_encryption().bucket(b).send(),
             s3.get_bucket_versioning().bucket(b).send(),
             s3.get_bucket_policy().bucket(b).send(),
             s3.get_bucket_tagging().bucket(b).send(),
+            s3.get_bucket_ownership_controls().bucket(b).send(),
+            self.lifecycle_rules(),
         );
         let mut f = Fields::new();
         let pab = match pab {
@@ -95,12 +112,26 @@ impl Bucket {
         let enc = match enc {
             Ok(out) => out
                 .server_side_encryption_configuration
-                .map(|c| if c.rules.is_empty() { "disabled" } else { "enabled" })
-                .unwrap_or("disabled"),
-            Err(e) if e.code() == Some("ServerSideEncryptionConfigurationNotFoundError") => "disabled",
+                .and_then(|c| c.rules.into_iter().next())
+                .and_then(|r| r.apply_server_side_encryption_by_default)
+                .map(|d| d.sse_algorithm.as_str().to_string())
+                .unwrap_or("disabled".into()),
+            Err(e) if e.code() == Some("ServerSideEncryptionConfigurationNotFoundError") => "disabled".into(),
             Err(e) => return Err(self.err("read encryption", &e)),
         };
-        f.insert("default_encryption".into(), enc.into());
+        f.insert("default_encryption".into(), enc);
+        let own = match own {
+            Ok(out) => out
+                .ownership_controls
+                .and_then(|c| c.rules.into_iter().next())
+                .map(|r| r.object_ownership.as_str().to_string())
+                .unwrap_or("none".into()),
+            Err(e) if e.code() == Some("OwnershipControlsNotFoundError") => "none".into(),
+            Err(e) => return Err(self.err("read ownership controls", &e)),
+        };
+        f.insert("object_ownership".into(), own);
+        let ours = life?.into_iter().find(|r| r.id() == Some(self.lifecycle_id.as_str()));
+        f.insert("state_versions".into(), ours.map_or("none".into(), |r| describe_lifecycle(&r)));
         let ver = ver.map_err(|e| self.err("read versioning", &e))?;
         f.insert("versioning".into(), ver.status.map(|s| s.as_str().to_string()).unwrap_or("Disabled".into()));
         let pol = match pol {
@@ -184,10 +215,63 @@ impl Bucket {
                     .map(drop)
                     .map_err(|e| self.err("put versioning", &e))
             }
+            "object_ownership" => {
+                let rule = OwnershipControlsRule::builder()
+                    .object_ownership(ObjectOwnership::from(OWNERSHIP))
+                    .build()
+                    .map_err(|e| self.invalid(e))?;
+                let controls = OwnershipControls::builder().rules(rule).build().map_err(|e| self.invalid(e))?;
+                s3.put_bucket_ownership_controls()
+                    .bucket(b)
+                    .ownership_controls(controls)
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| self.err("put ownership controls", &e))
+            }
+            "state_versions" => self.put_lifecycle().await,
             "tags" => self.put_tags().await,
             "tls_only_policy" => self.put_policy().await,
             _ => Ok(()),
         }
+    }
+
+    /// The bucket's lifecycle rules (none when it has no configuration).
+    async fn lifecycle_rules(&self) -> Result<Vec<LifecycleRule>, ResourceError> {
+        match self.s3.get_bucket_lifecycle_configuration().bucket(&self.name).send().await {
+            Ok(out) => Ok(out.rules.unwrap_or_default()),
+            Err(e) if e.code() == Some("NoSuchLifecycleConfiguration") => Ok(Vec::new()),
+            Err(e) => Err(self.err("read lifecycle", &e)),
+        }
+    }
+
+    /// Our rule: replaced versions of `_state/` objects expire after [`STATE_NONCURRENT_DAYS`].
+    fn lifecycle_rule(&self) -> Result<LifecycleRule, ResourceError> {
+        let expire = NoncurrentVersionExpiration::builder().noncurrent_days(STATE_NONCURRENT_DAYS).build();
+        LifecycleRule::builder()
+            .id(&self.lifecycle_id)
+            .filter(LifecycleRuleFilter::builder().prefix(&self.state_prefix).build())
+            .status(ExpirationStatus::Enabled)
+            .noncurrent_version_expiration(expire)
+            .build()
+            .map_err(|e| self.invalid(e))
+    }
+
+    /// Writes our lifecycle rule, keeping every other rule of the bucket (S3 replaces the whole
+    /// configuration on each write).
+    async fn put_lifecycle(&self) -> Result<(), ResourceError> {
+        let mut rules: Vec<LifecycleRule> = self.lifecycle_rules().await?;
+        rules.retain(|r| r.id() != Some(self.lifecycle_id.as_str()));
+        rules.push(self.lifecycle_rule()?);
+        let config =
+            BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().map_err(|e| self.invalid(e))?;
+        let put = self.s3.put_bucket_lifecycle_configuration().bucket(&self.name).lifecycle_configuration(config);
+        put.send().await.map(drop).map_err(|e| self.err("put lifecycle", &e))
+    }
+
+    /// The plan's form of our lifecycle rule.
+    fn lifecycle_field(&self) -> String {
+        self.lifecycle_rule().map(|r| describe_lifecycle(&r)).unwrap_or_default()
     }
 
     /// Sets our tags, keeping everyone else's.
@@ -343,6 +427,13 @@ fn our_statement(policy_text: &str) -> String {
         .unwrap_or_else(|| "none".into())
 }
 
+/// `prefix=… noncurrent_days=N status=Enabled`: what a lifecycle rule does, comparable.
+fn describe_lifecycle(rule: &LifecycleRule) -> String {
+    let prefix = rule.filter().and_then(|f| f.prefix()).unwrap_or("");
+    let days = rule.noncurrent_version_expiration().and_then(|n| n.noncurrent_days()).unwrap_or(0);
+    format!("prefix={prefix} noncurrent_days={days} status={}", rule.status().as_str())
+}
+
 fn describe_block(c: &PublicAccessBlockConfiguration) -> String {
     let settings = [
         ("block_public_acls", c.block_public_acls),
@@ -377,8 +468,10 @@ impl Resource for Bucket {
         field_map([
             ("name", self.name.clone()),
             ("public_access_block", ALL_BLOCKED.to_string()),
-            ("default_encryption", "enabled".to_string()),
+            ("default_encryption", SSE_ALGORITHM.to_string()),
+            ("object_ownership", OWNERSHIP.to_string()),
             ("versioning", "Enabled".to_string()),
+            ("state_versions", self.lifecycle_field()),
             ("tls_only_policy", tls),
             ("tags", self.tags.field()),
         ])
@@ -404,7 +497,16 @@ impl Resource for Bucket {
                 self.create().await?;
             }
             // The TLS-only policy goes last: it is the one setting that can lock a caller out.
-            for field in ["public_access_block", "default_encryption", "versioning", "tags", "tls_only_policy"] {
+            let fields = [
+                "public_access_block",
+                "object_ownership",
+                "default_encryption",
+                "versioning",
+                "state_versions",
+                "tags",
+                "tls_only_policy",
+            ];
+            for field in fields {
                 if change.touches(field) {
                     self.put_field(field).await?;
                 }
@@ -476,8 +578,13 @@ impl Notification {
     }
 
     /// Writes the configuration with our rule replaced by `ours` (None: removed); others untouched.
+    /// Our rule is written only when no other overlaps it, and read back after.
     async fn write(&self, ours: Option<QueueConfiguration>) -> Result<(), ResourceError> {
         let current = self.current().await?.unwrap_or_else(|| NotificationConfiguration::builder().build());
+        if ours.is_some() {
+            self.refuse_overlap(&current)?;
+        }
+        let wanted = ours.as_ref().map(|q| q.queue_arn().to_string());
         let mut queues: Vec<QueueConfiguration> = current
             .queue_configurations
             .clone()
@@ -500,6 +607,56 @@ impl Notification {
                 err.message = message;
             }
             err
+        })?;
+        match wanted {
+            Some(queue) => self.verify_written(&queue).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Stops, naming the rule and the fix, when another rule of the bucket overlaps ours: S3
+    /// refuses two rules whose prefixes and suffixes overlap for the same event type
+    /// ("Configuration is ambiguously defined",
+    /// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-how-to-filtering.html>).
+    fn refuse_overlap(&self, current: &NotificationConfiguration) -> Result<(), ResourceError> {
+        let Some((id, arn, prefix)) = created_rules(current).find(|r| r.0 != self.id && overlaps(r, &self.key_prefix))
+        else {
+            return Ok(());
+        };
+        let prefix = if prefix.is_empty() { "every key".to_string() } else { format!("prefix `{prefix}`") };
+        Err(ResourceError {
+            address: Self::address(),
+            op: "check other rules".into(),
+            message: format!(
+                "bucket `{}` already has rule `{id}` → {arn} for object-created events on {prefix}, which overlaps \
+                 flixops' rule on `{}`; S3 refuses overlapping rules (\"Configuration is ambiguously defined\"). Fix: \
+                 send both through one SNS topic that Snowflake subscribes to (Snowflake's SNS fan-out, \
+                 https://docs.snowflake.com/en/user-guide/data-load-snowpipe-auto-s3#option-2-configuring-amazon-sns-to-automate-snowpipe-using-sqs-notifications), \
+                 or give this environment a prefix no other rule covers (`prefix` in flixops.toml)",
+                self.bucket, self.key_prefix
+            ),
+            kind: ErrorKind::Other,
+        })
+    }
+
+    /// Reads the configuration back: another writer may have replaced it between our read and write.
+    async fn verify_written(&self, queue: &str) -> Result<(), ResourceError> {
+        let now = self.current().await?.unwrap_or_else(|| NotificationConfiguration::builder().build());
+        let ours =
+            now.queue_configurations().iter().any(|q| q.id() == Some(self.id.as_str()) && q.queue_arn() == queue);
+        if ours {
+            return Ok(());
+        }
+        Err(ResourceError {
+            address: Self::address(),
+            op: "verify notification".into(),
+            message: format!(
+                "rule `{}` → {queue} was written but is not in bucket `{}`'s notification configuration when read \
+                 back: another writer replaced the configuration at the same time (S3 keeps the last one). Run \
+                 `flixops deploy` again, and have the other tool merge rules instead of replacing them",
+                self.id, self.bucket
+            ),
+            kind: ErrorKind::Other,
         })
     }
 
@@ -550,6 +707,31 @@ impl Notification {
             _ => Ok(()),
         }
     }
+}
+
+/// Every rule of the configuration (queues, topics, functions) that fires on object creation, as
+/// (id, destination, key prefix).
+fn created_rules(config: &NotificationConfiguration) -> impl Iterator<Item = (String, String, String)> + '_ {
+    let created =
+        |events: &[aws_sdk_s3::types::Event]| events.iter().any(|e| e.as_str().starts_with("s3:ObjectCreated:"));
+    let prefix = |filter: Option<&NotificationConfigurationFilter>| {
+        let rules = filter.and_then(|f| f.key()).map(|k| k.filter_rules()).unwrap_or_default();
+        rules.iter().find(|r| r.name().is_some_and(is_prefix_rule)).and_then(|r| r.value()).unwrap_or("").to_string()
+    };
+    let id = |id: Option<&str>| id.unwrap_or("(no id)").to_string();
+    let queues = config.queue_configurations().iter().filter(move |q| created(q.events()));
+    let topics = config.topic_configurations().iter().filter(move |t| created(t.events()));
+    let functions = config.lambda_function_configurations().iter().filter(move |f| created(f.events()));
+    queues
+        .map(move |q| (id(q.id()), q.queue_arn().to_string(), prefix(q.filter())))
+        .chain(topics.map(move |t| (id(t.id()), t.topic_arn().to_string(), prefix(t.filter()))))
+        .chain(functions.map(move |f| (id(f.id()), f.lambda_function_arn().to_string(), prefix(f.filter()))))
+}
+
+/// True when a rule on `rule.2` and ours on `ours` can match the same key: one prefix starts the
+/// other (ours has no suffix, so any suffix of theirs overlaps it).
+fn overlaps(rule: &(String, String, String), ours: &str) -> bool {
+    rule.2.starts_with(ours) || ours.starts_with(rule.2.as_str())
 }
 
 /// True for a filter rule on the key prefix, however it is capitalised: S3 accepts `prefix` but
@@ -644,6 +826,16 @@ impl Resource for Notification {
                 })?;
             self.write(Some(rule)).await?;
             Ok(Outputs::new())
+        })
+    }
+
+    /// Plan fails before anything is applied when another rule overlaps ours.
+    fn check<'a>(&'a self, _change: &'a Change) -> BoxFuture<'a, Result<(), ResourceError>> {
+        Box::pin(async move {
+            match self.current().await? {
+                Some(current) => self.refuse_overlap(&current),
+                None => Ok(()),
+            }
         })
     }
 

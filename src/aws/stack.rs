@@ -21,8 +21,6 @@ pub struct Names {
     pub bucket: String,
     /// Role Snowflake's storage integration assumes.
     pub snowflake_role: String,
-    /// The external ID flixops pins on both sides of that trust.
-    pub external_id: String,
     /// The extractor's execution role.
     pub extract_role: String,
     /// The role the schedule invokes the extractor with.
@@ -43,12 +41,11 @@ pub struct Names {
 
 impl Names {
     /// Derives every name from `{project}-{env}`.
-    pub fn new(project: &str, env: &str, bucket: &str, account_id: &str) -> Self {
+    pub fn new(project: &str, env: &str, bucket: &str) -> Self {
         let base = format!("{project}-{env}");
         Self {
             bucket: bucket.to_string(),
             snowflake_role: format!("{base}-snowflake"),
-            external_id: format!("flixops-{account_id}-{base}"),
             extract_role: format!("{base}-extract"),
             scheduler_role: format!("{base}-scheduler"),
             secret: format!("flixops/{project}/{env}/x-bearer-token"),
@@ -95,6 +92,10 @@ pub struct Limited {
     pub max: usize,
 }
 
+/// What documents rendered without a storage integration at hand say for its external ID: the
+/// real one is random, chosen on the first deploy and read from `DESC INTEGRATION`.
+pub const EXTERNAL_ID_PLACEHOLDER: &str = "<STORAGE_AWS_EXTERNAL_ID from DESC INTEGRATION>";
+
 /// Where the environment lives: what every policy document is scoped to.
 #[derive(Debug, Clone)]
 pub struct Scope {
@@ -127,7 +128,7 @@ impl Scope {
 
     /// The names derived from this scope.
     pub fn names(&self) -> Names {
-        Names::new(&self.project, &self.env, &self.bucket, &self.account)
+        Names::new(&self.project, &self.env, &self.bucket)
     }
 
     /// Every value the policy templates use.
@@ -140,7 +141,7 @@ impl Scope {
             "function_arn": format!("arn:aws:lambda:{region}:{account}:function:{}", n.function),
             "schedule_arn": format!("arn:aws:scheduler:{region}:{account}:schedule/default/{}", n.schedule),
             "snowflake_role": n.snowflake_role, "extract_role": n.extract_role, "scheduler_role": n.scheduler_role,
-            "external_id": n.external_id,
+            "external_id": EXTERNAL_ID_PLACEHOLDER,
             "boundary_arn": format!("arn:aws:iam::{account}:policy/{}", n.boundary),
             "log_group_arn": format!("arn:aws:logs:{region}:{account}:log-group:{}", n.log_group),
         })
@@ -239,6 +240,8 @@ pub fn resources(
         region: region.clone(),
         tags: tags.clone(),
         purge_data,
+        state_prefix: format!("{prefix}/_state/"),
+        lifecycle_id: format!("flixops-{}-state-versions", env.name),
     }));
 
     out.push(Box::new(super::checkpoint::InitialCheckpoint {
@@ -265,12 +268,13 @@ pub fn resources(
         description: "Snowflake reads the tweet files (flixops)".into(),
         trust: Box::new(move |inputs: &Inputs| {
             // Until the storage integration exists, only this account may assume the role.
-            let principal = match &integration {
-                Some(address) => inputs.value(address, "iam_user_arn"),
-                None => format!("arn:aws:iam::{trust_account}:root"),
+            let (principal, external_id) = match &integration {
+                Some(address) => (inputs.value(address, "iam_user_arn"), inputs.value(address, "external_id")),
+                None => (format!("arn:aws:iam::{trust_account}:root"), EXTERNAL_ID_PLACEHOLDER.to_string()),
             };
             let mut data = trust_data.clone();
             data["principal"] = json!(principal);
+            data["external_id"] = json!(external_id);
             policy::render("snowflake-trust", &data)
         }),
         manage_trust: upstream.integration.is_some(),

@@ -11,6 +11,13 @@ pub use secret::{Secret, SecretRef};
 /// The rules `flixops.toml` validation applies, shared with `init` so a prompt rejects what the file would.
 pub(crate) use raw::{is_bucket_name, is_env_name, is_env_var_name, is_identifier, is_project_name};
 
+/// True when `host` is this machine (localhost, 127.0.0.0/8, ::1): the only place plain `http`
+/// may go, since it carries the bearer token or the Snowflake session in clear.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The file name `flixops` looks for in the working directory.
 pub const FILE_NAME: &str = "flixops.toml";
 

@@ -181,9 +181,8 @@ fn validate_extract(raw: RawExtract, c: &mut Checker) -> ExtractConfig {
         m.into_inner()
     });
     if let Some(url) = &raw.api_base_url {
-        let u = url.get_ref();
-        if !(u.starts_with("https://") || u.starts_with("http://")) {
-            c.report(url.span(), "extract.api_base_url", "must start with https:// (or http:// for a local mock)");
+        if let Some(problem) = api_base_url_problem(url.get_ref()) {
+            c.report(url.span(), "extract.api_base_url", problem);
         }
     }
     if let Some(m) = raw.max_pages.as_ref().filter(|m| *m.get_ref() == 0) {
@@ -241,6 +240,22 @@ fn validate_extract(raw: RawExtract, c: &mut Checker) -> ExtractConfig {
         api_base_url: raw.api_base_url.map(Spanned::into_inner).unwrap_or_else(|| "https://api.x.com".to_string()),
         request_timeout_secs: raw.request_timeout_secs.map(Spanned::into_inner).unwrap_or(30),
         retry,
+    }
+}
+
+/// `https://` anywhere, `http://` only to this machine (a local mock): plain HTTP elsewhere would
+/// send the bearer token in clear.
+fn api_base_url_problem(url: &str) -> Option<&'static str> {
+    let host = || url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+    if url.starts_with("https://") {
+        None
+    } else if url.starts_with("http://") {
+        (!super::is_loopback_host(&host())).then_some(
+            "http:// sends the bearer token in clear, so it is allowed only for localhost/127.0.0.1 (a local \
+             mock); use https://",
+        )
+    } else {
+        Some("must start with https:// (or http://localhost for a local mock)")
     }
 }
 
@@ -452,7 +467,7 @@ fn check_derived_names(
         );
         c.report(span.clone(), &format!("env.{env}.bucket"), message);
     }
-    let names = crate::aws::stack::Names::new(project, env, &cloud.bucket, "000000000000");
+    let names = crate::aws::stack::Names::new(project, env, &cloud.bucket);
     for limited in names.limited().into_iter().filter(|l| l.name.chars().count() > l.max) {
         let over = limited.name.chars().count() - limited.max;
         let message = format!(
@@ -561,6 +576,21 @@ mod tests {
     }
 
     const MINIMAL: &str = "[project]\nname = \"demo\"\n\n[env.dev]\ntarget = \"local\"\n";
+
+    #[test]
+    fn plain_http_is_allowed_only_to_this_machine() {
+        let with = |url: &str| {
+            format!("[project]\nname = \"demo\"\n[extract]\napi_base_url = \"{url}\"\n[env.dev]\ntarget = \"local\"\n")
+        };
+        for ok in ["https://api.x.com", "http://127.0.0.1:8080", "http://localhost:9", "http://[::1]:80"] {
+            assert!(parse(&with(ok), Path::new("/p/flixops.toml")).is_ok(), "{ok}");
+        }
+        let found = problems(&with("http://api.x.com"));
+        assert_eq!((found.len(), found[0].field.as_str(), found[0].line), (1, "extract.api_base_url", 4), "{found:?}");
+        assert!(found[0].message.contains("only for localhost"), "{found:?}");
+        let found = problems(&with("ftp://127.0.0.1"));
+        assert!(found[0].message.contains("must start with https://"), "{found:?}");
+    }
 
     #[test]
     fn minimal_config_gets_defaults() {

@@ -35,6 +35,7 @@ pub async fn checks(
     env: &EnvConfig,
     cloud: &AwsSnowflakeTarget,
     artifact: Option<&Path>,
+    skip: super::Skip,
 ) -> Vec<Check> {
     let aws = Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), &[]);
     let snow = crate::deploy::connect_snowflake(cloud);
@@ -69,7 +70,7 @@ pub async fn checks(
     };
     let Some(session) = session else { return checks };
     checks.extend(resource_checks(config, env, cloud, &session, client.as_ref(), artifact).await);
-    checks.extend(runtime_checks(config, env, cloud, &session, client.as_ref()).await);
+    checks.extend(runtime_checks(config, env, cloud, &session, client.as_ref(), skip).await);
     checks
 }
 
@@ -133,17 +134,25 @@ async fn runtime_checks(
     cloud: &AwsSnowflakeTarget,
     session: &Session,
     client: Option<&Client>,
+    skip: super::Skip,
 ) -> Vec<Check> {
-    let names = Names::new(&config.project, &env.name, &cloud.bucket, &session.account_id);
-    let token = match tokio::time::timeout(TIMEOUT, deployed_token(session, &names.secret)).await {
-        Ok(token) => token,
-        Err(_) => Err(Check::new("x token", Status::Fail, "Secrets Manager did not answer in 30 s", None)),
+    let names = Names::new(&config.project, &env.name, &cloud.bucket);
+    // The deployed token, read once for the probe and for X's usage count; `--skip token` reads
+    // no secret (CI's deploy role may not).
+    let token = match skip.token {
+        true => None,
+        false => Some(match tokio::time::timeout(TIMEOUT, deployed_token(session, &names.secret)).await {
+            Ok(token) => token,
+            Err(_) => Err(Check::new("x token", Status::Fail, "Secrets Manager did not answer in 30 s", None)),
+        }),
     };
     let mut futures: Vec<futures::future::BoxFuture<'_, Check>> = vec![
-        Box::pin(timed("x token", x_token(config, token.clone()))),
         Box::pin(timed("function errors", function_errors(session, names.function.clone()))),
         Box::pin(timed(ONE_RUN, one_run_at_a_time(session, names.function.clone()))),
     ];
+    if let Some(token) = token.clone() {
+        futures.insert(0, Box::pin(timed("x token", x_token(config, token))));
+    }
     if let (Some(client), Ok(sf)) = (client, SnowNames::new(&config.project, &env.name, cloud)) {
         let sf = std::sync::Arc::new(sf);
         futures.push(Box::pin(timed("stage", stage(client.clone(), sf.clone()))));
@@ -154,7 +163,8 @@ async fn runtime_checks(
         futures.push(Box::pin(timed("models freshness", models_freshness(client.clone(), sf.clone()))));
         futures.push(Box::pin(timed("privileges", privileges(client.clone(), sf.clone()))));
     }
-    let state = tokio::time::timeout(TIMEOUT, extraction(config, session, cloud, &env.prefix, token.ok()));
+    let state =
+        tokio::time::timeout(TIMEOUT, extraction(config, session, cloud, &env.prefix, token.and_then(Result::ok)));
     let (others, state) = tokio::join!(join_all(futures), state);
     let timed_out =
         || vec![Check::new("checkpoint", Status::Fail, format!("no answer within {} s", TIMEOUT.as_secs()), None)];

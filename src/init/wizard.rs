@@ -760,12 +760,16 @@ mod tests {
     #[test]
     fn answers_are_checked_like_the_config_checks_them() {
         assert!(check_region("eu-west-1").is_ok() && check_region("us-gov-west-1").is_ok());
-        assert!(check_region("eu-west").is_err() && check_region("EU-WEST-1").is_err());
+        let region = Err("an AWS region looks like eu-west-1".to_string());
+        assert_eq!((check_region("eu-west"), check_region("EU-WEST-1")), (region.clone(), region));
         assert!(check_schedule("rate(1 hour)").is_ok() && check_schedule("cron(0 6 ? * MON-FRI *)").is_ok());
-        assert!(check_schedule("rate(0 hours)").is_err() && check_schedule("every hour").is_err());
-        assert!(check_lag("1 hour").is_ok() && check_lag("DOWNSTREAM").is_ok() && check_lag("soon").is_err());
+        let schedule = Err("use rate(N minutes|hours|days) or cron(min hour day month weekday year)".to_string());
+        assert_eq!((check_schedule("rate(0 hours)"), check_schedule("every hour")), (schedule.clone(), schedule));
+        assert!(check_lag("1 hour").is_ok() && check_lag("DOWNSTREAM").is_ok());
+        assert_eq!(check_lag("soon"), Err("use N seconds|minutes|hours|days, or DOWNSTREAM".to_string()));
         assert!(check_arn("arn:aws:secretsmanager:eu-west-1:123456789012:secret:x").is_ok());
-        assert!(check_arn("AAAA-not-an-arn").is_err());
+        let arn = Err("a Secrets Manager ARN starts with arn:aws:secretsmanager:".to_string());
+        assert_eq!(check_arn("AAAA-not-an-arn"), arn);
     }
 
     fn connection(auth: Auth) -> Connection {

@@ -11,6 +11,7 @@ use snowflake_connector_rs::{
 };
 
 use super::connection::{Auth, Connection};
+use crate::timeouts::{OPERATION_VAR, STATEMENT_VAR, Timeouts};
 
 /// One result row, keyed by column name as Snowflake labels it.
 pub type Row = Map<String, Value>;
@@ -56,15 +57,18 @@ impl SnowflakeError {
 pub struct Client {
     session: Arc<Session>,
     log: Arc<Mutex<Vec<String>>>,
+    statement_timeout: Duration,
 }
 
-/// How long one statement may take before flixops gives up waiting (dynamic tables build on
-/// creation, which can take a while on a large raw table).
-const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
-
 impl Client {
-    /// Signs in with `conn`; a password sign-in works but is warned about.
+    /// Signs in with `conn` and the default [`Timeouts`].
     pub async fn connect(conn: &Connection) -> Result<Self, SnowflakeError> {
+        Self::connect_within(conn, &Timeouts::default()).await
+    }
+
+    /// Signs in with `conn`, giving up after `timeouts.operation`; each statement then waits at
+    /// most `timeouts.statement`. A password sign-in works but is warned about.
+    pub async fn connect_within(conn: &Connection, timeouts: &Timeouts) -> Result<Self, SnowflakeError> {
         let failed = |message: String, fix: String| SnowflakeError::Connect {
             connection: conn.name.clone(),
             source_of: conn.source.clone(),
@@ -72,10 +76,14 @@ impl Client {
             fix,
         };
         let auth = auth_config(conn).map_err(|(m, f)| failed(m, f))?;
-        let config = client_config(conn, auth).map_err(|(m, f)| failed(m, f))?;
+        let config = client_config(conn, auth, timeouts.statement).map_err(|(m, f)| failed(m, f))?;
         let client = SfClient::new(config).map_err(|e| failed(chain(&e), fix_for(conn, &e)))?;
-        let session = client.create_session().await.map_err(|e| failed(chain(&e), fix_for(conn, &e)))?;
-        Ok(Self { session: Arc::new(session), log: Arc::default() })
+        let session = tokio::time::timeout(timeouts.operation, client.create_session()).await.map_err(|_| {
+            let message = format!("no answer to the sign-in within {} s", timeouts.operation.as_secs());
+            failed(message, format!("check the account or host; if Snowflake is only slow, raise {OPERATION_VAR}"))
+        })?;
+        let session = session.map_err(|e| failed(chain(&e), fix_for(conn, &e)))?;
+        Ok(Self { session: Arc::new(session), log: Arc::default(), statement_timeout: timeouts.statement })
     }
 
     /// Runs a statement whose result is not needed (DDL, DML).
@@ -98,15 +106,20 @@ impl Client {
             message: e.snowflake_message().map(str::to_string).unwrap_or_else(|| chain(&e)),
             connect: matches!(e.kind(), ErrorKind::Network | ErrorKind::Auth | ErrorKind::SessionExpired),
         };
-        let cursor = if binds.is_empty() {
-            self.session.query(sql.to_string()).await
-        } else {
-            let statement =
-                binds.iter().fold(Statement::new_positional(sql.to_string()), |s, value| s.bind(value.to_string()));
-            self.session.query(statement).await
+        let run = async {
+            let cursor = if binds.is_empty() {
+                self.session.query(sql.to_string()).await
+            } else {
+                let statement =
+                    binds.iter().fold(Statement::new_positional(sql.to_string()), |s, value| s.bind(value.to_string()));
+                self.session.query(statement).await
+            };
+            cursor?.collect::<Vec<snowflake_connector_rs::DynamicRow>>().await
         };
-        let cursor = cursor.map_err(failed)?;
-        let rows: Vec<snowflake_connector_rs::DynamicRow> = cursor.collect().await.map_err(failed)?;
+        let rows = match tokio::time::timeout(self.statement_timeout, run).await {
+            Ok(rows) => rows.map_err(failed)?,
+            Err(_) => return Err(self.timed_out(sql)),
+        };
         rows.into_iter()
             .map(|row| {
                 row.into_json_object().map_err(|e| SnowflakeError::Query {
@@ -117,6 +130,18 @@ impl Client {
                 })
             })
             .collect()
+    }
+
+    fn timed_out(&self, sql: &str) -> SnowflakeError {
+        SnowflakeError::Query {
+            statement: summary(sql),
+            code: None,
+            message: format!(
+                "no answer within {} s; if the statement is only slow, raise {STATEMENT_VAR}",
+                self.statement_timeout.as_secs()
+            ),
+            connect: true,
+        }
     }
 
     /// Every statement sent so far, in order.
@@ -207,7 +232,7 @@ fn auth_config(conn: &Connection) -> Result<AuthConfig, Failure> {
 /// https://docs.snowflake.com/en/sql-reference/parameters#timezone).
 pub const SESSION_TIMEZONE: &str = "UTC";
 
-fn client_config(conn: &Connection, auth: AuthConfig) -> Result<ClientConfig, Failure> {
+fn client_config(conn: &Connection, auth: AuthConfig, statement_timeout: Duration) -> Result<ClientConfig, Failure> {
     let mut session = SessionConfig::new().with_session_parameter("TIMEZONE", SESSION_TIMEZONE.into());
     if let Some(role) = &conn.role {
         session = session.with_role(role);
@@ -215,7 +240,7 @@ fn client_config(conn: &Connection, auth: AuthConfig) -> Result<ClientConfig, Fa
     if let Some(warehouse) = &conn.warehouse {
         session = session.with_warehouse(warehouse);
     }
-    let query = QueryConfig::new().with_query_response_timeout(STATEMENT_TIMEOUT);
+    let query = QueryConfig::new().with_query_response_timeout(statement_timeout);
     let mut config = ClientConfig::new(&conn.user, &conn.account, auth).with_session(session).with_query(query);
     if let Some(host) = &conn.host {
         let protocol = conn.protocol.as_deref().unwrap_or("https");

@@ -306,12 +306,19 @@ fn build(name: String, source: String, mut values: BTreeMap<&str, String>) -> Re
         let value = p.to_string();
         return Err(ConnectionError::Invalid { name, origin: source, key: "protocol", value, fix: "use https" });
     }
+    let host = values.remove("host");
+    if protocol.as_deref() == Some("http") && !host.as_deref().is_some_and(crate::config::is_loopback_host) {
+        let value = "http".to_string();
+        let fix = "plain http sends the session in clear, so it is allowed only with host = localhost/127.0.0.1 (an \
+                   emulator); use https";
+        return Err(ConnectionError::Invalid { name, origin: source, key: "protocol", value, fix });
+    }
     Ok(Connection {
         name,
         account,
         user,
         auth,
-        host: values.remove("host"),
+        host,
         port,
         protocol,
         role: values.remove("role"),
@@ -443,6 +450,9 @@ mod tests {
         let var = env(&[("SNOWFLAKE_HOME", &home), ("SNOWFLAKE_CONNECTIONS_T_PORT", "eighty")]);
         let err = resolve(Some("t"), &var).unwrap_err().to_string();
         assert!(err.contains("`port` = `eighty`") && err.contains("port number"), "{err}");
+        let var = env(&[("SNOWFLAKE_HOME", &home), ("SNOWFLAKE_CONNECTIONS_T_HOST", "acme.snowflakecomputing.com")]);
+        let err = resolve(Some("t"), &var).unwrap_err().to_string();
+        assert!(err.contains("`protocol` = `http`") && err.contains("only with host = localhost"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The storage integration (Snowflake's identity in the bucket) and the external stage on the
 //! tweets prefix. The integration is created once and altered after — never `CREATE OR REPLACE`,
-//! which would mint a new external ID and break the IAM trust — and its external ID is pinned by
-//! flixops, so one deploy gets the role's trust right.
+//! which would mint a new external ID and break the IAM trust. Its external ID is random, chosen by
+//! flixops on the first deploy (so one deploy gets the role's trust right and nobody else in the
+//! account can guess it), then read back from `DESC INTEGRATION` and never changed.
 
 use futures::future::BoxFuture;
 
@@ -9,7 +10,9 @@ use super::client::Row;
 use super::ident::{Ident, Qualified, like, literal};
 use super::objects::{FileFormat, Schema};
 use super::{Client, res_err, run, show_one, text};
-use crate::plan::{Address, Change, Fields, Inputs, Observed, Outputs, Resource, ResourceError, field_map};
+use crate::plan::{
+    Address, Change, Fields, Inputs, Observed, Outputs, Resource, ResourceError, diff_fields, field_map,
+};
 
 /// `CREATE STORAGE INTEGRATION` for the lake.
 pub struct StorageIntegration {
@@ -21,8 +24,27 @@ pub struct StorageIntegration {
     pub role_arn: String,
     /// `s3://bucket/prefix/tweets/`.
     pub location: String,
-    /// The pinned `sts:ExternalId`.
-    pub external_id: String,
+    /// The `sts:ExternalId` a new integration gets ([`fresh_external_id`]); an existing one keeps its own.
+    pub new_external_id: String,
+}
+
+/// A new external ID: `flixops-` and 128 random bits in hex, from the OS's random source (std's
+/// `RandomState` keys come from it too, the fallback where /dev/urandom cannot be read).
+pub fn fresh_external_id() -> String {
+    let mut bytes = [0u8; 16];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    if read.is_err() {
+        for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+            let hash = std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), i);
+            chunk.copy_from_slice(&hash.to_le_bytes());
+        }
+    }
+    format!("flixops-{}", hex::encode(bytes))
+}
+
+/// The external ID an existing integration has (empty: none read).
+fn kept_external_id(observed: Option<&Observed>) -> Option<&str> {
+    observed.and_then(|o| o.fields.get("storage_aws_external_id")).map(String::as_str).filter(|id| !id.is_empty())
 }
 
 impl StorageIntegration {
@@ -34,12 +56,8 @@ impl StorageIntegration {
     /// The AWS part of the grammar (`cloudProviderParams`): the role ARN, then the external ID
     /// with it. ALTER takes them only together, the ID as an option of the ARN
     /// (https://docs.snowflake.com/en/sql-reference/sql/alter-storage-integration).
-    fn aws_params(&self) -> String {
-        format!(
-            "STORAGE_AWS_ROLE_ARN = {} STORAGE_AWS_EXTERNAL_ID = {}",
-            literal(&self.role_arn),
-            literal(&self.external_id)
-        )
+    fn aws_params(&self, external_id: &str) -> String {
+        format!("STORAGE_AWS_ROLE_ARN = {} STORAGE_AWS_EXTERNAL_ID = {}", literal(&self.role_arn), literal(external_id))
     }
 
     fn enabled(&self) -> &'static str {
@@ -56,17 +74,17 @@ impl StorageIntegration {
         format!(
             "CREATE STORAGE INTEGRATION IF NOT EXISTS {} TYPE = EXTERNAL_STAGE STORAGE_PROVIDER = 'S3' {} {} {}",
             self.name,
-            self.aws_params(),
+            self.aws_params(&self.new_external_id),
             self.enabled(),
             self.locations()
         )
     }
 
-    /// `ALTER … SET` of what drifted; a changed role ARN or external ID sends both.
-    fn alter_statement(&self, change: &Change) -> String {
+    /// `ALTER … SET` of what drifted; a changed role ARN sends the external ID the integration has.
+    fn alter_statement(&self, change: &Change, external_id: &str) -> String {
         let mut set = Vec::new();
         if change.touches("storage_aws_role_arn") || change.touches("storage_aws_external_id") {
-            set.push(self.aws_params());
+            set.push(self.aws_params(external_id));
         }
         if change.touches("enabled") {
             set.push(self.enabled().to_string());
@@ -117,12 +135,22 @@ impl Resource for StorageIntegration {
             ("enabled", "TRUE".to_string()),
             ("storage_aws_role_arn", self.role_arn.clone()),
             ("storage_allowed_locations", self.location.clone()),
-            ("storage_aws_external_id", self.external_id.clone()),
+            ("storage_aws_external_id", self.new_external_id.clone()),
         ])
     }
 
+    /// As any resource, except that an existing external ID is the wanted one: changing it would
+    /// break every trust that names it.
+    fn diff(&self, observed: Option<&Observed>, inputs: &Inputs) -> Change {
+        let mut desired = self.desired(inputs);
+        if let Some(kept) = kept_external_id(observed) {
+            desired.insert("storage_aws_external_id".into(), kept.to_string());
+        }
+        diff_fields(&desired, observed, self.replace_on())
+    }
+
     fn planned_outputs(&self) -> Outputs {
-        [("external_id".to_string(), self.external_id.clone())].into()
+        [("external_id".to_string(), self.new_external_id.clone())].into()
     }
 
     fn apply<'a>(
@@ -134,7 +162,7 @@ impl Resource for StorageIntegration {
         Box::pin(async move {
             let sql = match observed {
                 None => self.create_statement(),
-                Some(_) => self.alter_statement(change),
+                Some(_) => self.alter_statement(change, kept_external_id(observed).unwrap_or(&self.new_external_id)),
             };
             run(&self.client, &sql, Self::address(), "apply").await?;
             let now = self.describe().await?.unwrap_or_default();

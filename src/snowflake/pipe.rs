@@ -4,6 +4,9 @@
 //! pipe safely": pause, wait until the files queued before the pause have loaded, replace, refresh
 //! with the files that arrived meanwhile, resume
 //! (https://docs.snowflake.com/en/user-guide/data-load-snowpipe-manage#label-snowpipe-manage-recreate-steps).
+//! The refresh starts at the last successful load (COPY_HISTORY), so a paused or lagging pipe loses
+//! nothing, and the new pipe carries a "refresh pending" comment until the refresh is done, so a
+//! rerun after a crash redoes it.
 //! Its execution state (SYSTEM$PIPE_STATUS) maps to the repair Snowflake documents for it. Its
 //! notification channel (an SQS queue of Snowflake's) is the output the bucket notification needs.
 
@@ -201,11 +204,25 @@ fn drained(status: &PipeStatus, paused_at: DateTime<Utc>) -> bool {
     status.pending == 0 || status.oldest_file.is_some_and(|t| t > paused_at)
 }
 
-/// Where the refresh after a replace starts: the pause, five minutes early for clock skew between
-/// this machine and Snowflake (a file loaded twice is de-duplicated downstream, a skipped one is
-/// lost).
-fn refresh_since(paused_at: DateTime<Utc>) -> DateTime<Utc> {
-    paused_at - chrono::Duration::minutes(5)
+/// `ALTER PIPE … REFRESH MODIFIED_AFTER` reaches back at most 7 days
+/// (https://docs.snowflake.com/en/sql-reference/sql/alter-pipe).
+pub const REFRESH_MAX_DAYS: i64 = 7;
+
+/// The comment a replaced pipe carries until its refresh is done, followed by the refresh's start.
+const PENDING_REFRESH: &str = "flixops: replaced, refresh pending MODIFIED_AFTER ";
+
+/// Where the refresh after a replace starts: the earliest of the pause, the last successful load,
+/// the oldest queued file and an earlier unfinished refresh, five minutes early for clock skew
+/// (a file loaded twice is de-duplicated downstream, a skipped one is lost); at most 7 days back.
+fn refresh_since(paused_at: DateTime<Utc>, earlier: &[Option<DateTime<Utc>>], now: DateTime<Utc>) -> DateTime<Utc> {
+    let earliest = earlier.iter().flatten().copied().fold(paused_at, DateTime::min);
+    (earliest - chrono::Duration::minutes(5)).max(now - chrono::Duration::days(REFRESH_MAX_DAYS))
+}
+
+/// The refresh start an unfinished replace left in the pipe's comment.
+fn pending_refresh(comment: &str) -> Option<DateTime<Utc>> {
+    let at = comment.strip_prefix(PENDING_REFRESH)?;
+    DateTime::parse_from_rfc3339(at).ok().map(|t| t.with_timezone(&Utc))
 }
 
 /// `MODIFIED_AFTER`'s form in the docs: ISO 8601 with an explicit `+00:00` offset.
@@ -231,8 +248,9 @@ impl Pipe {
         )
     }
 
-    fn create_statement(&self, verb: &str) -> String {
-        format!("{verb} {} AUTO_INGEST = TRUE AS {}", self.name, self.copy_statement())
+    fn create_statement(&self, verb: &str, comment: Option<&str>) -> String {
+        let comment = comment.map(|c| format!(" COMMENT = {}", literal(c))).unwrap_or_default();
+        format!("{verb} {} AUTO_INGEST = TRUE{comment} AS {}", self.name, self.copy_statement())
     }
 
     fn paused(&self, paused: bool) -> String {
@@ -304,16 +322,46 @@ impl Pipe {
     }
 
     /// Recreates the pipe without losing a file: a loading pipe is paused and drained first, a
-    /// stopped one is not; the new pipe is paused, refreshed with what arrived since the pause, and
-    /// resumed. Files loaded before stay loaded once (the staging model de-duplicates the rest).
-    async fn replace(&self) -> Result<(), ResourceError> {
+    /// stopped one is not; the new pipe, marked "refresh pending", is paused, refreshed with what
+    /// arrived since the last successful load, unmarked and resumed. Files loaded before stay loaded
+    /// once (the staging model de-duplicates the rest).
+    async fn replace(&self, observed: &Observed) -> Result<(), ResourceError> {
         let before = self.status().await?;
         let paused_at = if can_load(&before.state) { self.pause_drained(&before).await? } else { Utc::now() };
-        let since = modified_after(refresh_since(paused_at));
-        self.run(&self.create_statement("CREATE OR REPLACE PIPE"), "replace").await?;
+        let earlier = [self.last_load().await?, before.oldest_file, Self::pending_of(observed)];
+        let since = modified_after(refresh_since(paused_at, &earlier, Utc::now()));
+        let comment = format!("{PENDING_REFRESH}{since}");
+        self.run(&self.create_statement("CREATE OR REPLACE PIPE", Some(&comment)), "replace").await?;
+        self.finish_replace(&since, &Repair::Resume).await
+    }
+
+    /// The end of a replace, also what a rerun does after one that stopped before it: pause,
+    /// refresh, drop the "refresh pending" mark, resume.
+    async fn finish_replace(&self, since: &str, resume: &Repair) -> Result<(), ResourceError> {
         self.run(&self.paused(true), "pause").await?;
-        self.refresh(&since).await?;
-        self.run(&self.paused(false), "resume").await
+        self.refresh(since).await?;
+        self.run(&format!("ALTER PIPE {} UNSET COMMENT", self.name), "clear refresh pending").await?;
+        self.resume(resume).await
+    }
+
+    /// When the raw table last loaded a file, per COPY_HISTORY over the 7 days a refresh reaches
+    /// (https://docs.snowflake.com/en/sql-reference/functions/copy_history).
+    async fn last_load(&self) -> Result<Option<DateTime<Utc>>, ResourceError> {
+        let sql = format!(
+            "SELECT DATE_PART(EPOCH_SECOND, MAX(LAST_LOAD_TIME)) AS LAST_LOAD FROM TABLE({}.INFORMATION_SCHEMA.\
+             COPY_HISTORY(TABLE_NAME => {}, START_TIME => DATEADD(DAYS, -{REFRESH_MAX_DAYS}, CURRENT_TIMESTAMP()))) \
+             WHERE STATUS = 'Loaded'",
+            self.table.database,
+            literal(&self.table.plain())
+        );
+        let rows = self.client.query(&sql).await.map_err(res_err(Self::address(), "read copy history"))?;
+        let seconds = rows.first().map(|r| text(r, "LAST_LOAD")).and_then(|t| t.parse::<f64>().ok());
+        Ok(seconds.and_then(|s| DateTime::from_timestamp(s as i64, 0)))
+    }
+
+    /// The refresh an unfinished replace left pending, as read.
+    fn pending_of(observed: &Observed) -> Option<DateTime<Utc>> {
+        observed.fields.get("refresh_pending").and_then(|at| DateTime::parse_from_rfc3339(at).ok()).map(|t| t.to_utc())
     }
 
     /// `REFRESH` reads the bucket through the role: the first use of a trust this deploy may have
@@ -330,8 +378,10 @@ impl Pipe {
         let row = show_one(&self.client, &sql, &self.name.name).await.map_err(res_err(Self::address(), "read"))?;
         let Some(row) = row else { return Ok(None) };
         let status = self.status().await?;
+        let pending = pending_refresh(&text(&row, "comment")).map(modified_after).unwrap_or_default();
         let fields = field_map([
             ("copy", normalize(&text(&row, "definition"))),
+            ("refresh_pending", pending),
             ("auto_ingest", if text(&row, "notification_channel").is_empty() { "false" } else { "true" }.into()),
             ("execution_state", status.state),
             ("last_ingested", status.last_ingested.map(|t| t.to_rfc3339()).unwrap_or_default()),
@@ -346,6 +396,14 @@ impl Pipe {
         let last = observed.fields.get("last_ingested").and_then(|t| DateTime::parse_from_rfc3339(t).ok());
         let repair = repair(&state, last.map(|t| t.with_timezone(&Utc)), Utc::now());
         (state, repair)
+    }
+
+    /// Why the plan refreshes a pipe whose replace stopped before its refresh.
+    fn unfinished(since: DateTime<Utc>, state: &str) -> String {
+        format!(
+            "an earlier replace stopped before its refresh ({state}): refreshed with MODIFIED_AFTER = {} and resumed",
+            modified_after(since)
+        )
     }
 
     /// A change this run makes upstream that stops the pipe, so it must be recreated after it.
@@ -395,6 +453,7 @@ impl Resource for Pipe {
             ("copy", normalize(&self.copy_statement())),
             ("auto_ingest", "true".to_string()),
             ("execution_state", "RUNNING".to_string()),
+            ("refresh_pending", String::new()),
         ])
     }
 
@@ -407,10 +466,14 @@ impl Resource for Pipe {
     }
 
     /// The COPY and AUTO_INGEST as any resource; the execution state by its documented repair; and
-    /// a recreation when an upstream change of this run stops the pipe.
+    /// a recreation when an upstream change of this run stops the pipe; the rest of a replace
+    /// that stopped before its refresh.
     fn diff(&self, observed: Option<&Observed>, inputs: &Inputs) -> Change {
         let mut desired = self.desired(inputs);
-        let Some(observed) = observed else { return diff_fields(&desired, None, self.replace_on()) };
+        let Some(observed) = observed else {
+            desired.remove("refresh_pending");
+            return diff_fields(&desired, None, self.replace_on());
+        };
         desired.remove("execution_state");
         let mut change = diff_fields(&desired, Some(observed), self.replace_on());
         if change.action == Action::Replace {
@@ -422,6 +485,10 @@ impl Resource for Pipe {
         if let Some(why) = Self::stopped_by(inputs) {
             change.fields.extend((state != "RUNNING").then_some(state_change));
             return Change { action: Action::Replace, reason: Some(why), ..change };
+        }
+        if let Some(reason) = Self::pending_of(observed).map(|at| Self::unfinished(at, &state)) {
+            change.fields.extend((state != "RUNNING").then_some(state_change));
+            return Change { action: Action::Update, reason: Some(reason), ..change };
         }
         match repair {
             Repair::None | Repair::Leave => change,
@@ -444,9 +511,12 @@ impl Resource for Pipe {
     ) -> BoxFuture<'a, Result<Outputs, ResourceError>> {
         Box::pin(async move {
             match (observed, change.action) {
-                (None, _) => self.run(&self.create_statement("CREATE PIPE IF NOT EXISTS"), "create").await?,
-                (Some(_), Action::Replace) => self.replace().await?,
-                (Some(observed), _) => self.resume(&Self::repair_of(observed).1).await?,
+                (None, _) => self.run(&self.create_statement("CREATE PIPE IF NOT EXISTS", None), "create").await?,
+                (Some(observed), Action::Replace) => self.replace(observed).await?,
+                (Some(observed), _) => match Self::pending_of(observed) {
+                    Some(since) => self.finish_replace(&modified_after(since), &Self::repair_of(observed).1).await?,
+                    None => self.resume(&Self::repair_of(observed).1).await?,
+                },
             }
             Ok(self.observed().await?.map(|o| o.outputs).unwrap_or_default())
         })
@@ -502,5 +572,20 @@ mod tests {
         assert!(!drained(&status, at("2024-03-01T12:30:00Z")), "a file queued before the pause still waits");
         assert!(drained(&status, at("2024-03-01T11:30:00Z")), "only files queued after the pause wait");
         assert_eq!(modified_after(at("2024-03-01T12:00:00.123Z")), "2024-03-01T12:00:00+00:00");
+    }
+
+    #[test]
+    fn a_refresh_starts_at_the_earliest_unloaded_moment_at_most_seven_days_back() {
+        let now = at("2024-03-30T12:00:00Z");
+        let paused = at("2024-03-30T11:59:00Z");
+        assert_eq!(refresh_since(paused, &[None, None], now), at("2024-03-30T11:54:00Z"));
+        let last_load = Some(at("2024-03-29T08:00:00Z"));
+        assert_eq!(refresh_since(paused, &[last_load, None], now), at("2024-03-29T07:55:00Z"));
+        let pending = Some(at("2024-03-28T08:00:00Z"));
+        assert_eq!(refresh_since(paused, &[last_load, pending], now), at("2024-03-28T07:55:00Z"));
+        assert_eq!(refresh_since(paused, &[Some(at("2024-03-01T00:00:00Z"))], now), at("2024-03-23T12:00:00Z"));
+        let comment = format!("{PENDING_REFRESH}2024-03-28T07:55:00+00:00");
+        assert_eq!(pending_refresh(&comment), Some(at("2024-03-28T07:55:00Z")));
+        assert_eq!(pending_refresh("a comment of someone else"), None);
     }
 }

@@ -70,7 +70,7 @@ pub fn upstream(
     models: &[Rendered],
 ) -> Result<Upstream, BadIdent> {
     let n = SnowNames::new(&config.project, &env.name, target)?;
-    let aws = Names::new(&config.project, &env.name, &target.bucket, account_id);
+    let aws = Names::new(&config.project, &env.name, &target.bucket);
     let c = || client.clone();
     let mut resources: Vec<Box<dyn Resource>> = vec![Box::new(Database { client: c(), name: n.database.clone() })];
     let mut schemas = vec![n.raw.clone(), n.ops.clone()];
@@ -90,7 +90,7 @@ pub fn upstream(
         name: n.integration.clone(),
         role_arn: format!("arn:aws:iam::{account_id}:role/{}", aws.snowflake_role),
         location: location.clone(),
-        external_id: aws.external_id.clone(),
+        new_external_id: super::integration::fresh_external_id(),
     }));
     resources.push(Box::new(Stage {
         client: c(),

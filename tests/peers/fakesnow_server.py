@@ -132,7 +132,8 @@ def as_json_rowset(response):
 
 # ---- 2. the account objects fakesnow does not have -----------------------------------------------
 
-CATALOG = {"integration": {}, "stage": {}, "pipe": {}, "loads": [], "dynamic": {}, "grants": [], "lost": {}}
+CATALOG = {"integration": {}, "stage": {}, "pipe": {}, "loads": [], "dynamic": {}, "grants": [], "lost": {},
+           "refresh_error": None}
 SESSIONS = {}
 NAME = r'((?:"[^"]+"\.)*"[^"]+")'
 # A name as statements write it: "QUOTED" or plain parts, dotted.
@@ -388,15 +389,25 @@ def pipe_statement(sql, session):
         CATALOG["pipe"][name] = new_pipe(m[5].strip(), props)
         own("PIPE", name, session)
         return status(f"Pipe {name.split('.')[-1]} successfully created.")
-    if m := re.match(r"ALTER\s+PIPE\s+(IF\s+EXISTS\s+)?" + NAME + r"\s+(SET|REFRESH)\b(.*)$", sql, re.S | re.I):
+    if m := re.match(r"ALTER\s+PIPE\s+(IF\s+EXISTS\s+)?" + NAME + r"\s+(SET|UNSET|REFRESH)\b(.*)$", sql, re.S | re.I):
         name = unquote(m[2])
         pipe = CATALOG["pipe"].get(name)
         if pipe is None:
             return error(f"SQL compilation error:\nPipe '{name}' does not exist or not authorized.")
         if m[3].upper() == "REFRESH":
+            if failure := CATALOG["refresh_error"]:
+                CATALOG["refresh_error"] = None
+                return error(failure, "000000")
             pipe["refreshed"].append(m[4].strip())
             return rows(["File", "Status"], [])
-        paused = properties(m[4]).get("PIPE_EXECUTION_PAUSED", "").upper()
+        # https://docs.snowflake.com/en/sql-reference/sql/alter-pipe: SET/UNSET COMMENT.
+        if m[3].upper() == "UNSET":
+            if re.fullmatch(r"\s*COMMENT\s*", m[4], re.I):
+                pipe.pop("COMMENT", None)
+            return status("Statement executed successfully.")
+        if "COMMENT" in (props := properties(m[4])):
+            pipe["COMMENT"] = text_of(props["COMMENT"]).replace("''", "'")
+        paused = props.get("PIPE_EXECUTION_PAUSED", "").upper()
         if paused == "TRUE" and not pipe["paused"]:
             pipe["paused"], pipe["paused_at"] = True, now()
         if paused == "FALSE":
@@ -415,7 +426,7 @@ def pipe_statement(sql, session):
         for name, p in show("pipe", m[1], m[2]):
             db, schema, short = name.split(".")
             channel = QUEUE_ARN if p.get("AUTO_INGEST", "").upper() == "TRUE" else None
-            out.append(["0", short, db, schema, p["definition"], "SYSADMIN", channel, "", None, None, None,
+            out.append(["0", short, db, schema, p["definition"], "SYSADMIN", channel, p.get("COMMENT", ""), None, None, None,
                         "ROLE", None, "STAGE"])
         return rows(columns, out)
     if m := re.match(r"SELECT\s+SYSTEM\$PIPE_STATUS\(\s*'([^']+)'\s*\)(?:\s+AS\s+(\w+))?", sql, re.I):
@@ -440,6 +451,11 @@ def pipe_statement(sql, session):
             return error(f"Pipe '{m[1]}' does not exist.")
         set_pipe_status(pipe, json.loads(m[2]))
         return status("Pipe status set.")
+    if m := re.match(r"CALL\s+FAKESNOW_FAIL_NEXT_REFRESH\(\s*'([^']*)'\s*\)", sql, re.I):
+        # The next ALTER PIPE … REFRESH fails with this message: a deploy stopped between the
+        # replace and the refresh (a crash, a lost connection).
+        CATALOG["refresh_error"] = m[1]
+        return status("Refresh failure set.")
     if m := re.match(r"CALL\s+FAKESNOW_LOST_FILES\(\s*'([^']+)'\s*\)", sql, re.I):
         # Files a replaced pipe still had queued: a test proves the safe replace lost none.
         return rows(["LOST"], [[str(CATALOG["lost"].get(unquote_all(m[1]), 0))]])
@@ -451,25 +467,41 @@ def pipe_statement(sql, session):
 def copy_history_statement(sql, session):
     """COPY_HISTORY answers the loads recorded for the table. Nothing here is loaded by a pipe, so
     a test records one with the emulator-only statement
-    `CALL FAKESNOW_RECORD_LOAD('<table>', '<file>', '<status>', '<first error or empty>')`, the status
-    as Snowflake writes it (`Loaded`, `Load failed`, `Partially loaded`, `Load in progress`)."""
-    if m := re.match(r"CALL\s+FAKESNOW_RECORD_LOAD\(\s*'([^']*)'\s*,\s*'([^']*)'\s*,\s*'([^']*)'\s*,\s*'([^']*)'\s*\)",
-                     sql, re.I):
-        CATALOG["loads"].append({"table": unquote_all(m[1]), "file": m[2], "status": m[3], "error": m[4] or None})
+    `CALL FAKESNOW_RECORD_LOAD('<table>', '<file>', '<status>', '<first error or empty>'[, <minutes ago>])`,
+    the status as Snowflake writes it (`Loaded`, `Load failed`, `Partially loaded`, `Load in progress`).
+    Its LAST_LOAD_TIME is that many minutes ago (default now); START_TIME bounds what is answered,
+    and `DATE_PART(EPOCH_SECOND, MAX(LAST_LOAD_TIME))` the latest load."""
+    if m := re.match(r"CALL\s+FAKESNOW_RECORD_LOAD\(\s*'([^']*)'\s*,\s*'([^']*)'\s*,\s*'([^']*)'\s*,\s*'([^']*)'\s*"
+                     r"(?:,\s*(\d+)\s*)?\)", sql, re.I):
+        at = now() - dt.timedelta(minutes=int(m[5] or 0))
+        CATALOG["loads"].append({"table": unquote_all(m[1]), "file": m[2], "status": m[3], "error": m[4] or None,
+                                 "at": at})
         return status("Load recorded.")
     if re.match(r"SELECT\s.*\bFROM\s+TABLE\(.*INFORMATION_SCHEMA\.COPY_HISTORY\(", sql, re.S | re.I):
         table = re.search(r"TABLE_NAME\s*=>\s*'((?:[^']|'')*)'", sql, re.I)
         table = unquote_all(table[1].replace("''", "'")) if table else None
-        out = [[load["file"], load["status"], load["error"]] for load in CATALOG["loads"]
-               if load["table"] == table and status_filter(sql)(load["status"])]
-        return rows(["FILE_NAME", "STATUS", "FIRST_ERROR_MESSAGE"], out)
+        start = start_time(sql)
+        loads = [load for load in CATALOG["loads"]
+                 if load["table"] == table and status_filter(sql)(load["status"]) and load["at"] >= start]
+        if re.match(r"SELECT\s+DATE_PART\(\s*EPOCH_SECOND\s*,\s*MAX\(\s*LAST_LOAD_TIME\s*\)\s*\)", sql, re.I):
+            latest = max((load["at"] for load in loads), default=None)
+            return rows(["LAST_LOAD"], [[str(int(latest.timestamp())) if latest else None]])
+        return rows(["FILE_NAME", "STATUS", "FIRST_ERROR_MESSAGE"],
+                    [[load["file"], load["status"], load["error"]] for load in loads])
     return None
 
 
+def start_time(sql):
+    """COPY_HISTORY's required START_TIME, as `DATEADD(DAYS|HOURS, -N, CURRENT_TIMESTAMP())`."""
+    if m := re.search(r"START_TIME\s*=>\s*DATEADD\(\s*(DAYS|HOURS)\s*,\s*-(\d+)", sql, re.I):
+        return now() - dt.timedelta(**{m[1].lower(): int(m[2])})
+    return dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+
+
 def status_filter(sql):
-    """The WHERE on STATUS: `STATUS <> 'x'`, or `[UPPER(]STATUS[)] IN ('x', …)`."""
-    if m := re.search(r"WHERE\s+STATUS\s*<>\s*'([^']*)'", sql, re.I):
-        return lambda s: s != m[1]
+    """The WHERE on STATUS: `STATUS <> 'x'`, `STATUS = 'x'`, or `[UPPER(]STATUS[)] IN ('x', …)`."""
+    if m := re.search(r"WHERE\s+STATUS\s*(<>|=)\s*'([^']*)'", sql, re.I):
+        return (lambda s: s != m[2]) if m[1] == "<>" else (lambda s: s == m[2])
     if m := re.search(r"WHERE\s+(UPPER\(\s*STATUS\s*\)|STATUS)\s+IN\s*\(([^)]*)\)", sql, re.I):
         upper = m[1].upper().startswith("UPPER")
         wanted = re.findall(r"'([^']*)'", m[2])

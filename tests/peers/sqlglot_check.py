@@ -35,6 +35,8 @@ ALTERS = [
     rf"| ENABLED = (TRUE|FALSE)| STORAGE_ALLOWED_LOCATIONS = \({STRING}(, {STRING})*\))+",
     rf"ALTER STAGE {NAME} SET URL = {STRING} STORAGE_INTEGRATION = {NAME}",
     rf"ALTER PIPE {NAME} SET PIPE_EXECUTION_PAUSED = (TRUE|FALSE)",
+    # https://docs.snowflake.com/en/sql-reference/sql/alter-pipe: UNSET COMMENT
+    rf"ALTER PIPE {NAME} UNSET COMMENT",
     rf"ALTER PIPE {NAME} REFRESH MODIFIED_AFTER = '\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d'",
     rf"ALTER FILE FORMAT {NAME} SET USE_LOGICAL_TYPE = (TRUE|FALSE)",
     rf"CREATE FILE FORMAT IF NOT EXISTS {NAME} TYPE = PARQUET USE_LOGICAL_TYPE = TRUE",
@@ -71,8 +73,10 @@ def check(sql):
         if isinstance(tree, exp.Create) and tree.args.get("kind") in ("TABLE", "DYNAMIC TABLE") and tree.expression is None:
             return "a CREATE TABLE … AS without its query"
         return None
-    if m := re.match(rf"CREATE (OR REPLACE )?PIPE (IF NOT EXISTS )?{NAME} AUTO_INGEST = TRUE AS (COPY INTO .*)$", sql, re.S):
-        copy = parse(m[3])
+    # https://docs.snowflake.com/en/sql-reference/sql/create-pipe: AUTO_INGEST, then COMMENT, then AS.
+    if m := re.match(rf"CREATE (OR REPLACE )?PIPE (IF NOT EXISTS )?{NAME} AUTO_INGEST = TRUE( COMMENT = {STRING})? "
+                     rf"AS (COPY INTO .*)$", sql, re.S):
+        copy = parse(m[4])
         return None if isinstance(copy, exp.Copy) else f"the pipe's COPY parsed as {type(copy).__name__}"
     if any(re.fullmatch(a, sql, re.S) for a in ALTERS):
         return None
