@@ -96,6 +96,27 @@ impl Timeline {
     }
 }
 
+/// A search response body as X sends it: `data`, the author in `includes`, and `meta` with the id
+/// range and the cursor when more pages follow; an empty result is `meta` alone.
+pub fn search_body(data: Vec<Value>, page: &[u64], next_token: Option<String>) -> Value {
+    let mut meta = json!({"result_count": page.len()});
+    if let (Some(newest), Some(oldest)) = (page.first(), page.last()) {
+        meta["newest_id"] = json!(newest.to_string());
+        meta["oldest_id"] = json!(oldest.to_string());
+    }
+    if let Some(token) = next_token {
+        meta["next_token"] = json!(token);
+    }
+    match data.is_empty() {
+        true => json!({ "meta": meta }),
+        false => json!({
+            "data": data,
+            "includes": {"users": [{"id": "42", "username": "flixfan", "public_metrics": {"followers_count": 7}}]},
+            "meta": meta,
+        }),
+    }
+}
+
 fn bad_request(message: &str) -> ResponseTemplate {
     ResponseTemplate::new(400).set_body_json(json!({
         "errors": [{"message": message}],
@@ -134,24 +155,13 @@ impl Respond for Timeline {
         let page: Vec<u64> = matching.iter().take(size).copied().collect();
         let data: Vec<Value> = page.iter().map(|id| state.tweets[id].clone()).collect();
         state.served.extend(page.iter().map(u64::to_string));
-        let mut meta = json!({"result_count": page.len()});
-        if let (Some(newest), Some(oldest)) = (page.first(), page.last()) {
-            meta["newest_id"] = json!(newest.to_string());
-            meta["oldest_id"] = json!(oldest.to_string());
-            if matching.len() > size {
-                let token = if state.stuck_token { "stuck".to_string() } else { format!("tok-{oldest}") };
-                state.cursors.insert(token.clone(), (since, until, *oldest));
-                meta["next_token"] = json!(token);
-            }
+        let mut next_token = None;
+        if let Some(oldest) = page.last().filter(|_| matching.len() > size) {
+            let token = if state.stuck_token { "stuck".to_string() } else { format!("tok-{oldest}") };
+            state.cursors.insert(token.clone(), (since, until, *oldest));
+            next_token = Some(token);
         }
-        let body = match data.is_empty() {
-            true => json!({ "meta": meta }),
-            false => json!({
-                "data": data,
-                "includes": {"users": [{"id": "42", "username": "flixfan", "public_metrics": {"followers_count": 7}}]},
-                "meta": meta,
-            }),
-        };
+        let body = search_body(data, &page, next_token);
         let delay = state.slow.filter(|(after, _)| state.requests > *after).map(|(_, d)| d);
         let response = ResponseTemplate::new(200).set_body_json(body);
         match delay {

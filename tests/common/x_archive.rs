@@ -190,24 +190,13 @@ impl Respond for Search {
         let page: Vec<u64> = matching.iter().take(size).copied().collect();
         let data: Vec<Value> = page.iter().map(|id| state.tweets[id].1.clone()).collect();
         state.served.extend(page.iter().map(u64::to_string));
-        let mut meta = json!({"result_count": page.len()});
-        if let (Some(newest), Some(oldest)) = (page.first(), page.last()) {
-            meta["newest_id"] = json!(newest.to_string());
-            meta["oldest_id"] = json!(oldest.to_string());
-            if matching.len() > size {
-                let token = format!("arch-{oldest}");
-                state.cursors.insert(token.clone(), (bounds, *oldest));
-                meta["next_token"] = json!(token);
-            }
+        let mut next_token = None;
+        if let Some(oldest) = page.last().filter(|_| matching.len() > size) {
+            let token = format!("arch-{oldest}");
+            state.cursors.insert(token.clone(), (bounds, *oldest));
+            next_token = Some(token);
         }
-        let body = match data.is_empty() {
-            true => json!({ "meta": meta }),
-            false => json!({
-                "data": data,
-                "includes": {"users": [{"id": "42", "username": "flixfan", "public_metrics": {"followers_count": 7}}]},
-                "meta": meta,
-            }),
-        };
+        let body = super::x_api::search_body(data, &page, next_token);
         let delay = state.slow.filter(|(after, _)| state.searches > *after).map(|(_, d)| d);
         // The full-archive limits, as the recorded 200 (search_all_200_with_headers.json) sends them.
         let response = ResponseTemplate::new(200)
