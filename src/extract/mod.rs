@@ -142,6 +142,12 @@ impl Report {
         }
     }
 
+    /// Logs a non-fatal note and keeps it in the report.
+    fn warn(&mut self, note: String) {
+        tracing::warn!("{note}");
+        self.warnings.push(note);
+    }
+
     /// The report as `extract` prints it.
     pub fn write_human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
         let (tweets, pages, location, run) = (self.tweets, self.pages, &self.location, &self.run_id);
@@ -452,8 +458,7 @@ impl<'a> ApiRun<'a> {
                     let note = format!(
                         "the checkpoint is older than the 7-day search window ({message}); tweets in the gap are no longer searchable, fetching the whole window"
                     );
-                    tracing::warn!("{note}");
-                    report.warnings.push(note);
+                    report.warn(note);
                     (floor, request.since_id) = (None, None);
                     continue;
                 }
@@ -463,8 +468,7 @@ impl<'a> ApiRun<'a> {
                     let note = format!(
                         "the rest of the open window fell out of the 7-day search window ({message}); closing it"
                     );
-                    tracing::warn!("{note}");
-                    report.warnings.push(note);
+                    report.warn(note);
                     break;
                 }
                 Err(e) => return Err(e.into()),
@@ -639,14 +643,12 @@ fn rejects_jsonl(cx: &RunContext, body: &[u8], rejected: &[Rejected]) -> Vec<u8>
 /// Adds a stored page (and its rejects) to the report.
 fn account((encoded, stored): (Encoded, Option<Stored>), report: &mut Report) {
     for note in encoded.warnings {
-        tracing::warn!("{note}");
-        report.warnings.push(note);
+        report.warn(note);
     }
     if let Some((key, _)) = &encoded.rejects {
         let note =
             format!("{}: {} tweet(s) rejected, written to {key} with the reason", encoded.origin, encoded.rejected);
-        tracing::warn!("{note}");
-        report.warnings.push(note);
+        report.warn(note);
         report.rejects += encoded.rejected as u64;
         report.files.push(key.clone());
     }

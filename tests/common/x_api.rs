@@ -117,7 +117,8 @@ pub fn search_body(data: Vec<Value>, page: &[u64], next_token: Option<String>) -
     }
 }
 
-fn bad_request(message: &str) -> ResponseTemplate {
+/// A 400 problem body as X sends it for an invalid parameter.
+pub fn bad_request(message: &str) -> ResponseTemplate {
     ResponseTemplate::new(400).set_body_json(json!({
         "errors": [{"message": message}],
         "title": "Invalid Request",

@@ -5,6 +5,7 @@
 //! refused. `/2/tweets/counts/all` answers posts per UTC day (`granularity=day`), 31 days a page.
 //! It records every tweet it served, so a test can tell a tweet bought twice from one bought once.
 
+use super::x_api::bad_request;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -113,15 +114,6 @@ impl Archive {
         self.mount(&server).await;
         server
     }
-}
-
-fn bad_request(message: &str) -> ResponseTemplate {
-    ResponseTemplate::new(400).set_body_json(json!({
-        "errors": [{"message": message}],
-        "title": "Invalid Request",
-        "detail": "One or more parameters to your request was invalid.",
-        "type": "https://api.twitter.com/2/problems/invalid-request",
-    }))
 }
 
 /// `start_time` and `end_time` as X checks them.
