@@ -5,6 +5,9 @@
 #     started by the tests on 127.0.0.1 (tests/peers/),
 #   - a second venv with the static checkers of tests/scan-requirements.txt (checkov, parliament,
 #     python-hcl2), run offline,
+#   - headless Chromium (Debian's `chromium` package, with apt-get; sudo only when not root), which
+#     renders the report page offline (tests/report.rs); if it cannot be installed the test skips
+#     loudly, except under CI (`CI` set), where this script fails instead,
 #   - nothing else: DuckDB is compiled from the bundled sources, the X API mock is in-process.
 # Extra arguments go to cargo test (e.g. scripts/test.sh --test extract).
 set -euo pipefail
@@ -34,5 +37,22 @@ venv_for "$venv" tests/requirements.txt
 venv_for "$cache/scan-venv" tests/scan-requirements.txt
 export FLIXOPS_SCAN_PYTHON="$cache/scan-venv/bin/python"
 export FLIXOPS_TEST_PYTHON="$venv/bin/python"
+
+# Chromium for the report's browser test.
+have_chromium() { [ -n "${FLIXOPS_CHROMIUM:-}" ] || command -v chromium >/dev/null || command -v chromium-browser >/dev/null; }
+if ! have_chromium && command -v apt-get >/dev/null; then
+  as_root=()
+  if [ "$(id -u)" != 0 ]; then as_root=(sudo -n); fi
+  echo "scripts/test.sh: installing chromium (apt-get) for the report's browser test" >&2
+  { "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+      && "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } >&2 || true
+fi
+if ! have_chromium; then
+  if [ -n "${CI:-}" ]; then
+    echo "scripts/test.sh: chromium could not be installed; CI must run the report's browser test" >&2
+    exit 1
+  fi
+  echo "scripts/test.sh: WARNING: no chromium; the report's browser test will be SKIPPED" >&2
+fi
 
 cargo test --locked "$@"

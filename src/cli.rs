@@ -80,6 +80,8 @@ pub enum Command {
     Run(RunArgs),
     /// Rebuild the models (local target: loads pending lake files first, as Snowpipe would)
     Transform,
+    /// Write one self-contained HTML page of the marts (charts as inline SVG; no script, opens offline)
+    Report(ReportArgs),
     /// Tear the environment down in reverse order (keeps the data unless --purge-data)
     Destroy(DestroyArgs),
     /// Manage the secrets `deploy` creates (the X bearer token)
@@ -314,6 +316,19 @@ pub struct RunArgs {
     /// Read recorded pages instead of calling the API (see `extract --replay`)
     #[arg(long, value_name = "PATH")]
     pub replay: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Where to write the page
+    #[arg(long, value_name = "PATH", default_value = "report.html")]
+    pub out: PathBuf,
+    /// The period: this many UTC days, ending on the newest tweet's day
+    #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3660))]
+    pub days: u32,
+    /// Open the page in the default browser afterwards
+    #[arg(long)]
+    pub open: bool,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ pub mod models;
 pub mod output;
 pub mod pipeline;
 pub mod plan;
+pub mod report;
 pub mod snowflake;
 pub mod templates;
 pub mod timeouts;
@@ -71,6 +72,9 @@ pub enum Error {
     /// Snowflake refused the sign-in or a statement.
     #[error(transparent)]
     Snowflake(#[from] snowflake::SnowflakeError),
+    /// The report could not be read or written.
+    #[error(transparent)]
+    Report(#[from] report::ReportError),
     /// A timeout variable holds no number of seconds.
     #[error(transparent)]
     Timeout(#[from] timeouts::TimeoutError),
@@ -89,6 +93,7 @@ impl Error {
             || matches!(self, Error::Export(export::ExportError::Schedule { .. }))
             || matches!(self, Error::Init(e) if e.is_usage())
             || matches!(self, Error::Backfill(e) if e.is_usage())
+            || matches!(self, Error::Report(e) if e.is_usage())
     }
 
     /// True when X's usage cap refuses every request until it resets (exit code 4).
@@ -107,6 +112,7 @@ impl Error {
             // Like missing AWS credentials: nothing to sign in with.
             Error::SnowflakeConnection(_) => true,
             Error::Init(e) => e.is_connect(),
+            Error::Report(e) => e.is_connect(),
             Error::SetSecret(aws::secret::SetSecretError::Service(e)) => e.kind == plan::ErrorKind::Connect,
             _ => false,
         }

@@ -162,6 +162,9 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
                 }
                 warnings(w, &e.warnings)?;
                 transform_lines(w, &report.transform)?;
+                if let Some(page) = &report.report {
+                    writeln!(w, "report     {}", page.display())?;
+                }
                 writeln!(w, "\nquery it:  duckdb {}", warehouse_path(&env).display())
             })
         }
@@ -170,6 +173,20 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
             let env = config.env(global.env.as_deref())?.clone();
             let report = pipeline::transform_local(&config, &env)?;
             print(output, &report, |w| transform_lines(w, &report))
+        }
+        Command::Report(args) => {
+            // Without flixops.toml, the project `run --demo` made here.
+            let config = match load_config(global.config.as_deref()) {
+                Err(ConfigError::NotFound { .. }) if global.config.is_none() => Config::local_default(&cwd()),
+                loaded => loaded?,
+            };
+            let env = config.env(global.env.as_deref())?.clone();
+            let options = flixops::report::Options { days: args.days, out: args.out };
+            let written = flixops::report::generate(&env, &options).await?;
+            if args.open && let Err(e) = flixops::report::open_in_browser(&written.path) {
+                eprintln!("warning: could not open a browser ({e}); open {} yourself", written.path.display());
+            }
+            print(output, &written, |w| written.write_human(w))
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "flixops", &mut std::io::stdout());

@@ -116,6 +116,9 @@ pub struct RunReport {
     pub extract: extract::Report,
     /// The load and the models.
     pub transform: TransformReport,
+    /// The report page `run --demo` writes beside the warehouse.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<PathBuf>,
 }
 
 /// extract → load → transform, once (local target).
@@ -123,8 +126,29 @@ pub async fn run_local(config: &Config, env: &EnvConfig, input: &Input) -> Resul
     local_target(env)?;
     let extract = extract(config, env, input, None).await?;
     let transform = transform_local(config, env)?;
-    Ok(RunReport { extract, transform })
+    let report = match input {
+        Input::Demo => demo_report(env).await,
+        _ => None,
+    };
+    Ok(RunReport { extract, transform, report })
 }
+
+/// `run --demo` ends with the report of what it loaded: `report.html` beside the warehouse. The run
+/// itself succeeded, so a page that cannot be written is a warning.
+async fn demo_report(env: &EnvConfig) -> Option<PathBuf> {
+    let dir = local_target(env).ok()?.warehouse.parent()?.to_path_buf();
+    let options = crate::report::Options { days: DEMO_REPORT_DAYS, out: dir.join("report.html") };
+    match crate::report::generate(env, &options).await {
+        Ok(written) => Some(written.path),
+        Err(e) => {
+            tracing::warn!("the run is complete, but its report was not written: {e}");
+            None
+        }
+    }
+}
+
+/// The demo's report period (its recording spans minutes).
+const DEMO_REPORT_DAYS: u32 = 30;
 
 fn local_target(env: &EnvConfig) -> Result<&LocalTarget, Error> {
     match &env.target {

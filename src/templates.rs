@@ -1,5 +1,7 @@
 //! Templates compiled into the binary (`templates/`): handlebars in strict mode (a missing value is
 //! an error) without HTML escaping, with two helpers: `json` (a value as a JSON literal) and `concat`.
+//! HTML pages (`report/`) render in a registry of their own that does escape (`{{{…}}}` inlines
+//! markup the program drew, such as the charts).
 
 use std::sync::OnceLock;
 
@@ -20,6 +22,9 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("ci/airflow", include_str!("../templates/ci/airflow_dag.py.hbs")),
 ];
 
+/// HTML templates, rendered with HTML escaping on.
+const HTML_TEMPLATES: &[(&str, &str)] = &[("report/report", include_str!("../templates/report/report.html.hbs"))];
+
 handlebars_helper!(json: |value: Json| serde_json::to_string(value).unwrap_or_default());
 handlebars_helper!(concat: |*args| args.iter().map(|a| a.as_str().map(str::to_string).unwrap_or_else(|| a.to_string())).collect::<String>());
 
@@ -38,6 +43,23 @@ fn registry() -> &'static Handlebars<'static> {
     })
 }
 
+fn html_registry() -> &'static Handlebars<'static> {
+    static REGISTRY: OnceLock<Handlebars<'static>> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut hb = Handlebars::new();
+        hb.set_strict_mode(true);
+        for (name, text) in HTML_TEMPLATES {
+            hb.register_template_string(name, *text).expect("embedded templates parse (unit-tested)");
+        }
+        hb
+    })
+}
+
+/// Renders one embedded HTML template; `{{…}}` values are HTML-escaped.
+pub fn render_html(name: &str, data: &Value) -> Result<String, handlebars::RenderError> {
+    html_registry().render(name, data)
+}
+
 /// Renders one embedded template.
 pub fn render(name: &str, data: &Value) -> Result<String, handlebars::RenderError> {
     registry().render(name, data)
@@ -54,5 +76,6 @@ mod tests {
     fn every_template_parses() {
         assert!(super::names("").len() >= 10);
         let _ = super::registry();
+        let _ = super::html_registry();
     }
 }

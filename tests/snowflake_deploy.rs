@@ -163,7 +163,7 @@ async fn first_deploy_creates_and_wires_everything_and_the_second_runs_no_ddl() 
         &["MODEL", "STATUS"],
     )
     .await;
-    assert_eq!(ledger.len(), 6, "{ledger:?}");
+    assert_eq!(ledger.len(), flixops::models::DEFAULT_MODELS.len(), "{ledger:?}");
     assert!(ledger.iter().all(|r| r[1] == "applied"), "{ledger:?}");
 
     // … and AWS trusts the integration's IAM user with the pinned external ID, and notifies the pipe.
@@ -224,7 +224,7 @@ async fn a_model_edit_reapplies_that_model_only_and_a_lag_change_all_of_them() {
     let toml = std::fs::read_to_string(p.path().join("flixops.toml")).unwrap() + "target_lag = \"15 minutes\"\n";
     std::fs::write(p.path().join("flixops.toml"), toml).unwrap();
     let (plan, _, _) = p.deploy(false).await;
-    assert_eq!(changed(&plan).len(), 6, "every model's DDL names the lag: {:?}", changed(&plan));
+    assert_eq!(changed(&plan).len(), flixops::models::DEFAULT_MODELS.len(), "every model's DDL names the lag: {:?}", changed(&plan));
 }
 
 /// One raw record as Snowpipe loads it: the parquet row as a VARIANT.
@@ -1148,7 +1148,8 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
     }
     let (_, report, _) = doctor(&p);
     let (status, detail) = verdict(&report, "models freshness");
-    assert!(status == "ok" && detail.starts_with("6 models, oldest data 0 h old"), "{status}: {detail}");
+    let models = flixops::models::DEFAULT_MODELS.len();
+    assert!(status == "ok" && detail.starts_with(&format!("{models} models, oldest data 0 h old")), "{status}: {detail}");
 
     // Files wait in the pipe's queue but nothing loaded for hours: a warning that points at the loads.
     let hours_ago = (chrono::Utc::now() - chrono::Duration::hours(3)).to_rfc3339();
@@ -1177,7 +1178,8 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
     );
     client.execute(&format!("CALL FAKESNOW_RECORD_REFRESH('{model}', 'SUCCEEDED', '', 300)")).await.unwrap();
     let (_, report, _) = doctor(&p);
-    assert_eq!(verdict(&report, "models freshness"), ("warn", "6 models, oldest data 5 h old (MARTS.USERS_STATS)"));
+    let stale = format!("{models} models, oldest data 5 h old (MARTS.USERS_STATS)");
+    assert_eq!(verdict(&report, "models freshness"), ("warn", stale.as_str()));
 
     // A failed run of the function: its error line is named, with where to read the rest.
     function_log(&aws.logs, &p, &["ERROR extraction failed: X API 429 Too Many Requests", "REPORT Duration: 812 ms"])
@@ -1246,4 +1248,86 @@ async fn doctor_names_a_missing_grant_with_the_statement_that_fixes_it() {
     let (_, report, _) = doctor_with(&p, as_role(cloud_env(p.path())));
     let c = check(&report, "privileges");
     assert_eq!(c["fix"], format!("GRANT MONITOR ON PIPE {pipe} TO ROLE \"{role}\";"), "{c}");
+}
+
+/// The same tweets give the same report on both targets: the demo's raw rows from the local
+/// warehouse are loaded into Snowflake's raw table (as Snowpipe loads a file), the dynamic tables
+/// are built over them, and `flixops report` on aws-snowflake prints and draws the numbers the
+/// local report does. Only what describes the warehouse differs (its name, when rows were loaded).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_report_on_snowflake_equals_the_local_report_of_the_same_tweets() {
+    let local = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = output(flixops(local.path()).args(["run", "--demo"]));
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = output(flixops(local.path()).args(["report", "-o", "json", "--out", "local.html"]));
+    assert_eq!(code, 0, "{stderr}");
+    let local_report: Value = serde_json::from_str(&stdout).unwrap();
+    let records: Vec<(String, String, i64)> = {
+        let conn = duckdb::Connection::open(local.path().join(".flixops/warehouse.duckdb")).unwrap();
+        let mut stmt =
+            conn.prepare("SELECT CAST(record AS VARCHAR), file_name, file_row_number FROM raw.tweets_raw").unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(records.len(), 100);
+
+    let p = Project::new("");
+    p.deploy(true).await;
+    let client = snowflake_client(p.path()).await;
+    let raw = format!("\"{}\".\"RAW\".\"TWEETS_RAW\"", p.database());
+    let insert = format!(
+        "INSERT INTO {raw} (\"RECORD\", \"FILE_NAME\", \"FILE_ROW_NUMBER\", \"LOADED_AT\") \
+         SELECT PARSE_JSON(?), ?, ?, CURRENT_TIMESTAMP()"
+    );
+    for (record, file, row) in &records {
+        client.query_with(&insert, &[&as_loaded(record), file, &row.to_string()]).await.unwrap();
+    }
+    // fakesnow builds a dynamic table once, at creation: a lag change re-creates them over the data.
+    let toml = std::fs::read_to_string(p.path().join("flixops.toml")).unwrap() + "target_lag = \"5 minutes\"\n";
+    std::fs::write(p.path().join("flixops.toml"), toml).unwrap();
+    p.deploy(true).await;
+
+    let home = snowflake_home(p.path(), "");
+    let (code, stdout, stderr) = output(
+        flixops(p.path()).args(["report", "--env", "prod", "-o", "json", "--out", "snow.html"]).env("SNOWFLAKE_HOME", &home),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let snow_report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(snow_report["target"], "aws-snowflake");
+    assert_eq!(snow_report["source"], format!("Snowflake database {}", p.database()));
+    assert!(snow_report["coverage"][0]["newest_load_at"].is_string(), "{snow_report:#}");
+    assert_eq!(snow_report["totals"]["tweets"], 100, "{snow_report:#}");
+    assert_eq!(numbers(snow_report), numbers(local_report));
+
+    let cells = |path: std::path::PathBuf| {
+        let page = common::page::parse(&std::fs::read_to_string(path).unwrap());
+        assert!(page.loose_digits.is_empty(), "{:?}", page.loose_digits);
+        assert_eq!(page.charts, 4);
+        page.cells.into_iter().filter(|(k, _)| k.0 != "meta" && k.2 != "newest_load_at").collect::<Vec<_>>()
+    };
+    assert_eq!(cells(p.path().join("snow.html")), cells(local.path().join("local.html")), "the same page");
+}
+
+/// A raw record as Snowpipe loads the parquet row: timestamps as instants with their offset
+/// (the file format sets USE_LOGICAL_TYPE), here written the way the models test writes them.
+fn as_loaded(record: &str) -> String {
+    let mut value: Value = serde_json::from_str(record).unwrap();
+    for key in ["tweet_created_at", "extracted_at"] {
+        let text = value[key].as_str().unwrap().to_string();
+        let at = chrono::DateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f%#z")
+            .unwrap_or_else(|e| panic!("{key} = {text}: {e}"));
+        value[key] = at.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true).into();
+    }
+    value.to_string()
+}
+
+/// A report's numbers, without what describes the warehouse it was read from.
+fn numbers(mut report: Value) -> Value {
+    let object = report.as_object_mut().unwrap();
+    for key in ["environment", "target", "source", "generated_at", "path"] {
+        object.remove(key);
+    }
+    for query in report["coverage"].as_array_mut().unwrap() {
+        query.as_object_mut().unwrap().remove("newest_load_at");
+    }
+    report
 }

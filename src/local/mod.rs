@@ -2,6 +2,8 @@
 //! job: each new parquet file is loaded into `raw.tweets_raw` exactly once, tracked in
 //! `ops.load_history`, in one transaction with its rows.
 
+pub mod report;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 

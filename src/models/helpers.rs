@@ -83,6 +83,16 @@ fn cast(dialect: &Dialect, expr: &str, kind: &str) -> String {
     }
 }
 
+/// `{{iso_weekday "expr"}}`: the ISO day of the week of a date or timestamp, 1 Monday … 7 Sunday
+/// (Snowflake's DAYOFWEEK follows the WEEK_START parameter, DAYOFWEEKISO does not: "Calendar weeks
+/// and weekdays" in https://docs.snowflake.com/en/sql-reference/functions-date-time).
+fn iso_weekday(dialect: &Dialect, expr: &str) -> String {
+    match dialect {
+        Dialect::DuckDb => format!("isodow({expr})"),
+        Dialect::Snowflake { .. } => format!("DAYOFWEEKISO({expr})"),
+    }
+}
+
 fn array_size(dialect: &Dialect, expr: &str) -> String {
     match dialect {
         Dialect::DuckDb => format!("len({expr})"),
@@ -146,6 +156,8 @@ fn register(hb: &mut Handlebars, dialect: &Dialect, refs: &Refs) {
     helper(hb, "cast", move |h| Ok(cast(&d, identifier_arg(h, "cast", 0)?, kind_arg(&d, h, "cast", 1)?)));
     let d = dialect.clone();
     helper(hb, "array_size", move |h| Ok(array_size(&d, identifier_arg(h, "array_size", 0)?)));
+    let d = dialect.clone();
+    helper(hb, "iso_weekday", move |h| Ok(iso_weekday(&d, identifier_arg(h, "iso_weekday", 0)?)));
 }
 
 /// Renders one model; returns its SQL and the models it `ref`s.

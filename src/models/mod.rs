@@ -20,6 +20,9 @@ pub const DEFAULT_MODELS: &[(&str, &str)] = &[
     ("marts/user_top_hashtags.sql", include_str!("../../snowflake/models/marts/user_top_hashtags.sql")),
     ("marts/tweets_daily.sql", include_str!("../../snowflake/models/marts/tweets_daily.sql")),
     ("marts/multi_hashtag_tweets.sql", include_str!("../../snowflake/models/marts/multi_hashtag_tweets.sql")),
+    ("marts/tweets_hourly.sql", include_str!("../../snowflake/models/marts/tweets_hourly.sql")),
+    ("marts/user_activity_daily.sql", include_str!("../../snowflake/models/marts/user_activity_daily.sql")),
+    ("marts/query_coverage.sql", include_str!("../../snowflake/models/marts/query_coverage.sql")),
 ];
 
 /// A model's source: `schema.name` and its template text.
@@ -215,7 +218,7 @@ mod tests {
         let models = discover(Path::new("/nonexistent/models")).unwrap();
         let order: Vec<_> = render_all(&models, &Dialect::DuckDb).unwrap().into_iter().map(|r| r.id).collect();
         assert_eq!(order[0], "staging.stg_tweets");
-        assert_eq!(order.len(), 6);
+        assert_eq!(order.len(), DEFAULT_MODELS.len());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod ident;
 pub mod integration;
 pub mod objects;
 pub mod pipe;
+pub mod report;
 pub mod stack;
 
 pub use client::{Client, SnowflakeError};
