@@ -1299,7 +1299,7 @@ async fn the_report_on_snowflake_equals_the_local_report_of_the_same_tweets() {
     assert_eq!(numbers(snow_report), numbers(local_report));
 
     let cells = |path: std::path::PathBuf| {
-        let page = common::page::parse(&std::fs::read_to_string(path).unwrap());
+        let page = common::report_page::parse(&std::fs::read_to_string(path).unwrap());
         assert!(page.loose_digits.is_empty(), "{:?}", page.loose_digits);
         assert_eq!(page.charts, 4);
         page.cells.into_iter().filter(|(k, _)| k.0 != "meta" && k.2 != "newest_load_at").collect::<Vec<_>>()

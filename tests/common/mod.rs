@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod x_api;
+pub mod report_page;
 pub mod x_archive;
 
 use std::path::{Path, PathBuf};
