@@ -66,6 +66,20 @@ SELECT
 FROM "PROJECT"."STAGING"."STG_TWEETS"
 WHERE ARRAY_SIZE(tweet_hashtags) >= 3;
 
+CREATE OR REPLACE DYNAMIC TABLE "PROJECT"."MARTS"."QUERY_COVERAGE"
+  TARGET_LAG = '1 hours'
+  WAREHOUSE = "TRANSFORM_WH"
+AS
+SELECT
+    query,
+    COUNT(*) AS tweet_count,
+    MIN(tweet_created_at) AS first_tweet_at,
+    MAX(tweet_created_at) AS newest_tweet_at,
+    MAX(extracted_at) AS newest_extracted_at,
+    MAX(loaded_at) AS newest_loaded_at
+FROM "PROJECT"."STAGING"."STG_TWEETS"
+GROUP BY query;
+
 CREATE OR REPLACE DYNAMIC TABLE "PROJECT"."MARTS"."TWEETS_DAILY"
   TARGET_LAG = '1 hours'
   WAREHOUSE = "TRANSFORM_WH"
@@ -79,6 +93,30 @@ SELECT
     SUM(COALESCE(user_followers_count, 0)) AS reach
 FROM "PROJECT"."STAGING"."STG_TWEETS"
 GROUP BY 1;
+
+CREATE OR REPLACE DYNAMIC TABLE "PROJECT"."MARTS"."TWEETS_HOURLY"
+  TARGET_LAG = '1 hours'
+  WAREHOUSE = "TRANSFORM_WH"
+AS
+SELECT
+    CAST(tweet_created_at AS DATE) AS tweet_date,
+    EXTRACT(HOUR FROM tweet_created_at) AS tweet_hour,
+    DAYOFWEEKISO(tweet_created_at) AS tweet_weekday,
+    COUNT(*) AS tweet_count
+FROM "PROJECT"."STAGING"."STG_TWEETS"
+GROUP BY 1, 2, 3;
+
+CREATE OR REPLACE DYNAMIC TABLE "PROJECT"."MARTS"."USER_ACTIVITY_DAILY"
+  TARGET_LAG = '1 hours'
+  WAREHOUSE = "TRANSFORM_WH"
+AS
+SELECT
+    user_id,
+    CAST(tweet_created_at AS DATE) AS tweet_date,
+    COUNT(*) AS tweet_count,
+    SUM(LENGTH(tweet_text)) AS text_length
+FROM "PROJECT"."STAGING"."STG_TWEETS"
+GROUP BY 1, 2;
 
 CREATE OR REPLACE DYNAMIC TABLE "PROJECT"."MARTS"."USER_TOP_HASHTAGS"
   TARGET_LAG = '1 hours'
