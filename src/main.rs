@@ -183,7 +183,8 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
             let env = config.env(global.env.as_deref())?.clone();
             let options = flixops::report::Options { days: args.days, out: args.out };
             let written = flixops::report::generate(&env, &options).await?;
-            if args.open && let Err(e) = flixops::report::open_in_browser(&written.path) {
+            let not_opened = args.open.then(|| flixops::report::open_in_browser(&written.path).err()).flatten();
+            if let Some(e) = not_opened {
                 eprintln!("warning: could not open a browser ({e}); open {} yourself", written.path.display());
             }
             print(output, &written, |w| written.write_human(w))

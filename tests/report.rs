@@ -52,7 +52,10 @@ impl Want {
             Want::Dec(f) => value.as_f64().is_some_and(|v| (v - f).abs() < 0.05 + 1e-9),
             Want::Text(t) => value.as_str() == Some(t.as_str()),
             Want::Tags(tags) => value == &serde_json::json!(tags),
-            Want::Time(s) => value.as_str().and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok()).map(|t| t.timestamp()) == Some(*s),
+            Want::Time(s) => {
+                value.as_str().and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok()).map(|t| t.timestamp())
+                    == Some(*s)
+            }
             Want::Nothing => value.is_null(),
         }
     }
@@ -109,55 +112,88 @@ fn expected(conn: &duckdb::Connection, days: u32) -> BTreeMap<Key, Want> {
     want.insert(key("period", "period", "first_day"), Want::Text(first.clone()));
     want.insert(key("period", "period", "last_day"), Want::Text(last.clone()));
 
-    let totals = &rows(conn, &format!(
-        "SELECT CAST(sum(tweet_count) AS VARCHAR), CAST(sum(retweet_count) AS VARCHAR), CAST(sum(retweet_count) / sum(tweet_count) AS VARCHAR) FROM marts.tweets_daily WHERE tweet_date {within}"
-    ))[0];
+    let totals = &rows(
+        conn,
+        &format!(
+            "SELECT CAST(sum(tweet_count) AS VARCHAR), CAST(sum(retweet_count) AS VARCHAR), CAST(sum(retweet_count) / sum(tweet_count) AS VARCHAR) FROM marts.tweets_daily WHERE tweet_date {within}"
+        ),
+    )[0];
     let t = |name: &str, w: Want| (key("totals", "period", name), w);
     want.extend([
         t("tweets", int(&totals[0])),
         t("retweets", int(&totals[1])),
         t("retweet_share", Want::Share(round(totals[2].as_deref().unwrap().parse().unwrap(), 4))),
     ]);
-    let users = &rows(conn, &format!("SELECT CAST(count(DISTINCT user_id) AS VARCHAR) FROM marts.user_activity_daily WHERE tweet_date {within}"))[0];
+    let users = &rows(
+        conn,
+        &format!(
+            "SELECT CAST(count(DISTINCT user_id) AS VARCHAR) FROM marts.user_activity_daily WHERE tweet_date {within}"
+        ),
+    )[0];
     want.insert(key("totals", "period", "users"), int(&users[0]));
-    let tags = &rows(conn, &format!("SELECT CAST(sum(tweet_count) AS VARCHAR), CAST(count(DISTINCT hashtag) AS VARCHAR) FROM marts.hashtags_daily WHERE tweet_date {within}"))[0];
+    let tags = &rows(
+        conn,
+        &format!(
+            "SELECT CAST(sum(tweet_count) AS VARCHAR), CAST(count(DISTINCT hashtag) AS VARCHAR) FROM marts.hashtags_daily WHERE tweet_date {within}"
+        ),
+    )[0];
     want.insert(key("totals", "period", "hashtag_uses"), int(&tags[0]));
     want.insert(key("totals", "period", "hashtags"), int(&tags[1]));
-    let multi = &rows(conn, &format!("SELECT CAST(count(*) AS VARCHAR) FROM marts.multi_hashtag_tweets WHERE CAST(tweet_created_at AS DATE) {within}"))[0];
+    let multi = &rows(
+        conn,
+        &format!(
+            "SELECT CAST(count(*) AS VARCHAR) FROM marts.multi_hashtag_tweets WHERE CAST(tweet_created_at AS DATE) {within}"
+        ),
+    )[0];
     want.insert(key("totals", "period", "multi_hashtag_tweets"), int(&multi[0]));
 
-    for r in rows(conn, &format!(
-        "SELECT CAST(tweet_date AS VARCHAR), CAST(tweet_count AS VARCHAR), CAST(retweet_count AS VARCHAR), CAST(retweet_share AS VARCHAR), CAST(user_count AS VARCHAR) FROM marts.tweets_daily WHERE tweet_date {within}"
-    )) {
+    for r in rows(
+        conn,
+        &format!(
+            "SELECT CAST(tweet_date AS VARCHAR), CAST(tweet_count AS VARCHAR), CAST(retweet_count AS VARCHAR), CAST(retweet_share AS VARCHAR), CAST(user_count AS VARCHAR) FROM marts.tweets_daily WHERE tweet_date {within}"
+        ),
+    ) {
         let day = r[0].clone().unwrap();
         want.insert(key("daily", &day, "date"), Want::Text(day.clone()));
         want.insert(key("daily", &day, "tweets"), int(&r[1]));
         want.insert(key("daily", &day, "retweets"), int(&r[2]));
-        want.insert(key("daily", &day, "retweet_share"), Want::Share(round(r[3].as_deref().unwrap().parse().unwrap(), 4)));
+        want.insert(
+            key("daily", &day, "retweet_share"),
+            Want::Share(round(r[3].as_deref().unwrap().parse().unwrap(), 4)),
+        );
         want.insert(key("daily", &day, "users"), int(&r[4]));
     }
-    for r in rows(conn, &format!(
-        "SELECT hashtag, CAST(sum(tweet_count) AS VARCHAR) AS n FROM marts.hashtags_daily WHERE tweet_date {within} GROUP BY hashtag ORDER BY sum(tweet_count) DESC, hashtag LIMIT 10"
-    )) {
+    for r in rows(
+        conn,
+        &format!(
+            "SELECT hashtag, CAST(sum(tweet_count) AS VARCHAR) AS n FROM marts.hashtags_daily WHERE tweet_date {within} GROUP BY hashtag ORDER BY sum(tweet_count) DESC, hashtag LIMIT 10"
+        ),
+    ) {
         let tag = r[0].clone().unwrap();
         want.insert(key("top_hashtags", &tag, "hashtag"), Want::Text(tag.clone()));
         want.insert(key("top_hashtags", &tag, "tweets"), int(&r[1]));
     }
-    for r in rows(conn, &format!(
-        "SELECT CAST(tweet_date AS VARCHAR), hashtag, CAST(tweet_count AS VARCHAR) FROM marts.hashtags_daily WHERE tweet_date {within} \
+    for r in rows(
+        conn,
+        &format!(
+            "SELECT CAST(tweet_date AS VARCHAR), hashtag, CAST(tweet_count AS VARCHAR) FROM marts.hashtags_daily WHERE tweet_date {within} \
          QUALIFY row_number() OVER (PARTITION BY tweet_date ORDER BY tweet_count DESC, hashtag) <= 3"
-    )) {
+        ),
+    ) {
         let row = format!("{}/{}", r[0].as_deref().unwrap(), r[1].as_deref().unwrap());
         want.insert(key("hashtags_by_day", &row, "date"), text(&r[0]));
         want.insert(key("hashtags_by_day", &row, "hashtag"), text(&r[1]));
         want.insert(key("hashtags_by_day", &row, "tweets"), int(&r[2]));
     }
-    for r in rows(conn, &format!(
-        "SELECT a.user_id, any_value(u.user_username), CAST(sum(a.tweet_count) AS VARCHAR), CAST(any_value(u.user_followers_count) AS VARCHAR), \
+    for r in rows(
+        conn,
+        &format!(
+            "SELECT a.user_id, any_value(u.user_username), CAST(sum(a.tweet_count) AS VARCHAR), CAST(any_value(u.user_followers_count) AS VARCHAR), \
          CAST(sum(a.text_length) / sum(a.tweet_count) AS VARCHAR) \
          FROM marts.user_activity_daily a LEFT JOIN marts.users_stats u USING (user_id) WHERE a.tweet_date {within} \
          GROUP BY a.user_id ORDER BY sum(a.tweet_count) DESC, a.user_id LIMIT 10"
-    )) {
+        ),
+    ) {
         let id = r[0].clone().unwrap();
         if r[1].is_some() {
             want.insert(key("top_users", &id, "username"), text(&r[1]));
@@ -172,9 +208,12 @@ fn expected(conn: &duckdb::Connection, days: u32) -> BTreeMap<Key, Want> {
         ("hours", "tweet_hour", &(|s: i64| format!("{s:02}:00")) as &dyn Fn(i64) -> String),
         ("weekdays", "tweet_weekday", &|s: i64| WEEKDAYS[s as usize - 1].to_string()),
     ] {
-        let slots = rows(conn, &format!(
-            "SELECT CAST({column} AS VARCHAR), CAST(sum(tweet_count) AS VARCHAR) FROM marts.tweets_hourly WHERE tweet_date {within} GROUP BY {column} ORDER BY sum(tweet_count) DESC, {column}"
-        ));
+        let slots = rows(
+            conn,
+            &format!(
+                "SELECT CAST({column} AS VARCHAR), CAST(sum(tweet_count) AS VARCHAR) FROM marts.tweets_hourly WHERE tweet_date {within} GROUP BY {column} ORDER BY sum(tweet_count) DESC, {column}"
+            ),
+        );
         for (i, r) in slots.iter().enumerate() {
             let slot: i64 = r[0].as_deref().unwrap().parse().unwrap();
             want.insert(key(table, slot, "label"), Want::Text(label(slot)));
@@ -186,18 +225,24 @@ fn expected(conn: &duckdb::Connection, days: u32) -> BTreeMap<Key, Want> {
             }
         }
     }
-    for r in rows(conn, &format!(
-        "SELECT m.tweet_id, u.user_username, m.user_id, CAST(CAST(epoch(m.tweet_created_at) AS BIGINT) AS VARCHAR), CAST(m.hashtag_count AS VARCHAR), \
+    for r in rows(
+        conn,
+        &format!(
+            "SELECT m.tweet_id, u.user_username, m.user_id, CAST(CAST(epoch(m.tweet_created_at) AS BIGINT) AS VARCHAR), CAST(m.hashtag_count AS VARCHAR), \
          array_to_string(m.tweet_hashtags, '\x1f'), m.tweet_text \
          FROM marts.multi_hashtag_tweets m LEFT JOIN marts.users_stats u USING (user_id) WHERE CAST(m.tweet_created_at AS DATE) {within} \
          ORDER BY m.tweet_created_at DESC, m.tweet_id DESC LIMIT 10"
-    )) {
+        ),
+    ) {
         let id = r[0].clone().unwrap();
         match &r[1] {
             Some(name) => want.insert(key("multi_hashtag_tweets", &id, "username"), Want::Text(name.clone())),
             None => want.insert(key("multi_hashtag_tweets", &id, "user_id"), text(&r[2])),
         };
-        want.insert(key("multi_hashtag_tweets", &id, "created_at"), Want::Time(r[3].as_deref().unwrap().parse().unwrap()));
+        want.insert(
+            key("multi_hashtag_tweets", &id, "created_at"),
+            Want::Time(r[3].as_deref().unwrap().parse().unwrap()),
+        );
         want.insert(key("multi_hashtag_tweets", &id, "hashtag_count"), int(&r[4]));
         let tags = r[5].as_deref().unwrap().split('\x1f').map(str::to_string).collect();
         want.insert(key("multi_hashtag_tweets", &id, "hashtags"), Want::Tags(tags));
@@ -211,10 +256,15 @@ fn expected(conn: &duckdb::Connection, days: u32) -> BTreeMap<Key, Want> {
 fn coverage(conn: &duckdb::Connection) -> BTreeMap<Key, Want> {
     let epoch = |c: &str| format!("CAST(CAST(epoch(CAST({c} AS TIMESTAMP)) AS BIGINT) AS VARCHAR)");
     let mut want = BTreeMap::new();
-    for r in rows(conn, &format!(
-        "SELECT query, CAST(tweet_count AS VARCHAR), {}, {}, {} FROM marts.query_coverage",
-        epoch("first_tweet_at"), epoch("newest_tweet_at"), epoch("newest_loaded_at")
-    )) {
+    for r in rows(
+        conn,
+        &format!(
+            "SELECT query, CAST(tweet_count AS VARCHAR), {}, {}, {} FROM marts.query_coverage",
+            epoch("first_tweet_at"),
+            epoch("newest_tweet_at"),
+            epoch("newest_loaded_at")
+        ),
+    ) {
         let query = r[0].clone().unwrap();
         want.insert(key("coverage", &query, "query"), Want::Text(query.clone()));
         want.insert(key("coverage", &query, "tweets"), int(&r[1]));
@@ -303,7 +353,11 @@ fn json_cells(r: &Value) -> BTreeMap<Key, Value> {
 /// Asserts the page shows exactly `want` (besides the report's own metadata), each value as expected,
 /// and no number the test does not check.
 fn assert_page(page: &Page, want: &BTreeMap<Key, Want>) {
-    assert!(page.loose_digits.is_empty(), "numbers on the page that come from no tagged value: {:?}", page.loose_digits);
+    assert!(
+        page.loose_digits.is_empty(),
+        "numbers on the page that come from no tagged value: {:?}",
+        page.loose_digits
+    );
     let shown: BTreeMap<&Key, &String> = page.cells.iter().filter(|(k, _)| k.0 != "meta").collect();
     let missing: Vec<_> = want.keys().filter(|k| !shown.contains_key(k)).collect();
     let extra: Vec<_> = shown.keys().filter(|k| !want.contains_key(**k)).collect();
@@ -365,7 +419,8 @@ fn the_demo_report_shows_exactly_the_numbers_of_the_marts() {
 #[test]
 fn the_period_follows_days_and_ends_on_the_newest_tweet() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n").unwrap();
+    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n")
+        .unwrap();
     demo(dir.path());
     // One tweet on 2021-05-18, 127 days before the demo's 2021-09-22.
     let (code, _, stderr) = output(flixops(dir.path()).args(["run", "--replay"]).arg(fixture("two_tweets.jsonl")));
@@ -389,7 +444,8 @@ fn the_period_follows_days_and_ends_on_the_newest_tweet() {
 #[test]
 fn empty_marts_give_a_page_that_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n").unwrap();
+    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n")
+        .unwrap();
     let (code, _, stderr) = output(flixops(dir.path()).arg("transform"));
     assert_eq!(code, 0, "{stderr}");
     let (code, stdout, stderr) = output(flixops(dir.path()).args(["report", "-o", "json"]));
@@ -408,7 +464,8 @@ fn empty_marts_give_a_page_that_says_so() {
 #[test]
 fn a_missing_warehouse_or_model_is_a_usage_error_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n").unwrap();
+    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n")
+        .unwrap();
     let (code, _, stderr) = output(flixops(dir.path()).arg("report"));
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("no warehouse at") && stderr.contains("run `flixops run`"), "{stderr}");
@@ -472,7 +529,11 @@ fn headless(chromium: &Path, profile: &Path, page: &Path, extra: &[&str]) -> (St
     let mut child = Command::new(chromium)
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions"])
         .arg(format!("--user-data-dir={}", profile.display()))
-        .args(["--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>"])
+        .args([
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--proxy-server=127.0.0.1:9",
+            "--proxy-bypass-list=<-loopback>",
+        ])
         .args(["--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--window-size=1280,2400"])
         .args(extra)
         .arg(format!("file://{}", page.display()))
@@ -545,15 +606,22 @@ fn chromium_renders_the_page_offline_without_console_errors_and_with_sized_chart
     let svgs = check["svgs"].as_array().unwrap();
     assert_eq!(svgs.len(), 4, "{check}");
     for size in svgs {
-        assert!(size[0].as_f64().unwrap() > 100.0 && size[1].as_f64().unwrap() > 50.0, "a chart drawn too small: {check}");
+        assert!(
+            size[0].as_f64().unwrap() > 100.0 && size[1].as_f64().unwrap() > 50.0,
+            "a chart drawn too small: {check}"
+        );
     }
     assert_eq!(check["resources"], serde_json::json!([]), "the page requested nothing");
     assert_eq!(console(&stderr), Vec::<&str>::new());
 
     // The same checks catch a page that fetches and throws.
     let bad = dir.path().join("bad.html");
-    std::fs::write(&bad, "<!DOCTYPE html><html><body><img src=\"https://example.com/x.png\"/><svg width=\"0\" height=\"0\"></svg>\
-        <script>throw new Error('boom')</script></body></html>").unwrap();
+    std::fs::write(
+        &bad,
+        "<!DOCTYPE html><html><body><img src=\"https://example.com/x.png\"/><svg width=\"0\" height=\"0\"></svg>\
+        <script>throw new Error('boom')</script></body></html>",
+    )
+    .unwrap();
     let (_, stderr) = headless(&chromium, &profile, &bad, &[]);
     assert!(console(&stderr).iter().any(|l| l.contains("Uncaught Error: boom")), "{stderr}");
     let bad_copy = dir.path().join("bad-check.html");

@@ -224,7 +224,12 @@ async fn a_model_edit_reapplies_that_model_only_and_a_lag_change_all_of_them() {
     let toml = std::fs::read_to_string(p.path().join("flixops.toml")).unwrap() + "target_lag = \"15 minutes\"\n";
     std::fs::write(p.path().join("flixops.toml"), toml).unwrap();
     let (plan, _, _) = p.deploy(false).await;
-    assert_eq!(changed(&plan).len(), flixops::models::DEFAULT_MODELS.len(), "every model's DDL names the lag: {:?}", changed(&plan));
+    assert_eq!(
+        changed(&plan).len(),
+        flixops::models::DEFAULT_MODELS.len(),
+        "every model's DDL names the lag: {:?}",
+        changed(&plan)
+    );
 }
 
 /// One raw record as Snowpipe loads it: the parquet row as a VARIANT.
@@ -1149,7 +1154,10 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
     let (_, report, _) = doctor(&p);
     let (status, detail) = verdict(&report, "models freshness");
     let models = flixops::models::DEFAULT_MODELS.len();
-    assert!(status == "ok" && detail.starts_with(&format!("{models} models, oldest data 0 h old")), "{status}: {detail}");
+    assert!(
+        status == "ok" && detail.starts_with(&format!("{models} models, oldest data 0 h old")),
+        "{status}: {detail}"
+    );
 
     // Files wait in the pipe's queue but nothing loaded for hours: a warning that points at the loads.
     let hours_ago = (chrono::Utc::now() - chrono::Duration::hours(3)).to_rfc3339();
@@ -1288,7 +1296,9 @@ async fn the_report_on_snowflake_equals_the_local_report_of_the_same_tweets() {
 
     let home = snowflake_home(p.path(), "");
     let (code, stdout, stderr) = output(
-        flixops(p.path()).args(["report", "--env", "prod", "-o", "json", "--out", "snow.html"]).env("SNOWFLAKE_HOME", &home),
+        flixops(p.path())
+            .args(["report", "--env", "prod", "-o", "json", "--out", "snow.html"])
+            .env("SNOWFLAKE_HOME", &home),
     );
     assert_eq!(code, 0, "{stderr}");
     let snow_report: Value = serde_json::from_str(&stdout).unwrap();

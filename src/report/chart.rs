@@ -19,7 +19,8 @@ pub(super) fn all(report: &Report) -> Result<Value, ReportError> {
         return Ok(json!({ "daily": null, "hashtags": null, "hours": null, "weekdays": null }));
     }
     let hours = filled(&report.hours, 0..24, |h| format!("{h:02}"));
-    let weekdays = filled(&report.weekdays, 1..8, |d| ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][d as usize - 1].into());
+    let weekdays =
+        filled(&report.weekdays, 1..8, |d| ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][d as usize - 1].into());
     Ok(json!({
         "daily": (!report.daily.is_empty()).then(|| daily(report)).transpose()?,
         "hashtags": (!report.top_hashtags.is_empty()).then(|| hashtags(report)).transpose()?,
@@ -121,7 +122,9 @@ fn daily(report: &Report) -> Result<String, ReportError> {
             chart.draw_secondary_series(LineSeries::new(points, LINE.stroke_width(2))).map_err(failed(WHAT))?;
         }
         chart
-            .draw_secondary_series(share.iter().map(|(i, s)| Circle::new((SegmentValue::CenterOf(*i), *s), 3, LINE.filled())))
+            .draw_secondary_series(
+                share.iter().map(|(i, s)| Circle::new((SegmentValue::CenterOf(*i), *s), 3, LINE.filled())),
+            )
             .map_err(failed(WHAT))?
             .label("retweet share")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 12, y)], LINE.stroke_width(2)));
@@ -205,7 +208,9 @@ fn columns(what: &'static str, data: &[(String, u64)], x_desc: &str) -> Result<S
             .draw()
             .map_err(failed(what))?;
         let bars = data.iter().enumerate().map(|(i, (_, t))| (i as u32, *t));
-        chart.draw_series(Histogram::vertical(&chart).style(BAR.filled()).margin(3).data(bars)).map_err(failed(what))?;
+        chart
+            .draw_series(Histogram::vertical(&chart).style(BAR.filled()).margin(3).data(bars))
+            .map_err(failed(what))?;
         root.present().map_err(failed(what))?;
     }
     Ok(labelled(svg, what))

@@ -417,7 +417,10 @@ mod tests {
 
     #[test]
     fn counts_and_shares_read_as_people_write_them() {
-        assert_eq!((count(0), count(999), count(1000), count(1234567)), ("0".into(), "999".into(), "1,000".into(), "1,234,567".into()));
+        assert_eq!(
+            (count(0), count(999), count(1000), count(1234567)),
+            ("0".into(), "999".into(), "1,000".into(), "1,234,567".into())
+        );
         assert_eq!(percent(0.6712), "67.1%");
         assert_eq!(time(&Some("2021-09-22T16:37:29Z".into())), "2021-09-22 16:37 UTC");
         assert_eq!(time(&None), "–");

@@ -7,8 +7,8 @@ use chrono::NaiveDate;
 use serde_json::Value;
 
 use super::{
-    Coverage, Day, DayHashtags, HashtagCount, Marts, MultiTweet, PER_DAY, Period, Report, ReportError, Row, Slot,
-    TOP, Totals, User,
+    Coverage, Day, DayHashtags, HashtagCount, Marts, MultiTweet, PER_DAY, Period, Report, ReportError, Row, Slot, TOP,
+    Totals, User,
 };
 
 const TWEETS_DAILY: &str = "marts.tweets_daily";
@@ -122,10 +122,8 @@ async fn totals(m: &dyn Marts, within: &str) -> Result<Totals, ReportError> {
         "SELECT SUM(tweet_count) AS uses, COUNT(DISTINCT hashtag) AS hashtags FROM {} WHERE tweet_date {within}",
         m.table(HASHTAGS_DAILY)?
     );
-    let multi = format!(
-        "SELECT COUNT(*) AS tweets FROM {} WHERE CAST(tweet_created_at AS DATE) {within}",
-        m.table(MULTI)?
-    );
+    let multi =
+        format!("SELECT COUNT(*) AS tweets FROM {} WHERE CAST(tweet_created_at AS DATE) {within}", m.table(MULTI)?);
     let (daily, users, tags, multi) = futures::try_join!(
         one(m, TWEETS_DAILY, &daily),
         one(m, USER_ACTIVITY, &users),
@@ -256,7 +254,10 @@ fn weekday_label(day: u32) -> String {
 
 /// The slot with the most tweets; the first (earliest) of a tie.
 fn busiest(slots: &[Slot]) -> Option<Slot> {
-    slots.iter().fold(None::<&Slot>, |best, s| if best.is_none_or(|b| s.tweets > b.tweets) { Some(s) } else { best }).cloned()
+    slots
+        .iter()
+        .fold(None::<&Slot>, |best, s| if best.is_none_or(|b| s.tweets > b.tweets) { Some(s) } else { best })
+        .cloned()
 }
 
 async fn multi_hashtag_tweets(m: &dyn Marts, within: &str) -> Result<Vec<MultiTweet>, ReportError> {
@@ -308,7 +309,10 @@ fn strings(model: &str, r: &Row, column: &str) -> Result<Vec<String>, ReportErro
         Value::String(s) => serde_json::from_str::<Value>(s).ok(),
         other => Some(other.clone()),
     };
-    let items = parsed.as_ref().and_then(Value::as_array).and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect());
+    let items = parsed
+        .as_ref()
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect());
     items.ok_or_else(|| bad(model, column, value, "a list of text"))
 }
 
@@ -322,8 +326,13 @@ fn maybe_int(model: &str, r: &Row, column: &str) -> Result<Option<u64>, ReportEr
     let value = r.get(column).unwrap_or(&Value::Null);
     let parsed = match value {
         Value::Null => return Ok(None),
-        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)),
-        Value::String(s) => s.parse::<u64>().ok().or_else(|| s.parse::<f64>().ok().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)),
+        Value::Number(n) => {
+            n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+        }
+        Value::String(s) => s
+            .parse::<u64>()
+            .ok()
+            .or_else(|| s.parse::<f64>().ok().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)),
         _ => None,
     };
     parsed.map(Some).ok_or_else(|| bad(model, column, value, "a whole number"))
@@ -370,7 +379,10 @@ mod tests {
     #[test]
     fn numbers_arrive_as_numbers_or_decimal_text() {
         let row: Row = serde_json::from_str(r#"{"a": 3, "b": "42", "c": "0.6700", "d": null, "e": "x"}"#).unwrap();
-        assert_eq!((int("m", &row, "a").unwrap(), int("m", &row, "b").unwrap(), int("m", &row, "d").unwrap()), (3, 42, 0));
+        assert_eq!(
+            (int("m", &row, "a").unwrap(), int("m", &row, "b").unwrap(), int("m", &row, "d").unwrap()),
+            (3, 42, 0)
+        );
         assert_eq!(float("m", &row, "c").unwrap(), 0.67);
         let err = int("marts.x", &row, "e").unwrap_err().to_string();
         assert_eq!(err, "marts.x: column `e` holds \"x\", not a whole number");

@@ -27,7 +27,8 @@ impl Written {
         if let (Some(day), Some(hour)) = (&r.busiest_weekday, &r.busiest_hour) {
             writeln!(w, "  busiest: {} and {} UTC", day.label, hour.label)?;
         }
-        let tags: Vec<String> = r.top_hashtags.iter().take(5).map(|h| format!("#{} {}", h.hashtag, count(h.tweets))).collect();
+        let tags: Vec<String> =
+            r.top_hashtags.iter().take(5).map(|h| format!("#{} {}", h.hashtag, count(h.tweets))).collect();
         if !tags.is_empty() {
             writeln!(w, "  top hashtags: {}", tags.join(", "))?;
         }
