@@ -6,7 +6,7 @@
 #   - a second venv with the static checkers of tests/scan-requirements.txt (checkov, parliament,
 #     python-hcl2), run offline,
 #   - nothing else: DuckDB is compiled from the bundled sources, the X API mock is in-process.
-# Extra arguments go to cargo test (e.g. scripts/test.sh --test extract).
+# Extra arguments go to cargo test (e.g. scripts/test.sh --test integration extract::).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -6,8 +6,8 @@
 //! (`x-moto-account-id`); CLI runs use moto's default account and unique project names, so every
 //! bucket, role, secret, function and schedule name is their own either way.
 
-mod common;
 
+use crate::common;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -20,7 +20,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use common::{MotoAccount, cloud_env, flixops, moto_env, moto_sdk, output};
+use crate::common::{MotoAccount, cloud_env, flixops, moto_env, moto_sdk, output};
 use flixops::aws::lambda::Artifact;
 use flixops::aws::stack::Upstream;
 use flixops::aws::{Clients, Session};

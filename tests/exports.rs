@@ -3,13 +3,13 @@
 //! parliament; the HCL parses and checkov finds nothing; the workflow and DAG are well-formed.
 //! The checkers run from their own venv (scripts/test.sh), without network.
 
-mod common;
 
+use crate::common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{flixops, output};
+use crate::common::{flixops, output};
 use serde_json::Value;
 
 const ACCOUNT: &str = "123456789012";

@@ -1,15 +1,15 @@
 //! The extractor as users run it: the binary killed between pages, exit codes, `--to`, and the
 //! same binary serving AWS Lambda invocations against a fake runtime API and moto's S3.
 
-mod common;
 
+use crate::common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::x_api::Timeline;
-use common::{Running, fixture, flixops, output, page, parquet_files, read_batches, strings};
+use crate::common::x_api::Timeline;
+use crate::common::{Running, fixture, flixops, output, page, parquet_files, read_batches, strings};
 use serde_json::Value;
 use wiremock::matchers::{method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};

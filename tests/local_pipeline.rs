@@ -1,12 +1,12 @@
 //! The local target end to end through the binary: `run --demo` on the recorded #brexit page, the
 //! loader's exactly-once history, model changes, and the errors a user meets on bad input.
 
-mod common;
 
+use crate::common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{fixture, flixops, output, parquet_files};
+use crate::common::{fixture, flixops, output, parquet_files};
 use serde_json::Value;
 
 /// Per author, computed straight from the recording: (tweets, summed text length, location, followers).

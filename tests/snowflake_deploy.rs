@@ -7,12 +7,12 @@
 //! a missing grant, and a bad connection exits 3 with the fix. The statements fakesnow cannot run
 //! for real are compared with golden files and parsed by sqlglot.
 
-mod common;
 
+use crate::common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{MotoAccount, cloud_env, flixops, moto, moto_sdk, output, snowflake_client, snowflake_home, test_python};
+use crate::common::{MotoAccount, cloud_env, flixops, moto, moto_sdk, output, snowflake_client, snowflake_home, test_python};
 use flixops::aws::lambda::Artifact;
 use flixops::aws::{Clients, Session};
 use flixops::config::{Config, EnvConfig};
