@@ -1,6 +1,7 @@
 //! `plan`, `deploy` and `secrets set` for the cloud target: connect, build the graph, read, diff,
 //! apply. `plan` and the read phase of `deploy` make no write call (the call log proves it).
 
+use std::io::Write;
 use std::path::Path;
 
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
@@ -12,7 +13,7 @@ use crate::aws::stack::{self, Names, Upstream};
 use crate::aws::{Session, secret};
 use crate::config::{AwsSnowflakeTarget, Config, EnvConfig, Target};
 use crate::models::{self, Dialect, Rendered};
-use crate::plan::{ApplyReport, Graph, ObservedAll, Plan};
+use crate::plan::{ApplyReport, Graph, ObservedAll, Plan, render_notes, render_plan};
 use crate::snowflake::{self, Client as SnowflakeClient, connection};
 
 /// A read and diffed environment, ready to show and to apply.
@@ -44,6 +45,9 @@ pub struct DeployReport {
     pub snowflake_writes: Vec<String>,
     /// Changes AWS completes after the call returned, and what that means for the pipeline.
     pub notes: Vec<String>,
+    /// Made by `destroy`, so the summary says destroyed rather than added.
+    #[serde(skip)]
+    pub destroyed: bool,
 }
 
 /// What AWS finishes after `deploy` returns: S3 applies a changed notification configuration within
@@ -229,7 +233,8 @@ impl Prepared {
         let applied = self.graph.apply(&self.observed).await?;
         let snowflake_writes = self.snowflake.as_ref().map(SnowflakeClient::writes).unwrap_or_default();
         let notes = notes(&applied);
-        Ok(DeployReport { plan: self.plan, applied, write_calls: self.session.calls.writes(), snowflake_writes, notes })
+        let write_calls = self.session.calls.writes();
+        Ok(DeployReport { plan: self.plan, applied, write_calls, snowflake_writes, notes, destroyed: false })
     }
 
     /// Deletes what the destroy plan lists, dependants first.
@@ -237,12 +242,40 @@ impl Prepared {
         let applied = self.graph.destroy(&self.observed, &self.keep).await?;
         let snowflake_writes = self.snowflake.as_ref().map(SnowflakeClient::writes).unwrap_or_default();
         let write_calls = self.session.calls.writes();
-        Ok(DeployReport { plan: self.plan, applied, write_calls, snowflake_writes, notes: Vec::new() })
+        Ok(DeployReport { plan: self.plan, applied, write_calls, snowflake_writes, notes: Vec::new(), destroyed: true })
+    }
+
+    /// The plan as `deploy` or `destroy` shows it before asking; destroy adds what it keeps.
+    pub fn write_plan(&self, w: &mut dyn Write, verb: &str) -> std::io::Result<()> {
+        render_plan(w, &self.plan, verb)?;
+        if verb != "destroy" {
+            return Ok(());
+        }
+        for address in self.kept() {
+            writeln!(w, "  kept: {address} and its data (pass --purge-data to delete them too)")?;
+        }
+        Ok(())
     }
 
     /// The kept resources that exist (reported so nobody is surprised the bucket is still there).
     pub fn kept(&self) -> Vec<crate::plan::Address> {
         self.keep.iter().filter(|a| self.observed.get(*a).is_some_and(Option::is_some)).cloned().collect()
+    }
+}
+
+impl crate::output::Render for DeployReport {
+    fn write_human(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        if self.destroyed {
+            return writeln!(w, "Destroy complete! Resources: {} destroyed.", self.applied.applied.len());
+        }
+        let (p, calls) = (&self.plan, self.write_calls.len());
+        writeln!(
+            w,
+            "Apply complete! Resources: {} added, {} changed, {} destroyed ({calls} write calls).",
+            p.add, p.change, p.destroy
+        )?;
+        render_notes(w, &self.applied.notes, "Warning")?;
+        self.notes.iter().try_for_each(|note| writeln!(w, "note: {note}"))
     }
 }
 

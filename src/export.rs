@@ -186,3 +186,71 @@ mod tests {
         assert_eq!(airflow_schedule("cron(0 6 ? * 6#3 *)"), None);
     }
 }
+
+/// Which document `export` prints (terraform writes files instead, with [`write_files`]).
+#[derive(Debug, Clone)]
+pub enum Document {
+    /// The Airflow DAG.
+    Airflow,
+    /// The GitHub Actions workflow deploying from `branch`, installing `install` if given.
+    GithubActions { branch: String, install: Option<String> },
+    /// The deployer's IAM policy (`read_only`: what plan and doctor need).
+    IamPolicy { read_only: bool },
+    /// The policies deploy attaches.
+    Policies,
+}
+
+/// Renders one exported document for the environment. The IAM documents name the account: from
+/// `account_id` with the environment's region, else from the profile's credentials.
+pub async fn document(
+    config: &Config,
+    env: &EnvConfig,
+    what: &Document,
+    account_id: Option<&str>,
+) -> Result<String, crate::Error> {
+    let read_only = match what {
+        Document::Airflow => return Ok(airflow(config, env)?),
+        Document::GithubActions { branch, install } => {
+            let region = crate::deploy::cloud_target(env)?.region.clone().ok_or_else(|| region_hint(config, env))?;
+            return Ok(github_actions(env, &region, branch, install.as_deref())?);
+        }
+        Document::IamPolicy { read_only } => Some(*read_only),
+        Document::Policies => None,
+    };
+    let cloud = crate::deploy::cloud_target(env)?;
+    let (account, region) = account_and_region(env, account_id).await?;
+    let scope = Scope::of(config, env, cloud, &account, &region);
+    let value = match read_only {
+        Some(read_only) => serde_json::from_str(&scope.deployer_policy(read_only)).unwrap_or_default(),
+        None => {
+            let principal = "arn:aws:iam::<snowflake-account>:user/<from DESC INTEGRATION>";
+            let docs = scope.policies(principal).into_iter();
+            serde_json::Value::Object(docs.map(|(k, v)| (k, serde_json::from_str(&v).unwrap_or_default())).collect())
+        }
+    };
+    Ok(serde_json::to_string_pretty(&value).unwrap_or_default() + "\n")
+}
+
+fn region_hint(config: &Config, env: &EnvConfig) -> crate::Error {
+    crate::Error::Usage(format!("set `region` under [env.{}] in {}", env.name, config.path.display()))
+}
+
+/// The account and region the IAM documents name: no AWS call when both are known.
+async fn account_and_region(env: &EnvConfig, account_id: Option<&str>) -> Result<(String, String), crate::Error> {
+    let cloud = crate::deploy::cloud_target(env)?;
+    let account = account_id.map(valid_account).transpose()?;
+    if let (Some(account), Some(region)) = (&account, &cloud.region) {
+        return Ok((account.clone(), region.clone()));
+    }
+    let session =
+        crate::aws::Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), &[]).await?;
+    Ok((account.unwrap_or(session.account_id), session.region))
+}
+
+fn valid_account(id: &str) -> Result<String, crate::Error> {
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(id.to_string())
+    } else {
+        Err(crate::Error::Usage(format!("--account-id `{id}`: an AWS account id is 12 digits")))
+    }
+}

@@ -37,7 +37,7 @@ pub enum Error {
     Model(#[from] models::ModelError),
     /// A model failed to build.
     #[error(transparent)]
-    Transform(#[from] models::local::TransformError),
+    Transform(#[from] local::models::TransformError),
     /// Reading, planning or applying resources failed.
     #[error(transparent)]
     Plan(#[from] plan::PlanError),

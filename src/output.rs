@@ -4,6 +4,13 @@ use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 
+/// A command's result as readable lines; `--output json` serializes the same value instead. Each
+/// report renders itself beside its type, so `main` stays a dispatch table.
+pub trait Render {
+    /// Writes the human form (to stderr, by [`Output::emit_report`]).
+    fn write_human(&self, w: &mut dyn Write) -> std::io::Result<()>;
+}
+
 /// The `--output` choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -35,6 +42,11 @@ impl Output {
             }
             Format::Human => human(&mut std::io::stderr().lock()),
         }
+    }
+
+    /// Reports a value that renders itself.
+    pub fn emit_report<T: Serialize + Render>(&self, value: &T) -> std::io::Result<()> {
+        self.emit(value, |w| value.write_human(w))
     }
 
     /// True when stderr is a terminal, the only place progress may be drawn.

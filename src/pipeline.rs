@@ -1,18 +1,15 @@
-//! The commands' work, as library calls that return reports: extract, load, transform, run.
+//! Extraction as library calls that return reports, on either target: extract and backfill. The
+//! local target's load, transform and run are in [`crate::local::pipeline`].
 
 use std::path::PathBuf;
 
-use serde::Serialize;
 
 use crate::Error;
-use crate::config::{Config, EnvConfig, LocalTarget, Target};
+use crate::config::{Config, EnvConfig, Target};
 use crate::extract::api::XClient;
 use crate::extract::replay::Replay;
 use crate::extract::sink::Sink;
 use crate::extract::{self, Job, Source, backfill};
-use crate::local::{LoadReport, Warehouse};
-use crate::models::local::ModelOutcome;
-use crate::models::{self, Dialect};
 
 /// The recorded page `--demo` replays: a real `#brexit` recent-search page (see tests/fixtures/x-api).
 pub const DEMO_PAGES: &[u8] = include_bytes!("../tests/fixtures/x-api/brexit.jsonl");
@@ -87,52 +84,4 @@ pub async fn backfill(
     let job = backfill::Job::new(&config.extract, &env.prefix, request.max_posts);
     let client = x_client(config, env).await?;
     Ok(backfill::prepare(job, request, client, store(env).await).await?)
-}
-
-/// What `transform` did on the local target.
-#[derive(Debug, Clone, Serialize)]
-pub struct TransformReport {
-    /// Files loaded first (Snowpipe's job in the cloud).
-    pub load: LoadReport,
-    /// Each model, in the order it was built.
-    pub models: Vec<ModelOutcome>,
-}
-
-/// Loads pending lake files, then rebuilds every model (local target).
-pub fn transform_local(config: &Config, env: &EnvConfig) -> Result<TransformReport, Error> {
-    let local = local_target(env)?;
-    let mut warehouse = Warehouse::open(local)?;
-    let load = warehouse.load_new_files(&env.prefix)?;
-    let found = models::discover(&config.root.join("models"))?;
-    let rendered = models::render_all(&found, &Dialect::DuckDb)?;
-    let models = models::local::apply(warehouse.connection(), &rendered)?;
-    Ok(TransformReport { load, models })
-}
-
-/// What `run` did.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunReport {
-    /// The extraction.
-    pub extract: extract::Report,
-    /// The load and the models.
-    pub transform: TransformReport,
-}
-
-/// extract → load → transform, once (local target).
-pub async fn run_local(config: &Config, env: &EnvConfig, input: &Input) -> Result<RunReport, Error> {
-    local_target(env)?;
-    let extract = extract(config, env, input, None).await?;
-    let transform = transform_local(config, env)?;
-    Ok(RunReport { extract, transform })
-}
-
-fn local_target(env: &EnvConfig) -> Result<&LocalTarget, Error> {
-    match &env.target {
-        Target::Local(local) => Ok(local),
-        other => Err(Error::WrongTarget {
-            env: env.name.clone(),
-            target: other.kind(),
-            hint: "on aws-snowflake the Lambda extracts, Snowpipe loads and dynamic tables transform: use `flixops deploy`",
-        }),
-    }
 }

@@ -148,22 +148,6 @@ impl Report {
         self.warnings.push(note);
     }
 
-    /// The report as `extract` prints it.
-    pub fn write_human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
-        let (tweets, pages, location, run) = (self.tweets, self.pages, &self.location, &self.run_id);
-        writeln!(w, "extracted {tweets} tweets in {pages} page(s) to {location} (run {run})")?;
-        if self.rejects > 0 {
-            writeln!(
-                w,
-                "  rejected {} tweet(s) the data contract cannot hold: see {location}/…/_rejects/",
-                self.rejects
-            )?;
-        }
-        if let Some(reason) = &self.partial {
-            writeln!(w, "  partial: resumes next run ({reason})")?;
-        }
-        self.warnings.iter().try_for_each(|note| writeln!(w, "  warning: {note}"))
-    }
 }
 
 /// Why a run stopped before the newest tweets; each leaves an open window, never a gap.
@@ -809,4 +793,22 @@ async fn write(mut encoded: Encoded, sink: &Sink) -> Result<(Encoded, Option<Sto
 fn compact(value: &serde_json::Value) -> String {
     let text = value.get("detail").or_else(|| value.get("message")).and_then(|v| v.as_str());
     text.map(str::to_string).unwrap_or_else(|| value.to_string())
+}
+
+impl crate::output::Render for Report {
+    fn write_human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let (tweets, pages, location, run) = (self.tweets, self.pages, &self.location, &self.run_id);
+        writeln!(w, "extracted {tweets} tweets in {pages} page(s) to {location} (run {run})")?;
+        if self.rejects > 0 {
+            writeln!(
+                w,
+                "  rejected {} tweet(s) the data contract cannot hold: see {location}/…/_rejects/",
+                self.rejects
+            )?;
+        }
+        if let Some(reason) = &self.partial {
+            writeln!(w, "  partial: resumes next run ({reason})")?;
+        }
+        self.warnings.iter().try_for_each(|note| writeln!(w, "  warning: {note}"))
+    }
 }

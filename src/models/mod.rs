@@ -2,7 +2,6 @@
 //! handlebars helpers where Snowflake and DuckDB differ, ordered by their `ref`s.
 
 mod helpers;
-pub mod local;
 pub mod snowflake;
 
 use std::collections::{BTreeMap, BTreeSet};

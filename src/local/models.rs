@@ -5,7 +5,7 @@
 use duckdb::{Connection, OptionalExt, params};
 use serde::Serialize;
 
-use super::Rendered;
+use crate::models::Rendered;
 
 const LEDGER_SQL: &str = "
 CREATE TABLE IF NOT EXISTS ops.model_ledger (

@@ -1,0 +1,99 @@
+//! The local target's commands: load the lake's new files, rebuild the models, and `run` (extract,
+//! then both).
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use super::models::{ModelChange, ModelOutcome};
+use super::{LoadReport, Warehouse};
+use crate::Error;
+use crate::config::{Config, EnvConfig, LocalTarget, Target};
+use crate::extract;
+use crate::models::{self, Dialect};
+use crate::output::Render;
+use crate::pipeline::{self, Input};
+
+/// What `transform` did on the local target.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransformReport {
+    /// Files loaded first (Snowpipe's job in the cloud).
+    pub load: LoadReport,
+    /// Each model, in the order it was built.
+    pub models: Vec<ModelOutcome>,
+}
+
+/// Loads pending lake files, then rebuilds every model (local target).
+pub fn transform(config: &Config, env: &EnvConfig) -> Result<TransformReport, Error> {
+    let local = local_target(env)?;
+    let mut warehouse = Warehouse::open(local)?;
+    let load = warehouse.load_new_files(&env.prefix)?;
+    let found = models::discover(&config.root.join("models"))?;
+    let rendered = models::render_all(&found, &Dialect::DuckDb)?;
+    let models = super::models::apply(warehouse.connection(), &rendered)?;
+    Ok(TransformReport { load, models })
+}
+
+/// What `run` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// The warehouse file, to query.
+    #[serde(skip)]
+    pub warehouse: std::path::PathBuf,
+    /// The extraction.
+    pub extract: extract::Report,
+    /// The load and the models.
+    pub transform: TransformReport,
+}
+
+/// extract → load → transform, once (local target).
+pub async fn run(config: &Config, env: &EnvConfig, input: &Input) -> Result<RunReport, Error> {
+    let warehouse = local_target(env)?.warehouse.clone();
+    let extract = pipeline::extract(config, env, input, None).await?;
+    let transform = transform(config, env)?;
+    Ok(RunReport { warehouse, extract, transform })
+}
+
+fn local_target(env: &EnvConfig) -> Result<&LocalTarget, Error> {
+    match &env.target {
+        Target::Local(local) => Ok(local),
+        other => Err(Error::WrongTarget {
+            env: env.name.clone(),
+            target: other.kind(),
+            hint: "on aws-snowflake the Lambda extracts, Snowpipe loads and dynamic tables transform: use `flixops deploy`",
+        }),
+    }
+}
+
+impl Render for TransformReport {
+    fn write_human(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        let load = &self.load;
+        writeln!(
+            w,
+            "load       {} new file(s), {} rows ({} already loaded)",
+            load.files_loaded, load.rows_loaded, load.files_skipped
+        )?;
+        for m in &self.models {
+            let change = match m.change {
+                ModelChange::Created => "created",
+                ModelChange::Changed => "changed, rebuilt",
+                ModelChange::Refreshed => "refreshed",
+            };
+            writeln!(w, "transform  {:<28} {:>7} rows  {change}", m.model, m.rows)?;
+        }
+        Ok(())
+    }
+}
+
+impl Render for RunReport {
+    fn write_human(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        let e = &self.extract;
+        writeln!(w, "extract    {} tweets in {} page(s) → {}", e.tweets, e.pages, e.location)?;
+        if let Some(reason) = &e.partial {
+            writeln!(w, "  partial: resumes next run ({reason})")?;
+        }
+        e.warnings.iter().try_for_each(|note| writeln!(w, "  warning: {note}"))?;
+        self.transform.write_human(w)?;
+        writeln!(w, "\nquery it:  duckdb {}", self.warehouse.display())
+    }
+}
