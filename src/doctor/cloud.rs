@@ -21,7 +21,7 @@ use crate::snowflake::Client;
 use crate::snowflake::grants;
 use crate::snowflake::ident::literal;
 use crate::snowflake::pipe::{self, PipeStatus};
-use crate::snowflake::stack::SnowNames;
+use crate::snowflake::names::SnowNames;
 
 /// Files waiting in the pipe beyond this many is a warning (Snowpipe is falling behind).
 const PENDING_WARN: u64 = 100;

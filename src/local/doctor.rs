@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::config::{Config, EnvConfig, LocalTarget};
 use crate::doctor::{Check, Status, age_status};
+use crate::models::ledger;
 
 /// The local checks, with the extraction checks (shared with the cloud target) after the lake's.
 pub fn checks(config: &Config, env: &EnvConfig, local: &LocalTarget, extraction: Vec<Check>) -> Vec<Check> {
@@ -51,14 +52,11 @@ fn ledger_check(config: &Config, conn: &duckdb::Connection) -> Check {
         Ok(rendered) => rendered,
         Err(e) => return Check::new("models", Status::Fail, e.to_string(), None),
     };
-    let applied = |id: &str| -> Option<String> {
-        conn.query_row("SELECT checksum FROM ops.model_ledger WHERE model = ?", [id], |r| r.get(0)).ok()
+    let applied = |m: &crate::models::Rendered| {
+        let row = super::models::ledger_row(conn, &m.id).ok().flatten();
+        ledger::state(m, row.as_ref()) == ledger::State::Applied
     };
-    let stale: Vec<&str> = rendered
-        .iter()
-        .filter(|m| applied(&m.id).as_deref() != Some(m.checksum.as_str()))
-        .map(|m| m.id.as_str())
-        .collect();
+    let stale: Vec<&str> = rendered.iter().filter(|m| !applied(m)).map(|m| m.id.as_str()).collect();
     if stale.is_empty() {
         return Check::new("models", Status::Ok, format!("{} model(s) as built", rendered.len()), None);
     }

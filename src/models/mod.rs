@@ -2,6 +2,7 @@
 //! handlebars helpers where Snowflake and DuckDB differ, ordered by their `ref`s.
 
 mod helpers;
+pub mod ledger;
 pub mod snowflake;
 
 use std::collections::{BTreeMap, BTreeSet};

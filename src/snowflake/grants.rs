@@ -6,7 +6,7 @@
 
 use super::client::{Client, Row, SnowflakeError};
 use super::ident::Ident;
-use super::stack::SnowNames;
+use super::names::SnowNames;
 use super::text;
 
 /// Roles followed through `GRANT ROLE … TO ROLE …` at most, so a deep hierarchy stays a few queries.
