@@ -920,6 +920,25 @@ async fn a_rule_overlapping_ours_stops_the_plan_and_one_on_another_prefix_is_kep
     assert_eq!(ids, ["analytics", "flixops-prod-snowpipe"]);
 }
 
+/// S3 answers HeadBucket with 403 when another account holds the name
+/// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html; tests/peers/moto_server.py
+/// answers so too): the plan shows a create, and its check refuses it before anything is applied.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_name_held_by_another_account_stops_the_plan_before_anything_is_applied() {
+    let p = Project::new();
+    let someone_else = clients_in(&MotoAccount::new());
+    someone_else.s3.create_bucket().bucket(p.bucket()).send().await.unwrap();
+    let err = deploy_in_process(&p, &[]).await.expect_err("the name is taken");
+    assert!(
+        err.contains(&format!("cannot create bucket `{}`: HeadBucket answers 403", p.bucket()))
+            && err.contains("choose another `bucket` in flixops.toml"),
+        "{err}"
+    );
+    let c = clients_in(&p.account);
+    let role = c.iam.get_role().role_name(format!("{}-prod-snowflake", p.name)).send().await;
+    assert!(role.is_err(), "the check ran before anything was applied");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_queue_in_another_region_is_refused_before_the_notification_is_written() {
     let p = Project::new();

@@ -1213,6 +1213,8 @@ async fn doctor_names_a_missing_grant_with_the_statement_that_fixes_it() {
         env.push(("SNOWFLAKE_CONNECTIONS_DEFAULT_ROLE", role.clone()));
         env
     };
+    let client = snowflake_client(p.path()).await;
+    client.execute(&format!("GRANT CREATE INTEGRATION ON ACCOUNT TO ROLE \"{role}\"")).await.unwrap();
     let mut cmd = flixops(p.path());
     cmd.args(["deploy", "--yes"]).envs(as_role(cloud_env(p.path()))).env("FLIXOPS_ARTIFACT", artifact(p.path()));
     let (code, _, stderr) = output(&mut cmd);
@@ -1232,7 +1234,6 @@ async fn doctor_names_a_missing_grant_with_the_statement_that_fixes_it() {
     );
 
     // Granted through another role, it counts: SHOW GRANTS is followed through granted roles.
-    let client = snowflake_client(p.path()).await;
     let users = format!("WH_USERS_{}", p.name.to_uppercase());
     client.execute(&format!("GRANT USAGE ON WAREHOUSE \"TRANSFORM_WH\" TO ROLE \"{users}\"")).await.unwrap();
     client.execute(&format!("GRANT ROLE \"{users}\" TO ROLE \"{role}\"")).await.unwrap();
@@ -1246,4 +1247,37 @@ async fn doctor_names_a_missing_grant_with_the_statement_that_fixes_it() {
     let (_, report, _) = doctor_with(&p, as_role(cloud_env(p.path())));
     let c = check(&report, "privileges");
     assert_eq!(c["fix"], format!("GRANT MONITOR ON PIPE {pipe} TO ROLE \"{role}\";"), "{c}");
+}
+
+/// Only ACCOUNTADMIN, or a role granted CREATE INTEGRATION, may create a storage integration
+/// (https://docs.snowflake.com/en/sql-reference/sql/create-storage-integration#access-control-requirements;
+/// the peer refuses it too): `plan` says so with the grant, before `deploy` would have created the
+/// bucket and the role and then stopped.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_that_cannot_create_the_integration_is_told_in_plan_with_the_grant() {
+    let p = Project::new("");
+    let role = format!("NEWCOMER_{}", p.name.to_uppercase());
+    let mut env = cloud_env(p.path());
+    env.push(("SNOWFLAKE_CONNECTIONS_DEFAULT_ROLE", role.clone()));
+    let run = |verb: &[&str]| {
+        let mut cmd = flixops(p.path());
+        cmd.args(verb).envs(env.clone()).env("FLIXOPS_ARTIFACT", artifact(p.path()));
+        output(&mut cmd)
+    };
+    for verb in [&["plan"][..], &["deploy", "--yes"]] {
+        let (code, _, stderr) = run(verb);
+        assert_eq!(code, 1, "{verb:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("role {role} cannot create storage integration"))
+                && stderr.contains(&format!("GRANT CREATE INTEGRATION ON ACCOUNT TO ROLE \"{role}\"")),
+            "{verb:?}: {stderr}"
+        );
+    }
+    let bucket = flixops::aws::s3_client(&moto_sdk()).head_bucket().bucket(format!("{}-prod-tweets", p.name)).send().await;
+    assert!(bucket.is_err(), "deploy stopped in its check phase: nothing was created");
+
+    let client = snowflake_client(p.path()).await;
+    client.execute(&format!("GRANT CREATE INTEGRATION ON ACCOUNT TO ROLE \"{role}\"")).await.unwrap();
+    let (code, _, stderr) = run(&["plan"]);
+    assert_eq!(code, 0, "granted, the plan goes through: {stderr}");
 }
