@@ -8,6 +8,11 @@ pub mod doctor;
 pub mod export;
 pub mod extract;
 pub mod init;
+#[cfg(feature = "local")]
+pub mod local;
+/// Without the `local` feature, the same entry points say the build has no DuckDB.
+#[cfg(not(feature = "local"))]
+#[path = "local/absent.rs"]
 pub mod local;
 pub mod models;
 pub mod output;
@@ -30,14 +35,19 @@ pub enum Error {
     #[error(transparent)]
     Backfill(#[from] extract::backfill::BackfillError),
     /// The local warehouse or lake failed.
+    #[cfg(feature = "local")]
     #[error(transparent)]
     Local(#[from] local::LocalError),
     /// A model cannot be read or rendered.
     #[error(transparent)]
     Model(#[from] models::ModelError),
     /// A model failed to build.
+    #[cfg(feature = "local")]
     #[error(transparent)]
     Transform(#[from] local::models::TransformError),
+    /// This build has no local target (built without DuckDB).
+    #[error("{0}")]
+    NoLocal(&'static str),
     /// Reading, planning or applying resources failed.
     #[error(transparent)]
     Plan(#[from] plan::PlanError),
@@ -84,7 +94,12 @@ impl Error {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            Error::Config(_) | Error::WrongTarget { .. } | Error::Artifact(_) | Error::Usage(_) | Error::Timeout(_)
+            Error::Config(_)
+                | Error::WrongTarget { .. }
+                | Error::Artifact(_)
+                | Error::Usage(_)
+                | Error::Timeout(_)
+                | Error::NoLocal(_)
         ) || matches!(self, Error::Aws(aws::AwsError::Timeout(_)))
             || matches!(self, Error::Export(export::ExportError::Schedule { .. }))
             || matches!(self, Error::Init(e) if e.is_usage())

@@ -127,6 +127,7 @@ async fn a_second_extract_on_the_same_environment_refuses_and_names_the_holder()
     assert_eq!(timeline.served().len(), 25, "the refused run fetched nothing");
 }
 
+#[cfg_attr(not(feature = "local"), ignore = "doctor reads the local warehouse (DuckDB)")]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_partial_run_says_so_and_doctor_warns_about_rejected_tweets() {
     let timeline = Timeline::of(1000..1025);
@@ -556,6 +557,7 @@ mod backfill {
         assert!(stderr.contains("backfill complete"), "{stderr}");
     }
 
+    #[cfg(feature = "local")]
     #[tokio::test(flavor = "multi_thread")]
     async fn the_local_models_count_backfilled_tweets_once() {
         let archive = archive(1200);

@@ -145,6 +145,7 @@ fn mode(path: &Path) -> u32 {
 }
 
 #[test]
+#[cfg_attr(not(feature = "local"), ignore = "runs the local pipeline (DuckDB)")]
 fn a_scripted_local_project_runs_the_demo_pipeline() {
     let sandbox = Sandbox::new();
     let (code, _, stderr) = sandbox.init(&["--no-interactive", "--target", "local", "--project", "demo-tweets"]);
