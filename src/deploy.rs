@@ -13,7 +13,8 @@ use crate::aws::stack::{self, Names, Upstream};
 use crate::aws::{Session, secret};
 use crate::config::{AwsSnowflakeTarget, Config, EnvConfig, Target};
 use crate::models::{self, Dialect, Rendered};
-use crate::plan::{ApplyReport, Graph, ObservedAll, Plan, render_notes, render_plan};
+use crate::plan::saved::{Origin, PlanFileError, SavedPlan};
+use crate::plan::{ApplyReport, Graph, ObservedAll, Plan, Shown, render_notes};
 use crate::snowflake::{self, Client as SnowflakeClient, connection};
 
 /// A read and diffed environment, ready to show and to apply.
@@ -245,16 +246,25 @@ impl Prepared {
         Ok(DeployReport { plan: self.plan, applied, write_calls, snowflake_writes, notes: Vec::new(), destroyed: true })
     }
 
-    /// The plan as `deploy` or `destroy` shows it before asking; destroy adds what it keeps.
-    pub fn write_plan(&self, w: &mut dyn Write, verb: &str) -> std::io::Result<()> {
-        render_plan(w, &self.plan, verb)?;
-        if verb != "destroy" {
+    /// The plan as `plan`, `deploy` or `destroy` shows it; destroy adds what it keeps.
+    pub fn shown<'a>(&'a self, verb: &'a str) -> Shown<'a> {
+        let kept = if verb == "destroy" { self.kept() } else { Vec::new() };
+        Shown { plan: &self.plan, verb, saved_to: None, kept }
+    }
+
+    /// The plan with what it was made from, for `plan --out FILE`.
+    pub fn save(&self, config: &Config, env: &EnvConfig) -> Result<SavedPlan, Error> {
+        Ok(SavedPlan::new(&origin(config, env)?, &self.plan, &self.observed))
+    }
+
+    /// Refuses a saved plan when flixops, the configuration, the live state or the planned changes
+    /// moved since it was made (`path` is named in the error); nothing has been written yet.
+    pub fn check_saved(&self, saved: &SavedPlan, path: &Path, config: &Config, env: &EnvConfig) -> Result<(), Error> {
+        let moved = saved.moved(&origin(config, env)?, &self.plan, &self.observed);
+        if moved.is_empty() {
             return Ok(());
         }
-        for address in self.kept() {
-            writeln!(w, "  kept: {address} and its data (pass --purge-data to delete them too)")?;
-        }
-        Ok(())
+        Err(PlanFileError::Moved { path: path.to_path_buf(), moved }.into())
     }
 
     /// The kept resources that exist (reported so nobody is surprised the bucket is still there).
@@ -277,6 +287,19 @@ impl crate::output::Render for DeployReport {
         render_notes(w, &self.applied.notes, "Warning")?;
         self.notes.iter().try_for_each(|note| writeln!(w, "note: {note}"))
     }
+
+    /// "Apply complete!" follows the plan on stdout, as terraform prints it.
+    fn is_result(&self) -> bool {
+        true
+    }
+}
+
+/// What a saved plan is made from besides the live state: the project, the environment and a
+/// checksum of flixops.toml and models/.
+fn origin(config: &Config, env: &EnvConfig) -> Result<Origin, Error> {
+    let checksum = crate::plan::saved::config_checksum(&config.path, &config.root.join("models"))
+        .map_err(|source| PlanFileError::Io { path: config.path.clone(), source })?;
+    Ok(Origin { project: config.project.clone(), env: env.name.clone(), config_sha256: checksum })
 }
 
 /// `flixops secrets set`: stores the X bearer token in the environment's secret.

@@ -3,6 +3,7 @@
 
 mod engine;
 mod render;
+pub mod saved;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,7 +12,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 pub use engine::{ApplyReport, Graph, ObservedAll};
-pub use render::{render_notes, render_plan};
+pub use render::{Shown, render_notes, render_plan};
 
 /// A resource's comparable state: field name → rendered value (JSON documents in canonical form).
 pub type Fields = BTreeMap<String, String>;
