@@ -471,11 +471,17 @@ fn the_airflow_dag_compiles_and_chains_its_tasks_per_target() {
     let compiled = Command::new(scan_python()).args(["-m", "py_compile"]).arg(&file).output().unwrap();
     assert!(compiled.status.success(), "{}", String::from_utf8_lossy(&compiled.stderr));
 
-    let at = "[project]\nname = \"demo\"\n[extract]\nschedule = \"at(2026-01-01T00:00:00)\"\n[env.dev]\ntarget = \"local\"\n";
-    std::fs::write(dir.path().join("flixops.toml"), at).unwrap();
+    // The third Friday is a valid EventBridge schedule that standard cron cannot say.
+    let nth = "[project]\nname = \"demo\"\n[extract]\nschedule = \"cron(0 6 ? * 6#3 *)\"\n[env.dev]\ntarget = \"local\"\n";
+    std::fs::write(dir.path().join("flixops.toml"), nth).unwrap();
     let (code, _, stderr) = output(flixops(dir.path()).args(["export", "airflow"]));
     assert_eq!(code, 2, "a flixops.toml problem: {stderr}");
-    assert!(stderr.contains("no Airflow equivalent"), "{stderr}");
+    assert!(stderr.contains("flixops.toml: line 4: extract.schedule `cron(0 6 ? * 6#3 *)` has no Airflow equivalent: day-of-week `6#3` has no cron equivalent"), "{stderr}");
+    let at = nth.replace("cron(0 6 ? * 6#3 *)", "at(2026-01-01T00:00:00)");
+    std::fs::write(dir.path().join("flixops.toml"), at).unwrap();
+    let (code, _, stderr) = output(flixops(dir.path()).args(["export", "airflow"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("line 4, column 12: extract.schedule: `at(2026-01-01T00:00:00)` is not valid: at(…) runs once"), "{stderr}");
 }
 
 #[test]

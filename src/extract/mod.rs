@@ -193,7 +193,7 @@ pub enum ExtractError {
     #[error("{origin}: {reason}")]
     FieldNotRequested { origin: String, reason: String },
     /// A recorded line or file that is not a search page (a tweet, an error body, other JSON).
-    #[error("{origin}: {reason}")]
+    #[error("{origin}: not an X API search page: {reason}")]
     NotAPage { origin: String, reason: String },
     /// A recording cannot be read.
     #[error("--replay {path}: {source}")]

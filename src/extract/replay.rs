@@ -121,20 +121,20 @@ fn not_a_page(body: &[u8]) -> Option<String> {
     }
     match (data, meta) {
         (Some(true), _) | (None, Some(Some(0))) => None,
-        (Some(false), _) => Some("`data` is not a list of posts, so this is not an X API search page".into()),
+        (Some(false), _) => Some("`data` is not a list of posts".into()),
         (None, Some(count)) => Some(format!(
-            "no `data` although meta.result_count is {}: not a whole X API search page",
+            "no `data` although meta.result_count is {}",
             count.map_or("missing".to_string(), |n| n.to_string())
         )),
         (None, None) if !error.is_empty() => Some(format!(
-            "an X API error response ({}), not a search page: record only answers with status 200",
+            "it is an X API error response ({}); record only answers with status 200",
             error_summary(&error)
         )),
         (None, None) if keys.iter().any(|k| k == "id") && keys.iter().any(|k| k == "text") => {
-            Some("a single post, not a search page (a page holds its posts in `data`, and `meta`)".into())
+            Some("it is a single post; a page holds its posts in `data`, with `meta`".into())
         }
         (None, None) => Some(format!(
-            "a JSON object without `data` or `meta` (keys: {}), not an X API search page",
+            "a JSON object without `data` or `meta` (keys: {})",
             if keys.is_empty() { "none".to_string() } else { keys.join(", ") }
         )),
     }
