@@ -85,6 +85,30 @@ pub async fn prepare(
     artifact: Option<&Path>,
     extra: &[SharedInterceptor],
 ) -> Result<Prepared, Error> {
+    prepare_keeping(config, env, artifact, extra, None).await
+}
+
+/// [`prepare`] for `deploy FILE`: a storage integration the saved plan creates gets the external
+/// ID that plan shows (a new one is chosen at random when planning), so what is applied is what
+/// was saved.
+pub async fn prepare_saved(
+    config: &Config,
+    env: &EnvConfig,
+    artifact: Option<&Path>,
+    saved: &SavedPlan,
+) -> Result<Prepared, Error> {
+    let address = snowflake::integration::StorageIntegration::address();
+    let external_id = saved.planned_value(&address.0, "storage_aws_external_id");
+    prepare_keeping(config, env, artifact, &[], external_id.as_deref()).await
+}
+
+async fn prepare_keeping(
+    config: &Config,
+    env: &EnvConfig,
+    artifact: Option<&Path>,
+    extra: &[SharedInterceptor],
+    external_id: Option<&str>,
+) -> Result<Prepared, Error> {
     let cloud = cloud_target(env)?;
     let artifact = Artifact::load(artifact)?;
     let models = snowflake_models(config, cloud)?;
@@ -96,7 +120,7 @@ pub async fn prepare(
         },
         connect_snowflake(cloud),
     )?;
-    let upstream = snowflake_upstream(&client, config, env, &session.account_id, &models)?;
+    let upstream = upstream_keeping(&client, config, env, &session.account_id, &models, external_id)?;
     let mut prepared = prepare_in(session, config, env, artifact, upstream).await?;
     prepared.snowflake = Some(client);
     Ok(prepared)
@@ -136,8 +160,19 @@ pub fn snowflake_upstream(
     account_id: &str,
     models: &[Rendered],
 ) -> Result<Upstream, Error> {
+    upstream_keeping(client, config, env, account_id, models, None)
+}
+
+fn upstream_keeping(
+    client: &SnowflakeClient,
+    config: &Config,
+    env: &EnvConfig,
+    account_id: &str,
+    models: &[Rendered],
+    external_id: Option<&str>,
+) -> Result<Upstream, Error> {
     let cloud = cloud_target(env)?;
-    snowflake::stack::upstream(client, config, env, cloud, account_id, models)
+    snowflake::stack::upstream(client, config, env, cloud, account_id, models, external_id)
         .map_err(|e| Error::Usage(format!("{}: {e}", config.path.display())))
 }
 

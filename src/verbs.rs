@@ -89,7 +89,11 @@ pub async fn deploy(args: &Resolved, cli: cli::DeployArgs) -> Result<ExitCode, E
         (None, flag, _) => flag,
     };
     let (config, env) = args.project_in(Missing::Fail, env_name)?;
-    let prepared = deploy::prepare(&config, &env, cli.stack.artifact.as_deref(), &[]).await?;
+    let artifact = cli.stack.artifact.as_deref();
+    let prepared = match &saved {
+        Some(saved) => deploy::prepare_saved(&config, &env, artifact, saved).await?,
+        None => deploy::prepare(&config, &env, artifact, &[]).await?,
+    };
     if let (Some(saved), Some(path)) = (&saved, &cli.plan) {
         prepared.check_saved(saved, path, &config, &env)?;
     }

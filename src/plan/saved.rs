@@ -142,6 +142,15 @@ impl SavedPlan {
         }
     }
 
+    /// The value the plan sets a field of a resource to (`after`), when it changes it.
+    pub fn planned_value(&self, address: &str, field: &str) -> Option<String> {
+        let resources = self.plan.get("resources")?.as_array()?;
+        let resource = resources.iter().find(|r| r.get("address").and_then(|a| a.as_str()) == Some(address))?;
+        let fields = resource.get("fields")?.as_array()?;
+        let change = fields.iter().find(|f| f.get("field").and_then(|n| n.as_str()) == Some(field))?;
+        change.get("after")?.as_str().map(str::to_string)
+    }
+
     /// What differs between the plan's making and now: flixops' version, the configuration, each
     /// resource's existence and fields, and the planned changes themselves. Empty: apply it.
     pub fn moved(&self, origin: &Origin, plan: &Plan, observed: &ObservedAll) -> Vec<String> {
