@@ -132,7 +132,6 @@ fn render(name: &str, data: serde_json::Value) -> Result<String, ExportError> {
     crate::templates::render(name, &data).map_err(|e| ExportError::Render { name: name.into(), message: e.to_string() })
 }
 
-
 /// Which document `export` prints (terraform writes files instead, with [`write_files`]).
 #[derive(Debug, Clone)]
 pub enum Document {

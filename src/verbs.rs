@@ -29,7 +29,7 @@ pub async fn backfill(args: &Resolved, cli: cli::BackfillArgs) -> Result<ExitCod
     if cli.dry_run {
         return args.print(&prepared.quote);
     }
-    if args.output.format == Format::Human {
+    if args.output.format == Format::Human && !(args.output.quiet && cli.yes) {
         prepared.quote.write_human(&mut std::io::stderr().lock()).ok();
     }
     if !cli.yes && !std::io::stdin().is_terminal() {
@@ -180,7 +180,11 @@ fn approve() -> Result<(), Error> {
     eprint!("\nDo you want to perform these actions? Only 'yes' will be accepted to approve.\n  Enter a value: ");
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer).ok();
-    if answer.trim() == "yes" { Ok(()) } else { Err(Error::NotApproved("Apply cancelled; nothing was changed.".into())) }
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(Error::NotApproved("Apply cancelled; nothing was changed.".into()))
+    }
 }
 
 /// The token from stdin: hidden prompt on a terminal, else the whole of stdin.

@@ -728,10 +728,18 @@ fn a_saved_plan_is_applied_exactly_or_refused_naming_what_moved() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("is a plan for environment `prod`, not `dev`"), "{stderr}");
 
-    let (code, stdout, stderr) = p.cli(&["deploy", &file, "--output", "json"]);
+    let (code, stdout, stderr) = p.cli(&["deploy", &file, "--output", "json", "-v"]);
     assert_eq!(code, 0, "the reviewed repair applies: {stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(operations(&writes(&report)), ["PutBucketVersioning"], "exactly the planned change");
+    for line in [
+        "read aws_s3_bucket.lake: exists",
+        "read snowflake_pipe.tweets: exists",
+        "Update aws_s3_bucket.lake: versioning",
+        "AWS call S3:PutBucketVersioning",
+    ] {
+        assert!(stderr.contains(line), "-v shows each resource read and written: `{line}` missing from\n{stderr}");
+    }
     let (code, _, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, 0, "converged: {stderr}");
 }

@@ -56,7 +56,8 @@ fn expect_exit(code: i32, case: &str, cmd: impl Fn() -> Command, stderr_says: &s
     if code == 0 {
         return;
     }
-    let doc: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{case}: one JSON document ({e}):\n{stdout}"));
+    let doc: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{case}: one JSON document ({e}):\n{stdout}"));
     let error = &doc["error"];
     assert_eq!(error["exit_code"], code, "{case}: {doc}");
     assert!(error["message"].as_str().is_some_and(|m| m.contains(stderr_says)), "{case}: {doc}");
@@ -111,12 +112,21 @@ async fn the_documented_exit_codes_hold_for_every_cause_they_name() {
     // 1: a failure that is no one's input: the lake is a file.
     let broken = tempfile::tempdir().unwrap();
     write(broken.path(), "lake", "not a directory");
-    write(broken.path(), "flixops.toml", "[project]\nname = \"d\"\n[env.dev]\ntarget = \"local\"\nlake_dir = \"lake\"\n");
-    expect_exit(1, "an unreadable lake", || {
-        let mut cmd = flixops(broken.path());
-        cmd.arg("transform");
-        cmd
-    }, "cannot read the lake at");
+    write(
+        broken.path(),
+        "flixops.toml",
+        "[project]\nname = \"d\"\n[env.dev]\ntarget = \"local\"\nlake_dir = \"lake\"\n",
+    );
+    expect_exit(
+        1,
+        "an unreadable lake",
+        || {
+            let mut cmd = flixops(broken.path());
+            cmd.arg("transform");
+            cmd
+        },
+        "cannot read the lake at",
+    );
 
     // 2: usage and missing inputs.
     expect_exit(2, "an unknown flag", in_project(&["run", "--bogus"]), "unexpected argument '--bogus'");
@@ -124,19 +134,39 @@ async fn the_documented_exit_codes_hold_for_every_cause_they_name() {
     expect_exit(2, "an unknown --env", in_project(&["transform", "--env", "staging"]), "unknown environment `staging`");
     expect_exit(2, "the other target", in_project(&["run", "--demo", "--env", "prod"]), "uses target aws-snowflake");
     let empty = tempfile::tempdir().unwrap();
-    expect_exit(2, "no flixops.toml", || {
-        let mut cmd = flixops(empty.path());
-        cmd.arg("transform");
-        cmd
-    }, "no such file; run `flixops init`");
-    expect_exit(2, "the X token's variable unset", || {
-        let mut cmd = flixops(p);
-        cmd.arg("extract").env_remove("FLIXOPS_TEST_TOKEN");
-        cmd
-    }, "the X bearer token is not set: export FLIXOPS_TEST_TOKEN=");
-    expect_exit(2, "a --replay file that is missing", in_project(&["extract", "--replay", "/nonexistent/pages.jsonl"]), "No such file");
+    expect_exit(
+        2,
+        "no flixops.toml",
+        || {
+            let mut cmd = flixops(empty.path());
+            cmd.arg("transform");
+            cmd
+        },
+        "no such file; run `flixops init`",
+    );
+    expect_exit(
+        2,
+        "the X token's variable unset",
+        || {
+            let mut cmd = flixops(p);
+            cmd.arg("extract").env_remove("FLIXOPS_TEST_TOKEN");
+            cmd
+        },
+        "the X bearer token is not set: export FLIXOPS_TEST_TOKEN=",
+    );
+    expect_exit(
+        2,
+        "a --replay file that is missing",
+        in_project(&["extract", "--replay", "/nonexistent/pages.jsonl"]),
+        "No such file",
+    );
     write(p, "tweet.jsonl", r#"{"id":"1","text":"one post per line"}"#);
-    expect_exit(2, "a --replay line that is not a page", in_project(&["extract", "--replay", "tweet.jsonl"]), "tweet.jsonl:1: not an X API search page");
+    expect_exit(
+        2,
+        "a --replay line that is not a page",
+        in_project(&["extract", "--replay", "tweet.jsonl"]),
+        "tweet.jsonl:1: not an X API search page",
+    );
     let bad_plan = p.join("bad.plan").display().to_string();
     write(p, "bad.plan", "{\"resources\": []}");
     expect_exit(2, "a plan file that is not one", in_project(&["deploy", &bad_plan]), "not a flixops plan file");
@@ -145,12 +175,17 @@ async fn the_documented_exit_codes_hold_for_every_cause_they_name() {
     expect_exit(3, "X answers 401", in_project(&["extract"]), "401 Unauthorized");
     local_project(p, "http://127.0.0.1:9");
     expect_exit(3, "X unreachable", in_project(&["extract"]), "cannot reach the X API");
-    expect_exit(3, "AWS unreachable", || {
-        let mut cmd = flixops(p);
-        cmd.args(["export", "iam-policy", "--env", "prod"]).envs(crate::common::moto_env());
-        cmd.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9").env("FLIXOPS_OPERATION_TIMEOUT_SECS", "5");
-        cmd
-    }, "cannot reach AWS STS");
+    expect_exit(
+        3,
+        "AWS unreachable",
+        || {
+            let mut cmd = flixops(p);
+            cmd.args(["export", "iam-policy", "--env", "prod"]).envs(crate::common::moto_env());
+            cmd.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9").env("FLIXOPS_OPERATION_TIMEOUT_SECS", "5");
+            cmd
+        },
+        "cannot reach AWS STS",
+    );
 
     // 4: X's usage cap.
     local_project(p, &capped.uri());
@@ -167,7 +202,8 @@ fn quiet_keeps_errors_verbose_shows_model_sql_and_colour_follows_the_variables()
     let (code, _, stderr) = output(flixops(dir.path()).args(["transform", "-v"]).env("CLICOLOR_FORCE", "1"));
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr.contains("CREATE OR REPLACE TABLE \"marts\".\"users_stats\" AS") && stderr.contains("FROM \"staging\".\"stg_tweets\""),
+        stderr.contains("CREATE OR REPLACE TABLE \"marts\".\"users_stats\" AS")
+            && stderr.contains("FROM \"staging\".\"stg_tweets\""),
         "-v shows each model's SQL: {stderr}"
     );
     assert!(stderr.contains('\u{1b}'), "CLICOLOR_FORCE colours logs off a terminal: {stderr}");
@@ -260,9 +296,21 @@ fn replay_refuses_what_is_not_a_search_page_naming_file_and_line() {
     let unauthorized: Value =
         serde_json::from_str(&std::fs::read_to_string(fixture("search_all_401.json")).unwrap()).unwrap();
     let cases = [
-        ("tweets.jsonl", format!("{page}\n{}\n", r#"{"id":"1","text":"a post on its own line"}"#), "tweets.jsonl:2: not an X API search page: it is a single post"),
-        ("error.json", unauthorized["body"].to_string(), "error.json: not an X API search page: it is an X API error response (status 401: Unauthorized"),
-        ("foo.jsonl", "{\"foo\":1}\n".to_string(), "foo.jsonl:1: not an X API search page: a JSON object without `data` or `meta` (keys: foo)"),
+        (
+            "tweets.jsonl",
+            format!("{page}\n{}\n", r#"{"id":"1","text":"a post on its own line"}"#),
+            "tweets.jsonl:2: not an X API search page: it is a single post",
+        ),
+        (
+            "error.json",
+            unauthorized["body"].to_string(),
+            "error.json: not an X API search page: it is an X API error response (status 401: Unauthorized",
+        ),
+        (
+            "foo.jsonl",
+            "{\"foo\":1}\n".to_string(),
+            "foo.jsonl:1: not an X API search page: a JSON object without `data` or `meta` (keys: foo)",
+        ),
     ];
     for (name, text, says) in cases {
         write(p, name, &text);
@@ -315,13 +363,27 @@ async fn one_validator_for_schedules_and_regions_in_the_config_init_and_exports(
         )
     };
     let cases = [
-        ("cron(61 * * * ? *)", "eu-west-1", "line 5, column 12: extract.schedule: `cron(61 * * * ? *)` is not valid: minutes `61`: 61 is out of range 0-59"),
-        ("rate(1 hours)", "eu-west-1", "line 5, column 12: extract.schedule: `rate(1 hours)` is not valid: a value of 1 takes the singular: rate(1 hour)"),
-        ("rate(2 hours)", "eu-west", "line 9, column 10: env.prod.region: `eu-west` is not valid: an AWS region looks like eu-west-1"),
+        (
+            "cron(61 * * * ? *)",
+            "eu-west-1",
+            "line 5, column 12: extract.schedule: `cron(61 * * * ? *)` is not valid: minutes `61`: 61 is out of range 0-59",
+        ),
+        (
+            "rate(1 hours)",
+            "eu-west-1",
+            "line 5, column 12: extract.schedule: `rate(1 hours)` is not valid: a value of 1 takes the singular: rate(1 hour)",
+        ),
+        (
+            "rate(2 hours)",
+            "eu-west",
+            "line 9, column 10: env.prod.region: `eu-west` is not valid: an AWS region looks like eu-west-1",
+        ),
     ];
     for (schedule, region, says) in cases {
         write(p, "flixops.toml", &config(schedule, region));
-        for args in [&["doctor", "--env", "prod"][..], &["export", "airflow", "--env", "prod"], &["plan", "--env", "prod"]] {
+        for args in
+            [&["doctor", "--env", "prod"][..], &["export", "airflow", "--env", "prod"], &["plan", "--env", "prod"]]
+        {
             let (code, _, stderr) = output(flixops(p).args(args));
             assert_eq!(code, 2, "{args:?} {schedule} {region}: {stderr}");
             assert!(stderr.contains(says), "{args:?}: {stderr}");

@@ -475,8 +475,6 @@ fn check_derived_names(
     }
 }
 
-
-
 fn is_prefix(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with('/')
@@ -485,9 +483,6 @@ fn is_prefix(s: &str) -> bool {
         && !s.split('/').any(|part| part == ".." || part == ".")
         && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
 }
-
-
-
 
 /// 1-based line and column (in characters) of a byte offset.
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
@@ -516,7 +511,6 @@ fn field_at(text: &str, offset: usize) -> String {
         (None, None) => "(top level)".to_string(),
     }
 }
-
 
 #[cfg(test)]
 mod tests {

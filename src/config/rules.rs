@@ -20,10 +20,7 @@ pub fn env_name(s: &str) -> Result<(), String> {
 
 /// An S3 bucket name (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html>).
 pub fn bucket_name(s: &str) -> Result<(), String> {
-    rule(
-        is_bucket_name(s),
-        "S3 bucket names are 3-63 of a-z, 0-9, . and -, starting and ending with a letter or digit",
-    )
+    rule(is_bucket_name(s), "S3 bucket names are 3-63 of a-z, 0-9, . and -, starting and ending with a letter or digit")
 }
 
 /// A Snowflake identifier written unquoted (database, warehouse).

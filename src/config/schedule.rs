@@ -196,8 +196,9 @@ fn parse_cron(cron: &str) -> Result<Schedule, String> {
     let fields: [Field; 6] = fields.try_into().expect("six fields");
     let no_value = |f: &Field| f.items == [Item::NoValue];
     if no_value(&fields[2]) == no_value(&fields[4]) {
-        return Err("exactly one of day-of-month and day-of-week must be `?` (a value or * in one, ? in the other)"
-            .into());
+        return Err(
+            "exactly one of day-of-month and day-of-week must be `?` (a value or * in one, ? in the other)".into()
+        );
     }
     Ok(Schedule::Cron(Box::new(fields)))
 }

@@ -146,10 +146,8 @@ fn error_summary(fields: &[(String, String)]) -> String {
         let raw = fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())?;
         Some(serde_json::from_str::<serde_json::Value>(raw).ok()?.as_str().map_or(raw.to_string(), str::to_string))
     };
-    let parts: Vec<String> = [text("status").map(|s| format!("status {s}")), text("title"), text("detail")]
-        .into_iter()
-        .flatten()
-        .collect();
+    let parts: Vec<String> =
+        [text("status").map(|s| format!("status {s}")), text("title"), text("detail")].into_iter().flatten().collect();
     if parts.is_empty() { "`errors` without `data`".to_string() } else { parts.join(": ") }
 }
 
@@ -169,7 +167,10 @@ mod tests {
         }
         let cases = [
             (r#"{"id":"1","text":"one post"}"#, "a single post"),
-            (r#"{"title":"Unauthorized","type":"about:blank","status":401,"detail":"Unauthorized"}"#, "status 401: Unauthorized: Unauthorized"),
+            (
+                r#"{"title":"Unauthorized","type":"about:blank","status":401,"detail":"Unauthorized"}"#,
+                "status 401: Unauthorized: Unauthorized",
+            ),
             (r#"{"foo":1}"#, "without `data` or `meta` (keys: foo)"),
             (r#"{"meta":{"result_count":3}}"#, "no `data` although meta.result_count is 3"),
             (r#"{"data":{"id":"1"}}"#, "`data` is not a list"),

@@ -175,7 +175,8 @@ async fn cloud(
         .or_else(|| from(|c| c.warehouse.as_ref()))
         .unwrap_or_else(|| "COMPUTE_WH".into());
     let q = Question { prompt: "Snowflake warehouse for the models", flag: "--snowflake-warehouse" };
-    let warehouse = answer(ask, preset.snowflake_warehouse.as_deref(), q, Some(&warehouse_default), &rules::identifier)?;
+    let warehouse =
+        answer(ask, preset.snowflake_warehouse.as_deref(), q, Some(&warehouse_default), &rules::identifier)?;
     let target_lag = match &preset.target_lag {
         Some(lag) => rules::target_lag(lag)
             .map(|()| lag.clone())
@@ -655,11 +656,6 @@ fn non_empty(s: &str) -> Result<(), String> {
     rule(!s.trim().is_empty(), "an answer is needed")
 }
 
-
-
-
-
-
 fn check_arn(s: &str) -> Result<(), String> {
     rule(
         s.starts_with("arn:aws:secretsmanager:") && s.len() > 30,
@@ -670,9 +666,6 @@ fn check_arn(s: &str) -> Result<(), String> {
 fn check_query(s: &str) -> Result<(), String> {
     rule(!s.trim().is_empty() && s.chars().count() <= 512, "the query must be 1-512 characters")
 }
-
-
-
 
 fn check_connection_name(s: &str) -> Result<(), String> {
     let ok = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');

@@ -86,7 +86,12 @@ fn apply_one(conn: &Connection, model: &Rendered) -> Result<ModelOutcome, duckdb
         State::Applied => ModelChange::Refreshed,
     };
     let table = format!("\"{}\".\"{}\"", model.schema, model.name);
-    tracing::debug!("model {} ({}): CREATE OR REPLACE TABLE {table} AS\n{}", model.id, model.origin, model.sql.trim_end());
+    tracing::debug!(
+        "model {} ({}): CREATE OR REPLACE TABLE {table} AS\n{}",
+        model.id,
+        model.origin,
+        model.sql.trim_end()
+    );
     conn.execute_batch(&format!(
         "CREATE SCHEMA IF NOT EXISTS \"{}\";\nCREATE OR REPLACE TABLE {table} AS\n{}",
         model.schema, model.sql

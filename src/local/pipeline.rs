@@ -53,7 +53,8 @@ pub async fn run(config: &Config, env: &EnvConfig, input: &Input) -> Result<RunR
     let warehouse = local_target(env)?.warehouse.clone();
     models::render_all(&models::discover(&config.root.join("models"))?, &Dialect::DuckDb)?;
     let extract = pipeline::extract(config, env, input, None).await?;
-    let transform = transform(config, env).map_err(|cause| Error::Kept { kept: kept(&extract), cause: Box::new(cause) })?;
+    let transform =
+        transform(config, env).map_err(|cause| Error::Kept { kept: kept(&extract), cause: Box::new(cause) })?;
     Ok(RunReport { warehouse, extract, transform })
 }
 

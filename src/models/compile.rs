@@ -37,7 +37,9 @@ pub struct CompiledModel {
 pub fn compile(config: &Config, env: &EnvConfig, only: &[String]) -> Result<Compiled, ModelError> {
     let (dialect, name) = match &env.target {
         Target::Local(_) => (Dialect::DuckDb, "duckdb"),
-        Target::AwsSnowflake(cloud) => (Dialect::Snowflake { database: cloud.database.to_ascii_uppercase() }, "snowflake"),
+        Target::AwsSnowflake(cloud) => {
+            (Dialect::Snowflake { database: cloud.database.to_ascii_uppercase() }, "snowflake")
+        }
     };
     let rendered = super::render_all(&super::discover(&config.root.join("models"))?, &dialect)?;
     if let Some(unknown) = only.iter().find(|id| !rendered.iter().any(|r| &r.id == *id)) {

@@ -85,10 +85,9 @@ impl PlanFileError {
                 format!("pass a file written by `flixops plan --out {}`", path.display())
             }
             PlanFileError::OtherEnv { planned, .. } => format!("drop --env, or pass --env {planned}"),
-            PlanFileError::Moved { path, .. } => format!(
-                "run `flixops plan --out {0}` again, review it, then `flixops deploy {0}`",
-                path.display()
-            ),
+            PlanFileError::Moved { path, .. } => {
+                format!("run `flixops plan --out {0}` again, review it, then `flixops deploy {0}`", path.display())
+            }
         }
     }
 }
@@ -132,7 +131,8 @@ impl SavedPlan {
 
     /// Reads a file written by [`SavedPlan::write`].
     pub fn read(path: &Path) -> Result<Self, PlanFileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PlanFileError::Io { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| PlanFileError::Io { path: path.to_path_buf(), source })?;
         let not_a_plan = |why: String| PlanFileError::NotAPlan { path: path.to_path_buf(), why };
         let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| not_a_plan(e.to_string()))?;
         match value.get("format").and_then(|f| f.as_str()) {
@@ -207,7 +207,8 @@ fn digest(observed: &ObservedAll) -> BTreeMap<String, Option<BTreeMap<String, St
     observed
         .iter()
         .map(|(address, state)| {
-            let fields = state.as_ref().map(|s| s.fields.iter().map(|(k, v)| (k.clone(), sha256(v.as_bytes()))).collect());
+            let fields =
+                state.as_ref().map(|s| s.fields.iter().map(|(k, v)| (k.clone(), sha256(v.as_bytes()))).collect());
             (address.0.clone(), fields)
         })
         .collect()
@@ -276,14 +277,18 @@ mod tests {
     #[test]
     fn a_saved_plan_names_what_moved_and_never_holds_a_value() {
         let origin = Origin { project: "p".into(), env: "prod".into(), config_sha256: "c1".into() };
-        let then = observed(&[("a.one", Some(&[("versioning", "Enabled"), ("policy", "s3cr3t-ish")])), ("b.two", None)]);
+        let then =
+            observed(&[("a.one", Some(&[("versioning", "Enabled"), ("policy", "s3cr3t-ish")])), ("b.two", None)]);
         let plan = Plan::new(Vec::new());
         let saved = SavedPlan::new(&origin, &plan, &then);
         let text = serde_json::to_string(&saved).unwrap();
         assert!(!text.contains("Enabled") && !text.contains("s3cr3t-ish"), "values are kept as checksums: {text}");
         assert!(saved.moved(&origin, &plan, &then).is_empty());
 
-        let now = observed(&[("a.one", Some(&[("versioning", "Suspended"), ("policy", "s3cr3t-ish")])), ("b.two", Some(&[]))]);
+        let now = observed(&[
+            ("a.one", Some(&[("versioning", "Suspended"), ("policy", "s3cr3t-ish")])),
+            ("b.two", Some(&[])),
+        ]);
         let changed = Origin { config_sha256: "c2".into(), ..origin.clone() };
         assert_eq!(
             saved.moved(&changed, &plan, &now),
