@@ -289,13 +289,13 @@ impl Prepared {
 
     /// The plan with what it was made from, for `plan --out FILE`.
     pub fn save(&self, config: &Config, env: &EnvConfig) -> Result<SavedPlan, Error> {
-        Ok(SavedPlan::new(&origin(config, env)?, &self.plan, &self.observed))
+        Ok(SavedPlan::new(&origin(config, env)?, &self.plan, &self.graph.settled(&self.observed)))
     }
 
     /// Refuses a saved plan when flixops, the configuration, the live state or the planned changes
     /// moved since it was made (`path` is named in the error); nothing has been written yet.
     pub fn check_saved(&self, saved: &SavedPlan, path: &Path, config: &Config, env: &EnvConfig) -> Result<(), Error> {
-        let moved = saved.moved(&origin(config, env)?, &self.plan, &self.observed);
+        let moved = saved.moved(&origin(config, env)?, &self.plan, &self.graph.settled(&self.observed));
         if moved.is_empty() {
             return Ok(());
         }

@@ -728,6 +728,11 @@ fn a_saved_plan_is_applied_exactly_or_refused_naming_what_moved() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("is a plan for environment `prod`, not `dev`"), "{stderr}");
 
+    // Snowpipe loads a file meanwhile: the pipe's status moves by itself, the plan stands.
+    let loaded = serde_json::json!({ "lastIngestedTimestamp": chrono::Utc::now().to_rfc3339() });
+    let pipe = format!("{}.RAW.TWEETS_PIPE", p.name.to_uppercase());
+    let snowflake = rt.block_on(common::snowflake_client(p.path()));
+    rt.block_on(snowflake.execute(&format!("CALL FAKESNOW_SET_PIPE_STATUS('{pipe}', '{loaded}')"))).unwrap();
     let (code, stdout, stderr) = p.cli(&["deploy", &file, "--output", "json", "-v"]);
     assert_eq!(code, 0, "the reviewed repair applies: {stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();

@@ -87,6 +87,18 @@ impl Graph {
         if errors.is_empty() { Ok(observed) } else { Err(PlanError::Read(errors)) }
     }
 
+    /// What was read without the fields that move by themselves ([`Resource::volatile_fields`]):
+    /// the state a saved plan records and compares.
+    pub fn settled(&self, observed: &ObservedAll) -> ObservedAll {
+        let mut settled = observed.clone();
+        for resource in &self.resources {
+            if let Some(Some(state)) = settled.get_mut(&resource.address()) {
+                resource.volatile_fields().iter().for_each(|field| drop(state.fields.remove(*field)));
+            }
+        }
+        settled
+    }
+
     /// Diffs every resource against what was read. Outputs of resources that will be created are
     /// their planned outputs, so a dependant shows [`super::UNKNOWN`] only for what is truly unknown.
     pub fn plan(&self, observed: &ObservedAll) -> Plan {

@@ -237,6 +237,12 @@ pub trait Resource: Send + Sync {
     /// Removes the resource (called only when it exists).
     fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>>;
 
+    /// Fields `read` returns that move by themselves (a pipe's last load time): a saved plan does
+    /// not compare them, since what they decide shows in the planned change, which it compares.
+    fn volatile_fields(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// What the resource leaves undone on purpose after `read` (or `apply`), with why and the fix:
     /// shown under the plan and after deploy, never a failure.
     fn notes(&self) -> Vec<String> {
