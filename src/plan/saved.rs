@@ -124,7 +124,8 @@ impl SavedPlan {
     pub fn write(&self, path: &Path) -> Result<(), PlanFileError> {
         let io = |source| PlanFileError::Io { path: path.to_path_buf(), source };
         let text = serde_json::to_string_pretty(self).expect("a plan serializes") + "\n";
-        let temp = path.with_extension("partial");
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let temp = path.with_file_name(format!(".{name}.partial"));
         std::fs::write(&temp, text).map_err(io)?;
         std::fs::rename(&temp, path).map_err(io)
     }
