@@ -36,7 +36,7 @@ impl Resolved {
         let format = if global.output == OutputArg::Json { Format::Json } else { Format::Human };
         let config_file = global.config.clone().unwrap_or_else(|| PathBuf::from(flixops::config::FILE_NAME));
         Self {
-            output: Output { format },
+            output: Output { format, quiet: global.quiet },
             config_file: absolute(&config_file),
             config_given: global.config.is_some(),
             env: global.env.clone(),
@@ -45,28 +45,40 @@ impl Resolved {
 
     /// Loads flixops.toml (or the local defaults, as `missing` allows) and picks the environment.
     pub fn project(&self, missing: Missing) -> Result<(Config, EnvConfig), Error> {
+        self.project_in(missing, self.env.as_deref())
+    }
+
+    /// `--env`, when given.
+    pub fn env_flag(&self) -> Option<&str> {
+        self.env.as_deref()
+    }
+
+    /// [`Resolved::project`] for the environment `env` (None: the file's default).
+    pub fn project_in(&self, missing: Missing, env: Option<&str>) -> Result<(Config, EnvConfig), Error> {
         let config = match Config::load(&self.config_file) {
             Err(ConfigError::NotFound { .. }) if missing == Missing::LocalDefaults && !self.config_given => {
                 Config::local_default(&cwd())
             }
             loaded => loaded?,
         };
-        let env = config.env(self.env.as_deref())?.clone();
+        let env = config.env(env)?.clone();
         Ok((config, env))
     }
 
-    /// Prints a report: JSON on stdout, or its human form on stderr.
+    /// Prints a report: JSON on stdout, or its human form (on stdout for a result such as a plan,
+    /// else on stderr unless `--quiet`).
     pub fn print<T: serde::Serialize + Render>(&self, report: &T) -> Result<std::process::ExitCode, Error> {
-        self.print_with(report, |w| report.write_human(w))
+        self.print_with(report, report.is_result(), |w| report.write_human(w))
     }
 
-    /// Prints a value with its human form given here (a plan reads differently per verb).
+    /// Prints a value with its human form given here.
     pub fn print_with<T: serde::Serialize>(
         &self,
         value: &T,
+        is_result: bool,
         human: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
     ) -> Result<std::process::ExitCode, Error> {
-        match self.output.emit(value, human) {
+        match self.output.emit(value, is_result, human) {
             // A closed pipe (`flixops … | head`) is not a failure.
             Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
                 eprintln!("error: writing output: {e}");

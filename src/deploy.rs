@@ -13,7 +13,8 @@ use crate::aws::stack::{self, Names, Upstream};
 use crate::aws::{Session, secret};
 use crate::config::{AwsSnowflakeTarget, Config, EnvConfig, Target};
 use crate::models::{self, Dialect, Rendered};
-use crate::plan::{ApplyReport, Graph, ObservedAll, Plan, render_notes, render_plan};
+use crate::plan::saved::{Origin, PlanFileError, SavedPlan};
+use crate::plan::{ApplyReport, Graph, ObservedAll, Plan, Shown, render_notes};
 use crate::snowflake::{self, Client as SnowflakeClient, connection};
 
 /// A read and diffed environment, ready to show and to apply.
@@ -84,6 +85,30 @@ pub async fn prepare(
     artifact: Option<&Path>,
     extra: &[SharedInterceptor],
 ) -> Result<Prepared, Error> {
+    prepare_keeping(config, env, artifact, extra, None).await
+}
+
+/// [`prepare`] for `deploy FILE`: a storage integration the saved plan creates gets the external
+/// ID that plan shows (a new one is chosen at random when planning), so what is applied is what
+/// was saved.
+pub async fn prepare_saved(
+    config: &Config,
+    env: &EnvConfig,
+    artifact: Option<&Path>,
+    saved: &SavedPlan,
+) -> Result<Prepared, Error> {
+    let address = snowflake::integration::StorageIntegration::address();
+    let external_id = saved.planned_value(&address.0, "storage_aws_external_id");
+    prepare_keeping(config, env, artifact, &[], external_id.as_deref()).await
+}
+
+async fn prepare_keeping(
+    config: &Config,
+    env: &EnvConfig,
+    artifact: Option<&Path>,
+    extra: &[SharedInterceptor],
+    external_id: Option<&str>,
+) -> Result<Prepared, Error> {
     let cloud = cloud_target(env)?;
     let artifact = Artifact::load(artifact)?;
     let models = snowflake_models(config, cloud)?;
@@ -95,7 +120,7 @@ pub async fn prepare(
         },
         connect_snowflake(cloud),
     )?;
-    let upstream = snowflake_upstream(&client, config, env, &session.account_id, &models)?;
+    let upstream = upstream_keeping(&client, config, env, &session.account_id, &models, external_id)?;
     let mut prepared = prepare_in(session, config, env, artifact, upstream).await?;
     prepared.snowflake = Some(client);
     Ok(prepared)
@@ -135,8 +160,19 @@ pub fn snowflake_upstream(
     account_id: &str,
     models: &[Rendered],
 ) -> Result<Upstream, Error> {
+    upstream_keeping(client, config, env, account_id, models, None)
+}
+
+fn upstream_keeping(
+    client: &SnowflakeClient,
+    config: &Config,
+    env: &EnvConfig,
+    account_id: &str,
+    models: &[Rendered],
+    external_id: Option<&str>,
+) -> Result<Upstream, Error> {
     let cloud = cloud_target(env)?;
-    snowflake::stack::upstream(client, config, env, cloud, account_id, models)
+    snowflake::stack::upstream(client, config, env, cloud, account_id, models, external_id)
         .map_err(|e| Error::Usage(format!("{}: {e}", config.path.display())))
 }
 
@@ -245,16 +281,25 @@ impl Prepared {
         Ok(DeployReport { plan: self.plan, applied, write_calls, snowflake_writes, notes: Vec::new(), destroyed: true })
     }
 
-    /// The plan as `deploy` or `destroy` shows it before asking; destroy adds what it keeps.
-    pub fn write_plan(&self, w: &mut dyn Write, verb: &str) -> std::io::Result<()> {
-        render_plan(w, &self.plan, verb)?;
-        if verb != "destroy" {
+    /// The plan as `plan`, `deploy` or `destroy` shows it; destroy adds what it keeps.
+    pub fn shown<'a>(&'a self, verb: &'a str) -> Shown<'a> {
+        let kept = if verb == "destroy" { self.kept() } else { Vec::new() };
+        Shown { plan: &self.plan, verb, saved_to: None, kept }
+    }
+
+    /// The plan with what it was made from, for `plan --out FILE`.
+    pub fn save(&self, config: &Config, env: &EnvConfig) -> Result<SavedPlan, Error> {
+        Ok(SavedPlan::new(&origin(config, env)?, &self.plan, &self.graph.settled(&self.observed)))
+    }
+
+    /// Refuses a saved plan when flixops, the configuration, the live state or the planned changes
+    /// moved since it was made (`path` is named in the error); nothing has been written yet.
+    pub fn check_saved(&self, saved: &SavedPlan, path: &Path, config: &Config, env: &EnvConfig) -> Result<(), Error> {
+        let moved = saved.moved(&origin(config, env)?, &self.plan, &self.graph.settled(&self.observed));
+        if moved.is_empty() {
             return Ok(());
         }
-        for address in self.kept() {
-            writeln!(w, "  kept: {address} and its data (pass --purge-data to delete them too)")?;
-        }
-        Ok(())
+        Err(PlanFileError::Moved { path: path.to_path_buf(), moved }.into())
     }
 
     /// The kept resources that exist (reported so nobody is surprised the bucket is still there).
@@ -277,6 +322,19 @@ impl crate::output::Render for DeployReport {
         render_notes(w, &self.applied.notes, "Warning")?;
         self.notes.iter().try_for_each(|note| writeln!(w, "note: {note}"))
     }
+
+    /// "Apply complete!" follows the plan on stdout, as terraform prints it.
+    fn is_result(&self) -> bool {
+        true
+    }
+}
+
+/// What a saved plan is made from besides the live state: the project, the environment and a
+/// checksum of flixops.toml and models/.
+fn origin(config: &Config, env: &EnvConfig) -> Result<Origin, Error> {
+    let checksum = crate::plan::saved::config_checksum(&config.path, &config.root.join("models"))
+        .map_err(|source| PlanFileError::Io { path: config.path.clone(), source })?;
+    Ok(Origin { project: config.project.clone(), env: env.name.clone(), config_sha256: checksum })
 }
 
 /// `flixops secrets set`: stores the X bearer token in the environment's secret.

@@ -32,10 +32,10 @@ pub enum ExportError {
     },
     /// `extract.schedule` has no Airflow equivalent.
     #[error(
-        "extract.schedule `{expression}` has no Airflow equivalent: use rate(N minutes|hours|days) or a \
-         cron(...) without # or L"
+        "{path}{line}: extract.schedule `{expression}` has no Airflow equivalent: {why}; use rate(…) or a \
+         cron(…) without L, W, # or a year"
     )]
-    Schedule { expression: String },
+    Schedule { path: String, line: String, expression: String, why: String },
     /// A template failed to render.
     #[error("template {name}: {message}")]
     Render { name: String, message: String },
@@ -109,8 +109,12 @@ pub fn github_actions(
 
 /// The Airflow DAG: extract → transform → doctor on the project's schedule.
 pub fn airflow(config: &Config, env: &EnvConfig) -> Result<String, ExportError> {
-    let schedule = airflow_schedule(&config.extract.schedule)
-        .ok_or_else(|| ExportError::Schedule { expression: config.extract.schedule.clone() })?;
+    let expression = &config.extract.schedule;
+    let schedule = crate::config::schedule::Schedule::parse(expression).and_then(|s| s.airflow()).map_err(|why| {
+        let (path, line) = (config.path.display().to_string(), config.extract.schedule_line);
+        let line = line.map(|l| format!(": line {l}")).unwrap_or_default();
+        ExportError::Schedule { path, line, expression: expression.clone(), why }
+    })?;
     render(
         "ci/airflow",
         json!({
@@ -126,65 +130,6 @@ pub fn airflow(config: &Config, env: &EnvConfig) -> Result<String, ExportError> 
 
 fn render(name: &str, data: serde_json::Value) -> Result<String, ExportError> {
     crate::templates::render(name, &data).map_err(|e| ExportError::Render { name: name.into(), message: e.to_string() })
-}
-
-/// An EventBridge schedule expression as an Airflow `schedule=` Python expression:
-/// `rate(2 hours)` → `timedelta(hours=2)`, `cron(0 6 ? * 2-6 *)` → `"0 6 * * 1-5"` (EventBridge
-/// counts days of the week from 1 = Sunday, cron from 0). None when there is no equivalent.
-pub fn airflow_schedule(expression: &str) -> Option<String> {
-    let inner = |prefix: &str| expression.strip_prefix(prefix).and_then(|r| r.strip_suffix(')')).map(str::trim);
-    if let Some(rate) = inner("rate(") {
-        let mut parts = rate.split_whitespace();
-        let n = parts.next()?.parse::<u32>().ok()?;
-        let unit = parts.next()?.trim_end_matches('s');
-        return ["minute", "hour", "day"].contains(&unit).then(|| format!("timedelta({unit}s={n})"));
-    }
-    let fields: Vec<&str> = inner("cron(")?.split_whitespace().collect();
-    if fields.len() != 6 {
-        return None;
-    }
-    let weekday = shift_weekdays(fields[4])?;
-    let five = [fields[0], fields[1], fields[2], fields[3], &weekday].map(|f| f.replace('?', "*"));
-    Some(format!("{:?}", five.join(" ")))
-}
-
-/// EventBridge day-of-week numbers (1-7, Sunday first) to cron's (0-6); names pass unchanged.
-fn shift_weekdays(field: &str) -> Option<String> {
-    if field.contains('#') || field.contains('L') {
-        return None;
-    }
-    let mut out = String::new();
-    let mut number = String::new();
-    for c in field.chars().chain(std::iter::once(',')) {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        if !number.is_empty() {
-            let n: u32 = number.parse().ok()?;
-            out.push_str(&(n.checked_sub(1)?).to_string());
-            number.clear();
-        }
-        out.push(c);
-    }
-    out.pop();
-    Some(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn eventbridge_schedules_become_airflow_schedules() {
-        assert_eq!(airflow_schedule("rate(2 hours)").unwrap(), "timedelta(hours=2)");
-        assert_eq!(airflow_schedule("rate(1 day)").unwrap(), "timedelta(days=1)");
-        assert_eq!(airflow_schedule("cron(0 6 * * ? *)").unwrap(), "\"0 6 * * *\"");
-        assert_eq!(airflow_schedule("cron(0 6 ? * 2-6 *)").unwrap(), "\"0 6 * * 1-5\"", "Monday-Friday");
-        assert_eq!(airflow_schedule("cron(15 8 ? * MON,1 *)").unwrap(), "\"15 8 * * MON,0\"");
-        assert_eq!(airflow_schedule("at(2026-01-01T00:00:00)"), None);
-        assert_eq!(airflow_schedule("cron(0 6 ? * 6#3 *)"), None);
-    }
 }
 
 /// Which document `export` prints (terraform writes files instead, with [`write_files`]).

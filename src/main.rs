@@ -7,8 +7,11 @@ mod verbs;
 
 use std::process::ExitCode;
 
+use std::io::Write;
+
 use clap::{CommandFactory, Parser};
 use flixops::Error;
+use flixops::output::Format;
 
 use args::Resolved;
 use cli::{Cli, Command, SecretsCommand};
@@ -23,24 +26,27 @@ fn main() -> ExitCode {
     if flixops::extract::lambda::is_lambda() {
         return serve_lambda();
     }
-    let cli = Cli::parse();
-    init_tracing(cli.global.verbose);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
+    init_tracing(cli.global.verbose, cli.global.quiet, flixops::output::stderr_color());
     let args = Resolved::new(&cli.global);
     // `plan --detailed-exitcode` reserves 2 for "changes", so every error there exits 1, as in terraform.
     let detailed = matches!(&cli.command, Command::Plan(args) if args.detailed_exitcode);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
     match runtime.block_on(dispatch(cli.command, &args)) {
         Ok(code) => code,
-        Err(error) if detailed => {
-            report(&error);
-            ExitCode::FAILURE
+        Err(error) => {
+            let code = if detailed { 1 } else { exit_code(&error) };
+            report(&error, code, args.output.format);
+            ExitCode::from(code)
         }
-        Err(error) => report(&error),
     }
 }
 
 fn serve_lambda() -> ExitCode {
-    init_tracing(0);
+    init_tracing(0, false, false);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
     match runtime.block_on(flixops::extract::lambda::serve()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -51,37 +57,29 @@ fn serve_lambda() -> ExitCode {
     }
 }
 
-fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "flixops=info",
-        1 => "flixops=debug",
+/// Logs on stderr: `-q` errors only, default info, `-v` debug (each resource read and written,
+/// each model's SQL), `-vv` trace; `RUST_LOG` overrides. Coloured as `color` says (NO_COLOR,
+/// CLICOLOR_FORCE, a terminal).
+fn init_tracing(verbose: u8, quiet: bool, color: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "flixops=error",
+        (false, 0) => "flixops=info",
+        (false, 1) => "flixops=debug",
         _ => "flixops=trace,info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(color)
         .with_target(false)
         .without_time()
         .init();
 }
 
-/// Prints the error chain once and picks the exit code.
-fn report(error: &Error) -> ExitCode {
-    eprintln!("error: {error}");
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !error.to_string().contains(&text) {
-            eprintln!("  caused by: {text}");
-        }
-        source = cause.source();
-    }
-    ExitCode::from(exit_code(error))
-}
-
-/// 0 ok, 1 failure, 2 usage (arguments, flixops.toml, --env), 3 cannot connect, 4 X usage cap.
+/// 0 ok, 1 failure, 2 usage or a missing input (arguments, flixops.toml, --env, the X token's
+/// variable, a --replay file, a model), 3 cannot connect, 4 X usage cap: the table under `--help`
+/// and in the README.
 fn exit_code(error: &Error) -> u8 {
     if error.is_usage() {
         2
@@ -92,6 +90,81 @@ fn exit_code(error: &Error) -> u8 {
     } else {
         1
     }
+}
+
+/// What to do about a failure the error itself has no fix for, by its exit code.
+fn class_fix(code: u8) -> &'static str {
+    match code {
+        2 => "correct the command line or flixops.toml as the message says (`flixops help` lists the flags)",
+        3 => "check the network, the credentials and the endpoint named in the message, then run it again",
+        4 => "wait until the X API usage cap resets (see the X developer console), then run it again",
+        _ => "fix the cause named in the message, then run the command again",
+    }
+}
+
+/// Prints the error chain once on stderr and, with `--output json`, one JSON document on stdout.
+fn report(error: &Error, code: u8, format: Format) {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(&format!("\n  caused by: {text}"));
+        }
+        source = cause.source();
+    }
+    eprintln!("error: {message}");
+    if format == Format::Json {
+        let fix = error.fix().unwrap_or_else(|| class_fix(code).to_string());
+        print_json_error(error.kind(), &message, &fix, code);
+    }
+}
+
+/// A failure as `--output json` prints it: `{"error": {"kind", "message", "fix", "exit_code"}}`.
+#[derive(serde::Serialize)]
+struct JsonError<'a> {
+    error: JsonErrorBody<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonErrorBody<'a> {
+    kind: &'a str,
+    message: &'a str,
+    fix: &'a str,
+    exit_code: u8,
+}
+
+/// One JSON document on stdout for a failure.
+fn print_json_error(kind: &str, message: &str, fix: &str, exit_code: u8) {
+    let document = JsonError { error: JsonErrorBody { kind, message, fix, exit_code } };
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer_pretty(&mut out, &document).map(|()| writeln!(out));
+}
+
+/// A command line clap rejects: its message on stderr (and, asked for JSON, on stdout too), exit 2;
+/// `--help` and `--version` print and exit 0.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) || !error.use_stderr() {
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    let _ = error.print();
+    if wants_json(std::env::args().skip(1)) {
+        let message = error.render().to_string();
+        let message = message.trim().trim_start_matches("error: ");
+        print_json_error("usage", message, "see `flixops help` or `flixops <command> --help` for the flags", 2);
+    }
+    ExitCode::from(2)
+}
+
+/// True when the raw arguments ask for `--output json` (`-o json`, `-ojson`, `--output=json`).
+fn wants_json(args: impl Iterator<Item = String>) -> bool {
+    let args: Vec<String> = args.collect();
+    args.iter().enumerate().any(|(i, a)| {
+        let next_is_json = args.get(i + 1).is_some_and(|n| n == "json");
+        ((a == "-o" || a == "--output") && next_is_json) || a == "-ojson" || a == "--output=json"
+    })
 }
 
 /// The dispatch table: a verb is one arm.
@@ -105,6 +178,7 @@ async fn dispatch(command: Command, args: &Resolved) -> Result<ExitCode, Error> 
         Command::Backfill(cli) => verbs::backfill(args, cli).await,
         Command::Run(cli) => verbs::run(args, cli).await,
         Command::Transform => verbs::transform(args),
+        Command::Compile(cli) => verbs::compile(args, cli),
         Command::Destroy(cli) => verbs::destroy(args, cli).await,
         Command::Secrets(SecretsCommand::Set) => verbs::set_secret(args).await,
         Command::Export(cli) => verbs::export(args, cli).await,

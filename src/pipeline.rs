@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 
 use crate::Error;
-use crate::config::{Config, EnvConfig, Target};
+use crate::config::{Config, EnvConfig, LocalTarget, Target};
 use crate::extract::api::XClient;
 use crate::extract::replay::Replay;
 use crate::extract::sink::Sink;
@@ -84,4 +84,16 @@ pub async fn backfill(
     let job = backfill::Job::new(&config.extract, &env.prefix, request.max_posts);
     let client = x_client(config, env).await?;
     Ok(backfill::prepare(job, request, client, store(env).await).await?)
+}
+
+/// The environment's local target, or the usage error that says what runs it on the cloud.
+pub fn local_target(env: &EnvConfig) -> Result<&LocalTarget, Error> {
+    match &env.target {
+        Target::Local(local) => Ok(local),
+        other => Err(Error::WrongTarget {
+            env: env.name.clone(),
+            target: other.kind(),
+            hint: "on aws-snowflake the Lambda extracts, Snowpipe loads and dynamic tables transform: use `flixops deploy`",
+        }),
+    }
 }

@@ -29,7 +29,7 @@ pub async fn backfill(args: &Resolved, cli: cli::BackfillArgs) -> Result<ExitCod
     if cli.dry_run {
         return args.print(&prepared.quote);
     }
-    if args.output.format == Format::Human {
+    if args.output.format == Format::Human && !(args.output.quiet && cli.yes) {
         prepared.quote.write_human(&mut std::io::stderr().lock()).ok();
     }
     if !cli.yes && !std::io::stdin().is_terminal() {
@@ -57,21 +57,47 @@ pub fn transform(args: &Resolved) -> Result<ExitCode, Error> {
     args.print(&flixops::local::pipeline::transform(&config, &env)?)
 }
 
+pub fn compile(args: &Resolved, cli: cli::CompileArgs) -> Result<ExitCode, Error> {
+    let (config, env) = args.project(Missing::LocalDefaults)?;
+    args.print(&flixops::models::compile(&config, &env, &cli.models)?)
+}
+
 pub async fn plan(args: &Resolved, cli: cli::PlanArgs) -> Result<ExitCode, Error> {
     let (config, env) = args.project(Missing::Fail)?;
     let prepared = deploy::prepare(&config, &env, cli.stack.artifact.as_deref(), &[]).await?;
-    let plan = &prepared.plan;
-    let code = args.print_with(plan, |w| flixops::plan::render_plan(w, plan, "plan"))?;
-    if cli.detailed_exitcode && !plan.is_empty() {
+    if let Some(path) = &cli.out {
+        prepared.save(&config, &env)?.write(path)?;
+    }
+    let code = args.print(&flixops::plan::Shown { saved_to: cli.out.as_deref(), ..prepared.shown("plan") })?;
+    if cli.detailed_exitcode && !prepared.plan.is_empty() {
         return Ok(ExitCode::from(2));
     }
     Ok(code)
 }
 
+/// Without a plan file: plan, show, ask, apply. With one: read it, plan again for its environment,
+/// refuse if anything moved since it was made, then apply without asking (it was reviewed).
 pub async fn deploy(args: &Resolved, cli: cli::DeployArgs) -> Result<ExitCode, Error> {
-    let (config, env) = args.project(Missing::Fail)?;
-    let prepared = deploy::prepare(&config, &env, cli.stack.artifact.as_deref(), &[]).await?;
-    confirm(args, &prepared, "deploy", cli.yes)?;
+    use flixops::plan::saved::{PlanFileError, SavedPlan};
+    let saved = cli.plan.as_deref().map(SavedPlan::read).transpose()?;
+    let env_name = match (&saved, args.env_flag(), cli.plan.as_deref()) {
+        (Some(saved), Some(asked), Some(path)) if asked != saved.env => {
+            let (planned, asked) = (saved.env.clone(), asked.to_string());
+            return Err(PlanFileError::OtherEnv { path: path.to_path_buf(), planned, asked }.into());
+        }
+        (Some(saved), _, _) => Some(saved.env.as_str()),
+        (None, flag, _) => flag,
+    };
+    let (config, env) = args.project_in(Missing::Fail, env_name)?;
+    let artifact = cli.stack.artifact.as_deref();
+    let prepared = match &saved {
+        Some(saved) => deploy::prepare_saved(&config, &env, artifact, saved).await?,
+        None => deploy::prepare(&config, &env, artifact, &[]).await?,
+    };
+    if let (Some(saved), Some(path)) = (&saved, &cli.plan) {
+        prepared.check_saved(saved, path, &config, &env)?;
+    }
+    confirm(args, &prepared, "deploy", cli.yes || saved.is_some())?;
     args.print(&prepared.apply().await?)
 }
 
@@ -85,7 +111,7 @@ pub async fn destroy(args: &Resolved, cli: cli::DestroyArgs) -> Result<ExitCode,
 pub async fn set_secret(args: &Resolved) -> Result<ExitCode, Error> {
     let (config, env) = args.project(Missing::Fail)?;
     let version = deploy::set_token(&config, &env, &read_token()).await?;
-    args.print_with(&serde_json::json!({ "version_id": version }), |w| {
+    args.print_with(&serde_json::json!({ "version_id": version }), false, |w| {
         writeln!(w, "stored a new version of the X bearer token ({version}); the extractor uses it on its next run")
     })
 }
@@ -109,7 +135,7 @@ pub async fn export(args: &Resolved, cli: cli::ExportArgs) -> Result<ExitCode, E
         ExportKind::Terraform => {
             let written = export::write_files(&cli.dir, &export::terraform_files(), cli.force)?;
             let paths: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-            return args.print_with(&paths, |w| {
+            return args.print_with(&paths, false, |w| {
                 paths.iter().try_for_each(|p| writeln!(w, "wrote {p}"))?;
                 writeln!(w, "next: see {}/README.md (terraform init && terraform apply)", cli.dir.display())
             });
@@ -134,10 +160,11 @@ fn emit(text: &str) -> ExitCode {
     }
 }
 
-/// Shows the plan on stderr and, when it changes something, asks unless `--yes`.
+/// Shows the plan on stdout (as `terraform apply` does before asking) and, when it changes
+/// something, asks unless `--yes`. With `--output json` the final report holds the plan.
 fn confirm(args: &Resolved, prepared: &deploy::Prepared, verb: &str, yes: bool) -> Result<(), Error> {
     if args.output.format == Format::Human {
-        prepared.write_plan(&mut std::io::stderr().lock(), verb).ok();
+        args.print(&prepared.shown(verb))?;
     }
     if prepared.plan.is_empty() || yes { Ok(()) } else { approve() }
 }
@@ -153,7 +180,11 @@ fn approve() -> Result<(), Error> {
     eprint!("\nDo you want to perform these actions? Only 'yes' will be accepted to approve.\n  Enter a value: ");
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer).ok();
-    if answer.trim() == "yes" { Ok(()) } else { Err(Error::NotApproved("Apply cancelled; nothing was changed.".into())) }
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(Error::NotApproved("Apply cancelled; nothing was changed.".into()))
+    }
 }
 
 /// The token from stdin: hidden prompt on a terminal, else the whole of stdin.

@@ -323,9 +323,9 @@ async fn first_deploy_creates_everything_and_the_second_makes_no_write_call() {
     assert_eq!(writes(&second), Vec::<String>::new(), "a converged deploy makes zero write calls");
     assert_eq!(second["notes"], serde_json::json!([]), "nothing changed, nothing to wait for");
     assert_eq!(second["plan"]["add"].as_u64().unwrap() + second["plan"]["change"].as_u64().unwrap(), 0);
-    let (code, _, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
+    let (code, stdout, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, 0, "no changes → exit 0\n{stderr}");
-    assert!(stderr.contains("No changes."), "{stderr}");
+    assert!(stdout.contains("No changes."), "the plan is on stdout: {stdout}");
 }
 
 /// `deploy` writes the extractor's first checkpoint, so no run reads a missing key (a 403 to a role
@@ -334,10 +334,10 @@ async fn first_deploy_creates_everything_and_the_second_makes_no_write_call() {
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_seeds_the_checkpoint_once_and_plan_estimates_the_x_spend_from_it() {
     let p = Project::new();
-    let (code, _, stderr) = p.cli(&["plan"]);
+    let (code, stdout, stderr) = p.cli(&["plan"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("+ aws_s3_object.checkpoint"), "{stderr}");
-    assert!(stderr.contains("X API spend: unknown until the first run"), "{stderr}");
+    assert!(stdout.contains("+ aws_s3_object.checkpoint"), "{stdout}");
+    assert!(stdout.contains("X API spend: unknown until the first run"), "{stdout}");
     p.deploy_json();
 
     let c = clients();
@@ -368,10 +368,10 @@ async fn deploy_seeds_the_checkpoint_once_and_plan_estimates_the_x_spend_from_it
     // included users × $0.010), the includes counted as billed by default.
     let usd = plan["x_spend"]["monthly_usd"].as_f64().unwrap();
     assert!((usd - 171.0).abs() < 1e-9, "{plan}");
-    let (_, _, stderr) = p.cli(&["plan"]);
+    let (_, stdout, _) = p.cli(&["plan"]);
     let line = "X API spend: ≈ $171.00/month (360 runs × 50.0 posts at $0.005 per post, + 5.0 included posts at \
                 $0.005 and 20.0 included users at $0.01 a run, counted as billed)";
-    assert!(stderr.contains(line), "{stderr}");
+    assert!(stdout.contains(line), "{stdout}");
 
     let again = p.deploy_json();
     assert_eq!(writes(&again), Vec::<String>::new(), "an existing checkpoint is not written again");
@@ -405,21 +405,21 @@ async fn drift_shows_in_plan_and_deploy_repairs_exactly_it() {
     c.s3.put_bucket_encryption().bucket(p.bucket()).server_side_encryption_configuration(kms).send().await.unwrap();
     c.s3.delete_bucket_ownership_controls().bucket(p.bucket()).send().await.unwrap();
 
-    let (code, _, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
+    let (code, stdout, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("  ~ aws_s3_bucket.lake\n"), "{stderr}");
-    assert!(stderr.contains("~ public_access_block") && stderr.contains("-> \"all four settings on\""), "{stderr}");
-    assert!(stderr.contains("~ default_encryption  = \"aws:kms\" -> \"AES256\""), "{stderr}");
-    assert!(stderr.contains("~ object_ownership    = \"none\" -> \"BucketOwnerEnforced\""), "{stderr}");
-    assert!(stderr.contains("  ~ aws_iam_role.extract\n") && stderr.contains("arn:aws:s3:::*"), "{stderr}");
-    assert!(stderr.contains("~ permissions_boundary = \"none\" -> \"arn:aws:iam::123456789012:policy/"), "{stderr}");
+    assert!(stdout.contains("  ~ aws_s3_bucket.lake\n"), "{stdout}");
+    assert!(stdout.contains("~ public_access_block") && stdout.contains("-> \"all four settings on\""), "{stdout}");
+    assert!(stdout.contains("~ default_encryption  = \"aws:kms\" -> \"AES256\""), "{stdout}");
+    assert!(stdout.contains("~ object_ownership    = \"none\" -> \"BucketOwnerEnforced\""), "{stdout}");
+    assert!(stdout.contains("  ~ aws_iam_role.extract\n") && stdout.contains("arn:aws:s3:::*"), "{stdout}");
+    assert!(stdout.contains("~ permissions_boundary = \"none\" -> \"arn:aws:iam::123456789012:policy/"), "{stdout}");
     assert!(
-        stderr.contains("~ attached_policies ") && stderr.contains(&format!("= \"{wide}\" -> \"none\"")),
-        "{stderr}"
+        stdout.contains("~ attached_policies ") && stdout.contains(&format!("= \"{wide}\" -> \"none\"")),
+        "{stdout}"
     );
-    assert!(stderr.contains("  ~ aws_cloudwatch_log_group.extract\n"), "{stderr}");
-    assert!(stderr.contains("~ retention_days = \"7\" -> \"30\""), "{stderr}");
-    assert!(stderr.contains("Plan: 0 to add, 3 to change, 0 to destroy."), "{stderr}");
+    assert!(stdout.contains("  ~ aws_cloudwatch_log_group.extract\n"), "{stdout}");
+    assert!(stdout.contains("~ retention_days = \"7\" -> \"30\""), "{stdout}");
+    assert!(stdout.contains("Plan: 0 to add, 3 to change, 0 to destroy."), "{stdout}");
 
     let repair = p.deploy_json();
     let calls = writes(&repair);
@@ -484,8 +484,8 @@ async fn one_run_settings(
 #[tokio::test(flavor = "multi_thread")]
 async fn one_run_at_a_time_is_planned_applied_converged_and_repaired_after_drift() {
     let p = Project::new();
-    let (code, _, plan) = p.cli(&["plan"]);
-    assert_eq!(code, 0, "{plan}");
+    let (code, plan, stderr) = p.cli(&["plan"]);
+    assert_eq!(code, 0, "{stderr}");
     // rate(2 hours): an invocation that cannot start waits at most one interval.
     for (sign_field, value) in [
         ("reserved_concurrency", "\"1\""),
@@ -537,8 +537,8 @@ async fn one_run_at_a_time_is_planned_applied_converged_and_repaired_after_drift
     let update = update.state(aws_sdk_scheduler::types::ScheduleState::Enabled);
     update.target(target).flexible_time_window(window).send().await.unwrap();
 
-    let (code, _, plan) = p.cli(&["plan", "--detailed-exitcode"]);
-    assert_eq!(code, 2, "{plan}");
+    let (code, plan, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 2, "{stderr}");
     for (field, before, after) in [
         ("reserved_concurrency", "5", "1"),
         ("async_max_retry_attempts", "2", "0"),
@@ -574,14 +574,14 @@ async fn an_account_whose_quota_leaves_nothing_to_reserve_deploys_the_rest_and_s
     let why = "aws_lambda_function.extract: runs without reserved concurrency, so two extraction runs can overlap: \
                the account's Lambda concurrency quota is 10 and Lambda keeps 10 of it unreserved, which leaves none \
                to reserve; fix: request a quota increase for Lambda \"Concurrent executions\" in Service Quotas";
-    let (code, _, plan) = p.cli_at(&moto, &["plan"]);
-    assert_eq!(code, 0, "{plan}");
+    let (code, plan, stderr) = p.cli_at(&moto, &["plan"]);
+    assert_eq!(code, 0, "{stderr}");
     assert!(plan.contains(&format!("\nNote: {why}")) && plan.contains("--quota-code L-B99A9384"), "{plan}");
     assert!(!plan.contains("reserved_concurrency"), "not planned where the account cannot have it: {plan}");
     assert!(field_line(&plan, '+', "async_max_retry_attempts").is_some(), "the rest is planned: {plan}");
 
-    let (code, _, deploy) = p.cli_at(&moto, &["deploy", "--yes"]);
-    assert_eq!(code, 0, "the refusal does not fail the deploy: {deploy}");
+    let (code, deploy, stderr) = p.cli_at(&moto, &["deploy", "--yes"]);
+    assert_eq!(code, 0, "the refusal does not fail the deploy: {stderr}");
     assert!(deploy.contains("Apply complete!") && deploy.contains(&format!("\nWarning: {why}")), "{deploy}");
     let c = Clients::new(&common::moto_sdk_at(&moto.endpoint), &[]);
     assert_eq!(one_run_settings(&c, &p).await, (None, (Some(0), Some(7200)), (Some(0), Some(7200))));
@@ -660,13 +660,102 @@ async fn a_reservation_refused_between_plan_and_apply_is_a_warning_and_the_rest_
     drop(moto);
 }
 
+/// `plan --out FILE` then `deploy FILE` applies exactly the reviewed plan, as terraform's saved
+/// plans do: without asking, and refused (exit 1, nothing written) when the live state, the
+/// configuration or the planned change moved since the plan was made, naming what moved.
+#[test]
+fn a_saved_plan_is_applied_exactly_or_refused_naming_what_moved() {
+    let p = Project::new();
+    let file = p.path().join("prod.plan").display().to_string();
+    let (code, stdout, stderr) = p.cli(&["plan", "--out", &file]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("+ aws_s3_bucket.lake"), "the plan is on stdout: {stdout}");
+    assert!(stdout.contains(&format!("Saved the plan to {file}. Nothing was changed.")), "{stdout}");
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!((saved["format"].as_str(), saved["env"].as_str()), (Some("flixops-plan/1"), Some("prod")));
+    assert_eq!(saved["flixops_version"], env!("CARGO_PKG_VERSION"));
+
+    let (code, stdout, stderr) = p.cli(&["deploy", &file, "--output", "json"]);
+    assert_eq!(code, 0, "no --yes and no terminal needed: the plan was reviewed\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["plan"]["resources"], saved["plan"]["resources"], "exactly the saved plan was applied");
+    assert!(!writes(&report).is_empty());
+
+    let (code, _, stderr) = p.cli(&["deploy", &file]);
+    assert_eq!(code, 1, "the same plan twice: {stderr}");
+    assert!(stderr.contains(&format!("{file} no longer matches what it was made from, so nothing was applied")), "{stderr}");
+    assert!(stderr.contains("aws_s3_bucket.lake: created since the plan was made"), "{stderr}");
+
+    // A converged plan, then a hand edit before it is applied.
+    let (code, _, stderr) = p.cli(&["plan", "--out", &file]);
+    assert_eq!(code, 0, "{stderr}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    for value in ["DenyInsecureTransport", "Enabled", "arn:aws:iam::", "AES256"] {
+        assert!(!text.contains(value), "values read are kept as checksums only, `{value}` is in:\n{text}");
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let suspended = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Suspended)
+        .build();
+    let put = clients().s3.put_bucket_versioning().bucket(p.bucket()).versioning_configuration(suspended);
+    rt.block_on(put.send()).unwrap();
+    let (code, stdout, stderr) = p.cli(&["deploy", &file, "--output", "json"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("aws_s3_bucket.lake: versioning changed since the plan was made"), "{stderr}");
+    assert!(stderr.contains(&format!("run `flixops plan --out {file}` again")), "{stderr}");
+    let error: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!((error["error"]["kind"].as_str(), error["error"]["exit_code"].as_u64()), (Some("plan_stale"), Some(1)));
+    let versioning = rt.block_on(clients().s3.get_bucket_versioning().bucket(p.bucket()).send()).unwrap();
+    assert_eq!(versioning.status().map(|s| s.as_str()), Some("Suspended"), "nothing was applied");
+
+    // The configuration changes after the plan.
+    let (code, _, stderr) = p.cli(&["plan", "--out", &file]);
+    assert_eq!(code, 0, "{stderr}");
+    let toml = std::fs::read_to_string(p.path().join("flixops.toml")).unwrap();
+    std::fs::write(p.path().join("flixops.toml"), format!("{toml}log_retention_days = 90\n")).unwrap();
+    let (code, _, stderr) = p.cli(&["deploy", &file]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("flixops.toml or models/ changed since the plan was made"), "{stderr}");
+    std::fs::write(p.path().join("flixops.toml"), &toml).unwrap();
+
+    // Another artifact than the plan's: the same state, another change.
+    let v2 = p.artifact("v2").display().to_string();
+    let (code, _, stderr) = p.cli(&["deploy", &file, "--artifact", &v2]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("aws_lambda_function.extract: the change planned now differs from the saved one"), "{stderr}");
+
+    let (code, _, stderr) = p.cli(&["deploy", &file, "--env", "dev"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is a plan for environment `prod`, not `dev`"), "{stderr}");
+
+    // Snowpipe loads a file meanwhile: the pipe's status moves by itself, the plan stands.
+    let loaded = serde_json::json!({ "lastIngestedTimestamp": chrono::Utc::now().to_rfc3339() });
+    let pipe = format!("{}.RAW.TWEETS_PIPE", p.name.to_uppercase());
+    let snowflake = rt.block_on(common::snowflake_client(p.path()));
+    rt.block_on(snowflake.execute(&format!("CALL FAKESNOW_SET_PIPE_STATUS('{pipe}', '{loaded}')"))).unwrap();
+    let (code, stdout, stderr) = p.cli(&["deploy", &file, "--output", "json", "-v"]);
+    assert_eq!(code, 0, "the reviewed repair applies: {stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(operations(&writes(&report)), ["PutBucketVersioning"], "exactly the planned change");
+    for line in [
+        "read aws_s3_bucket.lake: exists",
+        "read snowflake_pipe.tweets: exists",
+        "Update aws_s3_bucket.lake: versioning",
+        "AWS call S3:PutBucketVersioning",
+    ] {
+        assert!(stderr.contains(line), "-v shows each resource read and written: `{line}` missing from\n{stderr}");
+    }
+    let (code, _, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "converged: {stderr}");
+}
+
 #[test]
 fn deploy_without_a_terminal_asks_for_yes_and_changes_nothing() {
     let p = Project::new();
-    let (code, _, stderr) = p.cli(&["deploy"]);
+    let (code, stdout, stderr) = p.cli(&["deploy"]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("pass --yes"), "{stderr}");
-    assert!(stderr.contains("+ aws_s3_bucket.lake"), "the plan is shown first: {stderr}");
+    assert!(stdout.contains("+ aws_s3_bucket.lake"), "the plan is shown first, on stdout: {stdout}");
     let (code, _, _) = p.cli(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, 2, "nothing was applied");
 }
@@ -1191,9 +1280,9 @@ async fn destroy_keeps_the_data_bucket_unless_purge_data_and_a_redeploy_restores
     }
     p.deploy_json();
 
-    let (code, _, stderr) = p.cli(&["destroy"]);
+    let (code, stdout, stderr) = p.cli(&["destroy"]);
     assert_eq!(code, 1, "no terminal and no --yes: nothing is destroyed\n{stderr}");
-    assert!(stderr.contains("- aws_lambda_function.extract") && stderr.contains("pass --yes"), "{stderr}");
+    assert!(stdout.contains("- aws_lambda_function.extract") && stderr.contains("pass --yes"), "{stdout}{stderr}");
 
     let (code, stdout, stderr) = p.cli(&["destroy", "--yes", "--output", "json"]);
     assert_eq!(code, 0, "{stderr}");
@@ -1241,9 +1330,9 @@ async fn destroy_keeps_the_data_bucket_unless_purge_data_and_a_redeploy_restores
     assert_eq!(code, 0, "{stderr}");
     let purged = c.s3.head_bucket().bucket(p.bucket()).send().await.unwrap_err().into_service_error();
     assert!(purged.is_not_found(), "purged: bucket and every version gone: {purged:?}");
-    let (code, _, stderr) = p.cli(&["destroy", "--yes"]);
+    let (code, stdout, stderr) = p.cli(&["destroy", "--yes"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("Nothing to destroy."), "{stderr}");
+    assert!(stdout.contains("Nothing to destroy."), "{stdout}");
 }
 
 #[test]

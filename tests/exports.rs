@@ -461,7 +461,7 @@ fn the_airflow_dag_compiles_and_chains_its_tasks_per_target() {
         "aws-snowflake: dynamic tables, no transform task: {dag}"
     );
     assert!(dag.contains("schedule=timedelta(hours=2)"), "rate(2 hours) carried over: {dag}");
-    assert!(dag.contains("flixops --env prod --config "), "{dag}");
+    assert!(dag.contains("flixops --env prod --config \"$FLIXOPS_PROJECT_DIR/flixops.toml\""), "{dag}");
 
     std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n")
         .unwrap();
@@ -471,11 +471,96 @@ fn the_airflow_dag_compiles_and_chains_its_tasks_per_target() {
     let compiled = Command::new(scan_python()).args(["-m", "py_compile"]).arg(&file).output().unwrap();
     assert!(compiled.status.success(), "{}", String::from_utf8_lossy(&compiled.stderr));
 
-    let at = "[project]\nname = \"demo\"\n[extract]\nschedule = \"at(2026-01-01T00:00:00)\"\n[env.dev]\ntarget = \"local\"\n";
-    std::fs::write(dir.path().join("flixops.toml"), at).unwrap();
+    // The third Friday is a valid EventBridge schedule that standard cron cannot say.
+    let nth = "[project]\nname = \"demo\"\n[extract]\nschedule = \"cron(0 6 ? * 6#3 *)\"\n[env.dev]\ntarget = \"local\"\n";
+    std::fs::write(dir.path().join("flixops.toml"), nth).unwrap();
     let (code, _, stderr) = output(flixops(dir.path()).args(["export", "airflow"]));
     assert_eq!(code, 2, "a flixops.toml problem: {stderr}");
-    assert!(stderr.contains("no Airflow equivalent"), "{stderr}");
+    assert!(stderr.contains("flixops.toml: line 4: extract.schedule `cron(0 6 ? * 6#3 *)` has no Airflow equivalent: day-of-week `6#3` has no cron equivalent"), "{stderr}");
+    let at = nth.replace("cron(0 6 ? * 6#3 *)", "at(2026-01-01T00:00:00)");
+    std::fs::write(dir.path().join("flixops.toml"), at).unwrap();
+    let (code, _, stderr) = output(flixops(dir.path()).args(["export", "airflow"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("line 4, column 12: extract.schedule: `at(2026-01-01T00:00:00)` is not valid: at(…) runs once"), "{stderr}");
+}
+
+/// What `export terraform` writes is what `terraform fmt` would write (terraform is on this
+/// machine's PATH; without it the test says so and checks nothing).
+#[test]
+fn the_exported_module_is_terraform_fmt_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("module");
+    let (code, _, stderr) = output(flixops(dir.path()).args(["export", "terraform", "--dir"]).arg(&out));
+    assert_eq!(code, 0, "{stderr}");
+    let fmt = Command::new("terraform").args(["fmt", "-check", "-diff", "-no-color"]).arg(&out).output();
+    let Ok(fmt) = fmt else {
+        eprintln!("SKIPPED: terraform is not on PATH, so `terraform fmt -check` did not run");
+        return;
+    };
+    assert!(fmt.status.success(), "not terraform fmt clean:\n{}", String::from_utf8_lossy(&fmt.stdout));
+}
+
+/// Stand-ins for the three Airflow names the DAG imports: they record each task's command and
+/// environment with `params` rendered as Airflow renders templated fields.
+const AIRFLOW_STUB: &str = r#"
+import json, re, sys, types
+tasks = []
+class DAG:
+    def __init__(self, **kw): DAG.params = kw["params"]
+    def __enter__(self): return self
+    def __exit__(self, *a): pass
+class Param:
+    def __init__(self, default, **kw): self.default = default
+class BashOperator:
+    def __init__(self, task_id, bash_command, env, append_env):
+        render = lambda v: re.sub(r"\{\{ params\.(\w+) \}\}", lambda m: DAG.params[m[1]].default, v)
+        tasks.append({"task": task_id, "command": bash_command, "env": {k: render(v) for k, v in env.items()}})
+    def __rshift__(self, other): return other
+for name, attrs in {"airflow": {"DAG": DAG}, "airflow.models": {}, "airflow.models.param": {"Param": Param},
+                    "airflow.operators": {}, "airflow.operators.bash": {"BashOperator": BashOperator}}.items():
+    module = types.ModuleType(name); module.__dict__.update(attrs); sys.modules[name] = module
+exec(open(sys.argv[1]).read())
+print(json.dumps(tasks))
+"#;
+
+/// The DAG's tasks run from a project directory with a space in its path: each calls flixops with
+/// the directory's flixops.toml as one argument.
+#[test]
+fn the_airflow_tasks_run_flixops_in_a_project_path_with_spaces() {
+    let root = tempfile::tempdir().unwrap();
+    let project_dir = root.path().join("team data/flixops project");
+    std::fs::create_dir_all(&project_dir).unwrap();
+    std::fs::write(project_dir.join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n")
+        .unwrap();
+    let dag = export(&project_dir, &["airflow"]);
+    let file = root.path().join("flixops_dag.py");
+    std::fs::write(&file, &dag).unwrap();
+    let out = Command::new(scan_python()).args(["-c", AIRFLOW_STUB]).arg(&file).env_remove("FLIXOPS_PROJECT_DIR").output().unwrap();
+    assert!(out.status.success(), "{}\n{dag}", String::from_utf8_lossy(&out.stderr));
+    let tasks: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<_> = tasks.as_array().unwrap().iter().map(|t| t["task"].as_str().unwrap()).collect();
+    assert_eq!(names, ["extract", "transform", "doctor"]);
+
+    // A `flixops` on PATH that prints its working directory and arguments, one per line.
+    let bin = root.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("flixops");
+    std::fs::write(&fake, "#!/bin/sh\npwd\nfor a in \"$@\"; do echo \"$a\"; done\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for task in tasks.as_array().unwrap() {
+        let mut bash = Command::new("bash");
+        bash.args(["-c", task["command"].as_str().unwrap()]).env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+        for (key, value) in task["env"].as_object().unwrap() {
+            bash.env(key, value.as_str().unwrap());
+        }
+        let ran = bash.output().unwrap();
+        assert!(ran.status.success(), "{task}: {}", String::from_utf8_lossy(&ran.stderr));
+        let lines: Vec<String> = String::from_utf8_lossy(&ran.stdout).lines().map(str::to_string).collect();
+        let config = project_dir.join("flixops.toml").display().to_string();
+        let expected = [project_dir.display().to_string(), "--env".into(), "dev".into(), "--config".into(), config];
+        assert_eq!(lines[..5], expected, "{task}");
+        assert_eq!(lines[5], task["task"].as_str().unwrap());
+    }
 }
 
 #[test]

@@ -186,7 +186,7 @@ async fn exit_codes_follow_the_table_and_the_token_never_shows() {
     assert!(!stderr.contains(secret) && !stdout.contains(secret), "the token leaked: {stderr}");
 
     let (code, _, stderr) = output(flixops(dir.path()).arg("extract").env_remove("FLIXOPS_TEST_TOKEN"));
-    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(code, 2, "a missing input: {stderr}");
     assert!(stderr.contains("the X bearer token is not set: export FLIXOPS_TEST_TOKEN="), "{stderr}");
 
     write_config(dir.path(), "http://127.0.0.1:9");
@@ -212,7 +212,7 @@ fn extract_to_a_directory_needs_no_config() {
     assert_eq!(parquet_files(&out).len(), 1);
     let (code, _, stderr) =
         output(flixops(dir.path()).args(["extract", "--replay", "/nonexistent/pages.jsonl", "--to"]).arg(&out));
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a missing input: {stderr}");
     assert!(stderr.contains("--replay /nonexistent/pages.jsonl: No such file"), "{stderr}");
 }
 

@@ -7,6 +7,7 @@
 mod common;
 
 mod aws_deploy;
+mod cli;
 mod exports;
 mod extract;
 mod extract_cli;

@@ -728,9 +728,9 @@ async fn the_cli_plans_and_deploys_both_clouds_then_reports_zero_writes() {
     assert_eq!(code, 0, "{stderr}");
     let plan: Value = serde_json::from_str(&stdout).unwrap();
     assert!(plan["add"].as_u64().unwrap() > 20, "{stdout}");
-    let (code, _, stderr) = run(&["deploy", "--yes"]);
+    let (code, stdout, stderr) = run(&["deploy", "--yes"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("snowflake_dynamic_table.marts.users_stats"), "{stderr}");
+    assert!(stdout.contains("snowflake_dynamic_table.marts.users_stats"), "the plan, on stdout: {stdout}");
     let (code, stdout, stderr) = run(&["deploy", "--yes", "--output", "json"]);
     assert_eq!(code, 0, "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();

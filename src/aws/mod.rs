@@ -134,7 +134,12 @@ impl Intercept for CallLog {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(meta) = cfg.load::<Metadata>() {
-            self.calls.lock().expect("call log lock").push(format!("{}:{}", meta.service(), meta.name()));
+            let call = format!("{}:{}", meta.service(), meta.name());
+            match is_write(&call) {
+                true => tracing::debug!("AWS call {call}"),
+                false => tracing::trace!("AWS call {call}"),
+            }
+            self.calls.lock().expect("call log lock").push(call);
         }
         Ok(())
     }

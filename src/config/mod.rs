@@ -1,6 +1,8 @@
 //! The `flixops.toml` model: parsed with spans so every error names file, line, column and field.
 
 mod raw;
+pub mod rules;
+pub mod schedule;
 pub mod secret;
 
 use std::collections::BTreeMap;
@@ -9,7 +11,7 @@ use std::path::{Path, PathBuf};
 pub use secret::{Secret, SecretRef};
 
 /// The rules `flixops.toml` validation applies, shared with `init` so a prompt rejects what the file would.
-pub(crate) use raw::{is_bucket_name, is_env_name, is_env_var_name, is_identifier, is_project_name};
+pub(crate) use rules::is_project_name;
 
 /// True when `host` is this machine (localhost, 127.0.0.0/8, ::1): the only place plain `http`
 /// may go, since it carries the bearer token or the Snowflake session in clear.
@@ -67,8 +69,12 @@ pub struct ExtractConfig {
     pub price_per_user_usd: f64,
     /// Count what expansions return (`includes`) as billed: X's docs do not say; true errs high.
     pub includes_billed: bool,
-    /// Schedule expression for the cloud target (EventBridge Scheduler syntax).
+    /// Schedule expression for the cloud target (EventBridge Scheduler syntax), checked by
+    /// [`rules::schedule`] when the file is read.
     pub schedule: String,
+    /// The line `schedule` is written on (None: the default), for what finds fault with it later
+    /// (an export with no equivalent).
+    pub schedule_line: Option<usize>,
     /// Where the bearer token comes from.
     pub bearer_token: SecretRef,
     /// X API base URL; overridable for proxies and tests.

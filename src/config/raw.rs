@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::rules::{self, is_bucket_name};
 use super::{
     AwsSnowflakeTarget, Config, ConfigError, EnvConfig, ExtractConfig, LocalTarget, Problem, RetryPolicy, SecretRef,
     Target,
@@ -93,14 +94,19 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    fn line_of(&self, span: Range<usize>) -> usize {
+        line_column(self.text, span.start).0
+    }
+
     fn report(&mut self, span: Range<usize>, field: &str, message: impl Into<String>) {
         let (line, column) = line_column(self.text, span.start);
         self.problems.push(Problem { line, column, field: field.to_string(), message: message.into() });
     }
 
-    fn check(&mut self, value: &Spanned<String>, field: &str, ok: fn(&str) -> bool, rule: &str) {
-        if !ok(value.get_ref()) {
-            let message = format!("`{}` is not valid: {rule}", value.get_ref());
+    /// Applies one of [`rules`], reporting its message at the value's line and column.
+    fn check(&mut self, value: &Spanned<String>, field: &str, rule: fn(&str) -> Result<(), String>) {
+        if let Err(why) = rule(value.get_ref()) {
+            let message = format!("`{}` is not valid: {why}", value.get_ref());
             self.report(value.span(), field, message);
         }
     }
@@ -126,7 +132,7 @@ fn validate(raw: RawConfig, c: &mut Checker, path: &Path, root: &Path) -> Config
     let (project, default_env) = match raw.project {
         Some(p) => {
             let p = p.into_inner();
-            c.check(&p.name, "project.name", is_project_name, "use 1-40 of a-z, 0-9 and -, starting with a letter");
+            c.check(&p.name, "project.name", rules::project_name);
             (p.name.into_inner(), p.default_env)
         }
         None => {
@@ -185,6 +191,9 @@ fn validate_extract(raw: RawExtract, c: &mut Checker) -> ExtractConfig {
             c.report(url.span(), "extract.api_base_url", problem);
         }
     }
+    if let Some(schedule) = &raw.schedule {
+        c.check(schedule, "extract.schedule", rules::schedule);
+    }
     if let Some(m) = raw.max_pages.as_ref().filter(|m| *m.get_ref() == 0) {
         c.report(m.span(), "extract.max_pages", "must be at least 1; leave it out to follow every page");
     }
@@ -235,6 +244,7 @@ fn validate_extract(raw: RawExtract, c: &mut Checker) -> ExtractConfig {
         price_per_post_usd: raw.price_per_post_usd.map_or(super::DEFAULT_PRICE_PER_POST_USD, Spanned::into_inner),
         price_per_user_usd: raw.price_per_user_usd.map_or(super::DEFAULT_PRICE_PER_USER_USD, Spanned::into_inner),
         includes_billed: raw.includes_billed.unwrap_or(true),
+        schedule_line: raw.schedule.as_ref().map(|s| c.line_of(s.span())),
         schedule: raw.schedule.map(Spanned::into_inner).unwrap_or_else(|| "rate(1 hour)".to_string()),
         bearer_token,
         api_base_url: raw.api_base_url.map(Spanned::into_inner).unwrap_or_else(|| "https://api.x.com".to_string()),
@@ -292,7 +302,7 @@ fn secret_ref(value: Spanned<toml::Value>, c: &mut Checker) -> SecretRef {
     };
     let entries: Vec<_> = table.into_iter().collect();
     match entries.as_slice() {
-        [(k, toml::Value::String(v))] if k == "env" && is_env_var_name(v) => SecretRef::Env(v.clone()),
+        [(k, toml::Value::String(v))] if k == "env" && rules::is_env_var_name(v) => SecretRef::Env(v.clone()),
         [(k, toml::Value::String(v))] if k == "secret_arn" && v.starts_with("arn:aws:secretsmanager:") => {
             SecretRef::SecretsManager(v.clone())
         }
@@ -307,20 +317,15 @@ fn validate_env(name: &str, raw: Spanned<RawEnv>, c: &mut Checker, root: &Path, 
     let span = raw.span();
     let raw = raw.into_inner();
     let field = |key: &str| format!("env.{name}.{key}");
-    if !is_env_name(name) {
-        c.report(
-            span.clone(),
-            &format!("env.{name}"),
-            "environment names use a-z, 0-9, - and _, starting with a letter",
-        );
+    if let Err(why) = rules::env_name(name) {
+        c.report(span.clone(), &format!("env.{name}"), format!("environment names: {why}"));
     }
     if let Some(prefix) = &raw.prefix {
-        c.check(
-            prefix,
-            &field("prefix"),
-            is_prefix,
-            "use letters, digits, - _ . and inner /, without a leading or trailing /",
-        );
+        c.check(prefix, &field("prefix"), |p| {
+            is_prefix(p)
+                .then_some(())
+                .ok_or_else(|| "use letters, digits, - _ . and inner /, without a leading or trailing /".to_string())
+        });
     }
     let prefix = raw.prefix.as_ref().map(|p| p.get_ref().clone()).unwrap_or_else(|| "flixops".to_string());
     let target = match raw.target.get_ref().as_str() {
@@ -384,30 +389,18 @@ fn cloud_target(raw: &RawEnv, c: &mut Checker, env: &str, project: &str) -> AwsS
     }
     let field = |key: &str| format!("env.{env}.{key}");
     if let Some(b) = &raw.bucket {
-        c.check(
-            b,
-            &field("bucket"),
-            is_bucket_name,
-            "S3 bucket names are 3-63 of a-z, 0-9, . and -, starting and ending with a letter or digit",
-        );
+        c.check(b, &field("bucket"), rules::bucket_name);
+    }
+    if let Some(region) = &raw.region {
+        c.check(region, &field("region"), rules::region);
     }
     for (key, value) in [("database", &raw.database), ("snowflake_warehouse", &raw.snowflake_warehouse)] {
         if let Some(v) = value {
-            c.check(
-                v,
-                &field(key),
-                is_identifier,
-                "use a Snowflake identifier: letters, digits, _ and $, starting with a letter or _",
-            );
+            c.check(v, &field(key), rules::identifier);
         }
     }
     if let Some(v) = &raw.target_lag {
-        c.check(
-            v,
-            &field("target_lag"),
-            is_target_lag,
-            "use a duration such as \"1 hour\" or \"15 minutes\" (seconds, minutes, hours, days), or \"DOWNSTREAM\"",
-        );
+        c.check(v, &field("target_lag"), rules::target_lag);
     }
     if let Some(secs) = raw.iam_propagation_secs.as_ref().filter(|s| *s.get_ref() > MAX_PROPAGATION_SECS) {
         let message = format!(
@@ -482,19 +475,6 @@ fn check_derived_names(
     }
 }
 
-pub(crate) fn is_project_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    s.len() <= 40
-        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
-pub(crate) fn is_env_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-}
-
 fn is_prefix(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with('/')
@@ -502,28 +482,6 @@ fn is_prefix(s: &str) -> bool {
         && !s.contains("//")
         && !s.split('/').any(|part| part == ".." || part == ".")
         && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
-}
-
-pub(crate) fn is_bucket_name(s: &str) -> bool {
-    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    (3..=63).contains(&s.len())
-        && edge_ok(s.chars().next())
-        && edge_ok(s.chars().last())
-        && !s.contains("..")
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
-}
-
-pub(crate) fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    s.len() <= 255
-        && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
-}
-
-pub(crate) fn is_env_var_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -552,16 +510,6 @@ fn field_at(text: &str, offset: usize) -> String {
         (None, Some(k)) => k,
         (None, None) => "(top level)".to_string(),
     }
-}
-
-/// Snowflake's TARGET_LAG: `<n> seconds|minutes|hours|days` (singular too) or DOWNSTREAM.
-fn is_target_lag(value: &str) -> bool {
-    if value.eq_ignore_ascii_case("downstream") {
-        return true;
-    }
-    let Some((n, unit)) = value.split_once(' ') else { return false };
-    let units = ["second", "seconds", "minute", "minutes", "hour", "hours", "day", "days"];
-    n.parse::<u32>().is_ok_and(|n| n > 0) && units.contains(&unit.to_ascii_lowercase().as_str())
 }
 
 #[cfg(test)]

@@ -61,7 +61,7 @@ pub enum BackfillError {
 impl BackfillError {
     /// True for arguments the user fixes on the command line (exit code 2).
     pub fn is_usage(&self) -> bool {
-        matches!(self, BackfillError::BadRange { .. })
+        matches!(self, BackfillError::BadRange { .. }) || matches!(self, BackfillError::Extract(e) if e.is_usage())
     }
 
     /// True when the cause is connectivity or credentials (exit code 3).

@@ -6,6 +6,17 @@ const WHY: &str = "this flixops was built without the local target (no DuckDB: `
                    Lambda artifact is); install the full build (the release's `flixops`, or `cargo install --locked \
                    flixops`, default features) to run the pipeline locally";
 
+/// The local target's failures: none can happen in this build.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {}
+
+/// The local models.
+pub mod models {
+    /// A model build failure: none can happen in this build.
+    #[derive(Debug, thiserror::Error)]
+    pub enum TransformError {}
+}
+
 /// `run` and `transform`.
 pub mod pipeline {
     use serde::Serialize;
@@ -35,12 +46,14 @@ pub mod pipeline {
     }
 
     /// Refuses: the load and the models need DuckDB.
-    pub fn transform(_: &Config, _: &EnvConfig) -> Result<TransformReport, Error> {
+    pub fn transform(_: &Config, env: &EnvConfig) -> Result<TransformReport, Error> {
+        crate::pipeline::local_target(env)?;
         Err(Error::NoLocal(super::WHY))
     }
 
     /// Refuses before extracting anything: the run could not load what it stored.
-    pub async fn run(_: &Config, _: &EnvConfig, _: &Input) -> Result<RunReport, Error> {
+    pub async fn run(_: &Config, env: &EnvConfig, _: &Input) -> Result<RunReport, Error> {
+        crate::pipeline::local_target(env)?;
         Err(Error::NoLocal(super::WHY))
     }
 }

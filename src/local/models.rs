@@ -86,6 +86,12 @@ fn apply_one(conn: &Connection, model: &Rendered) -> Result<ModelOutcome, duckdb
         State::Applied => ModelChange::Refreshed,
     };
     let table = format!("\"{}\".\"{}\"", model.schema, model.name);
+    tracing::debug!(
+        "model {} ({}): CREATE OR REPLACE TABLE {table} AS\n{}",
+        model.id,
+        model.origin,
+        model.sql.trim_end()
+    );
     conn.execute_batch(&format!(
         "CREATE SCHEMA IF NOT EXISTS \"{}\";\nCREATE OR REPLACE TABLE {table} AS\n{}",
         model.schema, model.sql
@@ -95,5 +101,6 @@ fn apply_one(conn: &Connection, model: &Rendered) -> Result<ModelOutcome, duckdb
         params![model.id, model.checksum],
     )?;
     let rows: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+    tracing::debug!("model {}: {rows} rows", model.id);
     Ok(ModelOutcome { model: model.id.clone(), change, rows: rows as u64 })
 }

@@ -25,7 +25,7 @@ pub struct TransformReport {
 
 /// Loads pending lake files, then rebuilds every model (local target).
 pub fn transform(config: &Config, env: &EnvConfig) -> Result<TransformReport, Error> {
-    let local = local_target(env)?;
+    let local = pipeline::local_target(env)?;
     let mut warehouse = Warehouse::open(local)?;
     let load = warehouse.load_new_files(&env.prefix)?;
     let found = models::discover(&config.root.join("models"))?;
@@ -46,22 +46,29 @@ pub struct RunReport {
     pub transform: TransformReport,
 }
 
-/// extract → load → transform, once (local target).
+/// extract → load → transform, once (local target). The models are read and checked first, so a
+/// model that cannot run stops the run before anything is fetched; a load or transform that fails
+/// after the extraction says what was stored and that `flixops transform` carries on from it.
 pub async fn run(config: &Config, env: &EnvConfig, input: &Input) -> Result<RunReport, Error> {
-    let warehouse = local_target(env)?.warehouse.clone();
+    let warehouse = pipeline::local_target(env)?.warehouse.clone();
+    models::render_all(&models::discover(&config.root.join("models"))?, &Dialect::DuckDb)?;
     let extract = pipeline::extract(config, env, input, None).await?;
-    let transform = transform(config, env)?;
+    let transform =
+        transform(config, env).map_err(|cause| Error::Kept { kept: kept(&extract), cause: Box::new(cause) })?;
     Ok(RunReport { warehouse, extract, transform })
 }
 
-fn local_target(env: &EnvConfig) -> Result<&LocalTarget, Error> {
-    match &env.target {
-        Target::Local(local) => Ok(local),
-        other => Err(Error::WrongTarget {
-            env: env.name.clone(),
-            target: other.kind(),
-            hint: "on aws-snowflake the Lambda extracts, Snowpipe loads and dynamic tables transform: use `flixops deploy`",
-        }),
+/// What a run that stopped after its extraction still has, and how to carry on.
+fn kept(extract: &extract::Report) -> String {
+    match extract.pages {
+        0 => "the extraction stored no new page; once the cause is fixed, `flixops transform` loads any pending \
+              lake files and rebuilds the models"
+            .to_string(),
+        pages => format!(
+            "the extraction stored {} tweets in {pages} page(s) under {} (run {}): they are kept, and once the \
+             cause is fixed `flixops transform` loads them and rebuilds the models (no need to fetch them again)",
+            extract.tweets, extract.location, extract.run_id
+        ),
     }
 }
 

@@ -13,7 +13,8 @@ use crate::config::{AwsSnowflakeTarget, Config, EnvConfig};
 use crate::models::Rendered;
 use crate::plan::Resource;
 
-/// The Snowflake resources, and where the AWS side finds their outputs.
+/// The Snowflake resources, and where the AWS side finds their outputs. A storage integration that
+/// does not exist yet gets `external_id` (a saved plan's), else a fresh random one.
 pub fn upstream(
     client: &Client,
     config: &Config,
@@ -21,6 +22,7 @@ pub fn upstream(
     target: &AwsSnowflakeTarget,
     account_id: &str,
     models: &[Rendered],
+    external_id: Option<&str>,
 ) -> Result<Upstream, BadIdent> {
     let n = SnowNames::new(&config.project, &env.name, target)?;
     let aws = Names::new(&config.project, &env.name, &target.bucket);
@@ -43,7 +45,7 @@ pub fn upstream(
         name: n.integration.clone(),
         role_arn: format!("arn:aws:iam::{account_id}:role/{}", aws.snowflake_role),
         location: location.clone(),
-        new_external_id: super::integration::fresh_external_id(),
+        new_external_id: external_id.map_or_else(super::integration::fresh_external_id, str::to_string),
     }));
     resources.push(Box::new(Stage {
         client: c(),
