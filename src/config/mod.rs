@@ -146,6 +146,25 @@ pub struct EnvConfig {
     pub prefix: String,
     /// Where the pipeline runs.
     pub target: Target,
+    /// How old the newest data may be before doctor warns or fails (`[env.NAME.freshness]`).
+    pub freshness: Freshness,
+}
+
+/// Data-age thresholds, as dbt's `freshness` block has them: older than `warn_after_minutes` is a
+/// warning, older than `error_after_minutes` a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    /// Age at which doctor warns.
+    pub warn_after_minutes: i64,
+    /// Age at which doctor fails.
+    pub error_after_minutes: i64,
+}
+
+impl Default for Freshness {
+    /// 4 h and 24 h: a schedule of a few hours misses one run before the warning.
+    fn default() -> Self {
+        Self { warn_after_minutes: 4 * 60, error_after_minutes: 24 * 60 }
+    }
 }
 
 /// The engines an environment runs on.

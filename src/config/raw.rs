@@ -9,8 +9,8 @@ use toml::Spanned;
 
 use super::rules::{self, is_bucket_name};
 use super::{
-    AwsSnowflakeTarget, Config, ConfigError, EnvConfig, ExtractConfig, LocalTarget, Problem, RetryPolicy, SecretRef,
-    Target,
+    AwsSnowflakeTarget, Config, ConfigError, EnvConfig, ExtractConfig, Freshness, LocalTarget, Problem, RetryPolicy,
+    SecretRef, Target,
 };
 
 #[derive(Deserialize)]
@@ -77,6 +77,14 @@ struct RawEnv {
     target_lag: Option<Spanned<String>>,
     iam_propagation_secs: Option<Spanned<u64>>,
     log_retention_days: Option<Spanned<i32>>,
+    freshness: Option<RawFreshness>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFreshness {
+    warn_after: Option<Spanned<String>>,
+    error_after: Option<Spanned<String>>,
 }
 
 /// Default `tweet.fields`: what the data contract needs (`note_tweet`: the full text of long posts).
@@ -313,6 +321,30 @@ fn secret_ref(value: Spanned<toml::Value>, c: &mut Checker) -> SecretRef {
     }
 }
 
+/// `[env.NAME.freshness]`: `warn_after` and `error_after` as `30m`, `4h` or `2d`, warn before error.
+fn freshness(raw: Option<&RawFreshness>, c: &mut Checker, env: &str) -> Freshness {
+    let defaults = Freshness::default();
+    let Some(raw) = raw else { return defaults };
+    let mut read = |value: &Option<Spanned<String>>, key: &str, default: i64| match value {
+        None => Some(default),
+        Some(v) => match rules::age_minutes(v.get_ref()) {
+            Ok(minutes) => Some(minutes),
+            Err(why) => {
+                c.report(v.span(), &format!("env.{env}.freshness.{key}"), format!("`{}` is not valid: {why}", v.get_ref()));
+                None
+            }
+        },
+    };
+    let warn = read(&raw.warn_after, "warn_after", defaults.warn_after_minutes);
+    let error = read(&raw.error_after, "error_after", defaults.error_after_minutes);
+    let (Some(warn), Some(error)) = (warn, error) else { return defaults };
+    if warn >= error {
+        let span = raw.error_after.as_ref().or(raw.warn_after.as_ref()).map(|v| v.span()).unwrap_or(0..0);
+        c.report(span, &format!("env.{env}.freshness"), "warn_after must be shorter than error_after");
+    }
+    Freshness { warn_after_minutes: warn, error_after_minutes: error }
+}
+
 fn validate_env(name: &str, raw: Spanned<RawEnv>, c: &mut Checker, root: &Path, project: &str) -> EnvConfig {
     let span = raw.span();
     let raw = raw.into_inner();
@@ -341,7 +373,8 @@ fn validate_env(name: &str, raw: Spanned<RawEnv>, c: &mut Checker, root: &Path, 
             Target::Local(LocalTarget::under(root))
         }
     };
-    EnvConfig { name: name.to_string(), prefix, target }
+    let freshness = freshness(raw.freshness.as_ref(), c, name);
+    EnvConfig { name: name.to_string(), prefix, target, freshness }
 }
 
 fn local_target(raw: &RawEnv, c: &mut Checker, root: &Path, env: &str) -> LocalTarget {

@@ -63,6 +63,21 @@ pub fn target_lag(s: &str) -> Result<(), String> {
     rule(ok, "use a duration such as \"1 hour\" or \"15 minutes\" (seconds, minutes, hours, days), or \"DOWNSTREAM\"")
 }
 
+/// A data age for `[env.NAME.freshness]`: `N minutes|hours|days` (singular too), as minutes.
+pub fn age_minutes(s: &str) -> Result<i64, String> {
+    let mut parts = s.split_whitespace();
+    let minutes = match (parts.next().map(str::parse::<i64>), parts.next(), parts.next()) {
+        (Some(Ok(n)), Some(unit), None) if n > 0 => match unit.to_lowercase().trim_end_matches('s') {
+            "minute" => Some(n),
+            "hour" => Some(n * 60),
+            "day" => Some(n * 24 * 60),
+            _ => None,
+        },
+        _ => None,
+    };
+    minutes.ok_or_else(|| "use an age such as \"4 hours\", \"30 minutes\" or \"2 days\"".to_string())
+}
+
 pub(crate) fn is_project_name(s: &str) -> bool {
     let mut chars = s.chars();
     s.len() <= 40

@@ -17,9 +17,6 @@ pub use cloud::{is_error_line, pipe_verdict};
 
 /// How long one check may take before it counts as failed.
 const TIMEOUT: Duration = Duration::from_secs(30);
-/// Raw data older than this is a warning, and older than [`FRESH_FAIL_HOURS`] a failure.
-pub(crate) const FRESH_WARN_HOURS: i64 = 4;
-const FRESH_FAIL_HOURS: i64 = 24;
 /// X recent search looks back this far: a checkpoint older than that has lost tweets.
 const SEARCH_WINDOW_DAYS: i64 = 7;
 
@@ -62,6 +59,26 @@ pub struct Report {
     pub env: String,
     /// The checks.
     pub checks: Vec<Check>,
+    /// How many checks ended in each verdict, as the human summary line counts them.
+    pub totals: Totals,
+}
+
+/// Checks per verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Healthy.
+    pub ok: usize,
+    /// Needing attention.
+    pub warn: usize,
+    /// Broken.
+    pub fail: usize,
+}
+
+impl Totals {
+    pub(crate) fn of(checks: &[Check]) -> Self {
+        let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
+        Self { ok: count(Status::Ok), warn: count(Status::Warn), fail: count(Status::Fail) }
+    }
 }
 
 impl Report {
@@ -84,7 +101,10 @@ pub async fn run(config: &Config, env: &EnvConfig, artifact: Option<&Path>, skip
     match &env.target {
         Target::Local(local) => {
             let sink = crate::extract::sink::Sink::Dir(local.lake_dir.clone());
-            let hints = extraction::Hints { run: "flixops run", stale: Status::Warn };
+            let tweets = local.lake_dir.join(&env.prefix).join("tweets");
+            let replayed = std::fs::read_dir(&tweets).is_ok_and(|mut days| days.next().is_some());
+            let run = "flixops run --demo (a recorded page, no token), or flixops run with the X token set";
+            let hints = extraction::Hints { run, stale: Status::Warn, replayed };
             // The token from this shell, if set: only for X's usage count (not billed).
             let token = match &config.extract.bearer_token {
                 crate::config::SecretRef::Env(_) => config.extract.bearer_token.resolve(None).await.ok(),
@@ -95,14 +115,14 @@ pub async fn run(config: &Config, env: &EnvConfig, artifact: Option<&Path>, skip
         }
         Target::AwsSnowflake(cloud) => checks.extend(cloud::checks(config, env, cloud, artifact, skip).await),
     }
-    Report { env: env.name.clone(), checks }
+    Report { env: env.name.clone(), totals: Totals::of(&checks), checks }
 }
 
-/// Data this many hours old: a warning from 4 h, a failure from 24 h.
-pub(crate) fn age_status(hours: i64) -> Status {
-    match hours {
-        h if h >= FRESH_FAIL_HOURS => Status::Fail,
-        h if h >= FRESH_WARN_HOURS => Status::Warn,
+/// Data `minutes` old against the environment's thresholds (`[env.NAME.freshness]`).
+pub(crate) fn age_status(freshness: &crate::config::Freshness, minutes: i64) -> Status {
+    match minutes {
+        m if m >= freshness.error_after_minutes => Status::Fail,
+        m if m >= freshness.warn_after_minutes => Status::Warn,
         _ => Status::Ok,
     }
 }

@@ -37,7 +37,7 @@ pub fn checks(config: &Config, env: &EnvConfig, local: &LocalTarget, extraction:
         }
     };
     checks.push(Check::new("warehouse", Status::Ok, local.warehouse.display().to_string(), None));
-    checks.push(freshness_check(&conn));
+    checks.push(freshness_check(&conn, &env.freshness));
     checks.push(pending_check(&conn, files.unwrap_or(0)));
     checks.push(ledger_check(config, &conn));
     checks
@@ -75,7 +75,7 @@ fn count_parquet(dir: &Path) -> std::io::Result<usize> {
 }
 
 
-fn freshness_check(conn: &duckdb::Connection) -> Check {
+fn freshness_check(conn: &duckdb::Connection, freshness: &crate::config::Freshness) -> Check {
     // TIMESTAMPTZ → TIMESTAMP is UTC without ICU (not bundled), then epoch seconds.
     let sql = "SELECT CAST(epoch(CAST(max(loaded_at) AS TIMESTAMP)) AS BIGINT) FROM raw.tweets_raw";
     let newest = match conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0)) {
@@ -83,8 +83,8 @@ fn freshness_check(conn: &duckdb::Connection) -> Check {
         Ok(None) => return Check::new("raw freshness", Status::Warn, "raw.tweets_raw is empty", Some("flixops run")),
         Err(e) => return Check::new("raw freshness", Status::Fail, e.to_string(), None),
     };
-    let hours = (chrono::Utc::now().timestamp() - newest) / 3600;
-    let status = age_status(hours);
+    let minutes = (chrono::Utc::now().timestamp() - newest) / 60;
+    let (hours, status) = (minutes / 60, age_status(freshness, minutes));
     let fix = (status != Status::Ok).then_some("flixops run (or schedule it)");
     Check::new("raw freshness", status, format!("newest load {hours} h ago"), fix)
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::models::{ModelChange, ModelOutcome};
 use super::{LoadReport, Warehouse};
 use crate::Error;
-use crate::config::{Config, EnvConfig, LocalTarget, Target};
+use crate::config::{Config, EnvConfig};
 use crate::extract;
 use crate::models::{self, Dialect};
 use crate::output::Render;
