@@ -245,7 +245,7 @@ fn the_deployer_policy_allows_every_call_of_a_deploy_and_nothing_it_does_not_mak
     let toml =
         format!("[project]\nname = \"{name}\"\n[env.prod]\ntarget = \"aws-snowflake\"\nregion = \"us-east-1\"\n");
     std::fs::write(dir.path().join("flixops.toml"), toml).unwrap();
-    std::fs::write(dir.path().join("bootstrap"), std::fs::read("/bin/true").unwrap()).unwrap();
+    std::fs::write(dir.path().join("bootstrap"), common::elf::bootstrap("")).unwrap();
     let run = |args: &[&str]| {
         let mut cmd = flixops(dir.path());
         cmd.args(args).envs(common::moto_tls_env()).env("FLIXOPS_ARTIFACT", dir.path().join("bootstrap"));
@@ -318,10 +318,8 @@ async fn lifecycle(
     let account = [SharedInterceptor::new(common::MotoAccount::new())];
     let hand = flixops::aws::Clients::new(&sdk, &account);
     let (mut used, mut planned) = (BTreeSet::new(), BTreeSet::new());
-    let artifact = |tag: &[u8]| {
-        let mut bytes = std::fs::read("/bin/true").unwrap();
-        bytes.extend_from_slice(tag);
-        std::fs::write(dir.join("bootstrap"), bytes).unwrap();
+    let artifact = |tag: &str| {
+        std::fs::write(dir.join("bootstrap"), common::elf::bootstrap(tag)).unwrap();
         flixops::aws::lambda::Artifact::load(Some(&dir.join("bootstrap"))).unwrap()
     };
     for round in ["create", "converged", "repair", "destroy", "redeploy"] {
@@ -332,7 +330,7 @@ async fn lifecycle(
         if round == "repair" {
             break_everything(&hand, &names).await;
         }
-        let code = artifact(if round == "repair" { b"v2" } else { b"v1" });
+        let code = artifact(if round == "repair" { "v2" } else { "v1" });
         if round == "destroy" {
             let prepared =
                 flixops::deploy::prepare_destroy(Some(session), config, env, Default::default(), false).await.unwrap();
