@@ -86,7 +86,10 @@ impl Error {
             self,
             Error::Config(_) | Error::WrongTarget { .. } | Error::Artifact(_) | Error::Usage(_) | Error::Timeout(_)
         ) || matches!(self, Error::Aws(aws::AwsError::Timeout(_)))
-            || matches!(self, Error::Export(export::ExportError::Schedule { .. }))
+            || matches!(
+                self,
+                Error::Export(export::ExportError::Schedule { .. } | export::ExportError::ConnectionName { .. })
+            )
             || matches!(self, Error::Init(e) if e.is_usage())
             || matches!(self, Error::Backfill(e) if e.is_usage())
     }

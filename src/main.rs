@@ -275,7 +275,12 @@ async fn export(global: &cli::Global, output: Output, args: cli::ExportArgs) -> 
     match args.what {
         ExportKind::GithubActions => {
             let region = cloud.region.clone().ok_or_else(region_hint)?;
-            emit(&export::github_actions(&env, &region, &args.branch, args.install.as_deref())?)
+            let install = if args.from_source {
+                export::Install::FromSource(args.install.as_deref())
+            } else {
+                export::Install::Release
+            };
+            emit(&export::github_actions(&env, cloud, &region, &args.branch, install)?)
         }
         _ => {
             let (account, region) = match (&args.account_id, &cloud.region) {
