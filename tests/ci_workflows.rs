@@ -39,11 +39,8 @@ fn check_workflows(files: &[PathBuf]) -> (bool, String) {
     if isolated {
         cmd.arg("-n").arg(&checker);
     }
-    let out = cmd
-        .args(["--builtin-schema", "vendor.github-workflows"])
-        .args(files)
-        .output()
-        .expect("check-jsonschema runs");
+    let out =
+        cmd.args(["--builtin-schema", "vendor.github-workflows"]).args(files).output().expect("check-jsonschema runs");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
@@ -98,10 +95,32 @@ fn every_workflow_in_the_repository_and_every_exported_one_passes_githubs_schema
 
     // The check can fail: a step with both `uses` and `run` is not a workflow GitHub accepts.
     let broken = dir.path().join("broken.yml");
-    let text = export(dir.path(), &[]).replacen("      - name: flixops plan\n", "      - uses: x/y@v1\n        name: p\n", 1);
+    let text =
+        export(dir.path(), &[]).replacen("      - name: flixops plan\n", "      - uses: x/y@v1\n        name: p\n", 1);
     std::fs::write(&broken, text).unwrap();
     let (ok, report) = check_workflows(&[broken]);
     assert!(!ok, "{report}");
+}
+
+/// The release workflow calls the Lambda-package job by a path GitHub resolves (`./.github/…`, a
+/// file that exists: dist 0.34.0 writes `$/.github/…`), and each workflow it calls takes the plan.
+#[test]
+fn the_release_calls_local_workflows_that_exist_and_publish_the_lambda_packages() {
+    let release = std::fs::read_to_string(repo().join(".github/workflows/release.yml")).unwrap();
+    let release = yaml(&release);
+    let called: Vec<&str> = release["jobs"].as_object().unwrap().values().filter_map(|j| j["uses"].as_str()).collect();
+    assert!(called.contains(&"./.github/workflows/lambda.yml"), "{called:?}");
+    for uses in called {
+        let path = uses.strip_prefix("./").unwrap_or_else(|| panic!("not a local workflow: {uses}"));
+        let called = yaml(&std::fs::read_to_string(repo().join(path)).unwrap());
+        assert!(called["on"]["workflow_call"]["inputs"]["plan"].is_object(), "{path} takes dist's plan");
+    }
+    let lambda = std::fs::read_to_string(repo().join(".github/workflows/lambda.yml")).unwrap();
+    let upload = lambda.split("actions/upload-artifact@").nth(1).unwrap();
+    assert!(upload.contains("name: artifacts-lambda-"), "dist's release uploads every `artifacts-*`: {lambda}");
+    for arch in ["x86_64", "arm64"] {
+        assert!(lambda.contains(&format!("architecture: {arch}")), "{lambda}");
+    }
 }
 
 #[test]
@@ -109,7 +128,9 @@ fn every_action_is_pinned_to_a_commit_and_the_release_variant_compiles_nothing()
     let (dir, _) = project();
     for args in [&[][..], &["--from-source"][..]] {
         let text = export(dir.path(), args);
-        for line in text.lines().filter(|l| l.trim_start().starts_with("- uses:") || l.trim_start().starts_with("uses:")) {
+        for line in
+            text.lines().filter(|l| l.trim_start().starts_with("- uses:") || l.trim_start().starts_with("uses:"))
+        {
             let reference = line.split("uses:").nth(1).unwrap().trim();
             let (action, rest) = reference.split_once('@').unwrap_or_else(|| panic!("{line}"));
             let (sha, tag) = rest.split_once(" # ").unwrap_or_else(|| panic!("a `# vX` comment: {line}"));
@@ -125,7 +146,10 @@ fn every_action_is_pinned_to_a_commit_and_the_release_variant_compiles_nothing()
             .collect::<Vec<_>>()
             .join("\n");
         if args.is_empty() {
-            assert!(!runs.contains("cargo") && !runs.contains("rustup"), "the release variant compiles nothing: {runs}");
+            assert!(
+                !runs.contains("cargo") && !runs.contains("rustup"),
+                "the release variant compiles nothing: {runs}"
+            );
             assert!(workflow["jobs"].get("build").is_none(), "{text}");
             assert_eq!(workflow["env"]["FLIXOPS_RELEASE"].as_str(), Some(flixops::export::release_url().as_str()));
         } else {
@@ -206,7 +230,8 @@ impl Runner {
 
     fn env_of(&self, block: &Value, into: &mut BTreeMap<String, String>) {
         for (key, value) in block.as_object().into_iter().flatten() {
-            let value = self.overrides.get(key).cloned().unwrap_or_else(|| self.evaluate(value.as_str().unwrap(), into));
+            let value =
+                self.overrides.get(key).cloned().unwrap_or_else(|| self.evaluate(value.as_str().unwrap(), into));
             into.insert(key.clone(), value);
         }
     }
@@ -237,7 +262,9 @@ impl Runner {
             cmd.envs(self.machine.iter().cloned()).envs(self.aws.iter().cloned()).envs(&step_env);
             cmd.env("PATH", path.iter().rev().cloned().chain([system_path]).collect::<Vec<_>>().join(":"));
             cmd.env("HOME", self.home.path()).env("CI", "true").env("RUNNER_TEMP", self.temp.path());
-            cmd.env("GITHUB_ENV", &github_env).env("GITHUB_PATH", &github_path).env("GITHUB_WORKSPACE", &self.workspace);
+            cmd.env("GITHUB_ENV", &github_env)
+                .env("GITHUB_PATH", &github_path)
+                .env("GITHUB_WORKSPACE", &self.workspace);
             let (code, stdout, stderr) = output(&mut cmd);
             let printed = format!("{stdout}{stderr}");
             self.log.push_str(&format!("--- {name}\n{printed}"));
@@ -281,11 +308,8 @@ fn release_dir() -> (tempfile::TempDir, String) {
     let stem = "flixops-x86_64-unknown-linux-gnu";
     std::fs::create_dir(dir.path().join(stem)).unwrap();
     std::fs::copy(env!("CARGO_BIN_EXE_flixops"), dir.path().join(stem).join("flixops")).unwrap();
-    let status = Command::new("tar")
-        .args(["-czf", &format!("{stem}.tar.gz"), stem])
-        .current_dir(dir.path())
-        .status()
-        .unwrap();
+    let status =
+        Command::new("tar").args(["-czf", &format!("{stem}.tar.gz"), stem]).current_dir(dir.path()).status().unwrap();
     assert!(status.success());
     let bootstrap = dir.path().join("bootstrap");
     std::fs::write(&bootstrap, common::elf::bootstrap("release")).unwrap();

@@ -436,7 +436,14 @@ fn the_workflow_plans_on_pull_requests_and_deploys_then_checks_on_main() {
     );
     let own = export(
         dir.path(),
-        &["github-actions", "--env", "prod", "--from-source", "--install", "--git https://example.invalid/flixops flixops"],
+        &[
+            "github-actions",
+            "--env",
+            "prod",
+            "--from-source",
+            "--install",
+            "--git https://example.invalid/flixops flixops",
+        ],
     );
     assert!(
         own.contains(
