@@ -286,9 +286,14 @@ pub struct ExportArgs {
     /// github-actions: the branch whose pushes deploy
     #[arg(long, default_value = "main")]
     pub branch: String,
-    /// github-actions: what the build job passes to `cargo install --locked`, e.g.
-    /// "--git https://github.com/you/flixops --tag v0.1.0 flixops" [default: this version from crates.io]
-    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    /// github-actions: compile flixops in the workflow (on Amazon Linux 2023, cached) instead of
+    /// installing this version's release
+    #[arg(long)]
+    pub from_source: bool,
+    /// github-actions --from-source: what the build job passes to `cargo install --locked
+    /// --no-default-features`, e.g. "--git https://github.com/you/flixops --tag v0.1.0 flixops"
+    /// [default: this version from crates.io]
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true, requires = "from_source")]
     pub install: Option<String>,
 }
 

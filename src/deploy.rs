@@ -8,7 +8,7 @@ use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use serde::Serialize;
 
 use crate::Error;
-use crate::aws::lambda::Artifact;
+use crate::aws::lambda::{Artifact, ArtifactError};
 use crate::aws::stack::{self, Names, Upstream};
 use crate::aws::{Session, secret};
 use crate::config::{AwsSnowflakeTarget, Config, EnvConfig, Target};
@@ -31,6 +31,8 @@ pub struct Prepared {
     pub keep: Vec<crate::plan::Address>,
     /// The Snowflake session, when the graph has Snowflake resources.
     pub snowflake: Option<SnowflakeClient>,
+    /// Why the function's code is unknown (no Linux artifact), when it is.
+    pub unknown_code: Option<String>,
 }
 
 /// What `deploy` reports.
@@ -186,13 +188,15 @@ pub async fn prepare_in(
     upstream: Upstream,
 ) -> Result<Prepared, Error> {
     let cloud = cloud_target(env)?;
+    let artifact = artifact.for_architecture(&cloud.lambda_architecture)?;
+    let unknown_code = artifact.unknown.clone();
     let graph = Graph::new(stack::resources(config, env, cloud, &session, artifact, upstream, false))?;
     let (observed, state) = tokio::join!(graph.read_all(), extraction_state(&session, cloud, &env.prefix));
     let observed = observed?;
     let mut plan = graph.plan(&observed);
     plan.x_spend = Some(crate::extract::spend::Estimate::new(&config.extract, state.as_ref()));
     graph.check(&plan).await?;
-    Ok(Prepared { session, graph, observed, plan, keep: Vec::new(), snowflake: None })
+    Ok(Prepared { session, graph, observed, plan, keep: Vec::new(), snowflake: None, unknown_code })
 }
 
 /// The extractor's stored state, for the spend estimate; None when there is none yet or it cannot
@@ -226,7 +230,7 @@ pub async fn prepare_destroy(
     let observed = graph.read_all().await?;
     let keep = if purge_data { Vec::new() } else { data_resources() };
     let plan = graph.destroy_plan(&observed, &keep);
-    Ok(Prepared { session, graph, observed, plan, keep, snowflake: None })
+    Ok(Prepared { session, graph, observed, plan, keep, snowflake: None, unknown_code: None })
 }
 
 /// [`prepare_destroy`] for the whole environment, Snowflake included.
@@ -266,11 +270,23 @@ pub fn data_resources() -> Vec<crate::plan::Address> {
 impl Prepared {
     /// Applies the plan; the report lists the write calls made.
     pub async fn apply(self) -> Result<DeployReport, Error> {
+        self.refuse_without_code()?;
         let applied = self.graph.apply(&self.observed).await?;
         let snowflake_writes = self.snowflake.as_ref().map(SnowflakeClient::writes).unwrap_or_default();
         let notes = notes(&applied);
         let write_calls = self.session.calls.writes();
         Ok(DeployReport { plan: self.plan, applied, write_calls, snowflake_writes, notes, destroyed: false })
+    }
+
+    /// Refuses, before any write, a plan whose function change needs code flixops does not have.
+    fn refuse_without_code(&self) -> Result<(), Error> {
+        let Some(why) = &self.unknown_code else { return Ok(()) };
+        let function = crate::aws::lambda::Function::address();
+        let change = self.plan.resources.iter().find(|r| r.address == function).map(|r| &r.change);
+        match change.and_then(crate::aws::lambda::needs_code) {
+            Some(action) => Err(ArtifactError::CodeUnknown { action, why: why.clone() }.into()),
+            None => Ok(()),
+        }
     }
 
     /// Deletes what the destroy plan lists, dependants first.

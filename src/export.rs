@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::aws::stack::Scope;
-use crate::config::{Config, EnvConfig};
+use crate::config::{AwsSnowflakeTarget, Config, EnvConfig};
 
 /// The bootstrap module's hand-written files, compiled in so `export terraform` can write the module anywhere.
 const TERRAFORM_FILES: &[(&str, &str)] = &[
@@ -36,6 +36,12 @@ pub enum ExportError {
          cron(…) without L, W, # or a year"
     )]
     Schedule { path: String, line: String, expression: String, why: String },
+    /// The Snowflake connection's name cannot be part of an environment variable's name.
+    #[error(
+        "snowflake_connection `{name}`: the workflow passes the connection as SNOWFLAKE_CONNECTIONS_<NAME>_* \
+         variables, so its name must be letters, digits and _; rename it in flixops.toml (and connections.toml)"
+    )]
+    ConnectionName { name: String },
     /// A template failed to render.
     #[error("template {name}: {message}")]
     Render { name: String, message: String },
@@ -90,19 +96,62 @@ pub fn write_files(dir: &Path, files: &[(String, String)], force: bool) -> Resul
         .collect()
 }
 
-/// The GitHub Actions workflow: plan on pull requests, deploy then doctor on the deploy branch.
-/// `install` is what follows `cargo install --locked` (default: this version from crates.io).
+/// The actions the workflow uses, each pinned to a commit (a tag can be moved), with its release.
+const ACTIONS: &[(&str, &str)] = &[
+    ("checkout", "actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v7.0.1"),
+    ("aws", "aws-actions/configure-aws-credentials@e6de054238d6b7531b4efff3b6587d9aade6a06c # v6.2.3"),
+    ("cache", "actions/cache@27d5ce7f107fe9357f9df03efb73ab90386fccae # v5.0.5"),
+    ("upload", "actions/upload-artifact@bbbca2ddaa5d8feaa63e36b76fdaad77386f024f # v7.0.0"),
+    ("download", "actions/download-artifact@3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c # v8.0.1"),
+];
+
+/// Where this version's release files are (cargo-dist's GitHub release, `v{version}`).
+pub fn release_url() -> String {
+    format!("{}/releases/download/v{}", env!("CARGO_PKG_REPOSITORY"), env!("CARGO_PKG_VERSION"))
+}
+
+/// How the GitHub Actions workflow gets flixops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Install<'a> {
+    /// This version's release archive and Lambda package, checksums verified.
+    Release,
+    /// Compiled on Amazon Linux 2023 with `cargo install --locked --no-default-features` and these
+    /// arguments (None: this version from crates.io), cached between runs.
+    FromSource(Option<&'a str>),
+}
+
+/// The GitHub Actions workflow: plan on pull requests, deploy then doctor on the deploy branch,
+/// signing in to Snowflake with key-pair from repository secrets.
 pub fn github_actions(
     env: &EnvConfig,
+    cloud: &AwsSnowflakeTarget,
     region: &str,
     branch: &str,
-    install: Option<&str>,
+    install: Install<'_>,
 ) -> Result<String, ExportError> {
-    let install =
-        install.map(str::to_string).unwrap_or_else(|| format!("flixops --version {}", env!("CARGO_PKG_VERSION")));
+    let connection = cloud.snowflake_connection.clone().unwrap_or_else(|| "default".into());
+    if connection.is_empty() || !connection.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(ExportError::ConnectionName { name: connection });
+    }
+    let install_args = match install {
+        Install::FromSource(Some(args)) => args.to_string(),
+        _ => format!("flixops --version {}", env!("CARGO_PKG_VERSION")),
+    };
+    let cache_key: String =
+        install_args.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' }).collect();
+    let actions: serde_json::Map<String, serde_json::Value> =
+        ACTIONS.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let expression = |e: &str| format!("${{{{ {e} }}}}");
     let data = json!({
         "version": env!("CARGO_PKG_VERSION"), "rust": env!("CARGO_PKG_RUST_VERSION"),
-        "env": env.name, "region": region, "branch": branch, "install": install,
+        "env": env.name, "region": region, "branch": branch,
+        "from_source": matches!(install, Install::FromSource(_)), "install": install_args, "cache_key": cache_key,
+        "release": release_url(), "architecture": cloud.lambda_architecture,
+        "connection": connection, "connection_prefix": format!("SNOWFLAKE_CONNECTIONS_{}", connection.to_uppercase()),
+        "actions": actions,
+        "plan_role": expression("vars.FLIXOPS_PLAN_ROLE_ARN"), "deploy_role": expression("vars.FLIXOPS_DEPLOY_ROLE_ARN"),
+        "secret_key": expression("secrets.SNOWFLAKE_PRIVATE_KEY"),
+        "secret_passphrase": expression("secrets.SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"),
     });
     render("ci/github-actions", data)
 }
@@ -115,6 +164,11 @@ pub fn airflow(config: &Config, env: &EnvConfig) -> Result<String, ExportError> 
         let line = line.map(|l| format!(": line {l}")).unwrap_or_default();
         ExportError::Schedule { path, line, expression: expression.clone(), why }
     })?;
+    let connection = match &env.target {
+        crate::config::Target::AwsSnowflake(cloud) => cloud.snowflake_connection.clone(),
+        crate::config::Target::Local(_) => None,
+    };
+    let connection = connection.unwrap_or_else(|| "default".into());
     render(
         "ci/airflow",
         json!({
@@ -124,6 +178,9 @@ pub fn airflow(config: &Config, env: &EnvConfig) -> Result<String, ExportError> 
             "project_dir": config.root.display().to_string(),
             "schedule": schedule,
             "local": matches!(env.target, crate::config::Target::Local(_)),
+            "release": release_url(),
+            "connection": connection,
+            "connection_prefix": format!("SNOWFLAKE_CONNECTIONS_{}", connection.to_uppercase()),
         }),
     )
 }
@@ -137,8 +194,9 @@ fn render(name: &str, data: serde_json::Value) -> Result<String, ExportError> {
 pub enum Document {
     /// The Airflow DAG.
     Airflow,
-    /// The GitHub Actions workflow deploying from `branch`, installing `install` if given.
-    GithubActions { branch: String, install: Option<String> },
+    /// The GitHub Actions workflow deploying from `branch`: the release, or compiled from source
+    /// (`install`: what `cargo install` is given).
+    GithubActions { branch: String, from_source: bool, install: Option<String> },
     /// The deployer's IAM policy (`read_only`: what plan and doctor need).
     IamPolicy { read_only: bool },
     /// The policies deploy attaches.
@@ -155,9 +213,11 @@ pub async fn document(
 ) -> Result<String, crate::Error> {
     let read_only = match what {
         Document::Airflow => return Ok(airflow(config, env)?),
-        Document::GithubActions { branch, install } => {
-            let region = crate::deploy::cloud_target(env)?.region.clone().ok_or_else(|| region_hint(config, env))?;
-            return Ok(github_actions(env, &region, branch, install.as_deref())?);
+        Document::GithubActions { branch, from_source, install } => {
+            let cloud = crate::deploy::cloud_target(env)?;
+            let region = cloud.region.clone().ok_or_else(|| region_hint(config, env))?;
+            let install = if *from_source { Install::FromSource(install.as_deref()) } else { Install::Release };
+            return Ok(github_actions(env, cloud, &region, branch, install)?);
         }
         Document::IamPolicy { read_only } => Some(*read_only),
         Document::Policies => None,

@@ -113,7 +113,10 @@ impl Error {
                 | Error::Timeout(_)
                 | Error::NoLocal(_)
         ) || matches!(self, Error::Aws(aws::AwsError::Timeout(_)))
-            || matches!(self, Error::Export(export::ExportError::Schedule { .. }))
+            || matches!(
+                self,
+                Error::Export(export::ExportError::Schedule { .. } | export::ExportError::ConnectionName { .. })
+            )
             || matches!(self, Error::Init(e) if e.is_usage())
             || matches!(self, Error::Backfill(e) if e.is_usage())
             || matches!(self, Error::Extract(e) if e.is_usage())

@@ -141,7 +141,9 @@ pub async fn export(args: &Resolved, cli: cli::ExportArgs) -> Result<ExitCode, E
             });
         }
         ExportKind::Airflow => Document::Airflow,
-        ExportKind::GithubActions => Document::GithubActions { branch: cli.branch, install: cli.install },
+        ExportKind::GithubActions => {
+            Document::GithubActions { branch: cli.branch, from_source: cli.from_source, install: cli.install }
+        }
         ExportKind::IamPolicy => Document::IamPolicy { read_only: cli.read_only },
         ExportKind::Policies => Document::Policies,
     };

@@ -21,7 +21,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use crate::common::{MotoAccount, cloud_env, flixops, moto_env, moto_sdk, output};
-use flixops::aws::lambda::Artifact;
+use flixops::aws::lambda::{Artifact, Function};
 use flixops::aws::stack::Upstream;
 use flixops::aws::{Clients, Session};
 use flixops::config::{Config, EnvConfig};
@@ -59,10 +59,8 @@ impl Project {
 
     /// A small Linux executable standing in for the Lambda's bootstrap; `tag` changes its bytes.
     fn artifact(&self, tag: &str) -> PathBuf {
-        let mut bytes = std::fs::read("/bin/true").unwrap();
-        bytes.extend_from_slice(tag.as_bytes());
         let path = self.path().join(format!("bootstrap-{tag}"));
-        std::fs::write(&path, bytes).unwrap();
+        std::fs::write(&path, common::elf::bootstrap(tag)).unwrap();
         path
     }
 
@@ -1419,4 +1417,106 @@ fn credentials_and_region_come_from_the_named_profile() {
     let role = plan["resources"].as_array().unwrap().iter().find(|r| r["address"] == "aws_iam_role.scheduler").unwrap();
     let policy = role["fields"].as_array().unwrap().iter().find(|f| f["field"] == "policy").unwrap();
     assert!(policy["after"].as_str().unwrap().contains("arn:aws:lambda:eu-west-1:"), "the profile's region: {policy}");
+}
+
+/// The function's architecture that this machine's flixops is not built for (arm64 on x86_64), so
+/// this very binary is no package for it; and the ELF machine of a bootstrap built for it.
+fn the_other_architecture() -> (&'static str, common::elf::Machine) {
+    use common::elf::Machine;
+    if cfg!(target_arch = "aarch64") { ("x86_64", Machine::X86_64) } else { ("arm64", Machine::Aarch64) }
+}
+
+/// The plan's change of one resource, from `plan --output json`.
+fn planned<'a>(plan: &'a Value, address: &str) -> &'a Value {
+    let resources = plan["resources"].as_array().unwrap();
+    resources.iter().find(|r| r["address"] == address).unwrap_or_else(|| panic!("no {address}: {plan}"))
+}
+
+/// `lambda_architecture = "arm64"` end to end: an aarch64 `bootstrap` deploys as an arm64 function
+/// and converges, an x86_64 one is refused before anything is read. Without a package for that
+/// architecture (this flixops is built for the other one, as on a Mac it is no Linux binary at
+/// all), `plan` shows the code as unknown with a note and plans everything else, `deploy` will not
+/// create the function without code (nothing written), and once it exists a deploy without the
+/// package repairs other drift and keeps the deployed code; `doctor` runs every resource check.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_arm64_function_deploys_and_without_its_code_everything_else_is_planned_and_checked() {
+    let p = Project::new();
+    let (arch, machine) = the_other_architecture();
+    let toml = std::fs::read_to_string(p.path().join("flixops.toml")).unwrap();
+    std::fs::write(p.path().join("flixops.toml"), format!("{toml}lambda_architecture = \"{arch}\"\n")).unwrap();
+    let mut bootstrap = common::elf::minimal_elf(machine, &[("libc.so.6", &["GLIBC_2.17"])]);
+    bootstrap.extend_from_slice(b"v1");
+    let package = p.path().join("bootstrap-other");
+    std::fs::write(&package, bootstrap).unwrap();
+    let run = |args: &[&str], artifact: Option<&Path>| {
+        let mut cmd = flixops(p.path());
+        cmd.args(args).envs(cloud_env(p.path()));
+        if let Some(path) = artifact {
+            cmd.env("FLIXOPS_ARTIFACT", path);
+        }
+        output(&mut cmd)
+    };
+    let function = Function::address().to_string();
+
+    let (code, stdout, stderr) = run(&["plan", "--output", "json"], None);
+    assert_eq!(code, 0, "{stderr}");
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(plan["add"], 28, "everything is planned, the function included: {plan}");
+    let create = planned(&plan, &function);
+    let code_field = create["fields"].as_array().unwrap().iter().find(|f| f["field"] == "code_sha256").unwrap();
+    assert_eq!(code_field["after"], "(unknown: no Linux artifact, see the note)");
+    let note = plan["notes"].as_array().unwrap().iter().find(|n| n["address"] == function.as_str()).unwrap();
+    let note = note["message"].as_str().unwrap();
+    assert!(
+        note.contains("the function's code is unknown") && note.contains(&format!("the function is {arch}")),
+        "{note}"
+    );
+    assert!(note.contains("--artifact"), "the note says how to give the code: {note}");
+
+    let (code, _, stderr) = run(&["deploy", "--yes"], None);
+    assert_eq!(code, 2, "no code to create the function with: {stderr}");
+    assert!(stderr.contains("deploy must create the function, but") && stderr.contains("--artifact"), "{stderr}");
+    let c = clients();
+    let missing = c.s3.head_bucket().bucket(p.bucket()).send().await;
+    assert!(missing.is_err(), "refused before any write: the bucket was not created");
+
+    let (code, _, stderr) = run(&["deploy", "--yes"], Some(&p.artifact("v1")));
+    assert_eq!(code, 2, "a bootstrap of the wrong architecture: {stderr}");
+    let other = if arch == "arm64" { "x86_64" } else { "arm64" };
+    assert!(stderr.contains(&format!("`bootstrap` is {other}, but the function is {arch}")), "{stderr}");
+    assert!(stderr.contains(&format!("lambda_architecture = \"{other}\"")), "{stderr}");
+
+    let (code, _, stderr) = run(&["deploy", "--yes"], Some(&package));
+    assert_eq!(code, 0, "{stderr}");
+    let name = format!("{}-prod-extract", p.name);
+    let deployed = c.lambda.get_function().function_name(&name).send().await.unwrap();
+    let config = deployed.configuration().unwrap();
+    let architectures: Vec<&str> = config.architectures().iter().map(|a| a.as_str()).collect();
+    assert_eq!(architectures, [arch], "the function runs on {arch}");
+    let sha = config.code_sha256().unwrap().to_string();
+    let (code, _, stderr) = run(&["plan", "--detailed-exitcode"], Some(&package));
+    assert_eq!(code, 0, "converged: {stderr}");
+
+    // Drift elsewhere, and no package: the plan repairs the bucket and leaves the code alone.
+    c.s3.delete_public_access_block().bucket(p.bucket()).send().await.unwrap();
+    let (code, stdout, stderr) = run(&["plan", "--output", "json"], None);
+    assert_eq!(code, 0, "{stderr}");
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(planned(&plan, &function)["action"], "no-op", "the deployed code is kept: {plan}");
+    assert_eq!(planned(&plan, "aws_s3_bucket.lake")["action"], "update");
+    assert!(plan["notes"].as_array().unwrap().iter().any(|n| n["address"] == function.as_str()), "{plan}");
+    let (code, stdout, stderr) = run(&["deploy", "--yes", "--output", "json"], None);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(!operations(&writes(&report)).iter().any(|op| op.contains("Function")), "{report}");
+    let after = c.lambda.get_function().function_name(&name).send().await.unwrap();
+    assert_eq!(after.configuration().unwrap().code_sha256(), Some(sha.as_str()), "the code is untouched");
+
+    // doctor, without the package, runs every resource check and finds them as deployed.
+    let (_, stdout, stderr) = run(&["doctor", "--output", "json"], None);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("{stderr}"));
+    let resources: Vec<&Value> =
+        report["checks"].as_array().unwrap().iter().filter(|c| c["name"].as_str().unwrap().contains('.')).collect();
+    assert!(resources.len() > 20 && resources.iter().all(|c| c["status"] == "ok"), "{resources:#?}");
+    assert!(resources.iter().any(|c| c["name"] == function.as_str()), "{resources:#?}");
 }

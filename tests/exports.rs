@@ -245,7 +245,7 @@ fn the_deployer_policy_allows_every_call_of_a_deploy_and_nothing_it_does_not_mak
     let toml =
         format!("[project]\nname = \"{name}\"\n[env.prod]\ntarget = \"aws-snowflake\"\nregion = \"us-east-1\"\n");
     std::fs::write(dir.path().join("flixops.toml"), toml).unwrap();
-    std::fs::write(dir.path().join("bootstrap"), std::fs::read("/bin/true").unwrap()).unwrap();
+    std::fs::write(dir.path().join("bootstrap"), common::elf::bootstrap("")).unwrap();
     let run = |args: &[&str]| {
         let mut cmd = flixops(dir.path());
         cmd.args(args).envs(common::moto_tls_env()).env("FLIXOPS_ARTIFACT", dir.path().join("bootstrap"));
@@ -318,10 +318,8 @@ async fn lifecycle(
     let account = [SharedInterceptor::new(common::MotoAccount::new())];
     let hand = flixops::aws::Clients::new(&sdk, &account);
     let (mut used, mut planned) = (BTreeSet::new(), BTreeSet::new());
-    let artifact = |tag: &[u8]| {
-        let mut bytes = std::fs::read("/bin/true").unwrap();
-        bytes.extend_from_slice(tag);
-        std::fs::write(dir.join("bootstrap"), bytes).unwrap();
+    let artifact = |tag: &str| {
+        std::fs::write(dir.join("bootstrap"), common::elf::bootstrap(tag)).unwrap();
         flixops::aws::lambda::Artifact::load(Some(&dir.join("bootstrap"))).unwrap()
     };
     for round in ["create", "converged", "repair", "destroy", "redeploy"] {
@@ -332,7 +330,7 @@ async fn lifecycle(
         if round == "repair" {
             break_everything(&hand, &names).await;
         }
-        let code = artifact(if round == "repair" { b"v2" } else { b"v1" });
+        let code = artifact(if round == "repair" { "v2" } else { "v1" });
         if round == "destroy" {
             let prepared =
                 flixops::deploy::prepare_destroy(Some(session), config, env, Default::default(), false).await.unwrap();
@@ -405,7 +403,7 @@ fn the_workflow_plans_on_pull_requests_and_deploys_then_checks_on_main() {
         })
         .unwrap();
     let workflow: Value = serde_json::from_slice(&json.stdout).unwrap_or_else(|_| panic!("not YAML:\n{yaml}"));
-    assert!(workflow["permissions"].get("id-token").is_none(), "the build job gets no token: {yaml}");
+    assert!(workflow["permissions"].get("id-token").is_none(), "only the plan and deploy jobs get a token: {yaml}");
     for job in ["plan", "deploy"] {
         assert_eq!(workflow["jobs"][job]["permissions"]["id-token"], "write", "{job}: OIDC, no stored keys");
     }
@@ -420,30 +418,42 @@ fn the_workflow_plans_on_pull_requests_and_deploys_then_checks_on_main() {
             .join("\n")
     };
     assert_eq!(workflow["jobs"]["plan"]["if"], "github.event_name == 'pull_request'");
-    assert!(steps("plan").contains("./flixops plan"), "{yaml}");
+    assert!(steps("plan").contains("flixops plan --artifact"), "{yaml}");
     assert!(!steps("plan").contains("deploy"), "pull requests never deploy: {yaml}");
     let deploy = steps("deploy");
-    let (d, c) = (deploy.find("deploy --yes").unwrap(), deploy.find("./flixops doctor").unwrap());
+    let (d, c) = (deploy.find("deploy --yes").unwrap(), deploy.find("flixops doctor").unwrap());
     assert!(d < c, "doctor runs after deploy: {deploy}");
-    assert!(deploy.contains("./flixops doctor --skip token"), "the deploy role does not read the token: {deploy}");
+    assert!(deploy.contains("flixops doctor --skip token"), "the deploy role does not read the token: {deploy}");
     assert!(
         yaml.contains("${{ vars.FLIXOPS_DEPLOY_ROLE_ARN }}") && yaml.contains("${{ vars.FLIXOPS_PLAN_ROLE_ARN }}"),
         "{yaml}"
     );
     assert_eq!(workflow["on"]["push"]["branches"][0], "main");
     assert!(
-        yaml.contains(&format!("--default-toolchain {}", env!("CARGO_PKG_RUST_VERSION"))),
-        "pinned toolchain: {yaml}"
+        yaml.contains("SNOWFLAKE_CONNECTIONS_DEFAULT_ACCOUNT: ${{ vars.SNOWFLAKE_ACCOUNT }}")
+            && yaml.contains("${{ secrets.SNOWFLAKE_PRIVATE_KEY }}"),
+        "signs in to Snowflake from repository variables and secrets: {yaml}"
     );
     let own = export(
         dir.path(),
-        &["github-actions", "--env", "prod", "--install", "--git https://example.invalid/flixops flixops"],
+        &[
+            "github-actions",
+            "--env",
+            "prod",
+            "--from-source",
+            "--install",
+            "--git https://example.invalid/flixops flixops",
+        ],
     );
     assert!(
         own.contains(
-            "cargo install --locked --root \"$PWD/flixops-bin\" --git https://example.invalid/flixops flixops"
+            "cargo install --locked --no-default-features --root \"$PWD/flixops-bin\" --git https://example.invalid/flixops flixops"
         ),
         "{own}"
+    );
+    assert!(
+        own.contains(&format!("--default-toolchain {}", env!("CARGO_PKG_RUST_VERSION"))),
+        "pinned toolchain: {own}"
     );
 }
 

@@ -7,6 +7,7 @@
 mod common;
 
 mod aws_deploy;
+mod ci_workflows;
 mod cli;
 mod exports;
 mod extract;

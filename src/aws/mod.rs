@@ -1,6 +1,7 @@
 //! AWS clients, built once from the standard credential chain (env, profiles, SSO, web identity), and
 //! the AWS resources of the cloud target. Each resource module owns its read, diff and apply.
 
+pub mod artifact;
 pub mod checkpoint;
 pub mod iam;
 pub mod lambda;

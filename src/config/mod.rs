@@ -223,6 +223,8 @@ pub struct AwsSnowflakeTarget {
     pub iam_propagation_secs: u64,
     /// Days the function's CloudWatch log group keeps its events.
     pub log_retention_days: i32,
+    /// The function's architecture, `x86_64` or `arm64`; the Lambda artifact must be built for it.
+    pub lambda_architecture: String,
 }
 
 #[cfg(test)]
@@ -239,6 +241,7 @@ impl AwsSnowflakeTarget {
             target_lag: "1 hour".into(),
             iam_propagation_secs: 120,
             log_retention_days: 30,
+            lambda_architecture: "x86_64".into(),
         }
     }
 }

@@ -77,6 +77,7 @@ struct RawEnv {
     target_lag: Option<Spanned<String>>,
     iam_propagation_secs: Option<Spanned<u64>>,
     log_retention_days: Option<Spanned<i32>>,
+    lambda_architecture: Option<Spanned<String>>,
     freshness: Option<RawFreshness>,
 }
 
@@ -386,6 +387,7 @@ fn local_target(raw: &RawEnv, c: &mut Checker, root: &Path, env: &str) -> LocalT
         ("database", &raw.database),
         ("snowflake_warehouse", &raw.snowflake_warehouse),
         ("target_lag", &raw.target_lag),
+        ("lambda_architecture", &raw.lambda_architecture),
     ];
     let numbers = [
         ("iam_propagation_secs", raw.iam_propagation_secs.as_ref().map(Spanned::span)),
@@ -435,6 +437,14 @@ fn cloud_target(raw: &RawEnv, c: &mut Checker, env: &str, project: &str) -> AwsS
     if let Some(v) = &raw.target_lag {
         c.check(v, &field("target_lag"), rules::target_lag);
     }
+    if let Some(v) = &raw.lambda_architecture {
+        c.check(v, &field("lambda_architecture"), |a| {
+            rules::rule(
+                LAMBDA_ARCHITECTURES.contains(&a),
+                "use \"x86_64\" or \"arm64\" (Lambda's names; arm64 is Graviton, cheaper per GB-second)",
+            )
+        });
+    }
     if let Some(secs) = raw.iam_propagation_secs.as_ref().filter(|s| *s.get_ref() > MAX_PROPAGATION_SECS) {
         let message = format!(
             "at most {MAX_PROPAGATION_SECS} seconds; the default, {}, is what Terraform's AWS provider waits for IAM",
@@ -461,8 +471,12 @@ fn cloud_target(raw: &RawEnv, c: &mut Checker, env: &str, project: &str) -> AwsS
             .as_ref()
             .map_or(crate::aws::DEFAULT_PROPAGATION_SECS, |s| *s.get_ref()),
         log_retention_days: raw.log_retention_days.as_ref().map_or(DEFAULT_RETENTION_DAYS, |d| *d.get_ref()),
+        lambda_architecture: text(&raw.lambda_architecture).unwrap_or_else(|| LAMBDA_ARCHITECTURES[0].to_string()),
     }
 }
+
+/// The architectures Lambda runs `provided.al2023` on, by its own names; the first is the default.
+const LAMBDA_ARCHITECTURES: &[&str] = &["x86_64", "arm64"];
 
 /// The longest IAM propagation wait flixops.toml accepts (a deploy should not hang for long).
 const MAX_PROPAGATION_SECS: u64 = 900;
@@ -721,6 +735,24 @@ mod tests {
 
         let p = problems("[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\nlog_retention_days = 14\n");
         assert_eq!(p[0].field, "env.dev.log_retention_days");
+        assert!(p[0].message.contains("\"aws-snowflake\" only"), "{}", p[0].message);
+    }
+
+    #[test]
+    fn lambda_architecture_is_x86_64_or_arm64() {
+        let text = "[project]\nname = \"demo\"\n[env.prod]\ntarget = \"aws-snowflake\"\n";
+        let arch = |text: &str| match &parse(text, Path::new("flixops.toml")).unwrap().env(Some("prod")).unwrap().target
+        {
+            Target::AwsSnowflake(t) => t.lambda_architecture.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(arch(text), "x86_64", "the default");
+        assert_eq!(arch(&format!("{text}lambda_architecture = \"arm64\"\n")), "arm64");
+        let p = problems(&format!("{text}lambda_architecture = \"aarch64\"\n"));
+        assert_eq!((p[0].line, p[0].field.as_str()), (5, "env.prod.lambda_architecture"));
+        assert!(p[0].message.contains("\"x86_64\" or \"arm64\""), "{}", p[0].message);
+        let p =
+            problems("[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\nlambda_architecture = \"arm64\"\n");
         assert!(p[0].message.contains("\"aws-snowflake\" only"), "{}", p[0].message);
     }
 

@@ -4,7 +4,7 @@
 
 use super::schedule::Schedule;
 
-fn rule(ok: bool, message: &str) -> Result<(), String> {
+pub(crate) fn rule(ok: bool, message: &str) -> Result<(), String> {
     if ok { Ok(()) } else { Err(message.to_string()) }
 }
 
