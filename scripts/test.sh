@@ -9,7 +9,8 @@
 #     renders the report page offline (tests/report.rs); if it cannot be installed the test skips
 #     loudly, except under CI (`CI` set), where this script fails instead,
 #   - nothing else: DuckDB is compiled from the bundled sources, the X API mock is in-process.
-# Extra arguments go to cargo test (e.g. scripts/test.sh --test extract).
+# Extra arguments go to cargo test (e.g. scripts/test.sh --test integration extract::); without
+# any, the cloud-only feature set (--no-default-features) is tested too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,3 +57,8 @@ if ! have_chromium; then
 fi
 
 cargo test --locked "$@"
+# The cloud-only build (the Lambda artifact, CI deploys): everything but the local target, without
+# compiling DuckDB; its tests leave out what needs DuckDB and check that `run` says how to get it.
+if [ $# -eq 0 ]; then
+  cargo test --locked --no-default-features
+fi

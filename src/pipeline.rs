@@ -1,8 +1,8 @@
-//! The commands' work, as library calls that return reports: extract, load, transform, run.
+//! Extraction as library calls that return reports, on either target: extract and backfill. The
+//! local target's load, transform and run are in [`crate::local::pipeline`].
 
 use std::path::PathBuf;
 
-use serde::Serialize;
 
 use crate::Error;
 use crate::config::{Config, EnvConfig, LocalTarget, Target};
@@ -10,9 +10,6 @@ use crate::extract::api::XClient;
 use crate::extract::replay::Replay;
 use crate::extract::sink::Sink;
 use crate::extract::{self, Job, Source, backfill};
-use crate::local::{LoadReport, Warehouse};
-use crate::models::local::ModelOutcome;
-use crate::models::{self, Dialect};
 
 /// The recorded page `--demo` replays: a real `#brexit` recent-search page (see tests/fixtures/x-api).
 pub const DEMO_PAGES: &[u8] = include_bytes!("../tests/fixtures/x-api/brexit.jsonl");
@@ -89,68 +86,8 @@ pub async fn backfill(
     Ok(backfill::prepare(job, request, client, store(env).await).await?)
 }
 
-/// What `transform` did on the local target.
-#[derive(Debug, Clone, Serialize)]
-pub struct TransformReport {
-    /// Files loaded first (Snowpipe's job in the cloud).
-    pub load: LoadReport,
-    /// Each model, in the order it was built.
-    pub models: Vec<ModelOutcome>,
-}
-
-/// Loads pending lake files, then rebuilds every model (local target).
-pub fn transform_local(config: &Config, env: &EnvConfig) -> Result<TransformReport, Error> {
-    let local = local_target(env)?;
-    let mut warehouse = Warehouse::open(local)?;
-    let load = warehouse.load_new_files(&env.prefix)?;
-    let found = models::discover(&config.root.join("models"))?;
-    let rendered = models::render_all(&found, &Dialect::DuckDb)?;
-    let models = models::local::apply(warehouse.connection(), &rendered)?;
-    Ok(TransformReport { load, models })
-}
-
-/// What `run` did.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunReport {
-    /// The extraction.
-    pub extract: extract::Report,
-    /// The load and the models.
-    pub transform: TransformReport,
-    /// The report page `run --demo` writes beside the warehouse.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub report: Option<PathBuf>,
-}
-
-/// extract → load → transform, once (local target).
-pub async fn run_local(config: &Config, env: &EnvConfig, input: &Input) -> Result<RunReport, Error> {
-    local_target(env)?;
-    let extract = extract(config, env, input, None).await?;
-    let transform = transform_local(config, env)?;
-    let report = match input {
-        Input::Demo => demo_report(env).await,
-        _ => None,
-    };
-    Ok(RunReport { extract, transform, report })
-}
-
-/// `run --demo` ends with the report of what it loaded: `report.html` beside the warehouse. The run
-/// itself succeeded, so a page that cannot be written is a warning.
-async fn demo_report(env: &EnvConfig) -> Option<PathBuf> {
-    let dir = local_target(env).ok()?.warehouse.parent()?.to_path_buf();
-    let options = crate::report::Options { days: DEMO_REPORT_DAYS, out: dir.join("report.html") };
-    match crate::report::generate(env, &options).await {
-        Ok(written) => Some(written.path),
-        Err(e) => {
-            tracing::warn!("the run is complete, but its report was not written: {e}");
-            None
-        }
-    }
-}
-
-/// The demo's report period (its recording spans minutes).
-const DEMO_REPORT_DAYS: u32 = 30;
-
-fn local_target(env: &EnvConfig) -> Result<&LocalTarget, Error> {
+/// The environment's local target, or the usage error that says what runs it on the cloud.
+pub fn local_target(env: &EnvConfig) -> Result<&LocalTarget, Error> {
     match &env.target {
         Target::Local(local) => Ok(local),
         other => Err(Error::WrongTarget {

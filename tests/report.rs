@@ -4,15 +4,13 @@
 //! error with the fix; and headless Chromium renders the page offline without console errors and
 //! with charts of non-zero size.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::report_page::{self as page, Key, Page};
-use common::{fixture, flixops, output};
+use crate::common::report_page::{self as page, Key, Page};
+use crate::common::{fixture, flixops, output};
 use serde_json::Value;
 
 /// What a tagged value must be, from the test's own query on the marts.

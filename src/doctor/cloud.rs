@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use futures::future::join_all;
 
-use super::{Check, FRESH_WARN_HOURS, Status, TIMEOUT, age_status};
+use super::{Check, Status, TIMEOUT, age_status};
+use crate::config::Freshness;
 use crate::aws::Session;
 use crate::aws::lambda::Artifact;
 use crate::aws::stack::{Names, Upstream};
@@ -21,7 +22,7 @@ use crate::snowflake::Client;
 use crate::snowflake::grants;
 use crate::snowflake::ident::literal;
 use crate::snowflake::pipe::{self, PipeStatus};
-use crate::snowflake::stack::SnowNames;
+use crate::snowflake::names::SnowNames;
 
 /// Files waiting in the pipe beyond this many is a warning (Snowpipe is falling behind).
 const PENDING_WARN: u64 = 100;
@@ -156,11 +157,11 @@ async fn runtime_checks(
     if let (Some(client), Ok(sf)) = (client, SnowNames::new(&config.project, &env.name, cloud)) {
         let sf = std::sync::Arc::new(sf);
         futures.push(Box::pin(timed("stage", stage(client.clone(), sf.clone()))));
-        futures.push(Box::pin(timed("pipe", pipe(client.clone(), sf.clone()))));
+        futures.push(Box::pin(timed("pipe", pipe(client.clone(), sf.clone(), env.freshness))));
         futures.push(Box::pin(timed("copy history", copy_history(client.clone(), sf.clone()))));
         futures
-            .push(Box::pin(timed("raw freshness", freshness(client.clone(), sf.table.to_string(), "raw freshness"))));
-        futures.push(Box::pin(timed("models freshness", models_freshness(client.clone(), sf.clone()))));
+            .push(Box::pin(timed("raw freshness", freshness(client.clone(), sf.table.to_string(), "raw freshness", env.freshness))));
+        futures.push(Box::pin(timed("models freshness", models_freshness(client.clone(), sf.clone(), env.freshness))));
         futures.push(Box::pin(timed("privileges", privileges(client.clone(), sf.clone()))));
     }
     let state =
@@ -198,9 +199,9 @@ async fn stage(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
     }
 }
 
-async fn pipe(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
+async fn pipe(client: Client, n: std::sync::Arc<SnowNames>, limits: Freshness) -> Check {
     match crate::snowflake::pipe::status(&client, &n.pipe).await {
-        Ok(status) => pipe_verdict(&status, chrono::Utc::now()),
+        Ok(status) => pipe_verdict(&status, chrono::Utc::now(), &limits),
         Err(e) => Check::new("pipe", Status::Fail, e.to_string(), Some("flixops deploy")),
     }
 }
@@ -209,7 +210,7 @@ async fn pipe(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
 /// pipe's own timestamps decide: `lastReceivedMessageTimestamp` belongs to the queue Snowflake
 /// shares between pipes, so it says nothing of this one
 /// (https://docs.snowflake.com/en/sql-reference/functions/system_pipe_status).
-pub fn pipe_verdict(status: &PipeStatus, now: chrono::DateTime<chrono::Utc>) -> Check {
+pub fn pipe_verdict(status: &PipeStatus, now: chrono::DateTime<chrono::Utc>, limits: &Freshness) -> Check {
     let state = status.state.as_str();
     let hours = |t: chrono::DateTime<chrono::Utc>| (now - t).num_hours();
     if let Some(error) = &status.error {
@@ -231,7 +232,7 @@ pub fn pipe_verdict(status: &PipeStatus, now: chrono::DateTime<chrono::Utc>) -> 
         let detail = format!("files reached the pipe until {forwarded}, {last}");
         return Check::new("pipe", Status::Warn, detail, copy_history);
     }
-    if let Some(forwarded) = status.last_forwarded.filter(|t| hours(*t) >= FRESH_WARN_HOURS) {
+    if let Some(forwarded) = status.last_forwarded.filter(|t| hours(*t) * 60 >= limits.warn_after_minutes) {
         let detail = format!("no new file reached the pipe for {} h (since {forwarded})", hours(forwarded));
         let fix = "check the extract schedule and aws_s3_bucket_notification.snowpipe (flixops deploy repairs it)";
         return Check::new("pipe", Status::Warn, detail, Some(fix));
@@ -281,7 +282,7 @@ async fn copy_history(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
     }
 }
 
-async fn freshness(client: Client, table: String, name: &'static str) -> Check {
+async fn freshness(client: Client, table: String, name: &'static str, limits: Freshness) -> Check {
     let sql = format!("SELECT DATEDIFF(MINUTE, MAX(LOADED_AT), CURRENT_TIMESTAMP()) AS AGE FROM {table}");
     let age = match client.query(&sql).await {
         Ok(rows) => rows.first().and_then(|r| r.get("AGE")).and_then(|v| v.as_i64()),
@@ -290,15 +291,14 @@ async fn freshness(client: Client, table: String, name: &'static str) -> Check {
     let Some(minutes) = age else {
         return Check::new(name, Status::Warn, format!("{table} is empty"), Some("wait for the first extraction"));
     };
-    let hours = minutes / 60;
-    let status = age_status(hours);
+    let (hours, status) = (minutes / 60, age_status(&limits, minutes));
     let fix = (status != Status::Ok).then_some("check the schedule, the function and the pipe above");
     Check::new(name, status, format!("newest row loaded {hours} h ago"), fix)
 }
 
 /// Every dynamic table's last refresh: a failed one names its error; the oldest data timestamp is
 /// held to the freshness thresholds (Snowflake refreshes them itself, on their target lag).
-async fn models_freshness(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
+async fn models_freshness(client: Client, n: std::sync::Arc<SnowNames>, limits: Freshness) -> Check {
     let name = "models freshness";
     // Without arguments DYNAMIC_TABLES() answers 100 rows from the whole account, failed ones first:
     // the limit covers every table so the filter sees this database's
@@ -330,8 +330,7 @@ async fn models_freshness(client: Client, n: std::sync::Arc<SnowNames>) -> Check
         let fix = "flixops deploy creates them; if they exist, grant the role MONITOR on them";
         return Check::new(name, Status::Warn, "no model has refreshed yet", Some(fix));
     };
-    let hours = minutes / 60;
-    let status = age_status(hours);
+    let (hours, status) = (minutes / 60, age_status(&limits, minutes));
     let fix = (status != Status::Ok).then_some("check the warehouse and the models' refresh history in Snowsight");
     Check::new(name, status, format!("{} models, oldest data {hours} h old ({})", rows.len(), model(row)), fix)
 }
@@ -371,7 +370,7 @@ async fn extraction(
 ) -> Vec<Check> {
     let sink = crate::extract::sink::Sink::S3 { client: session.clients.s3.clone(), bucket: cloud.bucket.clone() };
     let hints =
-        super::extraction::Hints { run: "wait for the schedule, or invoke the function once", stale: Status::Fail };
+        super::extraction::Hints { run: "wait for the schedule, or invoke the function once", stale: Status::Fail, replayed: false };
     super::extraction::checks(&config.extract, &sink, prefix, &hints, token).await
 }
 
@@ -548,7 +547,7 @@ mod tests {
     fn the_pipe_verdict_reads_state_errors_backlog_and_the_pipes_own_timestamps() {
         let now = chrono::DateTime::parse_from_rfc3339("2024-03-01T12:00:00Z").unwrap().to_utc();
         let verdict = |json: serde_json::Value| {
-            let c = pipe_verdict(&PipeStatus::parse(&json), now);
+            let c = pipe_verdict(&PipeStatus::parse(&json), now, &Freshness::default());
             (c.status, c.detail, c.fix.unwrap_or_default())
         };
         let ok = verdict(serde_json::json!({"executionState": "RUNNING", "pendingFileCount": 0,

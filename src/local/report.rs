@@ -11,6 +11,11 @@ use serde_json::Value;
 
 use crate::report::{Marts, QueryError, ReportError, Row};
 
+/// The local warehouse's marts, for [`crate::report::generate`].
+pub fn marts(path: &Path) -> Result<Box<dyn Marts>, crate::Error> {
+    Ok(Box::new(DuckDbMarts::open(path)?))
+}
+
 /// The warehouse file, open read-only.
 pub struct DuckDbMarts {
     conn: Mutex<Connection>,

@@ -274,7 +274,7 @@ const PER_DAY: usize = 3;
 /// Reads the environment's marts and writes the page to `options.out`.
 pub async fn generate(env: &EnvConfig, options: &Options) -> Result<Written, Error> {
     let marts: Box<dyn Marts> = match &env.target {
-        Target::Local(local) => Box::new(crate::local::report::DuckDbMarts::open(&local.warehouse)?),
+        Target::Local(local) => crate::local::report::marts(&local.warehouse)?,
         Target::AwsSnowflake(cloud) => {
             let client = crate::deploy::connect_snowflake(cloud).await?;
             Box::new(crate::snowflake::report::SnowflakeMarts::new(client, &cloud.database)?)

@@ -3,10 +3,11 @@
 use std::io::Write;
 
 use super::{Written, count, percent};
+use crate::output::Render;
 
-impl Written {
-    /// A few lines: the page's path, the period and its headline numbers (or that the marts are empty).
-    pub fn write_human(&self, w: &mut dyn Write) -> std::io::Result<()> {
+/// A few lines: the page's path, the period and its headline numbers (or that the marts are empty).
+impl Render for Written {
+    fn write_human(&self, w: &mut dyn Write) -> std::io::Result<()> {
         let r = &self.report;
         writeln!(w, "report     wrote {}", self.path.display())?;
         let Some(period) = &r.period else {
