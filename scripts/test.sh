@@ -15,7 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cache="${FLIXOPS_CACHE:-$HOME/.cache/flixops}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
+# cargo's own target/ unless set: the README's demo command (`cargo run -- run --demo`) built DuckDB
+# there with the same profile, so this run reuses that build instead of compiling it again.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(pwd)/target}"
 venv="$cache/venv"
 
 if ! command -v cargo >/dev/null; then
