@@ -9,6 +9,7 @@ pub mod export;
 pub mod extract;
 pub mod init;
 pub mod local;
+pub mod logs;
 pub mod models;
 pub mod output;
 pub mod pipeline;
@@ -74,6 +75,9 @@ pub enum Error {
     /// A timeout variable holds no number of seconds.
     #[error(transparent)]
     Timeout(#[from] timeouts::TimeoutError),
+    /// The function's log group cannot be read.
+    #[error(transparent)]
+    Logs(#[from] aws::logs::LogsError),
     /// The command exists but this build cannot do it for this target yet.
     #[error("{0}")]
     Unsupported(String),
@@ -104,6 +108,7 @@ impl Error {
             Error::Plan(e) => e.is_connect(),
             Error::Aws(e) => !matches!(e, aws::AwsError::Timeout(_)),
             Error::Snowflake(e) => e.is_connect(),
+            Error::Logs(e) => e.is_connect(),
             // Like missing AWS credentials: nothing to sign in with.
             Error::SnowflakeConnection(_) => true,
             Error::Init(e) => e.is_connect(),

@@ -248,9 +248,18 @@ async fn dispatch(cli: Cli, output: Output) -> Result<ExitCode, Error> {
         Command::Doctor(args) => {
             let (config, env) = config_and_env(global)?;
             let skip = flixops::doctor::Skip { token: args.skip.contains(&cli::SkipArg::Token) };
-            let report = flixops::doctor::run(&config, &env, args.stack.artifact.as_deref(), skip).await;
+            let mut options = flixops::doctor::Options::new(args.stack.artifact.as_deref(), skip);
+            options.canary = args.canary.then_some(args.canary_timeout);
+            options.limit = flixops::timeouts::Timeouts::from_process_env()?.check;
+            let report = flixops::doctor::run(&config, &env, &options).await;
             let code = print(output, &report, |w| doctor_lines(w, &report))?;
             Ok(if report.failed(args.strict) { ExitCode::FAILURE } else { code })
+        }
+        Command::Logs(args) => {
+            let (config, env) = config_and_env(global)?;
+            let request = flixops::logs::Request { since: args.since, errors: args.errors };
+            let logs = flixops::logs::open(&config, &env, request).await?;
+            print_logs(output, logs, args.follow).await
         }
         Command::Export(args) => export(global, output, args).await,
     }
@@ -324,6 +333,39 @@ fn emit(text: &str) -> Result<ExitCode, Error> {
         }
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// The log lines are the command's result: on stdout, one per entry (JSON: one document, or one
+/// object per line with --follow, which polls every 2 s until interrupted).
+async fn print_logs(output: Output, mut logs: flixops::logs::Logs, follow: bool) -> Result<ExitCode, Error> {
+    let json = output.format == Format::Json;
+    let mut all = Vec::new();
+    loop {
+        let entries = logs.next().await?;
+        let mut out = std::io::stdout().lock();
+        let written = entries.iter().try_for_each(|entry| match (json, follow) {
+            (true, true) => writeln!(out, "{}", serde_json::to_string(entry).unwrap_or_default()),
+            (true, false) => Ok(()),
+            (false, _) => writeln!(out, "{}", entry.line()),
+        });
+        if let Err(e) = written.and_then(|_| out.flush()) {
+            return Ok(if e.kind() == std::io::ErrorKind::BrokenPipe { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
+        drop(out);
+        if !follow {
+            all.extend(entries);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+    if json {
+        let document = serde_json::json!({ "source": logs.source(), "events": all });
+        return print(output, &document, |_| Ok(()));
+    }
+    if all.is_empty() {
+        eprintln!("no entries in {} for that time (widen --since)", logs.source());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn doctor_lines(w: &mut dyn Write, report: &flixops::doctor::Report) -> std::io::Result<()> {

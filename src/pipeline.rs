@@ -10,6 +10,7 @@ use crate::extract::api::XClient;
 use crate::extract::replay::Replay;
 use crate::extract::sink::Sink;
 use crate::extract::{self, Job, Source, backfill};
+use crate::local::logs::RunRecord;
 use crate::local::{LoadReport, Warehouse};
 use crate::models::local::ModelOutcome;
 use crate::models::{self, Dialect};
@@ -30,8 +31,23 @@ pub enum Input {
     Demo,
 }
 
-/// One extraction into the environment's store (or `to`, a directory playing the bucket).
+/// One extraction into the environment's store (or `to`, a directory playing the bucket); on the
+/// local target it goes into the run history.
 pub async fn extract(
+    config: &Config,
+    env: &EnvConfig,
+    input: &Input,
+    to: Option<PathBuf>,
+) -> Result<extract::Report, Error> {
+    let into_lake = to.is_none();
+    let result = extract_once(config, env, input, to).await;
+    if into_lake {
+        remember(env, "extract", &result, |e| (status_of(e), extract_summary(e), Some(e.run_id.clone())));
+    }
+    result
+}
+
+async fn extract_once(
     config: &Config,
     env: &EnvConfig,
     input: &Input,
@@ -98,8 +114,14 @@ pub struct TransformReport {
     pub models: Vec<ModelOutcome>,
 }
 
-/// Loads pending lake files, then rebuilds every model (local target).
+/// Loads pending lake files, then rebuilds every model (local target); it goes into the run history.
 pub fn transform_local(config: &Config, env: &EnvConfig) -> Result<TransformReport, Error> {
+    let result = transform_once(config, env);
+    remember(env, "transform", &result, |t| ("ok", transform_summary(t), None));
+    result
+}
+
+fn transform_once(config: &Config, env: &EnvConfig) -> Result<TransformReport, Error> {
     let local = local_target(env)?;
     let mut warehouse = Warehouse::open(local)?;
     let load = warehouse.load_new_files(&env.prefix)?;
@@ -118,12 +140,54 @@ pub struct RunReport {
     pub transform: TransformReport,
 }
 
-/// extract → load → transform, once (local target).
+/// extract → load → transform, once (local target); it goes into the run history.
 pub async fn run_local(config: &Config, env: &EnvConfig, input: &Input) -> Result<RunReport, Error> {
     local_target(env)?;
-    let extract = extract(config, env, input, None).await?;
-    let transform = transform_local(config, env)?;
-    Ok(RunReport { extract, transform })
+    let result = match extract_once(config, env, input, None).await {
+        Ok(extract) => transform_once(config, env).map(|transform| RunReport { extract, transform }),
+        Err(e) => Err(e),
+    };
+    remember(env, "run", &result, |r| {
+        let summary = format!("{}; {}", extract_summary(&r.extract), transform_summary(&r.transform));
+        (status_of(&r.extract), summary, Some(r.extract.run_id.clone()))
+    });
+    result
+}
+
+/// Adds a local command's outcome to the run history (`flixops logs`); the cloud has CloudWatch.
+fn remember<T>(
+    env: &EnvConfig,
+    command: &str,
+    result: &Result<T, Error>,
+    describe: impl Fn(&T) -> (&'static str, String, Option<String>),
+) {
+    let Target::Local(local) = &env.target else { return };
+    let record = match result {
+        Ok(done) => {
+            let (status, summary, run_id) = describe(done);
+            RunRecord::now(command, status, summary, run_id)
+        }
+        Err(e) => RunRecord::now(command, "error", e.to_string(), None),
+    };
+    crate::local::logs::record(local, &record);
+}
+
+fn status_of(report: &extract::Report) -> &'static str {
+    if report.partial.is_some() { "partial" } else { "ok" }
+}
+
+fn extract_summary(report: &extract::Report) -> String {
+    let partial = report.partial.as_deref().map(|why| format!(" (partial: {why})")).unwrap_or_default();
+    format!("extracted {} tweets in {} page(s){partial}", report.tweets, report.pages)
+}
+
+fn transform_summary(report: &TransformReport) -> String {
+    format!(
+        "loaded {} file(s), {} rows; built {} model(s)",
+        report.load.files_loaded,
+        report.load.rows_loaded,
+        report.models.len()
+    )
 }
 
 fn local_target(env: &EnvConfig) -> Result<&LocalTarget, Error> {

@@ -1,21 +1,24 @@
-//! `flixops doctor`: health checks, each with a verdict and the command that fixes it. Strictly
-//! read-only: the cloud checks are the resource engine's reads and diffs, the local ones open the
-//! warehouse read-only. Checks run concurrently, each under a timeout.
+//! `flixops doctor`: health checks, each with a verdict and the command that fixes it. Read-only:
+//! the cloud checks are the resource engine's reads and diffs, the local ones open the warehouse
+//! read-only; only `--canary` writes (one marked file, which the staging model leaves out). Checks
+//! run concurrently, each under its own timeout (`FLIXOPS_CHECK_TIMEOUT_SECS`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::config::{Config, EnvConfig, LocalTarget, Target};
+use crate::extract::checkpoint::LastRun;
 
+pub mod canary;
 mod cloud;
 mod extraction;
+mod freshness;
 
-pub use cloud::{is_error_line, pipe_verdict};
+pub use crate::aws::logs::is_error_line;
+pub use cloud::pipe_verdict;
 
-/// How long one check may take before it counts as failed.
-const TIMEOUT: Duration = Duration::from_secs(30);
 /// Raw data older than this is a warning, and older than [`FRESH_FAIL_HOURS`] a failure.
 const FRESH_WARN_HOURS: i64 = 4;
 const FRESH_FAIL_HOURS: i64 = 24;
@@ -61,12 +64,24 @@ pub struct Report {
     pub env: String,
     /// The checks.
     pub checks: Vec<Check>,
+    /// With `--canary`: the file followed and its measured latency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<canary::Outcome>,
 }
 
 impl Report {
     /// True when a check failed (or, with `strict`, warned).
     pub fn failed(&self, strict: bool) -> bool {
         self.checks.iter().any(|c| c.status == Status::Fail || (strict && c.status == Status::Warn))
+    }
+}
+
+/// `check`, or its own failure when it does not answer within `limit`: a check that hangs says so,
+/// and the others still report.
+async fn timed(limit: Duration, name: &str, check: impl Future<Output = Check>) -> Check {
+    match tokio::time::timeout(limit, check).await {
+        Ok(check) => check,
+        Err(_) => Check::new(name, Status::Fail, format!("no answer within {} s", limit.as_secs()), None),
     }
 }
 
@@ -77,11 +92,40 @@ pub struct Skip {
     pub token: bool,
 }
 
-/// Runs the checks of the environment's target, but those `skip` leaves out.
-pub async fn run(config: &Config, env: &EnvConfig, artifact: Option<&Path>, skip: Skip) -> Report {
+/// How `doctor` runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The Lambda package to compare the function's code with (`--artifact`).
+    pub artifact: Option<PathBuf>,
+    /// Checks left out.
+    pub skip: Skip,
+    /// `--canary`: follow one file to the raw table, waiting at most this long.
+    pub canary: Option<Duration>,
+    /// How long one check may take (`FLIXOPS_CHECK_TIMEOUT_SECS`).
+    pub limit: Duration,
+}
+
+impl Options {
+    /// The options of a plain `doctor`.
+    pub fn new(artifact: Option<&Path>, skip: Skip) -> Self {
+        Self {
+            artifact: artifact.map(Path::to_path_buf),
+            skip,
+            canary: None,
+            limit: crate::timeouts::Timeouts::default().check,
+        }
+    }
+}
+
+/// Runs the checks of the environment's target, but those the options leave out.
+pub async fn run(config: &Config, env: &EnvConfig, options: &Options) -> Report {
     let mut checks = vec![Check::new("config", Status::Ok, format!("{} is valid", config.path.display()), None)];
+    let mut canary = None;
     match &env.target {
         Target::Local(local) => {
+            if let Some(timeout) = options.canary {
+                canary = Some(canary::local(local, &env.prefix, timeout).await);
+            }
             let sink = crate::extract::sink::Sink::Dir(local.lake_dir.clone());
             let hints = extraction::Hints { run: "flixops run", stale: Status::Warn };
             // The token from this shell, if set: only for X's usage count (not billed).
@@ -89,15 +133,32 @@ pub async fn run(config: &Config, env: &EnvConfig, artifact: Option<&Path>, skip
                 crate::config::SecretRef::Env(_) => config.extract.bearer_token.resolve(None).await.ok(),
                 crate::config::SecretRef::SecretsManager(_) => None,
             };
-            let extraction = extraction::checks(&config.extract, &sink, &env.prefix, &hints, token).await;
-            checks.extend(local_checks(config, env, local, extraction));
+            let extraction = extraction::checks(&config.extract, &sink, &env.prefix, &hints, token, options.limit);
+            let (extraction, last_run) =
+                tokio::join!(extraction, extraction::last_run(sink.clone(), env.prefix.clone()));
+            checks.extend(local_checks(config, env, local, extraction, last_run.as_ref()));
+            if let Some(outcome) = &canary {
+                let fix =
+                    "close other DuckDB sessions on the warehouse (the loader writes it), then doctor --canary again";
+                checks.push(outcome.check(Some(fix)));
+            }
         }
-        Target::AwsSnowflake(cloud) => checks.extend(cloud::checks(config, env, cloud, artifact, skip).await),
+        Target::AwsSnowflake(cloud) => {
+            let (found, outcome) = cloud::checks(config, env, cloud, options).await;
+            checks.extend(found);
+            canary = outcome;
+        }
     }
-    Report { env: env.name.clone(), checks }
+    Report { env: env.name.clone(), checks, canary }
 }
 
-fn local_checks(config: &Config, env: &EnvConfig, local: &LocalTarget, extraction: Vec<Check>) -> Vec<Check> {
+fn local_checks(
+    config: &Config,
+    env: &EnvConfig,
+    local: &LocalTarget,
+    extraction: Vec<Check>,
+    last_run: Option<&LastRun>,
+) -> Vec<Check> {
     let run = Some("flixops run");
     let mut checks = Vec::new();
     let tweets = local.lake_dir.join(&env.prefix).join("tweets");
@@ -126,7 +187,7 @@ fn local_checks(config: &Config, env: &EnvConfig, local: &LocalTarget, extractio
         }
     };
     checks.push(Check::new("warehouse", Status::Ok, local.warehouse.display().to_string(), None));
-    checks.push(freshness_check(&conn));
+    checks.push(freshness_check(&conn, last_run));
     checks.push(pending_check(&conn, files.unwrap_or(0)));
     checks.push(ledger_check(config, &conn));
     checks
@@ -175,18 +236,17 @@ fn age_status(hours: i64) -> Status {
     }
 }
 
-fn freshness_check(conn: &duckdb::Connection) -> Check {
+fn freshness_check(conn: &duckdb::Connection, last_run: Option<&LastRun>) -> Check {
     // TIMESTAMPTZ → TIMESTAMP is UTC without ICU (not bundled), then epoch seconds.
     let sql = "SELECT CAST(epoch(CAST(max(loaded_at) AS TIMESTAMP)) AS BIGINT) FROM raw.tweets_raw";
     let newest = match conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0)) {
-        Ok(Some(newest)) => newest,
-        Ok(None) => return Check::new("raw freshness", Status::Warn, "raw.tweets_raw is empty", Some("flixops run")),
+        Ok(newest) => newest,
         Err(e) => return Check::new("raw freshness", Status::Fail, e.to_string(), None),
     };
-    let hours = (chrono::Utc::now().timestamp() - newest) / 3600;
-    let status = age_status(hours);
-    let fix = (status != Status::Ok).then_some("flixops run (or schedule it)");
-    Check::new("raw freshness", status, format!("newest load {hours} h ago"), fix)
+    let now = chrono::Utc::now();
+    let age = newest.map(|at| (now.timestamp() - at) / 60);
+    let hints = freshness::Hints { run: "flixops run (or schedule it)", loading: "flixops transform" };
+    freshness::verdict(age, last_run, now, &hints)
 }
 
 fn pending_check(conn: &duckdb::Connection, files: usize) -> Check {

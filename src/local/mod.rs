@@ -10,6 +10,9 @@ use serde::Serialize;
 
 use crate::config::LocalTarget;
 
+pub mod canary;
+pub mod logs;
+
 /// DDL of the schemas and tables the loader owns.
 const SETUP_SQL: &str = "
 SET autoinstall_known_extensions = false;
@@ -54,6 +57,13 @@ pub enum LocalError {
     /// The lake directory cannot be listed or a file in it cannot be read.
     #[error("cannot read the lake at {path}: {source}; check that it exists and is readable", path = .path.display())]
     Lake {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The run history cannot be read.
+    #[error("cannot read the run history {path}: {source}", path = .path.display())]
+    History {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -126,6 +136,20 @@ impl Warehouse {
             report.files_loaded += 1;
         }
         Ok(report)
+    }
+
+    /// Loads the file at `key` (relative to the lake) unless the load history has it; the rows
+    /// loaded (0 when already loaded).
+    pub fn load_key(&mut self, key: &str) -> Result<u64, LocalError> {
+        let seen: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM ops.load_history WHERE file_name = ?", [key], |r| r.get(0))
+            .map_err(sql("reading the load history"))?;
+        if seen > 0 {
+            return Ok(0);
+        }
+        let path = self.lake.join(key);
+        self.load_file(key, &path)
     }
 
     /// Loads one file and records it, atomically: a crash leaves either both or neither.
