@@ -20,9 +20,11 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  failure (the message says what was done and how to resume)
-  2  usage: bad arguments, missing or invalid flixops.toml, unknown --env
+  2  usage: bad arguments, missing or invalid flixops.toml, unknown --env, wrong target, a missing
+     input (the X token's variable, a --replay file) or one that is not what it should be
   3  cannot connect: a service was unreachable or refused the credentials (X API credits used up too)
-  4  the X API usage cap is reached: nothing succeeds until it resets";
+  4  the X API usage cap is reached: nothing succeeds until it resets
+With --output json a failure prints {\"error\": {\"kind\", \"message\", \"fix\", \"exit_code\"}} on stdout.";
 
 /// Options every command takes.
 #[derive(Debug, Args)]
@@ -33,12 +35,17 @@ pub struct Global {
     /// Environment (`[env.NAME]`) [default: project.default_env, else `dev`, else the only one]
     #[arg(long, short = 'e', global = true, env = "FLIXOPS_ENV", value_name = "NAME")]
     pub env: Option<String>,
-    /// Human lines on stderr, or one JSON document on stdout
+    /// Human lines (results such as a plan on stdout, reports on stderr), or one JSON document on
+    /// stdout, failures included
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputArg::Human)]
     pub output: OutputArg,
-    /// More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides
+    /// More log detail on stderr: -v each resource read and written and each model's SQL, -vv
+    /// trace; RUST_LOG overrides. Colour follows NO_COLOR and CLICOLOR_FORCE
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Print only results (stdout) and errors: no report, progress or warning on stderr
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 /// `--output` values.
@@ -58,12 +65,13 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Check the pipeline end to end; every failure comes with its fix
     ///
-    /// Read-only; the checks run concurrently, each with a 30 s timeout. local: the lake, the
-    /// checkpoint, the warehouse, raw freshness, pending loads, models against the ledger.
-    /// aws-snowflake: AWS identity and Snowflake sign-in; every resource as `plan` reads it (missing
-    /// or drifted → `flixops deploy`); LIST of the stage; the pipe's status and its copy history
-    /// (24 h); raw and models freshness (warn from 4 h, fail from 24 h); the checkpoint against
-    /// the 7-day search window; the function's error lines (24 h); the X token (one search call).
+    /// Read-only; the checks run concurrently, each with a 30 s timeout (FLIXOPS_CHECK_TIMEOUT_SECS).
+    /// local: the lake, the checkpoint, the warehouse, raw freshness, pending loads, models against
+    /// the ledger. aws-snowflake: AWS identity and Snowflake sign-in; every resource as `plan` reads
+    /// it (missing or drifted → `flixops deploy`); LIST of the stage; the pipe's status and its copy
+    /// history (24 h: each failed file with its error, line and column); raw and models freshness
+    /// ([env.NAME.freshness]; raw tells "ran, nothing new" from "did not run"); the checkpoint
+    /// against the 7-day search window; the function's error lines (24 h); the X token.
     ///
     /// With --canary it also writes one marked parquet file under the tweets prefix and waits
     /// (--canary-timeout) until its row is in the raw table, reporting the latency; the staging
@@ -86,6 +94,9 @@ pub enum Command {
     Run(RunArgs),
     /// Rebuild the models (local target: loads pending lake files first, as Snowpipe would)
     Transform,
+    /// Print each model's SQL as it runs on this environment's warehouse (helpers and refs
+    /// rendered), in build order, without connecting to anything
+    Compile(CompileArgs),
     /// Tear the environment down in reverse order (keeps the data unless --purge-data)
     Destroy(DestroyArgs),
     /// Manage the secrets `deploy` creates (the X bearer token)
@@ -196,12 +207,20 @@ pub struct PlanArgs {
     /// Exit 0 when nothing would change, 2 when something would, 1 on error
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Also save the plan to FILE, for `flixops deploy FILE` (it holds no secret: values read
+    /// are kept as checksums)
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub stack: StackArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
+    /// A plan saved by `flixops plan --out FILE`: apply exactly it, without asking, or refuse
+    /// (exit 1) when the configuration or the live state moved since it was made
+    #[arg(value_name = "PLAN_FILE")]
+    pub plan: Option<PathBuf>,
     /// Apply without asking (needed when stdin is not a terminal, e.g. in CI)
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -310,9 +329,14 @@ pub struct ExportArgs {
     /// github-actions: the branch whose pushes deploy
     #[arg(long, default_value = "main")]
     pub branch: String,
-    /// github-actions: what the build job passes to `cargo install --locked`, e.g.
-    /// "--git https://github.com/you/flixops --tag v0.1.0 flixops" [default: this version from crates.io]
-    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    /// github-actions: compile flixops in the workflow (on Amazon Linux 2023, cached) instead of
+    /// installing this version's release
+    #[arg(long)]
+    pub from_source: bool,
+    /// github-actions --from-source: what the build job passes to `cargo install --locked
+    /// --no-default-features`, e.g. "--git https://github.com/you/flixops --tag v0.1.0 flixops"
+    /// [default: this version from crates.io]
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true, requires = "from_source")]
     pub install: Option<String>,
 }
 
@@ -342,9 +366,16 @@ pub struct ExtractArgs {
     /// Override extract.query (also stored in each row's `query` column)
     #[arg(long)]
     pub query: Option<String>,
-    /// Stop after N pages
-    #[arg(long, value_name = "N")]
+    /// Stop after N pages (at least 1)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pages: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// Only these models (`schema.name`, e.g. marts.users_stats) [default: every model]
+    #[arg(value_name = "MODEL")]
+    pub models: Vec<String>,
 }
 
 #[derive(Debug, Args)]

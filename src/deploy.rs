@@ -1,18 +1,20 @@
 //! `plan`, `deploy` and `secrets set` for the cloud target: connect, build the graph, read, diff,
 //! apply. `plan` and the read phase of `deploy` make no write call (the call log proves it).
 
+use std::io::Write;
 use std::path::Path;
 
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use serde::Serialize;
 
 use crate::Error;
-use crate::aws::lambda::Artifact;
+use crate::aws::lambda::{Artifact, ArtifactError};
 use crate::aws::stack::{self, Names, Upstream};
 use crate::aws::{Session, secret};
 use crate::config::{AwsSnowflakeTarget, Config, EnvConfig, Target};
 use crate::models::{self, Dialect, Rendered};
-use crate::plan::{ApplyReport, Graph, ObservedAll, Plan};
+use crate::plan::saved::{Origin, PlanFileError, SavedPlan};
+use crate::plan::{ApplyReport, Graph, ObservedAll, Plan, Shown, render_notes};
 use crate::snowflake::{self, Client as SnowflakeClient, connection};
 
 /// A read and diffed environment, ready to show and to apply.
@@ -29,6 +31,8 @@ pub struct Prepared {
     pub keep: Vec<crate::plan::Address>,
     /// The Snowflake session, when the graph has Snowflake resources.
     pub snowflake: Option<SnowflakeClient>,
+    /// Why the function's code is unknown (no Linux artifact), when it is.
+    pub unknown_code: Option<String>,
 }
 
 /// What `deploy` reports.
@@ -44,6 +48,9 @@ pub struct DeployReport {
     pub snowflake_writes: Vec<String>,
     /// Changes AWS completes after the call returned, and what that means for the pipeline.
     pub notes: Vec<String>,
+    /// Made by `destroy`, so the summary says destroyed rather than added.
+    #[serde(skip)]
+    pub destroyed: bool,
 }
 
 /// What AWS finishes after `deploy` returns: S3 applies a changed notification configuration within
@@ -80,6 +87,30 @@ pub async fn prepare(
     artifact: Option<&Path>,
     extra: &[SharedInterceptor],
 ) -> Result<Prepared, Error> {
+    prepare_keeping(config, env, artifact, extra, None).await
+}
+
+/// [`prepare`] for `deploy FILE`: a storage integration the saved plan creates gets the external
+/// ID that plan shows (a new one is chosen at random when planning), so what is applied is what
+/// was saved.
+pub async fn prepare_saved(
+    config: &Config,
+    env: &EnvConfig,
+    artifact: Option<&Path>,
+    saved: &SavedPlan,
+) -> Result<Prepared, Error> {
+    let address = snowflake::integration::StorageIntegration::address();
+    let external_id = saved.planned_value(&address.0, "storage_aws_external_id");
+    prepare_keeping(config, env, artifact, &[], external_id.as_deref()).await
+}
+
+async fn prepare_keeping(
+    config: &Config,
+    env: &EnvConfig,
+    artifact: Option<&Path>,
+    extra: &[SharedInterceptor],
+    external_id: Option<&str>,
+) -> Result<Prepared, Error> {
     let cloud = cloud_target(env)?;
     let artifact = Artifact::load(artifact)?;
     let models = snowflake_models(config, cloud)?;
@@ -91,7 +122,7 @@ pub async fn prepare(
         },
         connect_snowflake(cloud),
     )?;
-    let upstream = snowflake_upstream(&client, config, env, &session.account_id, &models)?;
+    let upstream = upstream_keeping(&client, config, env, &session.account_id, &models, external_id)?;
     let mut prepared = prepare_in(session, config, env, artifact, upstream).await?;
     prepared.snowflake = Some(client);
     Ok(prepared)
@@ -131,8 +162,19 @@ pub fn snowflake_upstream(
     account_id: &str,
     models: &[Rendered],
 ) -> Result<Upstream, Error> {
+    upstream_keeping(client, config, env, account_id, models, None)
+}
+
+fn upstream_keeping(
+    client: &SnowflakeClient,
+    config: &Config,
+    env: &EnvConfig,
+    account_id: &str,
+    models: &[Rendered],
+    external_id: Option<&str>,
+) -> Result<Upstream, Error> {
     let cloud = cloud_target(env)?;
-    snowflake::stack::upstream(client, config, env, cloud, account_id, models)
+    snowflake::stack::upstream(client, config, env, cloud, account_id, models, external_id)
         .map_err(|e| Error::Usage(format!("{}: {e}", config.path.display())))
 }
 
@@ -146,13 +188,15 @@ pub async fn prepare_in(
     upstream: Upstream,
 ) -> Result<Prepared, Error> {
     let cloud = cloud_target(env)?;
+    let artifact = artifact.for_architecture(&cloud.lambda_architecture)?;
+    let unknown_code = artifact.unknown.clone();
     let graph = Graph::new(stack::resources(config, env, cloud, &session, artifact, upstream, false))?;
     let (observed, state) = tokio::join!(graph.read_all(), extraction_state(&session, cloud, &env.prefix));
     let observed = observed?;
     let mut plan = graph.plan(&observed);
     plan.x_spend = Some(crate::extract::spend::Estimate::new(&config.extract, state.as_ref()));
     graph.check(&plan).await?;
-    Ok(Prepared { session, graph, observed, plan, keep: Vec::new(), snowflake: None })
+    Ok(Prepared { session, graph, observed, plan, keep: Vec::new(), snowflake: None, unknown_code })
 }
 
 /// The extractor's stored state, for the spend estimate; None when there is none yet or it cannot
@@ -186,7 +230,7 @@ pub async fn prepare_destroy(
     let observed = graph.read_all().await?;
     let keep = if purge_data { Vec::new() } else { data_resources() };
     let plan = graph.destroy_plan(&observed, &keep);
-    Ok(Prepared { session, graph, observed, plan, keep, snowflake: None })
+    Ok(Prepared { session, graph, observed, plan, keep, snowflake: None, unknown_code: None })
 }
 
 /// [`prepare_destroy`] for the whole environment, Snowflake included.
@@ -226,10 +270,23 @@ pub fn data_resources() -> Vec<crate::plan::Address> {
 impl Prepared {
     /// Applies the plan; the report lists the write calls made.
     pub async fn apply(self) -> Result<DeployReport, Error> {
+        self.refuse_without_code()?;
         let applied = self.graph.apply(&self.observed).await?;
         let snowflake_writes = self.snowflake.as_ref().map(SnowflakeClient::writes).unwrap_or_default();
         let notes = notes(&applied);
-        Ok(DeployReport { plan: self.plan, applied, write_calls: self.session.calls.writes(), snowflake_writes, notes })
+        let write_calls = self.session.calls.writes();
+        Ok(DeployReport { plan: self.plan, applied, write_calls, snowflake_writes, notes, destroyed: false })
+    }
+
+    /// Refuses, before any write, a plan whose function change needs code flixops does not have.
+    fn refuse_without_code(&self) -> Result<(), Error> {
+        let Some(why) = &self.unknown_code else { return Ok(()) };
+        let function = crate::aws::lambda::Function::address();
+        let change = self.plan.resources.iter().find(|r| r.address == function).map(|r| &r.change);
+        match change.and_then(crate::aws::lambda::needs_code) {
+            Some(action) => Err(ArtifactError::CodeUnknown { action, why: why.clone() }.into()),
+            None => Ok(()),
+        }
     }
 
     /// Deletes what the destroy plan lists, dependants first.
@@ -237,13 +294,63 @@ impl Prepared {
         let applied = self.graph.destroy(&self.observed, &self.keep).await?;
         let snowflake_writes = self.snowflake.as_ref().map(SnowflakeClient::writes).unwrap_or_default();
         let write_calls = self.session.calls.writes();
-        Ok(DeployReport { plan: self.plan, applied, write_calls, snowflake_writes, notes: Vec::new() })
+        Ok(DeployReport { plan: self.plan, applied, write_calls, snowflake_writes, notes: Vec::new(), destroyed: true })
+    }
+
+    /// The plan as `plan`, `deploy` or `destroy` shows it; destroy adds what it keeps.
+    pub fn shown<'a>(&'a self, verb: &'a str) -> Shown<'a> {
+        let kept = if verb == "destroy" { self.kept() } else { Vec::new() };
+        Shown { plan: &self.plan, verb, saved_to: None, kept }
+    }
+
+    /// The plan with what it was made from, for `plan --out FILE`.
+    pub fn save(&self, config: &Config, env: &EnvConfig) -> Result<SavedPlan, Error> {
+        Ok(SavedPlan::new(&origin(config, env)?, &self.plan, &self.graph.settled(&self.observed)))
+    }
+
+    /// Refuses a saved plan when flixops, the configuration, the live state or the planned changes
+    /// moved since it was made (`path` is named in the error); nothing has been written yet.
+    pub fn check_saved(&self, saved: &SavedPlan, path: &Path, config: &Config, env: &EnvConfig) -> Result<(), Error> {
+        let moved = saved.moved(&origin(config, env)?, &self.plan, &self.graph.settled(&self.observed));
+        if moved.is_empty() {
+            return Ok(());
+        }
+        Err(PlanFileError::Moved { path: path.to_path_buf(), moved }.into())
     }
 
     /// The kept resources that exist (reported so nobody is surprised the bucket is still there).
     pub fn kept(&self) -> Vec<crate::plan::Address> {
         self.keep.iter().filter(|a| self.observed.get(*a).is_some_and(Option::is_some)).cloned().collect()
     }
+}
+
+impl crate::output::Render for DeployReport {
+    fn write_human(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        if self.destroyed {
+            return writeln!(w, "Destroy complete! Resources: {} destroyed.", self.applied.applied.len());
+        }
+        let (p, calls) = (&self.plan, self.write_calls.len());
+        writeln!(
+            w,
+            "Apply complete! Resources: {} added, {} changed, {} destroyed ({calls} write calls).",
+            p.add, p.change, p.destroy
+        )?;
+        render_notes(w, &self.applied.notes, "Warning")?;
+        self.notes.iter().try_for_each(|note| writeln!(w, "note: {note}"))
+    }
+
+    /// "Apply complete!" follows the plan on stdout, as terraform prints it.
+    fn is_result(&self) -> bool {
+        true
+    }
+}
+
+/// What a saved plan is made from besides the live state: the project, the environment and a
+/// checksum of flixops.toml and models/.
+fn origin(config: &Config, env: &EnvConfig) -> Result<Origin, Error> {
+    let checksum = crate::plan::saved::config_checksum(&config.path, &config.root.join("models"))
+        .map_err(|source| PlanFileError::Io { path: config.path.clone(), source })?;
+    Ok(Origin { project: config.project.clone(), env: env.name.clone(), config_sha256: checksum })
 }
 
 /// `flixops secrets set`: stores the X bearer token in the environment's secret.

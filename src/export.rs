@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::aws::stack::Scope;
-use crate::config::{Config, EnvConfig};
+use crate::config::{AwsSnowflakeTarget, Config, EnvConfig};
 
 /// The bootstrap module's hand-written files, compiled in so `export terraform` can write the module anywhere.
 const TERRAFORM_FILES: &[(&str, &str)] = &[
@@ -32,10 +32,16 @@ pub enum ExportError {
     },
     /// `extract.schedule` has no Airflow equivalent.
     #[error(
-        "extract.schedule `{expression}` has no Airflow equivalent: use rate(N minutes|hours|days) or a \
-         cron(...) without # or L"
+        "{path}{line}: extract.schedule `{expression}` has no Airflow equivalent: {why}; use rate(…) or a \
+         cron(…) without L, W, # or a year"
     )]
-    Schedule { expression: String },
+    Schedule { path: String, line: String, expression: String, why: String },
+    /// The Snowflake connection's name cannot be part of an environment variable's name.
+    #[error(
+        "snowflake_connection `{name}`: the workflow passes the connection as SNOWFLAKE_CONNECTIONS_<NAME>_* \
+         variables, so its name must be letters, digits and _; rename it in flixops.toml (and connections.toml)"
+    )]
+    ConnectionName { name: String },
     /// A template failed to render.
     #[error("template {name}: {message}")]
     Render { name: String, message: String },
@@ -90,27 +96,79 @@ pub fn write_files(dir: &Path, files: &[(String, String)], force: bool) -> Resul
         .collect()
 }
 
-/// The GitHub Actions workflow: plan on pull requests, deploy then doctor on the deploy branch.
-/// `install` is what follows `cargo install --locked` (default: this version from crates.io).
+/// The actions the workflow uses, each pinned to a commit (a tag can be moved), with its release.
+const ACTIONS: &[(&str, &str)] = &[
+    ("checkout", "actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v7.0.1"),
+    ("aws", "aws-actions/configure-aws-credentials@e6de054238d6b7531b4efff3b6587d9aade6a06c # v6.2.3"),
+    ("cache", "actions/cache@27d5ce7f107fe9357f9df03efb73ab90386fccae # v5.0.5"),
+    ("upload", "actions/upload-artifact@bbbca2ddaa5d8feaa63e36b76fdaad77386f024f # v7.0.0"),
+    ("download", "actions/download-artifact@3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c # v8.0.1"),
+];
+
+/// Where this version's release files are (cargo-dist's GitHub release, `v{version}`).
+pub fn release_url() -> String {
+    format!("{}/releases/download/v{}", env!("CARGO_PKG_REPOSITORY"), env!("CARGO_PKG_VERSION"))
+}
+
+/// How the GitHub Actions workflow gets flixops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Install<'a> {
+    /// This version's release archive and Lambda package, checksums verified.
+    Release,
+    /// Compiled on Amazon Linux 2023 with `cargo install --locked --no-default-features` and these
+    /// arguments (None: this version from crates.io), cached between runs.
+    FromSource(Option<&'a str>),
+}
+
+/// The GitHub Actions workflow: plan on pull requests, deploy then doctor on the deploy branch,
+/// signing in to Snowflake with key-pair from repository secrets.
 pub fn github_actions(
     env: &EnvConfig,
+    cloud: &AwsSnowflakeTarget,
     region: &str,
     branch: &str,
-    install: Option<&str>,
+    install: Install<'_>,
 ) -> Result<String, ExportError> {
-    let install =
-        install.map(str::to_string).unwrap_or_else(|| format!("flixops --version {}", env!("CARGO_PKG_VERSION")));
+    let connection = cloud.snowflake_connection.clone().unwrap_or_else(|| "default".into());
+    if connection.is_empty() || !connection.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(ExportError::ConnectionName { name: connection });
+    }
+    let install_args = match install {
+        Install::FromSource(Some(args)) => args.to_string(),
+        _ => format!("flixops --version {}", env!("CARGO_PKG_VERSION")),
+    };
+    let cache_key: String =
+        install_args.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' }).collect();
+    let actions: serde_json::Map<String, serde_json::Value> =
+        ACTIONS.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let expression = |e: &str| format!("${{{{ {e} }}}}");
     let data = json!({
         "version": env!("CARGO_PKG_VERSION"), "rust": env!("CARGO_PKG_RUST_VERSION"),
-        "env": env.name, "region": region, "branch": branch, "install": install,
+        "env": env.name, "region": region, "branch": branch,
+        "from_source": matches!(install, Install::FromSource(_)), "install": install_args, "cache_key": cache_key,
+        "release": release_url(), "architecture": cloud.lambda_architecture,
+        "connection": connection, "connection_prefix": format!("SNOWFLAKE_CONNECTIONS_{}", connection.to_uppercase()),
+        "actions": actions,
+        "plan_role": expression("vars.FLIXOPS_PLAN_ROLE_ARN"), "deploy_role": expression("vars.FLIXOPS_DEPLOY_ROLE_ARN"),
+        "secret_key": expression("secrets.SNOWFLAKE_PRIVATE_KEY"),
+        "secret_passphrase": expression("secrets.SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"),
     });
     render("ci/github-actions", data)
 }
 
 /// The Airflow DAG: extract → transform → doctor on the project's schedule.
 pub fn airflow(config: &Config, env: &EnvConfig) -> Result<String, ExportError> {
-    let schedule = airflow_schedule(&config.extract.schedule)
-        .ok_or_else(|| ExportError::Schedule { expression: config.extract.schedule.clone() })?;
+    let expression = &config.extract.schedule;
+    let schedule = crate::config::schedule::Schedule::parse(expression).and_then(|s| s.airflow()).map_err(|why| {
+        let (path, line) = (config.path.display().to_string(), config.extract.schedule_line);
+        let line = line.map(|l| format!(": line {l}")).unwrap_or_default();
+        ExportError::Schedule { path, line, expression: expression.clone(), why }
+    })?;
+    let connection = match &env.target {
+        crate::config::Target::AwsSnowflake(cloud) => cloud.snowflake_connection.clone(),
+        crate::config::Target::Local(_) => None,
+    };
+    let connection = connection.unwrap_or_else(|| "default".into());
     render(
         "ci/airflow",
         json!({
@@ -120,6 +178,9 @@ pub fn airflow(config: &Config, env: &EnvConfig) -> Result<String, ExportError> 
             "project_dir": config.root.display().to_string(),
             "schedule": schedule,
             "local": matches!(env.target, crate::config::Target::Local(_)),
+            "release": release_url(),
+            "connection": connection,
+            "connection_prefix": format!("SNOWFLAKE_CONNECTIONS_{}", connection.to_uppercase()),
         }),
     )
 }
@@ -128,61 +189,73 @@ fn render(name: &str, data: serde_json::Value) -> Result<String, ExportError> {
     crate::templates::render(name, &data).map_err(|e| ExportError::Render { name: name.into(), message: e.to_string() })
 }
 
-/// An EventBridge schedule expression as an Airflow `schedule=` Python expression:
-/// `rate(2 hours)` → `timedelta(hours=2)`, `cron(0 6 ? * 2-6 *)` → `"0 6 * * 1-5"` (EventBridge
-/// counts days of the week from 1 = Sunday, cron from 0). None when there is no equivalent.
-pub fn airflow_schedule(expression: &str) -> Option<String> {
-    let inner = |prefix: &str| expression.strip_prefix(prefix).and_then(|r| r.strip_suffix(')')).map(str::trim);
-    if let Some(rate) = inner("rate(") {
-        let mut parts = rate.split_whitespace();
-        let n = parts.next()?.parse::<u32>().ok()?;
-        let unit = parts.next()?.trim_end_matches('s');
-        return ["minute", "hour", "day"].contains(&unit).then(|| format!("timedelta({unit}s={n})"));
-    }
-    let fields: Vec<&str> = inner("cron(")?.split_whitespace().collect();
-    if fields.len() != 6 {
-        return None;
-    }
-    let weekday = shift_weekdays(fields[4])?;
-    let five = [fields[0], fields[1], fields[2], fields[3], &weekday].map(|f| f.replace('?', "*"));
-    Some(format!("{:?}", five.join(" ")))
+/// Which document `export` prints (terraform writes files instead, with [`write_files`]).
+#[derive(Debug, Clone)]
+pub enum Document {
+    /// The Airflow DAG.
+    Airflow,
+    /// The GitHub Actions workflow deploying from `branch`: the release, or compiled from source
+    /// (`install`: what `cargo install` is given).
+    GithubActions { branch: String, from_source: bool, install: Option<String> },
+    /// The deployer's IAM policy (`read_only`: what plan and doctor need).
+    IamPolicy { read_only: bool },
+    /// The policies deploy attaches.
+    Policies,
 }
 
-/// EventBridge day-of-week numbers (1-7, Sunday first) to cron's (0-6); names pass unchanged.
-fn shift_weekdays(field: &str) -> Option<String> {
-    if field.contains('#') || field.contains('L') {
-        return None;
-    }
-    let mut out = String::new();
-    let mut number = String::new();
-    for c in field.chars().chain(std::iter::once(',')) {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
+/// Renders one exported document for the environment. The IAM documents name the account: from
+/// `account_id` with the environment's region, else from the profile's credentials.
+pub async fn document(
+    config: &Config,
+    env: &EnvConfig,
+    what: &Document,
+    account_id: Option<&str>,
+) -> Result<String, crate::Error> {
+    let read_only = match what {
+        Document::Airflow => return Ok(airflow(config, env)?),
+        Document::GithubActions { branch, from_source, install } => {
+            let cloud = crate::deploy::cloud_target(env)?;
+            let region = cloud.region.clone().ok_or_else(|| region_hint(config, env))?;
+            let install = if *from_source { Install::FromSource(install.as_deref()) } else { Install::Release };
+            return Ok(github_actions(env, cloud, &region, branch, install)?);
         }
-        if !number.is_empty() {
-            let n: u32 = number.parse().ok()?;
-            out.push_str(&(n.checked_sub(1)?).to_string());
-            number.clear();
+        Document::IamPolicy { read_only } => Some(*read_only),
+        Document::Policies => None,
+    };
+    let cloud = crate::deploy::cloud_target(env)?;
+    let (account, region) = account_and_region(env, account_id).await?;
+    let scope = Scope::of(config, env, cloud, &account, &region);
+    let value = match read_only {
+        Some(read_only) => serde_json::from_str(&scope.deployer_policy(read_only)).unwrap_or_default(),
+        None => {
+            let principal = "arn:aws:iam::<snowflake-account>:user/<from DESC INTEGRATION>";
+            let docs = scope.policies(principal).into_iter();
+            serde_json::Value::Object(docs.map(|(k, v)| (k, serde_json::from_str(&v).unwrap_or_default())).collect())
         }
-        out.push(c);
-    }
-    out.pop();
-    Some(out)
+    };
+    Ok(serde_json::to_string_pretty(&value).unwrap_or_default() + "\n")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+fn region_hint(config: &Config, env: &EnvConfig) -> crate::Error {
+    crate::Error::Usage(format!("set `region` under [env.{}] in {}", env.name, config.path.display()))
+}
 
-    #[test]
-    fn eventbridge_schedules_become_airflow_schedules() {
-        assert_eq!(airflow_schedule("rate(2 hours)").unwrap(), "timedelta(hours=2)");
-        assert_eq!(airflow_schedule("rate(1 day)").unwrap(), "timedelta(days=1)");
-        assert_eq!(airflow_schedule("cron(0 6 * * ? *)").unwrap(), "\"0 6 * * *\"");
-        assert_eq!(airflow_schedule("cron(0 6 ? * 2-6 *)").unwrap(), "\"0 6 * * 1-5\"", "Monday-Friday");
-        assert_eq!(airflow_schedule("cron(15 8 ? * MON,1 *)").unwrap(), "\"15 8 * * MON,0\"");
-        assert_eq!(airflow_schedule("at(2026-01-01T00:00:00)"), None);
-        assert_eq!(airflow_schedule("cron(0 6 ? * 6#3 *)"), None);
+/// The account and region the IAM documents name: no AWS call when both are known.
+async fn account_and_region(env: &EnvConfig, account_id: Option<&str>) -> Result<(String, String), crate::Error> {
+    let cloud = crate::deploy::cloud_target(env)?;
+    let account = account_id.map(valid_account).transpose()?;
+    if let (Some(account), Some(region)) = (&account, &cloud.region) {
+        return Ok((account.clone(), region.clone()));
+    }
+    let session =
+        crate::aws::Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), &[]).await?;
+    Ok((account.unwrap_or(session.account_id), session.region))
+}
+
+fn valid_account(id: &str) -> Result<String, crate::Error> {
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(id.to_string())
+    } else {
+        Err(crate::Error::Usage(format!("--account-id `{id}`: an AWS account id is 12 digits")))
     }
 }

@@ -8,6 +8,11 @@ pub mod doctor;
 pub mod export;
 pub mod extract;
 pub mod init;
+#[cfg(feature = "local")]
+pub mod local;
+/// Without the `local` feature, the same entry points say the build has no DuckDB.
+#[cfg(not(feature = "local"))]
+#[path = "local/absent.rs"]
 pub mod local;
 pub mod logs;
 pub mod models;
@@ -38,7 +43,10 @@ pub enum Error {
     Model(#[from] models::ModelError),
     /// A model failed to build.
     #[error(transparent)]
-    Transform(#[from] models::local::TransformError),
+    Transform(#[from] local::models::TransformError),
+    /// This build has no local target (built without DuckDB).
+    #[error("{0}")]
+    NoLocal(&'static str),
     /// Reading, planning or applying resources failed.
     #[error(transparent)]
     Plan(#[from] plan::PlanError),
@@ -78,25 +86,56 @@ pub enum Error {
     /// The function's log group cannot be read.
     #[error(transparent)]
     Logs(#[from] aws::logs::LogsError),
+    /// The local run history cannot be read.
+    #[error(transparent)]
+    History(#[from] logs::history::HistoryError),
     /// The command exists but this build cannot do it for this target yet.
     #[error("{0}")]
     Unsupported(String),
+    /// A saved plan cannot be read, or no longer matches what it was made from.
+    #[error(transparent)]
+    PlanFile(#[from] plan::saved::PlanFileError),
+    /// `run` stored pages, then a later step failed: says what is kept and what resumes it.
+    #[error("{cause}\n{kept}")]
+    Kept {
+        /// What was stored, and the command that carries on from it.
+        kept: String,
+        /// The step that failed.
+        cause: Box<Error>,
+    },
 }
 
 impl Error {
     /// True when the user fixes it in flixops.toml or the command line (exit code 2).
     pub fn is_usage(&self) -> bool {
+        if let Error::Kept { cause, .. } = self {
+            return cause.is_usage();
+        }
         matches!(
             self,
-            Error::Config(_) | Error::WrongTarget { .. } | Error::Artifact(_) | Error::Usage(_) | Error::Timeout(_)
+            Error::Config(_)
+                | Error::WrongTarget { .. }
+                | Error::Artifact(_)
+                | Error::Usage(_)
+                | Error::Timeout(_)
+                | Error::NoLocal(_)
         ) || matches!(self, Error::Aws(aws::AwsError::Timeout(_)))
-            || matches!(self, Error::Export(export::ExportError::Schedule { .. }))
+            || matches!(
+                self,
+                Error::Export(export::ExportError::Schedule { .. } | export::ExportError::ConnectionName { .. })
+            )
             || matches!(self, Error::Init(e) if e.is_usage())
             || matches!(self, Error::Backfill(e) if e.is_usage())
+            || matches!(self, Error::Extract(e) if e.is_usage())
+            || matches!(self, Error::Model(e) if e.is_usage())
+            || matches!(self, Error::PlanFile(e) if e.is_usage())
     }
 
     /// True when X's usage cap refuses every request until it resets (exit code 4).
     pub fn is_capped(&self) -> bool {
+        if let Error::Kept { cause, .. } = self {
+            return cause.is_capped();
+        }
         matches!(self, Error::Extract(e) if e.is_capped()) || matches!(self, Error::Backfill(e) if e.is_capped())
     }
 
@@ -113,7 +152,70 @@ impl Error {
             Error::SnowflakeConnection(_) => true,
             Error::Init(e) => e.is_connect(),
             Error::SetSecret(aws::secret::SetSecretError::Service(e)) => e.kind == plan::ErrorKind::Connect,
+            Error::Kept { cause, .. } => cause.is_connect(),
             _ => false,
+        }
+    }
+
+    /// A stable name for the failure, for `--output json` (`{"error": {"kind": …}}`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "config",
+            Error::Extract(e) if e.is_usage() => "input",
+            Error::Extract(_) => "extract",
+            Error::Backfill(_) => "backfill",
+            Error::Local(_) => "warehouse",
+            Error::Model(_) => "model",
+            Error::Transform(_) => "transform",
+            Error::Plan(_) => "plan",
+            Error::Aws(_) => "aws",
+            Error::Artifact(_) => "artifact",
+            Error::SetSecret(_) => "secret",
+            Error::Export(_) => "export",
+            Error::Init(_) => "init",
+            Error::Usage(_) => "usage",
+            Error::NoLocal(_) => "no_local_target",
+            Error::NotApproved(_) => "not_approved",
+            Error::WrongTarget { .. } => "wrong_target",
+            Error::SnowflakeConnection(_) => "snowflake_connection",
+            Error::Snowflake(_) => "snowflake",
+            Error::Timeout(_) => "timeout",
+            Error::Logs(_) => "logs",
+            Error::History(_) => "history",
+            Error::Unsupported(_) => "unsupported",
+            Error::PlanFile(e) => e.kind(),
+            Error::Kept { cause, .. } => cause.kind(),
+        }
+    }
+
+    /// The next thing to do, for `--output json`, where this failure knows it (the human message
+    /// already says it in its words); `main` falls back on the fix of the exit code's class.
+    pub fn fix(&self) -> Option<String> {
+        use config::ConfigError;
+        match self {
+            Error::Config(ConfigError::NotFound { .. }) => {
+                Some("run `flixops init` to create flixops.toml, or pass --config PATH".into())
+            }
+            Error::Config(ConfigError::Invalid { path, .. }) => {
+                Some(format!("correct the listed lines of {}, then run the command again", path.display()))
+            }
+            Error::Config(ConfigError::UnknownEnv { known, .. }) => {
+                Some(format!("pass --env NAME with a defined environment: {known}"))
+            }
+            Error::WrongTarget { hint, .. } => Some(hint.to_string()),
+            Error::NotApproved(_) => Some("run it again and answer `yes`, or pass --yes".into()),
+            Error::Extract(e) => e.fix(),
+            Error::Model(models::ModelError::NoSuchModel { .. }) => Some("name models as listed: schema.name".into()),
+            Error::Model(_) => Some("correct the model file named in the message; nothing was run".into()),
+            Error::Plan(plan::PlanError::Apply { verb, .. }) => {
+                Some(format!("fix the cause and run `flixops {verb}` again: it reads what exists and continues"))
+            }
+            Error::PlanFile(e) => Some(e.fix()),
+            Error::Kept { cause, .. } => Some(match cause.fix() {
+                Some(fix) => format!("{fix}; then run `flixops transform` to load what was stored"),
+                None => "fix the cause, then run `flixops transform` to load what was stored".into(),
+            }),
+            _ => None,
         }
     }
 }

@@ -17,6 +17,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("iam/bucket-tls-only", include_str!("../templates/iam/bucket-tls-only.json.hbs")),
     ("iam/deployer", include_str!("../templates/iam/deployer.json.hbs")),
     ("ci/github-actions", include_str!("../templates/ci/github-actions.yml.hbs")),
+    ("ci/github-actions-setup", include_str!("../templates/ci/github-actions-setup.yml.hbs")),
     ("ci/airflow", include_str!("../templates/ci/airflow_dag.py.hbs")),
 ];
 

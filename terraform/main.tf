@@ -6,7 +6,7 @@
 data "aws_caller_identity" "current" {}
 
 locals {
-  github_oidc_url = "https://token.actions.githubusercontent.com"
+  github_oidc_url   = "https://token.actions.githubusercontent.com"
   oidc_provider_arn = var.create_oidc_provider ? aws_iam_openid_connect_provider.github[0].arn : data.aws_iam_openid_connect_provider.github[0].arn
   policy_values = {
     project    = var.project

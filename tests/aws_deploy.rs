@@ -6,8 +6,8 @@
 //! (`x-moto-account-id`); CLI runs use moto's default account and unique project names, so every
 //! bucket, role, secret, function and schedule name is their own either way.
 
-mod common;
 
+use crate::common;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -20,8 +20,8 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use common::{MotoAccount, cloud_env, flixops, moto_env, moto_sdk, output};
-use flixops::aws::lambda::Artifact;
+use crate::common::{MotoAccount, cloud_env, flixops, moto_env, moto_sdk, output};
+use flixops::aws::lambda::{Artifact, Function};
 use flixops::aws::stack::Upstream;
 use flixops::aws::{Clients, Session};
 use flixops::config::{Config, EnvConfig};
@@ -59,10 +59,8 @@ impl Project {
 
     /// A small Linux executable standing in for the Lambda's bootstrap; `tag` changes its bytes.
     fn artifact(&self, tag: &str) -> PathBuf {
-        let mut bytes = std::fs::read("/bin/true").unwrap();
-        bytes.extend_from_slice(tag.as_bytes());
         let path = self.path().join(format!("bootstrap-{tag}"));
-        std::fs::write(&path, bytes).unwrap();
+        std::fs::write(&path, common::elf::bootstrap(tag)).unwrap();
         path
     }
 
@@ -323,9 +321,9 @@ async fn first_deploy_creates_everything_and_the_second_makes_no_write_call() {
     assert_eq!(writes(&second), Vec::<String>::new(), "a converged deploy makes zero write calls");
     assert_eq!(second["notes"], serde_json::json!([]), "nothing changed, nothing to wait for");
     assert_eq!(second["plan"]["add"].as_u64().unwrap() + second["plan"]["change"].as_u64().unwrap(), 0);
-    let (code, _, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
+    let (code, stdout, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, 0, "no changes → exit 0\n{stderr}");
-    assert!(stderr.contains("No changes."), "{stderr}");
+    assert!(stdout.contains("No changes."), "the plan is on stdout: {stdout}");
 }
 
 /// `deploy` writes the extractor's first checkpoint, so no run reads a missing key (a 403 to a role
@@ -334,10 +332,10 @@ async fn first_deploy_creates_everything_and_the_second_makes_no_write_call() {
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_seeds_the_checkpoint_once_and_plan_estimates_the_x_spend_from_it() {
     let p = Project::new();
-    let (code, _, stderr) = p.cli(&["plan"]);
+    let (code, stdout, stderr) = p.cli(&["plan"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("+ aws_s3_object.checkpoint"), "{stderr}");
-    assert!(stderr.contains("X API spend: unknown until the first run"), "{stderr}");
+    assert!(stdout.contains("+ aws_s3_object.checkpoint"), "{stdout}");
+    assert!(stdout.contains("X API spend: unknown until the first run"), "{stdout}");
     p.deploy_json();
 
     let c = clients();
@@ -368,10 +366,10 @@ async fn deploy_seeds_the_checkpoint_once_and_plan_estimates_the_x_spend_from_it
     // included users × $0.010), the includes counted as billed by default.
     let usd = plan["x_spend"]["monthly_usd"].as_f64().unwrap();
     assert!((usd - 171.0).abs() < 1e-9, "{plan}");
-    let (_, _, stderr) = p.cli(&["plan"]);
+    let (_, stdout, _) = p.cli(&["plan"]);
     let line = "X API spend: ≈ $171.00/month (360 runs × 50.0 posts at $0.005 per post, + 5.0 included posts at \
                 $0.005 and 20.0 included users at $0.01 a run, counted as billed)";
-    assert!(stderr.contains(line), "{stderr}");
+    assert!(stdout.contains(line), "{stdout}");
 
     let again = p.deploy_json();
     assert_eq!(writes(&again), Vec::<String>::new(), "an existing checkpoint is not written again");
@@ -405,21 +403,21 @@ async fn drift_shows_in_plan_and_deploy_repairs_exactly_it() {
     c.s3.put_bucket_encryption().bucket(p.bucket()).server_side_encryption_configuration(kms).send().await.unwrap();
     c.s3.delete_bucket_ownership_controls().bucket(p.bucket()).send().await.unwrap();
 
-    let (code, _, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
+    let (code, stdout, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("  ~ aws_s3_bucket.lake\n"), "{stderr}");
-    assert!(stderr.contains("~ public_access_block") && stderr.contains("-> \"all four settings on\""), "{stderr}");
-    assert!(stderr.contains("~ default_encryption  = \"aws:kms\" -> \"AES256\""), "{stderr}");
-    assert!(stderr.contains("~ object_ownership    = \"none\" -> \"BucketOwnerEnforced\""), "{stderr}");
-    assert!(stderr.contains("  ~ aws_iam_role.extract\n") && stderr.contains("arn:aws:s3:::*"), "{stderr}");
-    assert!(stderr.contains("~ permissions_boundary = \"none\" -> \"arn:aws:iam::123456789012:policy/"), "{stderr}");
+    assert!(stdout.contains("  ~ aws_s3_bucket.lake\n"), "{stdout}");
+    assert!(stdout.contains("~ public_access_block") && stdout.contains("-> \"all four settings on\""), "{stdout}");
+    assert!(stdout.contains("~ default_encryption  = \"aws:kms\" -> \"AES256\""), "{stdout}");
+    assert!(stdout.contains("~ object_ownership    = \"none\" -> \"BucketOwnerEnforced\""), "{stdout}");
+    assert!(stdout.contains("  ~ aws_iam_role.extract\n") && stdout.contains("arn:aws:s3:::*"), "{stdout}");
+    assert!(stdout.contains("~ permissions_boundary = \"none\" -> \"arn:aws:iam::123456789012:policy/"), "{stdout}");
     assert!(
-        stderr.contains("~ attached_policies ") && stderr.contains(&format!("= \"{wide}\" -> \"none\"")),
-        "{stderr}"
+        stdout.contains("~ attached_policies ") && stdout.contains(&format!("= \"{wide}\" -> \"none\"")),
+        "{stdout}"
     );
-    assert!(stderr.contains("  ~ aws_cloudwatch_log_group.extract\n"), "{stderr}");
-    assert!(stderr.contains("~ retention_days = \"7\" -> \"30\""), "{stderr}");
-    assert!(stderr.contains("Plan: 0 to add, 3 to change, 0 to destroy."), "{stderr}");
+    assert!(stdout.contains("  ~ aws_cloudwatch_log_group.extract\n"), "{stdout}");
+    assert!(stdout.contains("~ retention_days = \"7\" -> \"30\""), "{stdout}");
+    assert!(stdout.contains("Plan: 0 to add, 3 to change, 0 to destroy."), "{stdout}");
 
     let repair = p.deploy_json();
     let calls = writes(&repair);
@@ -484,8 +482,8 @@ async fn one_run_settings(
 #[tokio::test(flavor = "multi_thread")]
 async fn one_run_at_a_time_is_planned_applied_converged_and_repaired_after_drift() {
     let p = Project::new();
-    let (code, _, plan) = p.cli(&["plan"]);
-    assert_eq!(code, 0, "{plan}");
+    let (code, plan, stderr) = p.cli(&["plan"]);
+    assert_eq!(code, 0, "{stderr}");
     // rate(2 hours): an invocation that cannot start waits at most one interval.
     for (sign_field, value) in [
         ("reserved_concurrency", "\"1\""),
@@ -537,8 +535,8 @@ async fn one_run_at_a_time_is_planned_applied_converged_and_repaired_after_drift
     let update = update.state(aws_sdk_scheduler::types::ScheduleState::Enabled);
     update.target(target).flexible_time_window(window).send().await.unwrap();
 
-    let (code, _, plan) = p.cli(&["plan", "--detailed-exitcode"]);
-    assert_eq!(code, 2, "{plan}");
+    let (code, plan, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 2, "{stderr}");
     for (field, before, after) in [
         ("reserved_concurrency", "5", "1"),
         ("async_max_retry_attempts", "2", "0"),
@@ -574,14 +572,14 @@ async fn an_account_whose_quota_leaves_nothing_to_reserve_deploys_the_rest_and_s
     let why = "aws_lambda_function.extract: runs without reserved concurrency, so two extraction runs can overlap: \
                the account's Lambda concurrency quota is 10 and Lambda keeps 10 of it unreserved, which leaves none \
                to reserve; fix: request a quota increase for Lambda \"Concurrent executions\" in Service Quotas";
-    let (code, _, plan) = p.cli_at(&moto, &["plan"]);
-    assert_eq!(code, 0, "{plan}");
+    let (code, plan, stderr) = p.cli_at(&moto, &["plan"]);
+    assert_eq!(code, 0, "{stderr}");
     assert!(plan.contains(&format!("\nNote: {why}")) && plan.contains("--quota-code L-B99A9384"), "{plan}");
     assert!(!plan.contains("reserved_concurrency"), "not planned where the account cannot have it: {plan}");
     assert!(field_line(&plan, '+', "async_max_retry_attempts").is_some(), "the rest is planned: {plan}");
 
-    let (code, _, deploy) = p.cli_at(&moto, &["deploy", "--yes"]);
-    assert_eq!(code, 0, "the refusal does not fail the deploy: {deploy}");
+    let (code, deploy, stderr) = p.cli_at(&moto, &["deploy", "--yes"]);
+    assert_eq!(code, 0, "the refusal does not fail the deploy: {stderr}");
     assert!(deploy.contains("Apply complete!") && deploy.contains(&format!("\nWarning: {why}")), "{deploy}");
     let c = Clients::new(&common::moto_sdk_at(&moto.endpoint), &[]);
     assert_eq!(one_run_settings(&c, &p).await, (None, (Some(0), Some(7200)), (Some(0), Some(7200))));
@@ -660,13 +658,102 @@ async fn a_reservation_refused_between_plan_and_apply_is_a_warning_and_the_rest_
     drop(moto);
 }
 
+/// `plan --out FILE` then `deploy FILE` applies exactly the reviewed plan, as terraform's saved
+/// plans do: without asking, and refused (exit 1, nothing written) when the live state, the
+/// configuration or the planned change moved since the plan was made, naming what moved.
+#[test]
+fn a_saved_plan_is_applied_exactly_or_refused_naming_what_moved() {
+    let p = Project::new();
+    let file = p.path().join("prod.plan").display().to_string();
+    let (code, stdout, stderr) = p.cli(&["plan", "--out", &file]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("+ aws_s3_bucket.lake"), "the plan is on stdout: {stdout}");
+    assert!(stdout.contains(&format!("Saved the plan to {file}. Nothing was changed.")), "{stdout}");
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!((saved["format"].as_str(), saved["env"].as_str()), (Some("flixops-plan/1"), Some("prod")));
+    assert_eq!(saved["flixops_version"], env!("CARGO_PKG_VERSION"));
+
+    let (code, stdout, stderr) = p.cli(&["deploy", &file, "--output", "json"]);
+    assert_eq!(code, 0, "no --yes and no terminal needed: the plan was reviewed\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["plan"]["resources"], saved["plan"]["resources"], "exactly the saved plan was applied");
+    assert!(!writes(&report).is_empty());
+
+    let (code, _, stderr) = p.cli(&["deploy", &file]);
+    assert_eq!(code, 1, "the same plan twice: {stderr}");
+    assert!(stderr.contains(&format!("{file} no longer matches what it was made from, so nothing was applied")), "{stderr}");
+    assert!(stderr.contains("aws_s3_bucket.lake: created since the plan was made"), "{stderr}");
+
+    // A converged plan, then a hand edit before it is applied.
+    let (code, _, stderr) = p.cli(&["plan", "--out", &file]);
+    assert_eq!(code, 0, "{stderr}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    for value in ["DenyInsecureTransport", "Enabled", "arn:aws:iam::", "AES256"] {
+        assert!(!text.contains(value), "values read are kept as checksums only, `{value}` is in:\n{text}");
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let suspended = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Suspended)
+        .build();
+    let put = clients().s3.put_bucket_versioning().bucket(p.bucket()).versioning_configuration(suspended);
+    rt.block_on(put.send()).unwrap();
+    let (code, stdout, stderr) = p.cli(&["deploy", &file, "--output", "json"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("aws_s3_bucket.lake: versioning changed since the plan was made"), "{stderr}");
+    assert!(stderr.contains(&format!("run `flixops plan --out {file}` again")), "{stderr}");
+    let error: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!((error["error"]["kind"].as_str(), error["error"]["exit_code"].as_u64()), (Some("plan_stale"), Some(1)));
+    let versioning = rt.block_on(clients().s3.get_bucket_versioning().bucket(p.bucket()).send()).unwrap();
+    assert_eq!(versioning.status().map(|s| s.as_str()), Some("Suspended"), "nothing was applied");
+
+    // The configuration changes after the plan.
+    let (code, _, stderr) = p.cli(&["plan", "--out", &file]);
+    assert_eq!(code, 0, "{stderr}");
+    let toml = std::fs::read_to_string(p.path().join("flixops.toml")).unwrap();
+    std::fs::write(p.path().join("flixops.toml"), format!("{toml}log_retention_days = 90\n")).unwrap();
+    let (code, _, stderr) = p.cli(&["deploy", &file]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("flixops.toml or models/ changed since the plan was made"), "{stderr}");
+    std::fs::write(p.path().join("flixops.toml"), &toml).unwrap();
+
+    // Another artifact than the plan's: the same state, another change.
+    let v2 = p.artifact("v2").display().to_string();
+    let (code, _, stderr) = p.cli(&["deploy", &file, "--artifact", &v2]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("aws_lambda_function.extract: the change planned now differs from the saved one"), "{stderr}");
+
+    let (code, _, stderr) = p.cli(&["deploy", &file, "--env", "dev"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is a plan for environment `prod`, not `dev`"), "{stderr}");
+
+    // Snowpipe loads a file meanwhile: the pipe's status moves by itself, the plan stands.
+    let loaded = serde_json::json!({ "lastIngestedTimestamp": chrono::Utc::now().to_rfc3339() });
+    let pipe = format!("{}.RAW.TWEETS_PIPE", p.name.to_uppercase());
+    let snowflake = rt.block_on(common::snowflake_client(p.path()));
+    rt.block_on(snowflake.execute(&format!("CALL FAKESNOW_SET_PIPE_STATUS('{pipe}', '{loaded}')"))).unwrap();
+    let (code, stdout, stderr) = p.cli(&["deploy", &file, "--output", "json", "-v"]);
+    assert_eq!(code, 0, "the reviewed repair applies: {stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(operations(&writes(&report)), ["PutBucketVersioning"], "exactly the planned change");
+    for line in [
+        "read aws_s3_bucket.lake: exists",
+        "read snowflake_pipe.tweets: exists",
+        "Update aws_s3_bucket.lake: versioning",
+        "AWS call S3:PutBucketVersioning",
+    ] {
+        assert!(stderr.contains(line), "-v shows each resource read and written: `{line}` missing from\n{stderr}");
+    }
+    let (code, _, stderr) = p.cli(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "converged: {stderr}");
+}
+
 #[test]
 fn deploy_without_a_terminal_asks_for_yes_and_changes_nothing() {
     let p = Project::new();
-    let (code, _, stderr) = p.cli(&["deploy"]);
+    let (code, stdout, stderr) = p.cli(&["deploy"]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("pass --yes"), "{stderr}");
-    assert!(stderr.contains("+ aws_s3_bucket.lake"), "the plan is shown first: {stderr}");
+    assert!(stdout.contains("+ aws_s3_bucket.lake"), "the plan is shown first, on stdout: {stdout}");
     let (code, _, _) = p.cli(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, 2, "nothing was applied");
 }
@@ -918,6 +1005,25 @@ async fn a_rule_overlapping_ours_stops_the_plan_and_one_on_another_prefix_is_kep
     let mut ids: Vec<_> = notification.queue_configurations().iter().map(|q| q.id().unwrap()).collect();
     ids.sort();
     assert_eq!(ids, ["analytics", "flixops-prod-snowpipe"]);
+}
+
+/// S3 answers HeadBucket with 403 when another account holds the name
+/// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html; tests/peers/moto_server.py
+/// answers so too): the plan shows a create, and its check refuses it before anything is applied.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_name_held_by_another_account_stops_the_plan_before_anything_is_applied() {
+    let p = Project::new();
+    let someone_else = clients_in(&MotoAccount::new());
+    someone_else.s3.create_bucket().bucket(p.bucket()).send().await.unwrap();
+    let err = deploy_in_process(&p, &[]).await.expect_err("the name is taken");
+    assert!(
+        err.contains(&format!("cannot create bucket `{}`: HeadBucket answers 403", p.bucket()))
+            && err.contains("choose another `bucket` in flixops.toml"),
+        "{err}"
+    );
+    let c = clients_in(&p.account);
+    let role = c.iam.get_role().role_name(format!("{}-prod-snowflake", p.name)).send().await;
+    assert!(role.is_err(), "the check ran before anything was applied");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1172,9 +1278,9 @@ async fn destroy_keeps_the_data_bucket_unless_purge_data_and_a_redeploy_restores
     }
     p.deploy_json();
 
-    let (code, _, stderr) = p.cli(&["destroy"]);
+    let (code, stdout, stderr) = p.cli(&["destroy"]);
     assert_eq!(code, 1, "no terminal and no --yes: nothing is destroyed\n{stderr}");
-    assert!(stderr.contains("- aws_lambda_function.extract") && stderr.contains("pass --yes"), "{stderr}");
+    assert!(stdout.contains("- aws_lambda_function.extract") && stderr.contains("pass --yes"), "{stdout}{stderr}");
 
     let (code, stdout, stderr) = p.cli(&["destroy", "--yes", "--output", "json"]);
     assert_eq!(code, 0, "{stderr}");
@@ -1222,9 +1328,9 @@ async fn destroy_keeps_the_data_bucket_unless_purge_data_and_a_redeploy_restores
     assert_eq!(code, 0, "{stderr}");
     let purged = c.s3.head_bucket().bucket(p.bucket()).send().await.unwrap_err().into_service_error();
     assert!(purged.is_not_found(), "purged: bucket and every version gone: {purged:?}");
-    let (code, _, stderr) = p.cli(&["destroy", "--yes"]);
+    let (code, stdout, stderr) = p.cli(&["destroy", "--yes"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("Nothing to destroy."), "{stderr}");
+    assert!(stdout.contains("Nothing to destroy."), "{stdout}");
 }
 
 #[test]
@@ -1311,4 +1417,106 @@ fn credentials_and_region_come_from_the_named_profile() {
     let role = plan["resources"].as_array().unwrap().iter().find(|r| r["address"] == "aws_iam_role.scheduler").unwrap();
     let policy = role["fields"].as_array().unwrap().iter().find(|f| f["field"] == "policy").unwrap();
     assert!(policy["after"].as_str().unwrap().contains("arn:aws:lambda:eu-west-1:"), "the profile's region: {policy}");
+}
+
+/// The function's architecture that this machine's flixops is not built for (arm64 on x86_64), so
+/// this very binary is no package for it; and the ELF machine of a bootstrap built for it.
+fn the_other_architecture() -> (&'static str, common::elf::Machine) {
+    use common::elf::Machine;
+    if cfg!(target_arch = "aarch64") { ("x86_64", Machine::X86_64) } else { ("arm64", Machine::Aarch64) }
+}
+
+/// The plan's change of one resource, from `plan --output json`.
+fn planned<'a>(plan: &'a Value, address: &str) -> &'a Value {
+    let resources = plan["resources"].as_array().unwrap();
+    resources.iter().find(|r| r["address"] == address).unwrap_or_else(|| panic!("no {address}: {plan}"))
+}
+
+/// `lambda_architecture = "arm64"` end to end: an aarch64 `bootstrap` deploys as an arm64 function
+/// and converges, an x86_64 one is refused before anything is read. Without a package for that
+/// architecture (this flixops is built for the other one, as on a Mac it is no Linux binary at
+/// all), `plan` shows the code as unknown with a note and plans everything else, `deploy` will not
+/// create the function without code (nothing written), and once it exists a deploy without the
+/// package repairs other drift and keeps the deployed code; `doctor` runs every resource check.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_arm64_function_deploys_and_without_its_code_everything_else_is_planned_and_checked() {
+    let p = Project::new();
+    let (arch, machine) = the_other_architecture();
+    let toml = std::fs::read_to_string(p.path().join("flixops.toml")).unwrap();
+    std::fs::write(p.path().join("flixops.toml"), format!("{toml}lambda_architecture = \"{arch}\"\n")).unwrap();
+    let mut bootstrap = common::elf::minimal_elf(machine, &[("libc.so.6", &["GLIBC_2.17"])]);
+    bootstrap.extend_from_slice(b"v1");
+    let package = p.path().join("bootstrap-other");
+    std::fs::write(&package, bootstrap).unwrap();
+    let run = |args: &[&str], artifact: Option<&Path>| {
+        let mut cmd = flixops(p.path());
+        cmd.args(args).envs(cloud_env(p.path()));
+        if let Some(path) = artifact {
+            cmd.env("FLIXOPS_ARTIFACT", path);
+        }
+        output(&mut cmd)
+    };
+    let function = Function::address().to_string();
+
+    let (code, stdout, stderr) = run(&["plan", "--output", "json"], None);
+    assert_eq!(code, 0, "{stderr}");
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(plan["add"], 28, "everything is planned, the function included: {plan}");
+    let create = planned(&plan, &function);
+    let code_field = create["fields"].as_array().unwrap().iter().find(|f| f["field"] == "code_sha256").unwrap();
+    assert_eq!(code_field["after"], "(unknown: no Linux artifact, see the note)");
+    let note = plan["notes"].as_array().unwrap().iter().find(|n| n["address"] == function.as_str()).unwrap();
+    let note = note["message"].as_str().unwrap();
+    assert!(
+        note.contains("the function's code is unknown") && note.contains(&format!("the function is {arch}")),
+        "{note}"
+    );
+    assert!(note.contains("--artifact"), "the note says how to give the code: {note}");
+
+    let (code, _, stderr) = run(&["deploy", "--yes"], None);
+    assert_eq!(code, 2, "no code to create the function with: {stderr}");
+    assert!(stderr.contains("deploy must create the function, but") && stderr.contains("--artifact"), "{stderr}");
+    let c = clients();
+    let missing = c.s3.head_bucket().bucket(p.bucket()).send().await;
+    assert!(missing.is_err(), "refused before any write: the bucket was not created");
+
+    let (code, _, stderr) = run(&["deploy", "--yes"], Some(&p.artifact("v1")));
+    assert_eq!(code, 2, "a bootstrap of the wrong architecture: {stderr}");
+    let other = if arch == "arm64" { "x86_64" } else { "arm64" };
+    assert!(stderr.contains(&format!("`bootstrap` is {other}, but the function is {arch}")), "{stderr}");
+    assert!(stderr.contains(&format!("lambda_architecture = \"{other}\"")), "{stderr}");
+
+    let (code, _, stderr) = run(&["deploy", "--yes"], Some(&package));
+    assert_eq!(code, 0, "{stderr}");
+    let name = format!("{}-prod-extract", p.name);
+    let deployed = c.lambda.get_function().function_name(&name).send().await.unwrap();
+    let config = deployed.configuration().unwrap();
+    let architectures: Vec<&str> = config.architectures().iter().map(|a| a.as_str()).collect();
+    assert_eq!(architectures, [arch], "the function runs on {arch}");
+    let sha = config.code_sha256().unwrap().to_string();
+    let (code, _, stderr) = run(&["plan", "--detailed-exitcode"], Some(&package));
+    assert_eq!(code, 0, "converged: {stderr}");
+
+    // Drift elsewhere, and no package: the plan repairs the bucket and leaves the code alone.
+    c.s3.delete_public_access_block().bucket(p.bucket()).send().await.unwrap();
+    let (code, stdout, stderr) = run(&["plan", "--output", "json"], None);
+    assert_eq!(code, 0, "{stderr}");
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(planned(&plan, &function)["action"], "no-op", "the deployed code is kept: {plan}");
+    assert_eq!(planned(&plan, "aws_s3_bucket.lake")["action"], "update");
+    assert!(plan["notes"].as_array().unwrap().iter().any(|n| n["address"] == function.as_str()), "{plan}");
+    let (code, stdout, stderr) = run(&["deploy", "--yes", "--output", "json"], None);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(!operations(&writes(&report)).iter().any(|op| op.contains("Function")), "{report}");
+    let after = c.lambda.get_function().function_name(&name).send().await.unwrap();
+    assert_eq!(after.configuration().unwrap().code_sha256(), Some(sha.as_str()), "the code is untouched");
+
+    // doctor, without the package, runs every resource check and finds them as deployed.
+    let (_, stdout, stderr) = run(&["doctor", "--output", "json"], None);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("{stderr}"));
+    let resources: Vec<&Value> =
+        report["checks"].as_array().unwrap().iter().filter(|c| c["name"].as_str().unwrap().contains('.')).collect();
+    assert!(resources.len() > 20 && resources.iter().all(|c| c["status"] == "ok"), "{resources:#?}");
+    assert!(resources.iter().any(|c| c["name"] == function.as_str()), "{resources:#?}");
 }

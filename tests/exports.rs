@@ -3,13 +3,13 @@
 //! parliament; the HCL parses and checkov finds nothing; the workflow and DAG are well-formed.
 //! The checkers run from their own venv (scripts/test.sh), without network.
 
-mod common;
 
+use crate::common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{flixops, output};
+use crate::common::{flixops, output};
 use serde_json::Value;
 
 const ACCOUNT: &str = "123456789012";
@@ -245,7 +245,7 @@ fn the_deployer_policy_allows_every_call_of_a_deploy_and_nothing_it_does_not_mak
     let toml =
         format!("[project]\nname = \"{name}\"\n[env.prod]\ntarget = \"aws-snowflake\"\nregion = \"us-east-1\"\n");
     std::fs::write(dir.path().join("flixops.toml"), toml).unwrap();
-    std::fs::write(dir.path().join("bootstrap"), std::fs::read("/bin/true").unwrap()).unwrap();
+    std::fs::write(dir.path().join("bootstrap"), common::elf::bootstrap("")).unwrap();
     let run = |args: &[&str]| {
         let mut cmd = flixops(dir.path());
         cmd.args(args).envs(common::moto_tls_env()).env("FLIXOPS_ARTIFACT", dir.path().join("bootstrap"));
@@ -318,10 +318,8 @@ async fn lifecycle(
     let account = [SharedInterceptor::new(common::MotoAccount::new())];
     let hand = flixops::aws::Clients::new(&sdk, &account);
     let (mut used, mut planned) = (BTreeSet::new(), BTreeSet::new());
-    let artifact = |tag: &[u8]| {
-        let mut bytes = std::fs::read("/bin/true").unwrap();
-        bytes.extend_from_slice(tag);
-        std::fs::write(dir.join("bootstrap"), bytes).unwrap();
+    let artifact = |tag: &str| {
+        std::fs::write(dir.join("bootstrap"), common::elf::bootstrap(tag)).unwrap();
         flixops::aws::lambda::Artifact::load(Some(&dir.join("bootstrap"))).unwrap()
     };
     for round in ["create", "converged", "repair", "destroy", "redeploy"] {
@@ -332,7 +330,7 @@ async fn lifecycle(
         if round == "repair" {
             break_everything(&hand, &names).await;
         }
-        let code = artifact(if round == "repair" { b"v2" } else { b"v1" });
+        let code = artifact(if round == "repair" { "v2" } else { "v1" });
         if round == "destroy" {
             let prepared =
                 flixops::deploy::prepare_destroy(Some(session), config, env, Default::default(), false).await.unwrap();
@@ -405,7 +403,7 @@ fn the_workflow_plans_on_pull_requests_and_deploys_then_checks_on_main() {
         })
         .unwrap();
     let workflow: Value = serde_json::from_slice(&json.stdout).unwrap_or_else(|_| panic!("not YAML:\n{yaml}"));
-    assert!(workflow["permissions"].get("id-token").is_none(), "the build job gets no token: {yaml}");
+    assert!(workflow["permissions"].get("id-token").is_none(), "only the plan and deploy jobs get a token: {yaml}");
     for job in ["plan", "deploy"] {
         assert_eq!(workflow["jobs"][job]["permissions"]["id-token"], "write", "{job}: OIDC, no stored keys");
     }
@@ -420,30 +418,42 @@ fn the_workflow_plans_on_pull_requests_and_deploys_then_checks_on_main() {
             .join("\n")
     };
     assert_eq!(workflow["jobs"]["plan"]["if"], "github.event_name == 'pull_request'");
-    assert!(steps("plan").contains("./flixops plan"), "{yaml}");
+    assert!(steps("plan").contains("flixops plan --artifact"), "{yaml}");
     assert!(!steps("plan").contains("deploy"), "pull requests never deploy: {yaml}");
     let deploy = steps("deploy");
-    let (d, c) = (deploy.find("deploy --yes").unwrap(), deploy.find("./flixops doctor").unwrap());
+    let (d, c) = (deploy.find("deploy --yes").unwrap(), deploy.find("flixops doctor").unwrap());
     assert!(d < c, "doctor runs after deploy: {deploy}");
-    assert!(deploy.contains("./flixops doctor --skip token"), "the deploy role does not read the token: {deploy}");
+    assert!(deploy.contains("flixops doctor --skip token"), "the deploy role does not read the token: {deploy}");
     assert!(
         yaml.contains("${{ vars.FLIXOPS_DEPLOY_ROLE_ARN }}") && yaml.contains("${{ vars.FLIXOPS_PLAN_ROLE_ARN }}"),
         "{yaml}"
     );
     assert_eq!(workflow["on"]["push"]["branches"][0], "main");
     assert!(
-        yaml.contains(&format!("--default-toolchain {}", env!("CARGO_PKG_RUST_VERSION"))),
-        "pinned toolchain: {yaml}"
+        yaml.contains("SNOWFLAKE_CONNECTIONS_DEFAULT_ACCOUNT: ${{ vars.SNOWFLAKE_ACCOUNT }}")
+            && yaml.contains("${{ secrets.SNOWFLAKE_PRIVATE_KEY }}"),
+        "signs in to Snowflake from repository variables and secrets: {yaml}"
     );
     let own = export(
         dir.path(),
-        &["github-actions", "--env", "prod", "--install", "--git https://example.invalid/flixops flixops"],
+        &[
+            "github-actions",
+            "--env",
+            "prod",
+            "--from-source",
+            "--install",
+            "--git https://example.invalid/flixops flixops",
+        ],
     );
     assert!(
         own.contains(
-            "cargo install --locked --root \"$PWD/flixops-bin\" --git https://example.invalid/flixops flixops"
+            "cargo install --locked --no-default-features --root \"$PWD/flixops-bin\" --git https://example.invalid/flixops flixops"
         ),
         "{own}"
+    );
+    assert!(
+        own.contains(&format!("--default-toolchain {}", env!("CARGO_PKG_RUST_VERSION"))),
+        "pinned toolchain: {own}"
     );
 }
 
@@ -461,7 +471,7 @@ fn the_airflow_dag_compiles_and_chains_its_tasks_per_target() {
         "aws-snowflake: dynamic tables, no transform task: {dag}"
     );
     assert!(dag.contains("schedule=timedelta(hours=2)"), "rate(2 hours) carried over: {dag}");
-    assert!(dag.contains("flixops --env prod --config "), "{dag}");
+    assert!(dag.contains("flixops --env prod --config \"$FLIXOPS_PROJECT_DIR/flixops.toml\""), "{dag}");
 
     std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n")
         .unwrap();
@@ -471,11 +481,96 @@ fn the_airflow_dag_compiles_and_chains_its_tasks_per_target() {
     let compiled = Command::new(scan_python()).args(["-m", "py_compile"]).arg(&file).output().unwrap();
     assert!(compiled.status.success(), "{}", String::from_utf8_lossy(&compiled.stderr));
 
-    let at = "[project]\nname = \"demo\"\n[extract]\nschedule = \"at(2026-01-01T00:00:00)\"\n[env.dev]\ntarget = \"local\"\n";
-    std::fs::write(dir.path().join("flixops.toml"), at).unwrap();
+    // The third Friday is a valid EventBridge schedule that standard cron cannot say.
+    let nth = "[project]\nname = \"demo\"\n[extract]\nschedule = \"cron(0 6 ? * 6#3 *)\"\n[env.dev]\ntarget = \"local\"\n";
+    std::fs::write(dir.path().join("flixops.toml"), nth).unwrap();
     let (code, _, stderr) = output(flixops(dir.path()).args(["export", "airflow"]));
     assert_eq!(code, 2, "a flixops.toml problem: {stderr}");
-    assert!(stderr.contains("no Airflow equivalent"), "{stderr}");
+    assert!(stderr.contains("flixops.toml: line 4: extract.schedule `cron(0 6 ? * 6#3 *)` has no Airflow equivalent: day-of-week `6#3` has no cron equivalent"), "{stderr}");
+    let at = nth.replace("cron(0 6 ? * 6#3 *)", "at(2026-01-01T00:00:00)");
+    std::fs::write(dir.path().join("flixops.toml"), at).unwrap();
+    let (code, _, stderr) = output(flixops(dir.path()).args(["export", "airflow"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("line 4, column 12: extract.schedule: `at(2026-01-01T00:00:00)` is not valid: at(…) runs once"), "{stderr}");
+}
+
+/// What `export terraform` writes is what `terraform fmt` would write (terraform is on this
+/// machine's PATH; without it the test says so and checks nothing).
+#[test]
+fn the_exported_module_is_terraform_fmt_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("module");
+    let (code, _, stderr) = output(flixops(dir.path()).args(["export", "terraform", "--dir"]).arg(&out));
+    assert_eq!(code, 0, "{stderr}");
+    let fmt = Command::new("terraform").args(["fmt", "-check", "-diff", "-no-color"]).arg(&out).output();
+    let Ok(fmt) = fmt else {
+        eprintln!("SKIPPED: terraform is not on PATH, so `terraform fmt -check` did not run");
+        return;
+    };
+    assert!(fmt.status.success(), "not terraform fmt clean:\n{}", String::from_utf8_lossy(&fmt.stdout));
+}
+
+/// Stand-ins for the three Airflow names the DAG imports: they record each task's command and
+/// environment with `params` rendered as Airflow renders templated fields.
+const AIRFLOW_STUB: &str = r#"
+import json, re, sys, types
+tasks = []
+class DAG:
+    def __init__(self, **kw): DAG.params = kw["params"]
+    def __enter__(self): return self
+    def __exit__(self, *a): pass
+class Param:
+    def __init__(self, default, **kw): self.default = default
+class BashOperator:
+    def __init__(self, task_id, bash_command, env, append_env):
+        render = lambda v: re.sub(r"\{\{ params\.(\w+) \}\}", lambda m: DAG.params[m[1]].default, v)
+        tasks.append({"task": task_id, "command": bash_command, "env": {k: render(v) for k, v in env.items()}})
+    def __rshift__(self, other): return other
+for name, attrs in {"airflow": {"DAG": DAG}, "airflow.models": {}, "airflow.models.param": {"Param": Param},
+                    "airflow.operators": {}, "airflow.operators.bash": {"BashOperator": BashOperator}}.items():
+    module = types.ModuleType(name); module.__dict__.update(attrs); sys.modules[name] = module
+exec(open(sys.argv[1]).read())
+print(json.dumps(tasks))
+"#;
+
+/// The DAG's tasks run from a project directory with a space in its path: each calls flixops with
+/// the directory's flixops.toml as one argument.
+#[test]
+fn the_airflow_tasks_run_flixops_in_a_project_path_with_spaces() {
+    let root = tempfile::tempdir().unwrap();
+    let project_dir = root.path().join("team data/flixops project");
+    std::fs::create_dir_all(&project_dir).unwrap();
+    std::fs::write(project_dir.join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n")
+        .unwrap();
+    let dag = export(&project_dir, &["airflow"]);
+    let file = root.path().join("flixops_dag.py");
+    std::fs::write(&file, &dag).unwrap();
+    let out = Command::new(scan_python()).args(["-c", AIRFLOW_STUB]).arg(&file).env_remove("FLIXOPS_PROJECT_DIR").output().unwrap();
+    assert!(out.status.success(), "{}\n{dag}", String::from_utf8_lossy(&out.stderr));
+    let tasks: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<_> = tasks.as_array().unwrap().iter().map(|t| t["task"].as_str().unwrap()).collect();
+    assert_eq!(names, ["extract", "transform", "doctor"]);
+
+    // A `flixops` on PATH that prints its working directory and arguments, one per line.
+    let bin = root.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("flixops");
+    std::fs::write(&fake, "#!/bin/sh\npwd\nfor a in \"$@\"; do echo \"$a\"; done\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for task in tasks.as_array().unwrap() {
+        let mut bash = Command::new("bash");
+        bash.args(["-c", task["command"].as_str().unwrap()]).env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+        for (key, value) in task["env"].as_object().unwrap() {
+            bash.env(key, value.as_str().unwrap());
+        }
+        let ran = bash.output().unwrap();
+        assert!(ran.status.success(), "{task}: {}", String::from_utf8_lossy(&ran.stderr));
+        let lines: Vec<String> = String::from_utf8_lossy(&ran.stdout).lines().map(str::to_string).collect();
+        let config = project_dir.join("flixops.toml").display().to_string();
+        let expected = [project_dir.display().to_string(), "--env".into(), "dev".into(), "--config".into(), config];
+        assert_eq!(lines[..5], expected, "{task}");
+        assert_eq!(lines[5], task["task"].as_str().unwrap());
+    }
 }
 
 #[test]

@@ -1,11 +1,11 @@
 //! The extractor against a local X API mock serving the real recordings, plus synthetic failures.
 
-mod common;
 
+use crate::common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{fixture, page, parquet_files, read_batches, strings};
+use crate::common::{fixture, page, parquet_files, read_batches, strings};
 use flixops::config::{Config, Secret};
 use flixops::extract::api::XClient;
 use flixops::extract::checkpoint::{self, Checkpoint};

@@ -6,12 +6,10 @@
 //! that hangs reports its own timeout while the others report. `flixops logs` prints the
 //! function's CloudWatch events as `sam logs` does.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{cloud_env, flixops, output, snowflake_client};
+use crate::common::{self, cloud_env, flixops, output, snowflake_client};
 use serde_json::Value;
 
 /// A cloud project whose extractor reads the X API mock at `x`.
@@ -29,7 +27,7 @@ impl Project {
              [env.prod]\ntarget = \"aws-snowflake\"\nregion = \"us-east-1\"\nsnowflake_warehouse = \"TRANSFORM_WH\"\n"
         );
         std::fs::write(dir.path().join("flixops.toml"), toml).unwrap();
-        std::fs::copy("/bin/true", dir.path().join("bootstrap")).unwrap();
+        std::fs::write(dir.path().join("bootstrap"), common::elf::bootstrap("")).unwrap();
         Self { dir, name }
     }
 
@@ -374,11 +372,11 @@ async fn a_file_travels_from_the_extractor_to_the_models_and_each_broken_link_is
     assert_eq!(status, "ok", "{detail}");
     assert!(detail.starts_with("newest row loaded 10 h ago; ran, nothing new: the last run finished "), "{detail}");
     let key = "flixops/_state/extract.json";
-    let stored = s3().get_object().bucket(p.bucket()).key(key).send().await.unwrap();
+    let stored = s3.get_object().bucket(p.bucket()).key(key).send().await.unwrap();
     let mut checkpoint: Value = serde_json::from_slice(&stored.body.collect().await.unwrap().into_bytes()).unwrap();
     checkpoint["last_run"]["finished_at"] = (chrono::Utc::now() - chrono::Duration::hours(12)).to_rfc3339().into();
     let body = aws_sdk_s3::primitives::ByteStream::from(serde_json::to_vec(&checkpoint).unwrap());
-    s3().put_object().bucket(p.bucket()).key(key).body(body).send().await.unwrap();
+    s3.put_object().bucket(p.bucket()).key(key).body(body).send().await.unwrap();
     let (_, stdout, _) = p.run(&["doctor", "--output", "json"], &[]);
     let (status, detail, fix) = freshness(&serde_json::from_str(&stdout).unwrap());
     assert_eq!((status.as_str(), fix.as_str().unwrap_or_default().contains("flixops logs --errors")), ("warn", true));

@@ -3,8 +3,8 @@
 //! Every run gets a fake HOME, ~/.aws and ~/.snowflake, so no test reads this machine's files; the
 //! only network peer is moto on 127.0.0.1 (the AWS credential check).
 
-mod common;
 
+use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -145,6 +145,7 @@ fn mode(path: &Path) -> u32 {
 }
 
 #[test]
+#[cfg_attr(not(feature = "local"), ignore = "runs the local pipeline (DuckDB)")]
 fn a_scripted_local_project_runs_the_demo_pipeline() {
     let sandbox = Sandbox::new();
     let (code, _, stderr) = sandbox.init(&["--no-interactive", "--target", "local", "--project", "demo-tweets"]);

@@ -1,12 +1,12 @@
 //! The local target end to end through the binary: `run --demo` on the recorded #brexit page, the
 //! loader's exactly-once history, model changes, and the errors a user meets on bad input.
 
-mod common;
 
+use crate::common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{fixture, flixops, output, parquet_files};
+use crate::common::{fixture, flixops, output, parquet_files};
 use serde_json::Value;
 
 /// Per author, computed straight from the recording: (tweets, summed text length, location, followers).
@@ -294,6 +294,15 @@ fn doctor_on_the_local_target_warns_before_the_first_run_and_is_green_after() {
     assert_eq!(status("load"), "ok", "{report:#}");
     assert_eq!(status("lake"), "ok", "{report:#}");
     assert_eq!(status("models"), "ok", "{report:#}");
+    // A demo project is healthy: no API run yet is not a missing extraction, so --strict passes,
+    // and the JSON counts the verdicts as the human summary does.
+    assert_eq!(status("checkpoint"), "ok", "{report:#}");
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(report["totals"]["ok"].as_u64(), Some(checks.len() as u64), "{report:#}");
+    assert_eq!((report["totals"]["warn"].as_u64(), report["totals"]["fail"].as_u64()), (Some(0), Some(0)));
+    let (code, _, stderr) = common::output(common::flixops(dir.path()).args(["doctor", "--strict"]));
+    assert_eq!(code, 0, "--strict passes on a demo project: {stderr}");
+    assert!(stderr.contains(&format!("{} ok, 0 warning(s), 0 failure(s)", checks.len())), "{stderr}");
 
     // The default models copied into the project, one of them edited and not rebuilt.
     let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snowflake/models");
@@ -440,4 +449,39 @@ fn a_hanging_x_api_costs_one_checks_detail_and_no_other_check() {
         assert_ne!(check(name)["detail"], "", "{name} reported: {report:#}");
     }
     assert_eq!(check("raw freshness")["status"], "ok");
+}
+
+/// `[env.NAME.freshness]` sets when old data warns and fails, as dbt's `freshness` block does; a
+/// bad age names its line and field.
+#[test]
+fn freshness_thresholds_are_settings_per_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |freshness: &str| {
+        let toml = format!("[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n{freshness}");
+        std::fs::write(dir.path().join("flixops.toml"), toml).unwrap();
+    };
+    write("");
+    let (code, _, stderr) = output(flixops(dir.path()).args(["run", "--demo"]));
+    assert_eq!(code, 0, "{stderr}");
+    warehouse(dir.path()).execute_batch("UPDATE raw.tweets_raw SET loaded_at = CAST(now() AS TIMESTAMP) - INTERVAL 3 HOUR").unwrap();
+    let freshness = |dir: &Path| {
+        let (_, stdout, stderr) = output(flixops(dir).args(["doctor", "-o", "json"]));
+        let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("{stderr}"));
+        let check = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "raw freshness").cloned();
+        check.unwrap()["status"].as_str().unwrap().to_string()
+    };
+    assert_eq!(freshness(dir.path()), "ok", "3 h is fresh under the default 4 h / 24 h");
+    write("[env.dev.freshness]\nwarn_after = \"2 hours\"\nerror_after = \"1 day\"\n");
+    assert_eq!(freshness(dir.path()), "warn");
+    write("[env.dev.freshness]\nwarn_after = \"30 minutes\"\nerror_after = \"2 hours\"\n");
+    assert_eq!(freshness(dir.path()), "fail");
+
+    write("[env.dev.freshness]\nwarn_after = \"4 fortnights\"\n");
+    let (code, _, stderr) = output(flixops(dir.path()).arg("doctor"));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("line 6") && stderr.contains("env.dev.freshness.warn_after"), "{stderr}");
+    write("[env.dev.freshness]\nwarn_after = \"2 days\"\nerror_after = \"1 day\"\n");
+    let (code, _, stderr) = output(flixops(dir.path()).arg("doctor"));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("warn_after must be shorter than error_after"), "{stderr}");
 }

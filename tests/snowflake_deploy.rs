@@ -7,12 +7,12 @@
 //! a missing grant, and a bad connection exits 3 with the fix. The statements fakesnow cannot run
 //! for real are compared with golden files and parsed by sqlglot.
 
-mod common;
 
+use crate::common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{MotoAccount, cloud_env, flixops, moto, moto_sdk, output, snowflake_client, snowflake_home, test_python};
+use crate::common::{MotoAccount, cloud_env, flixops, moto, moto_sdk, output, snowflake_client, snowflake_home, test_python};
 use flixops::aws::lambda::Artifact;
 use flixops::aws::{Clients, Session};
 use flixops::config::{Config, EnvConfig};
@@ -105,7 +105,7 @@ impl Project {
 
 fn artifact(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("bootstrap");
-    std::fs::copy("/bin/true", &path).unwrap();
+    std::fs::write(&path, common::elf::bootstrap("")).unwrap();
     path
 }
 
@@ -409,7 +409,6 @@ async fn a_changed_copy_recreates_the_pipe_paused_drained_refreshed_and_resumed(
     let p = Project::new("");
     p.deploy(true).await;
     let client = snowflake_client(p.path()).await;
-    let pipe = format!("\"{}\".\"RAW\".\"TWEETS_PIPE\"", p.database());
     // Someone replaced the pipe by hand with another COPY; files wait in its queue.
     client.execute(&hand_made_pipe(&p)).await.unwrap();
     // Eight files arrive while loading is slow: two load per status read while it runs (plan and
@@ -797,9 +796,9 @@ async fn the_cli_plans_and_deploys_both_clouds_then_reports_zero_writes() {
     assert_eq!(code, 0, "{stderr}");
     let plan: Value = serde_json::from_str(&stdout).unwrap();
     assert!(plan["add"].as_u64().unwrap() > 20, "{stdout}");
-    let (code, _, stderr) = run(&["deploy", "--yes"]);
+    let (code, stdout, stderr) = run(&["deploy", "--yes"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("snowflake_dynamic_table.marts.users_stats"), "{stderr}");
+    assert!(stdout.contains("snowflake_dynamic_table.marts.users_stats"), "the plan, on stdout: {stdout}");
     let (code, stdout, stderr) = run(&["deploy", "--yes", "--output", "json"]);
     assert_eq!(code, 0, "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
@@ -1332,6 +1331,8 @@ async fn doctor_names_a_missing_grant_with_the_statement_that_fixes_it() {
         env.push(("SNOWFLAKE_CONNECTIONS_DEFAULT_ROLE", role.clone()));
         env
     };
+    let client = snowflake_client(p.path()).await;
+    client.execute(&format!("GRANT CREATE INTEGRATION ON ACCOUNT TO ROLE \"{role}\"")).await.unwrap();
     let mut cmd = flixops(p.path());
     cmd.args(["deploy", "--yes"]).envs(as_role(cloud_env(p.path()))).env("FLIXOPS_ARTIFACT", artifact(p.path()));
     let (code, _, stderr) = output(&mut cmd);
@@ -1351,7 +1352,6 @@ async fn doctor_names_a_missing_grant_with_the_statement_that_fixes_it() {
     );
 
     // Granted through another role, it counts: SHOW GRANTS is followed through granted roles.
-    let client = snowflake_client(p.path()).await;
     let users = format!("WH_USERS_{}", p.name.to_uppercase());
     client.execute(&format!("GRANT USAGE ON WAREHOUSE \"TRANSFORM_WH\" TO ROLE \"{users}\"")).await.unwrap();
     client.execute(&format!("GRANT ROLE \"{users}\" TO ROLE \"{role}\"")).await.unwrap();
@@ -1365,4 +1365,37 @@ async fn doctor_names_a_missing_grant_with_the_statement_that_fixes_it() {
     let (_, report, _) = doctor_with(&p, as_role(cloud_env(p.path())));
     let c = check(&report, "privileges");
     assert_eq!(c["fix"], format!("GRANT MONITOR ON PIPE {pipe} TO ROLE \"{role}\";"), "{c}");
+}
+
+/// Only ACCOUNTADMIN, or a role granted CREATE INTEGRATION, may create a storage integration
+/// (https://docs.snowflake.com/en/sql-reference/sql/create-storage-integration#access-control-requirements;
+/// the peer refuses it too): `plan` says so with the grant, before `deploy` would have created the
+/// bucket and the role and then stopped.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_that_cannot_create_the_integration_is_told_in_plan_with_the_grant() {
+    let p = Project::new("");
+    let role = format!("NEWCOMER_{}", p.name.to_uppercase());
+    let mut env = cloud_env(p.path());
+    env.push(("SNOWFLAKE_CONNECTIONS_DEFAULT_ROLE", role.clone()));
+    let run = |verb: &[&str]| {
+        let mut cmd = flixops(p.path());
+        cmd.args(verb).envs(env.clone()).env("FLIXOPS_ARTIFACT", artifact(p.path()));
+        output(&mut cmd)
+    };
+    for verb in [&["plan"][..], &["deploy", "--yes"]] {
+        let (code, _, stderr) = run(verb);
+        assert_eq!(code, 1, "{verb:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("role {role} cannot create storage integration"))
+                && stderr.contains(&format!("GRANT CREATE INTEGRATION ON ACCOUNT TO ROLE \"{role}\"")),
+            "{verb:?}: {stderr}"
+        );
+    }
+    let bucket = flixops::aws::s3_client(&moto_sdk()).head_bucket().bucket(format!("{}-prod-tweets", p.name)).send().await;
+    assert!(bucket.is_err(), "deploy stopped in its check phase: nothing was created");
+
+    let client = snowflake_client(p.path()).await;
+    client.execute(&format!("GRANT CREATE INTEGRATION ON ACCOUNT TO ROLE \"{role}\"")).await.unwrap();
+    let (code, _, stderr) = run(&["plan"]);
+    assert_eq!(code, 0, "granted, the plan goes through: {stderr}");
 }

@@ -4,8 +4,6 @@
 //! account's concurrency quota leaves nothing to reserve (then a note says so and how to fix it).
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_sdk_lambda::error::SdkError;
@@ -13,126 +11,11 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, LastUpdateStatus, Runtime, State};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use base64::Engine as _;
 use futures::future::BoxFuture;
-use sha2::Digest;
 
+pub use super::artifact::{Artifact, ArtifactError};
 use super::{Tags, failure};
 use crate::plan::{Address, Change, ErrorKind, Fields, Inputs, Observed, Outputs, Resource, ResourceError, field_map};
-
-/// The deployment package, built once per command.
-#[derive(Clone)]
-pub struct Artifact {
-    /// The zip.
-    pub zip: Vec<u8>,
-    /// base64(sha256(zip)), as Lambda reports CodeSha256.
-    pub sha256: String,
-    /// `x86_64` or `arm64`, read from the ELF header of `bootstrap`.
-    pub architecture: String,
-    /// Where it came from, for messages.
-    pub source: PathBuf,
-}
-
-impl std::fmt::Debug for Artifact {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Artifact({}, {} bytes, {})", self.source.display(), self.zip.len(), self.sha256)
-    }
-}
-
-/// Why the deployment package cannot be built.
-#[derive(Debug, thiserror::Error)]
-pub enum ArtifactError {
-    /// The file cannot be read.
-    #[error("{path}: cannot read the Lambda artifact", path = .path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// Not a Linux x86_64/arm64 executable, or a zip without one named `bootstrap`.
-    #[error(
-        "{path}: {problem}; Lambda's provided.al2023 runtime needs a Linux x86_64 or arm64 executable: build one \
-         (e.g. `cargo build --release --target x86_64-unknown-linux-musl`) and pass it with --artifact PATH",
-        path = .path.display()
-    )]
-    NotLinux { path: PathBuf, problem: String },
-    /// Lambda takes a zip of at most 50 MB in the request.
-    #[error(
-        "{path}: the zipped package is {mb} MB, over Lambda's 50 MB limit for a direct upload; build with \
-         `strip = true` in the release profile (or `strip` the binary) and pass it with --artifact",
-        path = .path.display()
-    )]
-    TooLarge { path: PathBuf, mb: usize },
-}
-
-/// Lambda's limit for a zip sent in the CreateFunction/UpdateFunctionCode request.
-const MAX_ZIP_BYTES: usize = 50 * 1024 * 1024;
-
-impl Artifact {
-    /// Packages `path` (an executable, or a zip holding `bootstrap`); None packages this very binary.
-    pub fn load(path: Option<&Path>) -> Result<Self, ArtifactError> {
-        let source = match path {
-            Some(p) => p.to_path_buf(),
-            None => std::env::current_exe().map_err(|e| ArtifactError::Read { path: "flixops".into(), source: e })?,
-        };
-        let bytes = std::fs::read(&source).map_err(|e| ArtifactError::Read { path: source.clone(), source: e })?;
-        let not_linux = |problem: &str| ArtifactError::NotLinux { path: source.clone(), problem: problem.into() };
-        let (zip, bootstrap_head) = if bytes.starts_with(b"PK\x03\x04") {
-            let head = bootstrap_in_zip(&bytes).ok_or_else(|| not_linux("the zip has no file named `bootstrap`"))?;
-            (bytes, head)
-        } else {
-            let head = bytes[..bytes.len().min(64)].to_vec();
-            (zip_bootstrap(&bytes).map_err(|e| not_linux(&format!("cannot zip it: {e}")))?, head)
-        };
-        let architecture =
-            elf_architecture(&bootstrap_head).ok_or_else(|| not_linux("not a Linux x86_64 or arm64 ELF executable"))?;
-        if zip.len() > MAX_ZIP_BYTES {
-            return Err(ArtifactError::TooLarge { path: source, mb: zip.len() / (1024 * 1024) });
-        }
-        let sha256 = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&zip));
-        Ok(Self { zip, sha256, architecture: architecture.into(), source })
-    }
-}
-
-impl Artifact {
-    /// No package, for commands that never upload code (`destroy`).
-    pub fn none() -> Self {
-        Self { zip: Vec::new(), sha256: String::new(), architecture: "x86_64".into(), source: PathBuf::new() }
-    }
-}
-
-/// A zip with one entry, `bootstrap`, mode 755, a fixed timestamp: the same binary gives the same bytes.
-fn zip_bootstrap(binary: &[u8]) -> zip::result::ZipResult<Vec<u8>> {
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .unix_permissions(0o755)
-        .last_modified_time(zip::DateTime::default());
-    writer.start_file("bootstrap", options)?;
-    writer.write_all(binary)?;
-    Ok(writer.finish()?.into_inner())
-}
-
-fn bootstrap_in_zip(bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).ok()?;
-    let mut entry = archive.by_name("bootstrap").ok()?;
-    let mut head = vec![0; 64];
-    let n = entry.read(&mut head).ok()?;
-    head.truncate(n);
-    Some(head)
-}
-
-/// `x86_64` or `arm64` from an ELF header's e_machine.
-fn elf_architecture(head: &[u8]) -> Option<&'static str> {
-    if head.len() < 20 || &head[..4] != b"\x7fELF" {
-        return None;
-    }
-    match u16::from_le_bytes([head[18], head[19]]) {
-        0x3e => Some("x86_64"),
-        0xb7 => Some("arm64"),
-        _ => None,
-    }
-}
 
 /// The extractor function.
 pub struct Function {
@@ -144,8 +27,10 @@ pub struct Function {
     pub account_id: String,
     /// Region.
     pub region: String,
-    /// The package.
+    /// The package (its code may be unknown: then the deployed code is kept, and a note says why).
     pub artifact: Artifact,
+    /// `x86_64` or `arm64` (lambda_architecture); a known package is built for it.
+    pub architecture: String,
     /// Memory in MB.
     pub memory_mb: i32,
     /// Timeout in seconds.
@@ -171,6 +56,26 @@ pub enum EnvValue {
     Literal(String),
     /// `inputs[address][key]`.
     Output(Address, &'static str),
+}
+
+/// What the plan shows for code flixops does not have.
+pub const UNKNOWN_CODE: &str = "(unknown: no Linux artifact, see the note)";
+
+/// The note of a plan made without the function's code.
+fn unknown_code(why: &str) -> String {
+    format!(
+        "the function's code is unknown, so it is not compared and deploy keeps the deployed code (and cannot \
+         create the function or change its architecture): {why}"
+    )
+}
+
+/// What a change needs of the code that an unknown package cannot give: None when nothing.
+pub fn needs_code(change: &Change) -> Option<&'static str> {
+    match change.action {
+        crate::plan::Action::Create | crate::plan::Action::Replace => Some("create the function"),
+        _ if change.touches("architecture") => Some("change the function's architecture (it re-uploads the code)"),
+        _ => None,
+    }
 }
 
 /// Executions reserved for the function: one, so two extraction runs never overlap.
@@ -270,6 +175,10 @@ impl Function {
         Address::new("aws_lambda_function", "extract")
     }
 
+    fn code_sha256(&self) -> String {
+        if self.artifact.unknown.is_some() { UNKNOWN_CODE.to_string() } else { self.artifact.sha256.clone() }
+    }
+
     fn arn(&self) -> String {
         format!("arn:aws:lambda:{}:{}:function:{}", self.region, self.account_id, self.name)
     }
@@ -318,7 +227,7 @@ impl Function {
                 .handler("bootstrap")
                 .role(inputs.value(&self.role_from, "arn"))
                 .code(code.clone())
-                .architectures(Architecture::from(self.artifact.architecture.as_str()))
+                .architectures(Architecture::from(self.architecture.as_str()))
                 .memory_size(self.memory_mb)
                 .timeout(self.timeout_secs)
                 .environment(Environment::builder().set_variables(Some(self.env_vars(inputs))).build())
@@ -435,7 +344,7 @@ impl Function {
             .update_function_code()
             .function_name(&self.name)
             .zip_file(Blob::new(self.artifact.zip.clone()))
-            .architectures(Architecture::from(self.artifact.architecture.as_str()))
+            .architectures(Architecture::from(self.architecture.as_str()))
             .send()
             .await
             .map(drop)
@@ -525,11 +434,11 @@ impl Resource for Function {
             ("runtime", "provided.al2023".to_string()),
             ("handler", "bootstrap".to_string()),
             ("role", inputs.value(&self.role_from, "arn")),
-            ("architecture", self.artifact.architecture.clone()),
+            ("architecture", self.architecture.clone()),
             ("memory_mb", self.memory_mb.to_string()),
             ("timeout_secs", self.timeout_secs.to_string()),
             ("environment", env.join(" ")),
-            ("code_sha256", self.artifact.sha256.clone()),
+            ("code_sha256", self.code_sha256()),
             ("async_max_retry_attempts", "0".to_string()),
             ("async_max_event_age_secs", self.max_event_age_secs.to_string()),
         ]);
@@ -538,6 +447,15 @@ impl Resource for Function {
             fields.insert("reserved_concurrency".into(), RESERVED.to_string());
         }
         fields
+    }
+
+    /// With the code unknown, the deployed code is kept: it is compared with itself.
+    fn diff(&self, observed: Option<&Observed>, inputs: &Inputs) -> Change {
+        let mut desired = self.desired(inputs);
+        if let (Some(_), Some(deployed)) = (&self.artifact.unknown, observed) {
+            desired.insert("code_sha256".into(), deployed.fields.get("code_sha256").cloned().unwrap_or_default());
+        }
+        crate::plan::diff_fields(&desired, observed, self.replace_on())
     }
 
     fn planned_outputs(&self) -> Outputs {
@@ -567,14 +485,14 @@ impl Resource for Function {
     }
 
     fn notes(&self) -> Vec<String> {
+        let mut notes: Vec<String> = self.artifact.unknown.iter().map(|why| unknown_code(why)).collect();
         let seen = self.seen();
         if let Some(refused) = &seen.refused {
-            return vec![refused.clone()];
+            notes.push(refused.clone());
+        } else if let Some(account) = seen.account.filter(|_| !seen.reservable()) {
+            notes.push(no_reservation(&account.why_none(), &self.region));
         }
-        match seen.account {
-            Some(account) if !seen.reservable() => vec![no_reservation(&account.why_none(), &self.region)],
-            _ => Vec::new(),
-        }
+        notes
     }
 
     fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>> {
@@ -604,36 +522,5 @@ mod tests {
         assert!(account(101, 100).allows(1, 1), "what the function holds already is its own");
         assert_eq!(account(10, 10).minimum_unreserved(), 10);
         assert!(account(10, 10).why_none().contains("quota is 10 and Lambda keeps 10 of it unreserved"));
-    }
-
-    #[test]
-    fn the_same_binary_zips_to_the_same_bytes_and_a_script_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let exe = std::env::current_exe().unwrap();
-        let small = dir.path().join("bootstrap");
-        // An ELF header is enough to package; the rest of the file is payload.
-        let mut bytes = std::fs::read(&exe).unwrap()[..64].to_vec();
-        bytes.extend_from_slice(b"payload");
-        std::fs::write(&small, &bytes).unwrap();
-        let a = Artifact::load(Some(&small)).unwrap();
-        let b = Artifact::load(Some(&small)).unwrap();
-        assert_eq!(a.sha256, b.sha256, "zips of the same binary must hash the same");
-        assert_eq!(a.architecture, if cfg!(target_arch = "aarch64") { "arm64" } else { "x86_64" });
-
-        let zipped = dir.path().join("fn.zip");
-        std::fs::write(&zipped, &a.zip).unwrap();
-        assert_eq!(Artifact::load(Some(&zipped)).unwrap().sha256, a.sha256, "a ready zip is used as is");
-
-        let mut huge = std::fs::read(&exe).unwrap()[..64].to_vec();
-        huge.extend(std::iter::repeat_with(|| fastrand::u8(..)).take(51 * 1024 * 1024));
-        let big = dir.path().join("big");
-        std::fs::write(&big, huge).unwrap();
-        let err = Artifact::load(Some(&big)).unwrap_err().to_string();
-        assert!(err.contains("over Lambda's 50 MB limit") && err.contains("strip"), "{err}");
-
-        let script = dir.path().join("run.sh");
-        std::fs::write(&script, "#!/bin/sh\n").unwrap();
-        let err = Artifact::load(Some(&script)).unwrap_err().to_string();
-        assert!(err.contains("not a Linux x86_64 or arm64 ELF executable") && err.contains("--artifact"), "{err}");
     }
 }

@@ -1,6 +1,7 @@
 //! AWS clients, built once from the standard credential chain (env, profiles, SSO, web identity), and
 //! the AWS resources of the cloud target. Each resource module owns its read, diff and apply.
 
+pub mod artifact;
 pub mod checkpoint;
 pub mod iam;
 pub mod lambda;
@@ -135,7 +136,12 @@ impl Intercept for CallLog {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(meta) = cfg.load::<Metadata>() {
-            self.calls.lock().expect("call log lock").push(format!("{}:{}", meta.service(), meta.name()));
+            let call = format!("{}:{}", meta.service(), meta.name());
+            match is_write(&call) {
+                true => tracing::debug!("AWS call {call}"),
+                false => tracing::trace!("AWS call {call}"),
+            }
+            self.calls.lock().expect("call log lock").push(call);
         }
         Ok(())
     }

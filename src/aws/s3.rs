@@ -16,7 +16,9 @@ use futures::future::BoxFuture;
 use serde_json::json;
 
 use super::{Tags, failure, policy, tags_field};
-use crate::plan::{Address, Change, ErrorKind, Fields, Inputs, Observed, Outputs, Resource, ResourceError, field_map};
+use crate::plan::{
+    Action, Address, Change, ErrorKind, Fields, Inputs, Observed, Outputs, Resource, ResourceError, field_map,
+};
 
 /// Sid of the bucket policy statement flixops owns; other statements are left alone.
 const TLS_SID: &str = "DenyInsecureTransport";
@@ -71,21 +73,14 @@ impl Bucket {
         doc["Statement"][0].clone()
     }
 
-    /// The bucket's region when it exists (S3 answers it in `x-amz-bucket-region`), else None.
+    /// The bucket's region when it exists and this identity may see it (S3 answers it in
+    /// `x-amz-bucket-region`), else None.
     async fn region(&self) -> Result<Option<String>, ResourceError> {
         match self.s3.head_bucket().bucket(&self.name).send().await {
             Ok(out) => Ok(Some(out.bucket_region.unwrap_or_else(|| self.region.clone()))),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => Err(ResourceError {
-                address: Self::address(),
-                op: "read".into(),
-                message: format!(
-                    "403 on bucket `{}`: either another account owns that name (bucket names are global: choose \
-                     another `bucket` in flixops.toml) or this identity lacks s3:ListBucket on it",
-                    self.name
-                ),
-                kind: ErrorKind::Other,
-            }),
+            // Not ours to read: planned as a create, which `check` then refuses with the reason.
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => Ok(None),
             Err(e) => Err(self.err("read", &e)),
         }
     }
@@ -460,6 +455,31 @@ impl Resource for Bucket {
             let mut outputs = self.planned_outputs();
             outputs.insert("region".into(), region);
             Ok(Some(Observed { fields, outputs }))
+        })
+    }
+
+    /// A bucket name is global: before a create, a 403 on HeadBucket means another account holds
+    /// the name (or this identity lacks s3:ListBucket), so `plan` says so instead of `deploy`
+    /// stopping at CreateBucket.
+    fn check<'a>(&'a self, change: &'a Change) -> BoxFuture<'a, Result<(), ResourceError>> {
+        Box::pin(async move {
+            if change.action != Action::Create {
+                return Ok(());
+            }
+            match self.s3.head_bucket().bucket(&self.name).send().await {
+                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => Err(ResourceError {
+                    address: Self::address(),
+                    op: "check".into(),
+                    message: format!(
+                        "cannot create bucket `{}`: HeadBucket answers 403, so another account holds that name \
+                         (bucket names are global: choose another `bucket` in flixops.toml) or this identity \
+                         lacks s3:ListBucket on it",
+                        self.name
+                    ),
+                    kind: ErrorKind::Other,
+                }),
+                _ => Ok(()),
+            }
         })
     }
 

@@ -37,21 +37,8 @@ const DEFAULT_EVENT_AGE: i32 = 86400;
 /// cron() and at() have no fixed interval: one hour, flixops' default `rate(1 hour)`. Clamped to
 /// what Lambda's async invoke config accepts (60 s to 6 h), which Scheduler's (60 s to 24 h) covers.
 pub fn event_age_bound(expression: &str) -> i32 {
-    rate_secs(expression).unwrap_or(3600).clamp(60, 21600) as i32
-}
-
-/// `rate(N minutes|hours|days)` in seconds.
-fn rate_secs(expression: &str) -> Option<i64> {
-    let inner = expression.trim().strip_prefix("rate(")?.strip_suffix(')')?;
-    let (count, unit) = inner.trim().split_once(' ')?;
-    let count: i64 = count.parse().ok()?;
-    let unit_secs = match unit.trim().trim_end_matches('s') {
-        "minute" => 60,
-        "hour" => 3600,
-        "day" => 86400,
-        _ => return None,
-    };
-    Some(count.saturating_mul(unit_secs))
+    let interval = crate::config::schedule::Schedule::parse(expression).ok().and_then(|s| s.interval_secs());
+    interval.unwrap_or(3600).clamp(60, 21600) as i32
 }
 
 impl Schedule {

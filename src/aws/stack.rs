@@ -349,6 +349,7 @@ pub fn resources(
         account_id: account.clone(),
         region: region.clone(),
         artifact,
+        architecture: target.lambda_architecture.clone(),
         memory_mb: MEMORY_MB,
         timeout_secs: timeout,
         environment,

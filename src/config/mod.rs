@@ -1,6 +1,8 @@
 //! The `flixops.toml` model: parsed with spans so every error names file, line, column and field.
 
 mod raw;
+pub mod rules;
+pub mod schedule;
 pub mod secret;
 
 use std::collections::BTreeMap;
@@ -9,7 +11,7 @@ use std::path::{Path, PathBuf};
 pub use secret::{Secret, SecretRef};
 
 /// The rules `flixops.toml` validation applies, shared with `init` so a prompt rejects what the file would.
-pub(crate) use raw::{is_bucket_name, is_env_name, is_env_var_name, is_identifier, is_project_name};
+pub(crate) use rules::is_project_name;
 
 /// True when `host` is this machine (localhost, 127.0.0.0/8, ::1): the only place plain `http`
 /// may go, since it carries the bearer token or the Snowflake session in clear.
@@ -67,8 +69,12 @@ pub struct ExtractConfig {
     pub price_per_user_usd: f64,
     /// Count what expansions return (`includes`) as billed: X's docs do not say; true errs high.
     pub includes_billed: bool,
-    /// Schedule expression for the cloud target (EventBridge Scheduler syntax).
+    /// Schedule expression for the cloud target (EventBridge Scheduler syntax), checked by
+    /// [`rules::schedule`] when the file is read.
     pub schedule: String,
+    /// The line `schedule` is written on (None: the default), for what finds fault with it later
+    /// (an export with no equivalent).
+    pub schedule_line: Option<usize>,
     /// Where the bearer token comes from.
     pub bearer_token: SecretRef,
     /// X API base URL; overridable for proxies and tests.
@@ -140,6 +146,25 @@ pub struct EnvConfig {
     pub prefix: String,
     /// Where the pipeline runs.
     pub target: Target,
+    /// How old the newest data may be before doctor warns or fails (`[env.NAME.freshness]`).
+    pub freshness: Freshness,
+}
+
+/// Data-age thresholds, as dbt's `freshness` block has them: older than `warn_after_minutes` is a
+/// warning, older than `error_after_minutes` a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    /// Age at which doctor warns.
+    pub warn_after_minutes: i64,
+    /// Age at which doctor fails.
+    pub error_after_minutes: i64,
+}
+
+impl Default for Freshness {
+    /// 4 h and 24 h: a schedule of a few hours misses one run before the warning.
+    fn default() -> Self {
+        Self { warn_after_minutes: 4 * 60, error_after_minutes: 24 * 60 }
+    }
 }
 
 /// The engines an environment runs on.
@@ -198,6 +223,8 @@ pub struct AwsSnowflakeTarget {
     pub iam_propagation_secs: u64,
     /// Days the function's CloudWatch log group keeps its events.
     pub log_retention_days: i32,
+    /// The function's architecture, `x86_64` or `arm64`; the Lambda artifact must be built for it.
+    pub lambda_architecture: String,
 }
 
 #[cfg(test)]
@@ -214,6 +241,7 @@ impl AwsSnowflakeTarget {
             target_lag: "1 hour".into(),
             iam_propagation_secs: 120,
             log_retention_days: 30,
+            lambda_architecture: "x86_64".into(),
         }
     }
 }

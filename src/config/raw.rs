@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::rules::{self, is_bucket_name};
 use super::{
-    AwsSnowflakeTarget, Config, ConfigError, EnvConfig, ExtractConfig, LocalTarget, Problem, RetryPolicy, SecretRef,
-    Target,
+    AwsSnowflakeTarget, Config, ConfigError, EnvConfig, ExtractConfig, Freshness, LocalTarget, Problem, RetryPolicy,
+    SecretRef, Target,
 };
 
 #[derive(Deserialize)]
@@ -76,6 +77,15 @@ struct RawEnv {
     target_lag: Option<Spanned<String>>,
     iam_propagation_secs: Option<Spanned<u64>>,
     log_retention_days: Option<Spanned<i32>>,
+    lambda_architecture: Option<Spanned<String>>,
+    freshness: Option<RawFreshness>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFreshness {
+    warn_after: Option<Spanned<String>>,
+    error_after: Option<Spanned<String>>,
 }
 
 /// Default `tweet.fields`: what the data contract needs (`note_tweet`: the full text of long posts).
@@ -93,14 +103,19 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    fn line_of(&self, span: Range<usize>) -> usize {
+        line_column(self.text, span.start).0
+    }
+
     fn report(&mut self, span: Range<usize>, field: &str, message: impl Into<String>) {
         let (line, column) = line_column(self.text, span.start);
         self.problems.push(Problem { line, column, field: field.to_string(), message: message.into() });
     }
 
-    fn check(&mut self, value: &Spanned<String>, field: &str, ok: fn(&str) -> bool, rule: &str) {
-        if !ok(value.get_ref()) {
-            let message = format!("`{}` is not valid: {rule}", value.get_ref());
+    /// Applies one of [`rules`], reporting its message at the value's line and column.
+    fn check(&mut self, value: &Spanned<String>, field: &str, rule: fn(&str) -> Result<(), String>) {
+        if let Err(why) = rule(value.get_ref()) {
+            let message = format!("`{}` is not valid: {why}", value.get_ref());
             self.report(value.span(), field, message);
         }
     }
@@ -126,7 +141,7 @@ fn validate(raw: RawConfig, c: &mut Checker, path: &Path, root: &Path) -> Config
     let (project, default_env) = match raw.project {
         Some(p) => {
             let p = p.into_inner();
-            c.check(&p.name, "project.name", is_project_name, "use 1-40 of a-z, 0-9 and -, starting with a letter");
+            c.check(&p.name, "project.name", rules::project_name);
             (p.name.into_inner(), p.default_env)
         }
         None => {
@@ -185,6 +200,9 @@ fn validate_extract(raw: RawExtract, c: &mut Checker) -> ExtractConfig {
             c.report(url.span(), "extract.api_base_url", problem);
         }
     }
+    if let Some(schedule) = &raw.schedule {
+        c.check(schedule, "extract.schedule", rules::schedule);
+    }
     if let Some(m) = raw.max_pages.as_ref().filter(|m| *m.get_ref() == 0) {
         c.report(m.span(), "extract.max_pages", "must be at least 1; leave it out to follow every page");
     }
@@ -235,6 +253,7 @@ fn validate_extract(raw: RawExtract, c: &mut Checker) -> ExtractConfig {
         price_per_post_usd: raw.price_per_post_usd.map_or(super::DEFAULT_PRICE_PER_POST_USD, Spanned::into_inner),
         price_per_user_usd: raw.price_per_user_usd.map_or(super::DEFAULT_PRICE_PER_USER_USD, Spanned::into_inner),
         includes_billed: raw.includes_billed.unwrap_or(true),
+        schedule_line: raw.schedule.as_ref().map(|s| c.line_of(s.span())),
         schedule: raw.schedule.map(Spanned::into_inner).unwrap_or_else(|| "rate(1 hour)".to_string()),
         bearer_token,
         api_base_url: raw.api_base_url.map(Spanned::into_inner).unwrap_or_else(|| "https://api.x.com".to_string()),
@@ -292,7 +311,7 @@ fn secret_ref(value: Spanned<toml::Value>, c: &mut Checker) -> SecretRef {
     };
     let entries: Vec<_> = table.into_iter().collect();
     match entries.as_slice() {
-        [(k, toml::Value::String(v))] if k == "env" && is_env_var_name(v) => SecretRef::Env(v.clone()),
+        [(k, toml::Value::String(v))] if k == "env" && rules::is_env_var_name(v) => SecretRef::Env(v.clone()),
         [(k, toml::Value::String(v))] if k == "secret_arn" && v.starts_with("arn:aws:secretsmanager:") => {
             SecretRef::SecretsManager(v.clone())
         }
@@ -303,24 +322,43 @@ fn secret_ref(value: Spanned<toml::Value>, c: &mut Checker) -> SecretRef {
     }
 }
 
+/// `[env.NAME.freshness]`: `warn_after` and `error_after` as `30m`, `4h` or `2d`, warn before error.
+fn freshness(raw: Option<&RawFreshness>, c: &mut Checker, env: &str) -> Freshness {
+    let defaults = Freshness::default();
+    let Some(raw) = raw else { return defaults };
+    let mut read = |value: &Option<Spanned<String>>, key: &str, default: i64| match value {
+        None => Some(default),
+        Some(v) => match rules::age_minutes(v.get_ref()) {
+            Ok(minutes) => Some(minutes),
+            Err(why) => {
+                c.report(v.span(), &format!("env.{env}.freshness.{key}"), format!("`{}` is not valid: {why}", v.get_ref()));
+                None
+            }
+        },
+    };
+    let warn = read(&raw.warn_after, "warn_after", defaults.warn_after_minutes);
+    let error = read(&raw.error_after, "error_after", defaults.error_after_minutes);
+    let (Some(warn), Some(error)) = (warn, error) else { return defaults };
+    if warn >= error {
+        let span = raw.error_after.as_ref().or(raw.warn_after.as_ref()).map(|v| v.span()).unwrap_or(0..0);
+        c.report(span, &format!("env.{env}.freshness"), "warn_after must be shorter than error_after");
+    }
+    Freshness { warn_after_minutes: warn, error_after_minutes: error }
+}
+
 fn validate_env(name: &str, raw: Spanned<RawEnv>, c: &mut Checker, root: &Path, project: &str) -> EnvConfig {
     let span = raw.span();
     let raw = raw.into_inner();
     let field = |key: &str| format!("env.{name}.{key}");
-    if !is_env_name(name) {
-        c.report(
-            span.clone(),
-            &format!("env.{name}"),
-            "environment names use a-z, 0-9, - and _, starting with a letter",
-        );
+    if let Err(why) = rules::env_name(name) {
+        c.report(span.clone(), &format!("env.{name}"), format!("environment names: {why}"));
     }
     if let Some(prefix) = &raw.prefix {
-        c.check(
-            prefix,
-            &field("prefix"),
-            is_prefix,
-            "use letters, digits, - _ . and inner /, without a leading or trailing /",
-        );
+        c.check(prefix, &field("prefix"), |p| {
+            is_prefix(p)
+                .then_some(())
+                .ok_or_else(|| "use letters, digits, - _ . and inner /, without a leading or trailing /".to_string())
+        });
     }
     let prefix = raw.prefix.as_ref().map(|p| p.get_ref().clone()).unwrap_or_else(|| "flixops".to_string());
     let target = match raw.target.get_ref().as_str() {
@@ -336,7 +374,8 @@ fn validate_env(name: &str, raw: Spanned<RawEnv>, c: &mut Checker, root: &Path, 
             Target::Local(LocalTarget::under(root))
         }
     };
-    EnvConfig { name: name.to_string(), prefix, target }
+    let freshness = freshness(raw.freshness.as_ref(), c, name);
+    EnvConfig { name: name.to_string(), prefix, target, freshness }
 }
 
 fn local_target(raw: &RawEnv, c: &mut Checker, root: &Path, env: &str) -> LocalTarget {
@@ -348,6 +387,7 @@ fn local_target(raw: &RawEnv, c: &mut Checker, root: &Path, env: &str) -> LocalT
         ("database", &raw.database),
         ("snowflake_warehouse", &raw.snowflake_warehouse),
         ("target_lag", &raw.target_lag),
+        ("lambda_architecture", &raw.lambda_architecture),
     ];
     let numbers = [
         ("iam_propagation_secs", raw.iam_propagation_secs.as_ref().map(Spanned::span)),
@@ -384,30 +424,26 @@ fn cloud_target(raw: &RawEnv, c: &mut Checker, env: &str, project: &str) -> AwsS
     }
     let field = |key: &str| format!("env.{env}.{key}");
     if let Some(b) = &raw.bucket {
-        c.check(
-            b,
-            &field("bucket"),
-            is_bucket_name,
-            "S3 bucket names are 3-63 of a-z, 0-9, . and -, starting and ending with a letter or digit",
-        );
+        c.check(b, &field("bucket"), rules::bucket_name);
+    }
+    if let Some(region) = &raw.region {
+        c.check(region, &field("region"), rules::region);
     }
     for (key, value) in [("database", &raw.database), ("snowflake_warehouse", &raw.snowflake_warehouse)] {
         if let Some(v) = value {
-            c.check(
-                v,
-                &field(key),
-                is_identifier,
-                "use a Snowflake identifier: letters, digits, _ and $, starting with a letter or _",
-            );
+            c.check(v, &field(key), rules::identifier);
         }
     }
     if let Some(v) = &raw.target_lag {
-        c.check(
-            v,
-            &field("target_lag"),
-            is_target_lag,
-            "use a duration such as \"1 hour\" or \"15 minutes\" (seconds, minutes, hours, days), or \"DOWNSTREAM\"",
-        );
+        c.check(v, &field("target_lag"), rules::target_lag);
+    }
+    if let Some(v) = &raw.lambda_architecture {
+        c.check(v, &field("lambda_architecture"), |a| {
+            rules::rule(
+                LAMBDA_ARCHITECTURES.contains(&a),
+                "use \"x86_64\" or \"arm64\" (Lambda's names; arm64 is Graviton, cheaper per GB-second)",
+            )
+        });
     }
     if let Some(secs) = raw.iam_propagation_secs.as_ref().filter(|s| *s.get_ref() > MAX_PROPAGATION_SECS) {
         let message = format!(
@@ -435,8 +471,12 @@ fn cloud_target(raw: &RawEnv, c: &mut Checker, env: &str, project: &str) -> AwsS
             .as_ref()
             .map_or(crate::aws::DEFAULT_PROPAGATION_SECS, |s| *s.get_ref()),
         log_retention_days: raw.log_retention_days.as_ref().map_or(DEFAULT_RETENTION_DAYS, |d| *d.get_ref()),
+        lambda_architecture: text(&raw.lambda_architecture).unwrap_or_else(|| LAMBDA_ARCHITECTURES[0].to_string()),
     }
 }
+
+/// The architectures Lambda runs `provided.al2023` on, by its own names; the first is the default.
+const LAMBDA_ARCHITECTURES: &[&str] = &["x86_64", "arm64"];
 
 /// The longest IAM propagation wait flixops.toml accepts (a deploy should not hang for long).
 const MAX_PROPAGATION_SECS: u64 = 900;
@@ -482,19 +522,6 @@ fn check_derived_names(
     }
 }
 
-pub(crate) fn is_project_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    s.len() <= 40
-        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
-pub(crate) fn is_env_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-}
-
 fn is_prefix(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with('/')
@@ -502,28 +529,6 @@ fn is_prefix(s: &str) -> bool {
         && !s.contains("//")
         && !s.split('/').any(|part| part == ".." || part == ".")
         && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
-}
-
-pub(crate) fn is_bucket_name(s: &str) -> bool {
-    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    (3..=63).contains(&s.len())
-        && edge_ok(s.chars().next())
-        && edge_ok(s.chars().last())
-        && !s.contains("..")
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
-}
-
-pub(crate) fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    s.len() <= 255
-        && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
-}
-
-pub(crate) fn is_env_var_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -552,16 +557,6 @@ fn field_at(text: &str, offset: usize) -> String {
         (None, Some(k)) => k,
         (None, None) => "(top level)".to_string(),
     }
-}
-
-/// Snowflake's TARGET_LAG: `<n> seconds|minutes|hours|days` (singular too) or DOWNSTREAM.
-fn is_target_lag(value: &str) -> bool {
-    if value.eq_ignore_ascii_case("downstream") {
-        return true;
-    }
-    let Some((n, unit)) = value.split_once(' ') else { return false };
-    let units = ["second", "seconds", "minute", "minutes", "hour", "hours", "day", "days"];
-    n.parse::<u32>().is_ok_and(|n| n > 0) && units.contains(&unit.to_ascii_lowercase().as_str())
 }
 
 #[cfg(test)]
@@ -740,6 +735,24 @@ mod tests {
 
         let p = problems("[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\nlog_retention_days = 14\n");
         assert_eq!(p[0].field, "env.dev.log_retention_days");
+        assert!(p[0].message.contains("\"aws-snowflake\" only"), "{}", p[0].message);
+    }
+
+    #[test]
+    fn lambda_architecture_is_x86_64_or_arm64() {
+        let text = "[project]\nname = \"demo\"\n[env.prod]\ntarget = \"aws-snowflake\"\n";
+        let arch = |text: &str| match &parse(text, Path::new("flixops.toml")).unwrap().env(Some("prod")).unwrap().target
+        {
+            Target::AwsSnowflake(t) => t.lambda_architecture.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(arch(text), "x86_64", "the default");
+        assert_eq!(arch(&format!("{text}lambda_architecture = \"arm64\"\n")), "arm64");
+        let p = problems(&format!("{text}lambda_architecture = \"aarch64\"\n"));
+        assert_eq!((p[0].line, p[0].field.as_str()), (5, "env.prod.lambda_architecture"));
+        assert!(p[0].message.contains("\"x86_64\" or \"arm64\""), "{}", p[0].message);
+        let p =
+            problems("[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\nlambda_architecture = \"arm64\"\n");
         assert!(p[0].message.contains("\"aws-snowflake\" only"), "{}", p[0].message);
     }
 

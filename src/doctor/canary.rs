@@ -12,7 +12,7 @@ use super::{Check, Status};
 use crate::extract::sink::Sink;
 use crate::snowflake::Client;
 use crate::snowflake::pipe::{self, LoadFailure, PipeStatus};
-use crate::snowflake::stack::SnowNames;
+use crate::snowflake::names::SnowNames;
 
 /// The `query` of the canary row; `staging.stg_tweets` leaves such rows out.
 pub const CANARY_QUERY: &str = "flixops:canary";
@@ -32,12 +32,25 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The outcome for the file `file`: loaded after `latency`, or not (`broken`: why).
+    pub fn new(file: &str, latency: Option<Duration>, timeout: Duration, broken: Option<String>) -> Self {
+        Self {
+            file: file.to_string(),
+            latency_ms: latency.map(|d| d.as_millis() as u64),
+            timeout_ms: timeout.as_millis() as u64,
+            broken_link: broken,
+        }
+    }
+
     /// The `canary` line of the report.
     pub fn check(&self, fix: Option<&str>) -> Check {
         match (self.latency_ms, &self.broken_link) {
             (Some(ms), _) => {
                 let detail = format!("{} reached the raw table in {}", self.file, seconds(ms));
                 Check::new("canary", Status::Ok, detail, None)
+            }
+            (None, Some(why)) if self.file.is_empty() => {
+                Check::new("canary", Status::Fail, format!("no canary written: {why}"), fix)
             }
             (None, why) => {
                 let waited = seconds(self.timeout_ms);
@@ -75,12 +88,7 @@ pub async fn cloud(sink: &Sink, client: &Client, names: &SnowNames, prefix: &str
     let (key, body) = file(prefix, chrono::Utc::now());
     let written = chrono::Utc::now();
     let started = Instant::now();
-    let outcome = |latency: Option<Duration>, broken: Option<String>| Outcome {
-        file: key.clone(),
-        latency_ms: latency.map(|d| d.as_millis() as u64),
-        timeout_ms: timeout.as_millis() as u64,
-        broken_link: broken,
-    };
+    let outcome = |latency: Option<Duration>, broken: Option<String>| Outcome::new(&key, latency, timeout, broken);
     if let Err(e) = sink.put_new(&key, body).await {
         return outcome(None, Some(format!("writing it failed: {e}")));
     }
@@ -143,31 +151,6 @@ pub fn broken_link(
         return format!("it is queued in the pipe ({} file(s) pending) but not loaded yet", status.pending);
     }
     "the pipe received it but no load is recorded: see `pipe` and `copy history`".to_string()
-}
-
-/// The local canary: the file into the lake, loaded as `flixops run` loads (the local target has
-/// no Snowpipe, so its latency is the loader's).
-pub async fn local(local: &crate::config::LocalTarget, prefix: &str, timeout: Duration) -> Outcome {
-    let (key, body) = file(prefix, chrono::Utc::now());
-    let started = Instant::now();
-    let outcome = |latency: Option<Duration>, broken: Option<String>| Outcome {
-        file: key.clone(),
-        latency_ms: latency.map(|d| d.as_millis() as u64),
-        timeout_ms: timeout.as_millis() as u64,
-        broken_link: broken,
-    };
-    let sink = Sink::Dir(local.lake_dir.clone());
-    if let Err(e) = sink.put_new(&key, body).await {
-        return outcome(None, Some(format!("writing it failed: {e}")));
-    }
-    let (target, file) = (local.clone(), key.clone());
-    let loaded = tokio::task::spawn_blocking(move || crate::local::canary::load(&target, &file)).await;
-    match loaded {
-        Ok(Ok(rows)) if rows > 0 => outcome(Some(started.elapsed()), None),
-        Ok(Ok(_)) => outcome(None, Some("the loader loaded no row from it".into())),
-        Ok(Err(e)) => outcome(None, Some(format!("the loader failed: {e}"))),
-        Err(e) => outcome(None, Some(format!("the loader stopped: {e}"))),
-    }
 }
 
 #[cfg(test)]

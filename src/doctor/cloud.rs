@@ -12,16 +12,16 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use super::canary::Outcome;
-use super::{Check, FRESH_WARN_HOURS, Options, Status, age_status, timed};
+use super::{Check, Options, Status, age_status, timed};
 use crate::aws::Session;
 use crate::aws::lambda::Artifact;
 use crate::aws::logs;
 use crate::aws::stack::{Names, Upstream};
-use crate::config::{AwsSnowflakeTarget, Config, EnvConfig, Secret};
+use crate::config::{AwsSnowflakeTarget, Config, EnvConfig, Freshness, Secret};
 use crate::extract::sink::Sink;
 use crate::plan::Action;
 use crate::snowflake::pipe::{self, PipeStatus};
-use crate::snowflake::stack::SnowNames;
+use crate::snowflake::names::SnowNames;
 use crate::snowflake::{Client, grants, integration};
 
 /// Files waiting in the pipe beyond this many is a warning (Snowpipe is falling behind).
@@ -179,15 +179,17 @@ async fn runtime_checks(
     }
     if let (Some(client), Some(sf)) = (client, names) {
         futures.push(Box::pin(timed(limit, "stage", stage(client.clone(), sf.clone()))));
-        futures.push(Box::pin(timed(limit, "pipe", pipe(client.clone(), sf.clone()))));
+        futures.push(Box::pin(timed(limit, "pipe", pipe(client.clone(), sf.clone(), env.freshness))));
         futures.push(Box::pin(timed(limit, "copy history", copy_history(client.clone(), sf.clone()))));
         let last_run = super::extraction::last_run(sink.clone(), env.prefix.clone());
-        futures.push(Box::pin(timed(limit, "raw freshness", freshness(client.clone(), sf.clone(), last_run))));
-        futures.push(Box::pin(timed(limit, "models freshness", models_freshness(client.clone(), sf.clone()))));
+        let raw = freshness(client.clone(), sf.clone(), last_run, env.freshness);
+        futures.push(Box::pin(timed(limit, "raw freshness", raw)));
+        let models = models_freshness(client.clone(), sf.clone(), env.freshness);
+        futures.push(Box::pin(timed(limit, "models freshness", models)));
         futures.push(Box::pin(timed(limit, "privileges", privileges(client.clone(), sf.clone()))));
     }
-    let hints =
-        super::extraction::Hints { run: "wait for the schedule, or invoke the function once", stale: Status::Fail };
+    let run = "wait for the schedule, or invoke the function once";
+    let hints = super::extraction::Hints { run, stale: Status::Fail, replayed: false };
     let token = token.and_then(Result::ok);
     let extraction = super::extraction::checks(&config.extract, &sink, &env.prefix, &hints, token, limit);
     let (others, extraction) = tokio::join!(join_all(futures), extraction);
@@ -214,9 +216,9 @@ async fn stage(client: Client, n: Arc<SnowNames>) -> Check {
     }
 }
 
-async fn pipe(client: Client, n: Arc<SnowNames>) -> Check {
+async fn pipe(client: Client, n: Arc<SnowNames>, limits: Freshness) -> Check {
     match pipe::status(&client, &n.pipe).await {
-        Ok(status) => pipe_verdict(&status, chrono::Utc::now()),
+        Ok(status) => pipe_verdict(&status, chrono::Utc::now(), &limits),
         Err(e) => Check::new("pipe", Status::Fail, e.to_string(), Some("flixops deploy")),
     }
 }
@@ -225,7 +227,7 @@ async fn pipe(client: Client, n: Arc<SnowNames>) -> Check {
 /// pipe's own timestamps decide: `lastReceivedMessageTimestamp` belongs to the queue Snowflake
 /// shares between pipes, so it says nothing of this one
 /// (https://docs.snowflake.com/en/sql-reference/functions/system_pipe_status).
-pub fn pipe_verdict(status: &PipeStatus, now: chrono::DateTime<chrono::Utc>) -> Check {
+pub fn pipe_verdict(status: &PipeStatus, now: chrono::DateTime<chrono::Utc>, limits: &Freshness) -> Check {
     let state = status.state.as_str();
     let hours = |t: chrono::DateTime<chrono::Utc>| (now - t).num_hours();
     if let Some(error) = &status.error {
@@ -247,7 +249,7 @@ pub fn pipe_verdict(status: &PipeStatus, now: chrono::DateTime<chrono::Utc>) -> 
         let detail = format!("files reached the pipe until {forwarded}, {last}");
         return Check::new("pipe", Status::Warn, detail, copy_history);
     }
-    if let Some(forwarded) = status.last_forwarded.filter(|t| hours(*t) >= FRESH_WARN_HOURS) {
+    if let Some(forwarded) = status.last_forwarded.filter(|t| hours(*t) * 60 >= limits.warn_after_minutes) {
         let detail = format!("no new file reached the pipe for {} h (since {forwarded})", hours(forwarded));
         let fix = "check the extract schedule and aws_s3_bucket_notification.snowpipe (flixops deploy repairs it)";
         return Check::new("pipe", Status::Warn, detail, Some(fix));
@@ -297,6 +299,7 @@ async fn freshness(
     client: Client,
     n: Arc<SnowNames>,
     last_run: impl Future<Output = Option<crate::extract::checkpoint::LastRun>>,
+    limits: Freshness,
 ) -> Check {
     let (age, last_run) = tokio::join!(pipe::newest_load_age(&client, &n.table), last_run);
     let age = match age {
@@ -307,12 +310,12 @@ async fn freshness(
         run: "check the schedule and `function errors` (flixops logs --errors)",
         loading: "see `pipe` and `copy history` (flixops doctor --canary follows one file through)",
     };
-    super::freshness::verdict(age, last_run.as_ref(), chrono::Utc::now(), &hints)
+    super::freshness::verdict(age, last_run.as_ref(), chrono::Utc::now(), &limits, &hints)
 }
 
 /// Every dynamic table's last refresh: a failed one names its error; the oldest data timestamp is
 /// held to the freshness thresholds (Snowflake refreshes them itself, on their target lag).
-async fn models_freshness(client: Client, n: Arc<SnowNames>) -> Check {
+async fn models_freshness(client: Client, n: Arc<SnowNames>, limits: Freshness) -> Check {
     let name = "models freshness";
     let states = match crate::models::snowflake::refresh_states(&client, &n.database).await {
         Ok(states) => states,
@@ -328,8 +331,7 @@ async fn models_freshness(client: Client, n: Arc<SnowNames>) -> Check {
         let fix = "flixops deploy creates them; if they exist, grant the role MONITOR on them";
         return Check::new(name, Status::Warn, "no model has refreshed yet", Some(fix));
     };
-    let hours = minutes / 60;
-    let status = age_status(hours);
+    let (hours, status) = (minutes / 60, age_status(&limits, minutes));
     let fix = (status != Status::Ok).then_some("check the warehouse and the models' refresh history in Snowsight");
     Check::new(name, status, format!("{} models, oldest data {hours} h old ({})", states.len(), oldest.model), fix)
 }
@@ -466,7 +468,7 @@ mod tests {
     fn the_pipe_verdict_reads_state_errors_backlog_and_the_pipes_own_timestamps() {
         let now = chrono::DateTime::parse_from_rfc3339("2024-03-01T12:00:00Z").unwrap().to_utc();
         let verdict = |json: serde_json::Value| {
-            let c = pipe_verdict(&PipeStatus::parse(&json), now);
+            let c = pipe_verdict(&PipeStatus::parse(&json), now, &Freshness::default());
             (c.status, c.detail, c.fix.unwrap_or_default())
         };
         let ok = verdict(serde_json::json!({"executionState": "RUNNING", "pendingFileCount": 0,

@@ -20,6 +20,9 @@ pub struct Hints {
     pub run: &'static str,
     /// The verdict for a checkpoint older than the search window.
     pub stale: Status,
+    /// True when the lake already holds pages (a demo run or a replay): with no API run yet, that
+    /// is a working pipeline fed from recordings, not a missing extraction.
+    pub replayed: bool,
 }
 
 /// The checkpoint, spend, rejects and backfill checks, each under `limit`; `token` (when there is
@@ -97,6 +100,10 @@ async fn backfill(sink: &Sink, prefix: &str) -> Check {
 fn last_run_check(state: Option<&Checkpoint>, hints: &Hints) -> Check {
     let run = state.and_then(|s| s.last_run.as_ref());
     let Some(run) = run else {
+        if hints.replayed {
+            let detail = "no X API run yet: the lake holds recorded pages (run --demo or --replay); the checkpoint starts with the first API run";
+            return Check::new("checkpoint", Status::Ok, detail, None);
+        }
         return Check::new("checkpoint", Status::Warn, "no extraction has finished yet", Some(hints.run));
     };
     let Some(finished) = chrono::DateTime::parse_from_rfc3339(&run.finished_at).ok() else {

@@ -2,7 +2,8 @@
 //! new is a quiet query, not a broken pipeline; old data when the extractor did not run is the
 //! schedule or the function; old data after a run that stored tweets is the loading.
 
-use super::{Check, FRESH_WARN_HOURS, Status, age_status};
+use super::{Check, Status, age_status};
+use crate::config::Freshness;
 use crate::extract::checkpoint::LastRun;
 
 /// A run's files are given this long to reach the raw table before the loading counts as broken.
@@ -16,12 +17,13 @@ pub struct Hints {
     pub loading: &'static str,
 }
 
-/// The `raw freshness` verdict at `now`: `newest` is the raw table's newest load, in minutes ago
-/// (None: empty), `last_run` the checkpoint's.
+/// The `raw freshness` verdict at `now` against the environment's thresholds: `newest` is the raw
+/// table's newest load, in minutes ago (None: empty), `last_run` the checkpoint's.
 pub fn verdict(
     newest: Option<i64>,
     last_run: Option<&LastRun>,
     now: chrono::DateTime<chrono::Utc>,
+    limits: &Freshness,
     hints: &Hints,
 ) -> Check {
     let name = "raw freshness";
@@ -30,18 +32,18 @@ pub fn verdict(
         Some(minutes) => format!("newest row loaded {} h ago", minutes / 60),
         None => "the raw table is empty".to_string(),
     };
-    if newest.is_some_and(|m| m / 60 < FRESH_WARN_HOURS) {
+    if newest.is_some_and(|m| m < limits.warn_after_minutes) {
         return Check::new(name, Status::Ok, loaded, None);
     }
     let (Some(run), Some(run_age)) = (last_run, run_age) else {
-        let status = newest.map_or(Status::Warn, |m| age_status(m / 60));
+        let status = newest.map_or(Status::Warn, |m| age_status(limits, m));
         let detail = format!("{loaded}; the extractor has not finished a run yet (did not run)");
         return Check::new(name, status, detail, Some(hints.run));
     };
     let ran = format!("the last run finished {} ago", ago(run_age));
-    if run_age / 60 >= FRESH_WARN_HOURS {
+    if run_age >= limits.warn_after_minutes {
         let detail = format!("{loaded}; did not run: {ran}");
-        let status = worse(age_status(newest.unwrap_or(run_age) / 60), Status::Warn);
+        let status = worse(age_status(limits, newest.unwrap_or(run_age)), Status::Warn);
         return Check::new(name, status, detail, Some(hints.run));
     }
     if run.tweets == 0 {
@@ -97,7 +99,7 @@ mod tests {
         let now = chrono::Utc::now();
         let hints = Hints { run: "run it", loading: "see the pipe" };
         let check = |newest: Option<i64>, last: Option<LastRun>| {
-            let c = verdict(newest, last.as_ref(), now, &hints);
+            let c = verdict(newest, last.as_ref(), now, &Freshness::default(), &hints);
             (c.status, c.detail, c.fix.unwrap_or_default())
         };
         assert_eq!(check(Some(30), None).0, Status::Ok, "fresh data needs no run to explain it");

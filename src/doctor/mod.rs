@@ -8,20 +8,17 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::{Config, EnvConfig, LocalTarget, Target};
-use crate::extract::checkpoint::LastRun;
+use crate::config::{Config, EnvConfig, Target};
 
 pub mod canary;
 mod cloud;
 mod extraction;
-mod freshness;
+pub(crate) mod freshness;
+mod render;
 
 pub use crate::aws::logs::is_error_line;
 pub use cloud::pipe_verdict;
 
-/// Raw data older than this is a warning, and older than [`FRESH_FAIL_HOURS`] a failure.
-const FRESH_WARN_HOURS: i64 = 4;
-const FRESH_FAIL_HOURS: i64 = 24;
 /// X recent search looks back this far: a checkpoint older than that has lost tweets.
 const SEARCH_WINDOW_DAYS: i64 = 7;
 
@@ -52,7 +49,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(name: &str, status: Status, detail: impl Into<String>, fix: Option<&str>) -> Self {
+    pub(crate) fn new(name: &str, status: Status, detail: impl Into<String>, fix: Option<&str>) -> Self {
         Self { name: name.to_string(), status, detail: detail.into(), fix: fix.map(str::to_string) }
     }
 }
@@ -64,9 +61,29 @@ pub struct Report {
     pub env: String,
     /// The checks.
     pub checks: Vec<Check>,
+    /// How many checks ended in each verdict, as the human summary line counts them.
+    pub totals: Totals,
     /// With `--canary`: the file followed and its measured latency.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub canary: Option<canary::Outcome>,
+}
+
+/// Checks per verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Healthy.
+    pub ok: usize,
+    /// Needing attention.
+    pub warn: usize,
+    /// Broken.
+    pub fail: usize,
+}
+
+impl Totals {
+    pub(crate) fn of(checks: &[Check]) -> Self {
+        let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
+        Self { ok: count(Status::Ok), warn: count(Status::Warn), fail: count(Status::Fail) }
+    }
 }
 
 impl Report {
@@ -124,10 +141,13 @@ pub async fn run(config: &Config, env: &EnvConfig, options: &Options) -> Report 
     match &env.target {
         Target::Local(local) => {
             if let Some(timeout) = options.canary {
-                canary = Some(canary::local(local, &env.prefix, timeout).await);
+                canary = Some(crate::local::canary::follow(local, &env.prefix, timeout).await);
             }
             let sink = crate::extract::sink::Sink::Dir(local.lake_dir.clone());
-            let hints = extraction::Hints { run: "flixops run", stale: Status::Warn };
+            let tweets = local.lake_dir.join(&env.prefix).join("tweets");
+            let replayed = std::fs::read_dir(&tweets).is_ok_and(|mut days| days.next().is_some());
+            let run = "flixops run --demo (a recorded page, no token), or flixops run with the X token set";
+            let hints = extraction::Hints { run, stale: Status::Warn, replayed };
             // The token from this shell, if set: only for X's usage count (not billed).
             let token = match &config.extract.bearer_token {
                 crate::config::SecretRef::Env(_) => config.extract.bearer_token.resolve(None).await.ok(),
@@ -136,11 +156,9 @@ pub async fn run(config: &Config, env: &EnvConfig, options: &Options) -> Report 
             let extraction = extraction::checks(&config.extract, &sink, &env.prefix, &hints, token, options.limit);
             let (extraction, last_run) =
                 tokio::join!(extraction, extraction::last_run(sink.clone(), env.prefix.clone()));
-            checks.extend(local_checks(config, env, local, extraction, last_run.as_ref()));
+            checks.extend(crate::local::doctor::checks(config, env, local, extraction, last_run.as_ref()));
             if let Some(outcome) = &canary {
-                let fix =
-                    "close other DuckDB sessions on the warehouse (the loader writes it), then doctor --canary again";
-                checks.push(outcome.check(Some(fix)));
+                checks.push(outcome.check(Some(crate::local::canary::FIX)));
             }
         }
         Target::AwsSnowflake(cloud) => {
@@ -149,116 +167,14 @@ pub async fn run(config: &Config, env: &EnvConfig, options: &Options) -> Report 
             canary = outcome;
         }
     }
-    Report { env: env.name.clone(), checks, canary }
+    Report { env: env.name.clone(), totals: Totals::of(&checks), checks, canary }
 }
 
-fn local_checks(
-    config: &Config,
-    env: &EnvConfig,
-    local: &LocalTarget,
-    extraction: Vec<Check>,
-    last_run: Option<&LastRun>,
-) -> Vec<Check> {
-    let run = Some("flixops run");
-    let mut checks = Vec::new();
-    let tweets = local.lake_dir.join(&env.prefix).join("tweets");
-    let files = count_parquet(&tweets);
-    checks.push(match files {
-        Ok(0) | Err(_) => Check::new("lake", Status::Warn, format!("no files under {}", tweets.display()), run),
-        Ok(n) => Check::new("lake", Status::Ok, format!("{n} file(s) under {}", tweets.display()), None),
-    });
-    checks.extend(extraction);
-    if !local.warehouse.exists() {
-        checks.push(Check::new(
-            "warehouse",
-            Status::Warn,
-            format!("{} does not exist yet", local.warehouse.display()),
-            run,
-        ));
-        return checks;
-    }
-    let read_only = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly);
-    let conn = match read_only.and_then(|c| duckdb::Connection::open_with_flags(&local.warehouse, c)) {
-        Ok(conn) => conn,
-        Err(e) => {
-            let detail = format!("{}: {e}", local.warehouse.display());
-            checks.push(Check::new("warehouse", Status::Fail, detail, Some("close other DuckDB sessions on it")));
-            return checks;
-        }
-    };
-    checks.push(Check::new("warehouse", Status::Ok, local.warehouse.display().to_string(), None));
-    checks.push(freshness_check(&conn, last_run));
-    checks.push(pending_check(&conn, files.unwrap_or(0)));
-    checks.push(ledger_check(config, &conn));
-    checks
-}
-
-/// The models as the repository defines them against `ops.model_ledger`: a model added or edited
-/// since the last transform is not what the marts hold.
-fn ledger_check(config: &Config, conn: &duckdb::Connection) -> Check {
-    let rendered = crate::models::discover(&config.root.join("models"))
-        .and_then(|found| crate::models::render_all(&found, &crate::models::Dialect::DuckDb));
-    let rendered = match rendered {
-        Ok(rendered) => rendered,
-        Err(e) => return Check::new("models", Status::Fail, e.to_string(), None),
-    };
-    let applied = |id: &str| -> Option<String> {
-        conn.query_row("SELECT checksum FROM ops.model_ledger WHERE model = ?", [id], |r| r.get(0)).ok()
-    };
-    let stale: Vec<&str> = rendered
-        .iter()
-        .filter(|m| applied(&m.id).as_deref() != Some(m.checksum.as_str()))
-        .map(|m| m.id.as_str())
-        .collect();
-    if stale.is_empty() {
-        return Check::new("models", Status::Ok, format!("{} model(s) as built", rendered.len()), None);
-    }
-    let detail = format!("changed or new since the last transform: {}", stale.join(", "));
-    Check::new("models", Status::Warn, detail, Some("flixops transform"))
-}
-
-fn count_parquet(dir: &Path) -> std::io::Result<usize> {
-    let mut count = 0;
-    for day in std::fs::read_dir(dir)? {
-        for file in std::fs::read_dir(day?.path())? {
-            count += usize::from(file?.path().extension().is_some_and(|e| e == "parquet"));
-        }
-    }
-    Ok(count)
-}
-
-/// Data this many hours old: a warning from 4 h, a failure from 24 h.
-fn age_status(hours: i64) -> Status {
-    match hours {
-        h if h >= FRESH_FAIL_HOURS => Status::Fail,
-        h if h >= FRESH_WARN_HOURS => Status::Warn,
+/// Data `minutes` old against the environment's thresholds (`[env.NAME.freshness]`).
+pub(crate) fn age_status(freshness: &crate::config::Freshness, minutes: i64) -> Status {
+    match minutes {
+        m if m >= freshness.error_after_minutes => Status::Fail,
+        m if m >= freshness.warn_after_minutes => Status::Warn,
         _ => Status::Ok,
-    }
-}
-
-fn freshness_check(conn: &duckdb::Connection, last_run: Option<&LastRun>) -> Check {
-    // TIMESTAMPTZ → TIMESTAMP is UTC without ICU (not bundled), then epoch seconds.
-    let sql = "SELECT CAST(epoch(CAST(max(loaded_at) AS TIMESTAMP)) AS BIGINT) FROM raw.tweets_raw";
-    let newest = match conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0)) {
-        Ok(newest) => newest,
-        Err(e) => return Check::new("raw freshness", Status::Fail, e.to_string(), None),
-    };
-    let now = chrono::Utc::now();
-    let age = newest.map(|at| (now.timestamp() - at) / 60);
-    let hints = freshness::Hints { run: "flixops run (or schedule it)", loading: "flixops transform" };
-    freshness::verdict(age, last_run, now, &hints)
-}
-
-fn pending_check(conn: &duckdb::Connection, files: usize) -> Check {
-    let loaded: Result<i64, _> = conn.query_row("SELECT count(*) FROM ops.load_history", [], |r| r.get(0));
-    match loaded {
-        Ok(n) if n as usize >= files => {
-            Check::new("load", Status::Ok, format!("{n} file(s) loaded, none pending"), None)
-        }
-        Ok(n) => {
-            let detail = format!("{} lake file(s) not loaded yet", files - n as usize);
-            Check::new("load", Status::Warn, detail, Some("flixops transform"))
-        }
-        Err(e) => Check::new("load", Status::Fail, e.to_string(), Some("flixops run")),
     }
 }

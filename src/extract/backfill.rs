@@ -61,7 +61,7 @@ pub enum BackfillError {
 impl BackfillError {
     /// True for arguments the user fixes on the command line (exit code 2).
     pub fn is_usage(&self) -> bool {
-        matches!(self, BackfillError::BadRange { .. })
+        matches!(self, BackfillError::BadRange { .. }) || matches!(self, BackfillError::Extract(e) if e.is_usage())
     }
 
     /// True when the cause is connectivity or credentials (exit code 3).
@@ -321,38 +321,6 @@ pub struct Quote {
     pub checkpoint: String,
 }
 
-impl Quote {
-    /// The quote as people read it.
-    pub fn write_human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
-        writeln!(w, "backfill `{}` from {} to {}", self.query, self.start_time, self.end_time)?;
-        let busy: Vec<_> = self.days.iter().filter(|d| d.tweet_count > 0).collect();
-        for day in busy.iter().take(31) {
-            writeln!(w, "  {}  {:>9} posts", day.start.get(..10).unwrap_or(&day.start), day.tweet_count)?;
-        }
-        if busy.len() > 31 {
-            writeln!(w, "  … {} more day(s) with posts", busy.len() - 31)?;
-        }
-        let price = self.price_per_post_usd;
-        writeln!(w, "total: {} posts ≈ ${:.2} at ${price} per post", self.total_posts, self.total_usd)?;
-        if self.already_read > 0 {
-            let (read, left, usd) = (self.already_read, self.remaining_posts, self.remaining_usd);
-            writeln!(w, "resuming: {read} posts already read; about {left} left ≈ ${usd:.2}")?;
-        }
-        match (self.max_posts_per_month, self.month_left) {
-            (Some(cap), Some(left)) => writeln!(
-                w,
-                "monthly cap: {} of max_posts_per_month = {cap} read this month, {left} left; the backfill stops (resumably) at the cap",
-                self.month_posts
-            )?,
-            _ => writeln!(w, "monthly cap: none set ({} posts read this month)", self.month_posts)?,
-        }
-        if let Some(max) = self.max_posts {
-            writeln!(w, "--max-posts {max}: this run stops (resumably) before reading more")?;
-        }
-        writeln!(w, "checkpoint: {}", self.checkpoint)
-    }
-}
-
 /// The settings a backfill run uses.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -412,31 +380,6 @@ pub struct BackfillReport {
     pub posts_total: u64,
     /// Ranges closed by `--abandon`.
     pub abandoned: Vec<String>,
-}
-
-impl BackfillReport {
-    /// The report as people read it.
-    pub fn write_human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
-        let Some(run) = &self.run else {
-            return writeln!(
-                w,
-                "this range was backfilled completely already ({} posts): nothing bought; to fetch it again, delete {}",
-                self.posts_total, self.quote.checkpoint
-            );
-        };
-        run.write_human(w)?;
-        for key in &self.abandoned {
-            writeln!(w, "  abandoned the open backfill {key}")?;
-        }
-        match self.progress {
-            Progress::Complete => writeln!(w, "backfill complete: {} posts read for the range", self.posts_total),
-            _ => writeln!(
-                w,
-                "backfill open: {} of about {} posts read; run the same command to resume",
-                self.posts_total, self.quote.total_posts
-            ),
-        }
-    }
 }
 
 /// Quotes `request`: reads the backfill checkpoints (refusing another open range unless
@@ -735,6 +678,61 @@ fn stopped(e: ApiError) -> Result<String, ExtractError> {
 /// What a failed backfill's message says about resuming.
 const RESUME: &str =
     "the backfill checkpoint records them, so `flixops backfill` with the same range resumes after them";
+
+impl crate::output::Render for Quote {
+    fn write_human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        writeln!(w, "backfill `{}` from {} to {}", self.query, self.start_time, self.end_time)?;
+        let busy: Vec<_> = self.days.iter().filter(|d| d.tweet_count > 0).collect();
+        for day in busy.iter().take(31) {
+            writeln!(w, "  {}  {:>9} posts", day.start.get(..10).unwrap_or(&day.start), day.tweet_count)?;
+        }
+        if busy.len() > 31 {
+            writeln!(w, "  … {} more day(s) with posts", busy.len() - 31)?;
+        }
+        let price = self.price_per_post_usd;
+        writeln!(w, "total: {} posts ≈ ${:.2} at ${price} per post", self.total_posts, self.total_usd)?;
+        if self.already_read > 0 {
+            let (read, left, usd) = (self.already_read, self.remaining_posts, self.remaining_usd);
+            writeln!(w, "resuming: {read} posts already read; about {left} left ≈ ${usd:.2}")?;
+        }
+        match (self.max_posts_per_month, self.month_left) {
+            (Some(cap), Some(left)) => writeln!(
+                w,
+                "monthly cap: {} of max_posts_per_month = {cap} read this month, {left} left; the backfill stops (resumably) at the cap",
+                self.month_posts
+            )?,
+            _ => writeln!(w, "monthly cap: none set ({} posts read this month)", self.month_posts)?,
+        }
+        if let Some(max) = self.max_posts {
+            writeln!(w, "--max-posts {max}: this run stops (resumably) before reading more")?;
+        }
+        writeln!(w, "checkpoint: {}", self.checkpoint)
+    }
+}
+
+impl crate::output::Render for BackfillReport {
+    fn write_human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let Some(run) = &self.run else {
+            return writeln!(
+                w,
+                "this range was backfilled completely already ({} posts): nothing bought; to fetch it again, delete {}",
+                self.posts_total, self.quote.checkpoint
+            );
+        };
+        run.write_human(w)?;
+        for key in &self.abandoned {
+            writeln!(w, "  abandoned the open backfill {key}")?;
+        }
+        match self.progress {
+            Progress::Complete => writeln!(w, "backfill complete: {} posts read for the range", self.posts_total),
+            _ => writeln!(
+                w,
+                "backfill open: {} of about {} posts read; run the same command to resume",
+                self.posts_total, self.quote.total_posts
+            ),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

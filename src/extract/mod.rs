@@ -148,22 +148,6 @@ impl Report {
         self.warnings.push(note);
     }
 
-    /// The report as `extract` prints it.
-    pub fn write_human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
-        let (tweets, pages, location, run) = (self.tweets, self.pages, &self.location, &self.run_id);
-        writeln!(w, "extracted {tweets} tweets in {pages} page(s) to {location} (run {run})")?;
-        if self.rejects > 0 {
-            writeln!(
-                w,
-                "  rejected {} tweet(s) the data contract cannot hold: see {location}/…/_rejects/",
-                self.rejects
-            )?;
-        }
-        if let Some(reason) = &self.partial {
-            writeln!(w, "  partial: resumes next run ({reason})")?;
-        }
-        self.warnings.iter().try_for_each(|note| writeln!(w, "  warning: {note}"))
-    }
 }
 
 /// Why a run stopped before the newest tweets; each leaves an open window, never a gap.
@@ -208,6 +192,9 @@ pub enum ExtractError {
     /// No tweet on the page has a field the contract needs: the request lacks it.
     #[error("{origin}: {reason}")]
     FieldNotRequested { origin: String, reason: String },
+    /// A recorded line or file that is not a search page (a tweet, an error body, other JSON).
+    #[error("{origin}: not an X API search page: {reason}")]
+    NotAPage { origin: String, reason: String },
     /// A recording cannot be read.
     #[error("--replay {path}: {source}")]
     Replay {
@@ -244,6 +231,35 @@ pub enum ExtractError {
 }
 
 impl ExtractError {
+    /// True when an input is missing or is not what it should be: the token's variable, a
+    /// `--replay` file, a recorded line (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        match self {
+            ExtractError::Secret(SecretError::EnvMissing(_)) => true,
+            ExtractError::Replay { .. } | ExtractError::NotAPage { .. } => true,
+            ExtractError::Interrupted { cause, .. } => cause.is_usage(),
+            _ => false,
+        }
+    }
+
+    /// The next thing to do, where this error knows it.
+    pub fn fix(&self) -> Option<String> {
+        match self {
+            ExtractError::Secret(SecretError::EnvMissing(name)) => Some(format!(
+                "export {name}=<your X bearer token>, or point extract.bearer_token at a Secrets Manager ARN"
+            )),
+            ExtractError::Replay { .. } => Some("pass --replay an existing file or directory of recorded pages".into()),
+            ExtractError::NotAPage { .. } => Some(
+                "replay only X API search responses: one page per line (JSONL) or per .json file, as the API \
+                 returned them"
+                    .into(),
+            ),
+            ExtractError::LeaseHeld { .. } => Some("wait for the other run to finish, then run it again".into()),
+            ExtractError::Interrupted { cause, resume, .. } => cause.fix().map(|fix| format!("{fix}; {resume}")),
+            _ => None,
+        }
+    }
+
     /// True when the cause is connectivity or credentials (exit code 3).
     pub fn is_connect(&self) -> bool {
         match self {
@@ -761,7 +777,8 @@ fn replay_worker(
             *taken += 1;
             (page, *taken)
         };
-        let written = encode_page(cx, &page.body, page.origin, number)
+        let written = replay::check(&page)
+            .and_then(|()| encode_page(cx, &page.body, page.origin, number))
             .and_then(|encoded| store_here(encoded, sink))
             .and_then(|stored| match stored {
                 (encoded, None) => runtime.block_on(write(encoded, sink)),
@@ -809,4 +826,22 @@ async fn write(mut encoded: Encoded, sink: &Sink) -> Result<(Encoded, Option<Sto
 fn compact(value: &serde_json::Value) -> String {
     let text = value.get("detail").or_else(|| value.get("message")).and_then(|v| v.as_str());
     text.map(str::to_string).unwrap_or_else(|| value.to_string())
+}
+
+impl crate::output::Render for Report {
+    fn write_human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let (tweets, pages, location, run) = (self.tweets, self.pages, &self.location, &self.run_id);
+        writeln!(w, "extracted {tweets} tweets in {pages} page(s) to {location} (run {run})")?;
+        if self.rejects > 0 {
+            writeln!(
+                w,
+                "  rejected {} tweet(s) the data contract cannot hold: see {location}/…/_rejects/",
+                self.rejects
+            )?;
+        }
+        if let Some(reason) = &self.partial {
+            writeln!(w, "  partial: resumes next run ({reason})")?;
+        }
+        self.warnings.iter().try_for_each(|note| writeln!(w, "  warning: {note}"))
+    }
 }

@@ -6,9 +6,6 @@ use serde::Serialize;
 use super::checkpoint::Checkpoint;
 use crate::config::ExtractConfig;
 
-/// Days in the month the estimate assumes.
-const DAYS_PER_MONTH: f64 = 30.0;
-
 /// The monthly X spend as `plan` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Estimate {
@@ -82,68 +79,10 @@ impl Estimate {
     }
 }
 
-/// Runs a 30-day month of an EventBridge `rate(…)` or `cron(…)` expression (None: `at(…)`, or a
-/// cron field with `L`, `W` or `#`, which this does not count).
+/// Runs a 30-day month of an EventBridge `rate(…)` or `cron(…)` expression (None: not a recurring
+/// schedule, or a cron day field with `L`, `W` or `#`, which this does not count).
 pub fn runs_per_month(expression: &str) -> Option<f64> {
-    let inner = |head: &str| expression.trim().strip_prefix(head)?.strip_suffix(')').map(str::trim);
-    if let Some(rate) = inner("rate(") {
-        let (n, unit) = rate.split_once(' ')?;
-        let n: f64 = n.parse().ok().filter(|n: &f64| *n > 0.0)?;
-        let minutes = match unit.trim_end_matches('s') {
-            "minute" => n,
-            "hour" => n * 60.0,
-            "day" => n * 1440.0,
-            _ => return None,
-        };
-        return Some(DAYS_PER_MONTH * 1440.0 / minutes);
-    }
-    let fields: Vec<&str> = inner("cron(")?.split_whitespace().collect();
-    let [minute, hour, day, _month, weekday, _year] = fields.as_slice() else { return None };
-    let per_day = count(minute, 0, 59)? * count(hour, 0, 23)?;
-    let days = match (is_any(day), is_any(weekday)) {
-        (true, true) => DAYS_PER_MONTH,
-        (true, false) => DAYS_PER_MONTH * count(&weekdays(weekday), 1, 7)? / 7.0,
-        (false, _) => count(day, 1, 31)?.min(DAYS_PER_MONTH),
-    };
-    Some(per_day * days)
-}
-
-fn is_any(field: &str) -> bool {
-    field == "*" || field == "?"
-}
-
-/// `MON-FRI` → `2-6`: EventBridge numbers weekdays from 1 = Sunday.
-fn weekdays(field: &str) -> String {
-    let names = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
-    let mut out = field.to_ascii_uppercase();
-    for (i, name) in names.iter().enumerate() {
-        out = out.replace(name, &(i + 1).to_string());
-    }
-    out
-}
-
-/// How many values a cron field takes in `min..=max`: lists, ranges, `*` and `/step`.
-fn count(field: &str, min: u32, max: u32) -> Option<f64> {
-    let mut total = 0.0;
-    for part in field.split(',') {
-        let (range, step) = match part.split_once('/') {
-            Some((range, step)) => (range, step.parse::<u32>().ok().filter(|s| *s > 0)?),
-            None => (part, 1),
-        };
-        let (from, to) = match range {
-            "*" | "?" => (min, max),
-            r => match r.split_once('-') {
-                Some((a, b)) => (a.parse().ok()?, b.parse().ok()?),
-                None if step > 1 => (r.parse().ok()?, max),
-                None => (r.parse().ok()?, r.parse().ok()?),
-            },
-        };
-        if from < min || to > max || from > to {
-            return None;
-        }
-        total += f64::from((to - from) / step + 1);
-    }
-    Some(total)
+    crate::config::schedule::Schedule::parse(expression).ok()?.runs_per_month()
 }
 
 #[cfg(test)]

@@ -79,7 +79,11 @@ pub(crate) fn plan(options: &Options, existing: Option<&str>, answers: &Answers)
     let workflow = match (&answers.ci, &answers.cloud) {
         (Ci::GithubActions, Some(cloud)) => {
             let env = config.env(Some(answers.env.as_str())).map_err(InitError::Rejected)?;
-            Some(crate::export::github_actions(env, &cloud.region, "main", None)?)
+            let crate::config::Target::AwsSnowflake(target) = &env.target else {
+                return Ok(Planned { config_text, workflow: None });
+            };
+            let install = crate::export::Install::Release;
+            Some(crate::export::github_actions(env, target, &cloud.region, "main", install)?)
         }
         _ => None,
     };

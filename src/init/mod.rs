@@ -135,23 +135,6 @@ pub struct Report {
     pub next_steps: Vec<String>,
 }
 
-impl Report {
-    /// The human summary: one line per file, the warnings, then the next steps.
-    pub fn write_human(&self, w: &mut dyn Write) -> std::io::Result<()> {
-        for path in &self.written {
-            writeln!(w, "wrote  {path}")?;
-        }
-        for path in &self.kept {
-            writeln!(w, "kept   {path} (exists)")?;
-        }
-        for warning in &self.warnings {
-            writeln!(w, "warning: {warning}")?;
-        }
-        writeln!(w, "\nnext steps:")?;
-        self.next_steps.iter().try_for_each(|step| writeln!(w, "  {step}"))
-    }
-}
-
 /// Why init wrote nothing (or stopped part way); each says the way out.
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -296,4 +279,20 @@ fn next_steps(options: &Options, answers: &wizard::Answers) -> Vec<String> {
 /// A path as shown in the report: relative to the project directory when inside it.
 fn shown(dir: &Path, path: &Path) -> String {
     path.strip_prefix(dir).unwrap_or(path).display().to_string()
+}
+
+impl crate::output::Render for Report {
+    fn write_human(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        for path in &self.written {
+            writeln!(w, "wrote  {path}")?;
+        }
+        for path in &self.kept {
+            writeln!(w, "kept   {path} (exists)")?;
+        }
+        for warning in &self.warnings {
+            writeln!(w, "warning: {warning}")?;
+        }
+        writeln!(w, "\nnext steps:")?;
+        self.next_steps.iter().try_for_each(|step| writeln!(w, "  {step}"))
+    }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::ask::{Ask, Check, Question};
 use super::{Ci, InitError, Options, TargetKind, TokenSource, Vars};
-use crate::config::{AwsSnowflakeTarget, Config, EnvConfig, Secret, SecretRef, Target};
+use crate::config::{AwsSnowflakeTarget, Config, EnvConfig, Secret, SecretRef, Target, rules};
 use crate::snowflake::connection::{self, Auth, Connection, Defined, NewConnection, SecretText};
 
 /// Everything the files are made from.
@@ -64,7 +64,7 @@ pub(crate) async fn gather(
     let preset = &options.preset;
     let project_default = seed.map(|c| c.project.clone()).unwrap_or_else(|| project_name_from(&options.dir));
     let q = Question { prompt: "Project name (a-z, 0-9 and -)", flag: "--project" };
-    let project = answer(ask, preset.project.as_deref(), q, Some(&project_default), &check_project)?;
+    let project = answer(ask, preset.project.as_deref(), q, Some(&project_default), &rules::project_name)?;
     let seed_env = seed.and_then(|c| c.env(None).ok());
     let target = match preset.target {
         Some(target) => target,
@@ -83,7 +83,7 @@ pub(crate) async fn gather(
         None => "prod".into(),
     };
     let q = Question { prompt: "Environment name", flag: "--env" };
-    let env = answer(ask, preset.env.as_deref(), q, Some(&env_default), &check_env)?;
+    let env = answer(ask, preset.env.as_deref(), q, Some(&env_default), &rules::env_name)?;
     let existing = seed.and_then(|c| c.envs.get(&env));
     let mut answers = Answers {
         project,
@@ -169,15 +169,16 @@ async fn cloud(
         .or_else(|| from(|c| c.database.as_ref()))
         .unwrap_or_else(|| answers.project.replace('-', "_").to_uppercase());
     let q = Question { prompt: "Snowflake database", flag: "--database" };
-    let database = answer(ask, preset.database.as_deref(), q, Some(&database_default), &check_identifier)?;
+    let database = answer(ask, preset.database.as_deref(), q, Some(&database_default), &rules::identifier)?;
     let warehouse_default = existing
         .map(|c| c.warehouse.clone())
         .or_else(|| from(|c| c.warehouse.as_ref()))
         .unwrap_or_else(|| "COMPUTE_WH".into());
     let q = Question { prompt: "Snowflake warehouse for the models", flag: "--snowflake-warehouse" };
-    let warehouse = answer(ask, preset.snowflake_warehouse.as_deref(), q, Some(&warehouse_default), &check_identifier)?;
+    let warehouse =
+        answer(ask, preset.snowflake_warehouse.as_deref(), q, Some(&warehouse_default), &rules::identifier)?;
     let target_lag = match &preset.target_lag {
-        Some(lag) => check_lag(lag)
+        Some(lag) => rules::target_lag(lag)
             .map(|()| lag.clone())
             .map_err(|message| InitError::Invalid { flag: "--target-lag", message })?,
         None => existing.map(|c| c.target_lag.clone()).unwrap_or_else(|| "1 hour".into()),
@@ -212,7 +213,7 @@ async fn aws_identity(
             .or_else(|| var("AWS_REGION"))
             .or_else(|| var("AWS_DEFAULT_REGION"));
         let q = Question { prompt: "AWS region", flag: "--region" };
-        let region = answer(ask, preset_region.take().as_deref(), q, region_default.as_deref(), &check_region)?;
+        let region = answer(ask, preset_region.take().as_deref(), q, region_default.as_deref(), &rules::region)?;
         if !options.validate {
             return Ok((profile, region, None));
         }
@@ -244,7 +245,7 @@ async fn bucket(
 ) -> Result<String, InitError> {
     loop {
         let q = Question { prompt: "S3 bucket for the raw tweets (deploy creates it)", flag: "--bucket" };
-        let bucket = answer(ask, preset.take(), q, Some(default), &check_bucket)?;
+        let bucket = answer(ask, preset.take(), q, Some(default), &rules::bucket_name)?;
         let Some(session) = session else { return Ok(bucket) };
         let found = session.clients.s3.head_bucket().bucket(&bucket).send().await;
         let status = match &found {
@@ -555,7 +556,7 @@ fn token(
     let existing = seed.map(|c| &c.extract.bearer_token);
     let source = match &options.preset.token {
         Some(TokenSource::Env(name)) => {
-            TokenSource::Env(answer(ask, Some(name.as_str()), env_question(), None, &check_env_var)?)
+            TokenSource::Env(answer(ask, Some(name.as_str()), env_question(), None, &rules::env_var_name)?)
         }
         Some(TokenSource::SecretArn(arn)) => {
             TokenSource::SecretArn(answer(ask, Some(arn.as_str()), arn_question(), None, &check_arn)?)
@@ -598,7 +599,7 @@ fn ask_token(ask: &mut dyn Ask, existing: Option<&SecretRef>) -> Result<TokenSou
     };
     let q = Question { prompt: "Where is the X API bearer token?", flag: "--token-env or --token-secret-arn" };
     Ok(match ask.select(&q, &items, default)? {
-        0 => TokenSource::Env(ask.text(&env_question(), Some(&env_default), &check_env_var)?),
+        0 => TokenSource::Env(ask.text(&env_question(), Some(&env_default), &rules::env_var_name)?),
         _ => TokenSource::SecretArn(ask.text(&arn_question(), arn_default.as_deref(), &check_arn)?),
     })
 }
@@ -614,10 +615,10 @@ fn schedule(
     let q = Question { prompt: "Extraction schedule (EventBridge rate(…) or cron(…))", flag: "--schedule" };
     match (target, preset) {
         (TargetKind::Local, None) => Ok(None),
-        (TargetKind::Local, Some(_)) => answer(ask, preset, q, None, &check_schedule).map(Some),
+        (TargetKind::Local, Some(_)) => answer(ask, preset, q, None, &rules::schedule).map(Some),
         (TargetKind::AwsSnowflake, _) => {
             let default = seed.map(|c| c.extract.schedule.as_str()).unwrap_or("rate(1 hour)");
-            answer(ask, preset, q, Some(default), &check_schedule).map(Some)
+            answer(ask, preset, q, Some(default), &rules::schedule).map(Some)
         }
     }
 }
@@ -655,32 +656,6 @@ fn non_empty(s: &str) -> Result<(), String> {
     rule(!s.trim().is_empty(), "an answer is needed")
 }
 
-fn check_project(s: &str) -> Result<(), String> {
-    rule(crate::config::is_project_name(s), "use 1-40 of a-z, 0-9 and -, starting with a letter")
-}
-
-fn check_env(s: &str) -> Result<(), String> {
-    rule(crate::config::is_env_name(s), "use a-z, 0-9, - and _, starting with a letter")
-}
-
-fn check_bucket(s: &str) -> Result<(), String> {
-    rule(
-        crate::config::is_bucket_name(s),
-        "S3 bucket names are 3-63 of a-z, 0-9, . and -, starting and ending with a letter or digit",
-    )
-}
-
-fn check_identifier(s: &str) -> Result<(), String> {
-    rule(
-        crate::config::is_identifier(s),
-        "use a Snowflake identifier: letters, digits, _ and $, starting with a letter or _",
-    )
-}
-
-fn check_env_var(s: &str) -> Result<(), String> {
-    rule(crate::config::is_env_var_name(s), "use a variable name: letters, digits and _, not starting with a digit")
-}
-
 fn check_arn(s: &str) -> Result<(), String> {
     rule(
         s.starts_with("arn:aws:secretsmanager:") && s.len() > 30,
@@ -690,43 +665,6 @@ fn check_arn(s: &str) -> Result<(), String> {
 
 fn check_query(s: &str) -> Result<(), String> {
     rule(!s.trim().is_empty() && s.chars().count() <= 512, "the query must be 1-512 characters")
-}
-
-/// `us-east-1`, `eu-central-2`, `us-gov-west-1`: letters and digits in at least three parts, the last a number.
-fn check_region(s: &str) -> Result<(), String> {
-    let parts: Vec<&str> = s.split('-').collect();
-    let ok = parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
-        && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()));
-    rule(ok, "an AWS region looks like eu-west-1")
-}
-
-/// EventBridge Scheduler's `rate(N unit)` or `cron(6 fields)`.
-fn check_schedule(s: &str) -> Result<(), String> {
-    let inner = |prefix: &str| s.strip_prefix(prefix).and_then(|r| r.strip_suffix(')'));
-    let ok = if let Some(rate) = inner("rate(") {
-        let mut parts = rate.split_whitespace();
-        let n = parts.next().and_then(|n| n.parse::<u32>().ok()).unwrap_or(0);
-        let unit = parts.next().unwrap_or("").trim_end_matches('s');
-        n > 0 && ["minute", "hour", "day"].contains(&unit) && parts.next().is_none()
-    } else {
-        inner("cron(").is_some_and(|c| c.split_whitespace().count() == 6)
-    };
-    rule(ok, "use rate(N minutes|hours|days) or cron(min hour day month weekday year)")
-}
-
-/// Snowflake's TARGET_LAG: `N seconds|minutes|hours|days` or `DOWNSTREAM`.
-fn check_lag(s: &str) -> Result<(), String> {
-    let mut parts = s.split_whitespace();
-    let ok = match (parts.next(), parts.next(), parts.next()) {
-        (Some(word), None, None) => word.eq_ignore_ascii_case("downstream"),
-        (Some(n), Some(unit), None) => {
-            n.parse::<u32>().is_ok_and(|n| n > 0)
-                && ["second", "minute", "hour", "day"].contains(&unit.to_lowercase().trim_end_matches('s'))
-        }
-        _ => false,
-    };
-    rule(ok, "use N seconds|minutes|hours|days, or DOWNSTREAM")
 }
 
 fn check_connection_name(s: &str) -> Result<(), String> {
@@ -759,14 +697,6 @@ mod tests {
 
     #[test]
     fn answers_are_checked_like_the_config_checks_them() {
-        assert!(check_region("eu-west-1").is_ok() && check_region("us-gov-west-1").is_ok());
-        let region = Err("an AWS region looks like eu-west-1".to_string());
-        assert_eq!((check_region("eu-west"), check_region("EU-WEST-1")), (region.clone(), region));
-        assert!(check_schedule("rate(1 hour)").is_ok() && check_schedule("cron(0 6 ? * MON-FRI *)").is_ok());
-        let schedule = Err("use rate(N minutes|hours|days) or cron(min hour day month weekday year)".to_string());
-        assert_eq!((check_schedule("rate(0 hours)"), check_schedule("every hour")), (schedule.clone(), schedule));
-        assert!(check_lag("1 hour").is_ok() && check_lag("DOWNSTREAM").is_ok());
-        assert_eq!(check_lag("soon"), Err("use N seconds|minutes|hours|days, or DOWNSTREAM".to_string()));
         assert!(check_arn("arn:aws:secretsmanager:eu-west-1:123456789012:secret:x").is_ok());
         let arn = Err("a Secrets Manager ARN starts with arn:aws:secretsmanager:".to_string());
         assert_eq!(check_arn("AAAA-not-an-arn"), arn);

@@ -1,15 +1,18 @@
 //! SQL models: `models/<schema>/<name>.sql` files holding one SELECT each, rendered with a few
 //! handlebars helpers where Snowflake and DuckDB differ, ordered by their `ref`s.
 
+mod compile;
 mod helpers;
-pub mod local;
+pub mod ledger;
 pub mod snowflake;
+mod statement;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub use compile::{Compiled, CompiledModel, compile};
 pub use helpers::Dialect;
 
 /// The default models, compiled into the binary (`init` also copies them into a project).
@@ -83,6 +86,22 @@ pub enum ModelError {
     /// Models refer to each other in a circle.
     #[error("models refer to each other in a cycle: {0}")]
     Cycle(String),
+    /// A model that is not exactly one SELECT (or WITH … SELECT); nothing was run.
+    #[error(
+        "{origin}: {reason}; a model is exactly one SELECT (or WITH … SELECT), which flixops builds into \
+         {id} itself: remove the other statements from the file (nothing was run)"
+    )]
+    NotOneSelect { origin: String, id: String, reason: String },
+    /// `compile` was asked for a model the project does not have.
+    #[error("no model `{name}`; the models are {known}")]
+    NoSuchModel { name: String, known: String },
+}
+
+impl ModelError {
+    /// True when the project's model files are at fault, not the disk (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        !matches!(self, ModelError::Read { .. })
+    }
 }
 
 /// The project's models from `dir` when it exists, else the built-in defaults.
@@ -157,6 +176,9 @@ pub fn render_all(models: &[Model], dialect: &Dialect) -> Result<Vec<Rendered>, 
     let mut rendered = BTreeMap::new();
     for model in models {
         let (sql, refs) = helpers::render(model, dialect)?;
+        if let Some(reason) = statement::problem(&sql) {
+            return Err(ModelError::NotOneSelect { origin: model.origin.clone(), id: model.id(), reason });
+        }
         if let Some(target) = refs.iter().find(|r| !known.contains(*r)) {
             let known = known.iter().cloned().collect::<Vec<_>>().join(", ");
             return Err(ModelError::UnknownRef { origin: model.origin.clone(), target: target.clone(), known });

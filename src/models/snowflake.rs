@@ -11,7 +11,7 @@ use super::Rendered;
 use crate::plan::{Address, Change, ErrorKind, Fields, Inputs, Observed, Outputs, Resource, ResourceError, field_map};
 use crate::snowflake::ident::{BadIdent, Ident, Qualified, like, literal};
 use crate::snowflake::objects::{RAW_COLUMNS, Schema, Table};
-use crate::snowflake::stack::SnowNames;
+use crate::snowflake::names::SnowNames;
 use crate::snowflake::{Client, SnowflakeError, res_err, run, show_one, text};
 
 /// One model as a dynamic table.
@@ -168,7 +168,7 @@ impl DynamicTable {
     }
 
     async fn observed(&self) -> Result<Option<Observed>, ResourceError> {
-        let sql = format!("SELECT \"CHECKSUM\", \"STATUS\" FROM {} WHERE \"MODEL\" = ?", self.ledger);
+        let sql = super::ledger::read_sql(&self.ledger.to_string());
         let rows = match self.client.query_with(&sql, &[self.id.as_str()]).await {
             Ok(rows) => rows,
             Err(e) if e.is_missing() => return Ok(None),

@@ -63,10 +63,20 @@ impl Graph {
 
     /// Reads every resource concurrently; all failures are reported together.
     pub async fn read_all(&self) -> Result<ObservedAll, PlanError> {
-        let reads = futures::future::join_all(self.resources.iter().map(|r| r.read())).await;
+        let reads = futures::future::join_all(self.resources.iter().map(|r| async move {
+            let started = std::time::Instant::now();
+            (r.read().await, started.elapsed())
+        }))
+        .await;
         let mut observed = ObservedAll::new();
         let mut errors = Vec::new();
-        for (resource, result) in self.resources.iter().zip(reads) {
+        for (resource, (result, took)) in self.resources.iter().zip(reads) {
+            let found = match &result {
+                Ok(Some(state)) => format!("exists ({} fields compared)", state.fields.len()),
+                Ok(None) => "does not exist".to_string(),
+                Err(e) => format!("failed: {}", e.message),
+            };
+            tracing::debug!("read {}: {found} in {} ms", resource.address(), took.as_millis());
             match result {
                 Ok(state) => {
                     observed.insert(resource.address(), state);
@@ -75,6 +85,18 @@ impl Graph {
             }
         }
         if errors.is_empty() { Ok(observed) } else { Err(PlanError::Read(errors)) }
+    }
+
+    /// What was read without the fields that move by themselves ([`Resource::volatile_fields`]):
+    /// the state a saved plan records and compares.
+    pub fn settled(&self, observed: &ObservedAll) -> ObservedAll {
+        let mut settled = observed.clone();
+        for resource in &self.resources {
+            if let Some(Some(state)) = settled.get_mut(&resource.address()) {
+                resource.volatile_fields().iter().for_each(|field| drop(state.fields.remove(*field)));
+            }
+        }
+        settled
     }
 
     /// Diffs every resource against what was read. Outputs of resources that will be created are
@@ -127,6 +149,7 @@ impl Graph {
             let state = observed.get(&address).and_then(Option::as_ref);
             let inputs = self.inputs(resource.as_ref(), &outputs, &done);
             let change = resource.diff(state, &inputs);
+            log_write(&address, &change);
             let result = match change.action {
                 Action::NoOp => Ok(state.map(|s| s.outputs.clone()).unwrap_or_default()),
                 Action::Replace if !resource.replaces_in_place() => {
@@ -180,6 +203,7 @@ impl Graph {
         let doomed = self.doomed(observed, keep);
         let mut applied = Vec::new();
         for (index, resource) in doomed.iter().enumerate() {
+            tracing::debug!("delete {}", resource.address());
             if let Err(failed) = resource.delete().await {
                 let pending = doomed[index + 1..].iter().map(|r| r.address()).collect();
                 return Err(PlanError::Apply { failed, applied, pending, verb: "destroy" });
@@ -216,6 +240,15 @@ impl Graph {
         }
         inputs
     }
+}
+
+/// `-v`: what apply is about to write, field by field (values as the plan shows them).
+fn log_write(address: &Address, change: &Change) {
+    if change.action == Action::NoOp {
+        return;
+    }
+    let fields: Vec<&str> = change.fields.iter().map(|f| f.field.as_str()).collect();
+    tracing::debug!("{:?} {address}: {}", change.action, fields.join(", "));
 }
 
 #[cfg(test)]

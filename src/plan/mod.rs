@@ -3,6 +3,7 @@
 
 mod engine;
 mod render;
+pub mod saved;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,7 +12,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 pub use engine::{ApplyReport, Graph, ObservedAll};
-pub use render::{render_notes, render_plan};
+pub use render::{Shown, render_notes, render_plan};
 
 /// A resource's comparable state: field name → rendered value (JSON documents in canonical form).
 pub type Fields = BTreeMap<String, String>;
@@ -235,6 +236,12 @@ pub trait Resource: Send + Sync {
 
     /// Removes the resource (called only when it exists).
     fn delete(&self) -> BoxFuture<'_, Result<(), ResourceError>>;
+
+    /// Fields `read` returns that move by themselves (a pipe's last load time): a saved plan does
+    /// not compare them, since what they decide shows in the planned change, which it compares.
+    fn volatile_fields(&self) -> &'static [&'static str] {
+        &[]
+    }
 
     /// What the resource leaves undone on purpose after `read` (or `apply`), with why and the fix:
     /// shown under the plan and after deploy, never a failure.

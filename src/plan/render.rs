@@ -1,8 +1,53 @@
 //! Terraform-style plan text: `+` create, `~` update, `-/+` replace, `-` delete, a line per field.
 
 use std::io::Write;
+use std::path::Path;
 
-use super::{Action, FieldChange, Note, Plan};
+use serde::Serialize;
+
+use super::{Action, Address, FieldChange, Note, Plan};
+
+/// A plan as a verb shows it: the command's result, on stdout as `terraform plan` prints it (and
+/// as `deploy`/`destroy` show it before asking); `--output json` prints the plan itself.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct Shown<'a> {
+    /// The plan.
+    pub plan: &'a Plan,
+    /// `plan`, `deploy` or `destroy`.
+    #[serde(skip)]
+    pub verb: &'a str,
+    /// Where `plan --out` saved it.
+    #[serde(skip)]
+    pub saved_to: Option<&'a Path>,
+    /// What `destroy` keeps (existing data resources).
+    #[serde(skip)]
+    pub kept: Vec<Address>,
+}
+
+impl crate::output::Render for Shown<'_> {
+    fn write_human(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        render_plan(w, self.plan, self.verb)?;
+        for address in &self.kept {
+            writeln!(w, "  kept: {address} and its data (pass --purge-data to delete them too)")?;
+        }
+        match self.saved_to {
+            Some(path) => writeln!(
+                w,
+                "\nSaved the plan to {0}. Nothing was changed. Apply exactly this plan with `flixops deploy {0}`.",
+                path.display()
+            ),
+            None if self.verb == "plan" && !self.plan.is_empty() => {
+                writeln!(w, "\nNothing was changed. Run `flixops deploy` to apply this plan.")
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn is_result(&self) -> bool {
+        true
+    }
+}
 
 /// Writes the plan for humans; no-op resources are left out, as terraform does. Notes follow.
 pub fn render_plan(w: &mut dyn Write, plan: &Plan, verb: &str) -> std::io::Result<()> {
@@ -10,9 +55,6 @@ pub fn render_plan(w: &mut dyn Write, plan: &Plan, verb: &str) -> std::io::Resul
     render_notes(w, &plan.notes, "Note")?;
     if let Some(spend) = &plan.x_spend {
         writeln!(w, "\nX API spend: {}", spend.line())?;
-    }
-    if verb == "plan" && !plan.is_empty() {
-        writeln!(w, "\nNothing was changed. Run `flixops deploy` to apply this plan.")?;
     }
     Ok(())
 }

@@ -170,8 +170,11 @@ pub fn resolve(requested: Option<&str>, var: &dyn Fn(&str) -> Option<String>) ->
     let Files { dir, default, defined, file } = read_files(var)?;
     let name = requested.map(str::to_string).unwrap_or(default);
     let from_file = defined.get(&name).and_then(|v| v.as_table());
-    let specific = |key: &str| var(&format!("SNOWFLAKE_CONNECTIONS_{}_{}", name.to_uppercase(), key.to_uppercase()));
-    let generic = |key: &str| var(&format!("SNOWFLAKE_{}", key.to_uppercase()));
+    // An empty variable is unset: CI systems give an unset secret or variable as "" (GitHub Actions'
+    // `${{ secrets.X }}`), and an empty passphrase would be tried on an unencrypted key.
+    let set = |name: String| var(&name).filter(|v| !v.is_empty());
+    let specific = |key: &str| set(format!("SNOWFLAKE_CONNECTIONS_{}_{}", name.to_uppercase(), key.to_uppercase()));
+    let generic = |key: &str| set(format!("SNOWFLAKE_{}", key.to_uppercase()));
 
     let mut values: BTreeMap<&str, String> = BTreeMap::new();
     for key in KEYS {
@@ -419,6 +422,28 @@ mod tests {
         assert!(err.contains("`user` is not set"), "{err}");
         let err = resolve(Some("prod"), &var).unwrap_err().to_string();
         assert!(err.contains("private_key_file") && err.contains("key-pair auth is recommended"), "{err}");
+    }
+
+    #[test]
+    fn ci_variables_define_a_key_pair_connection_and_empty_ones_are_unset() {
+        // What the exported GitHub Actions workflow sets: no connections.toml, the connection's
+        // name in the variables, and "" for a secret or variable the repository does not define.
+        let dir = home_with(&[]);
+        let home = dir.path().display().to_string();
+        let var = env(&[
+            ("SNOWFLAKE_HOME", &home),
+            ("SNOWFLAKE_CONNECTIONS_PROD_ACCOUNT", "acme-prod"),
+            ("SNOWFLAKE_CONNECTIONS_PROD_USER", "FLIXOPS"),
+            ("SNOWFLAKE_CONNECTIONS_PROD_PRIVATE_KEY_FILE", "/tmp/key.p8"),
+            ("SNOWFLAKE_CONNECTIONS_PROD_PRIVATE_KEY_FILE_PWD", ""),
+            ("SNOWFLAKE_CONNECTIONS_PROD_ROLE", ""),
+        ]);
+        let c = resolve(Some("prod"), &var).unwrap();
+        assert_eq!(c.auth, Auth::KeyPair { key_file: "/tmp/key.p8".into(), passphrase: None }, "no passphrase");
+        assert_eq!((c.account.as_str(), c.role), ("acme-prod", None), "an empty role is no role");
+        let var = env(&[("SNOWFLAKE_HOME", &home), ("SNOWFLAKE_CONNECTIONS_PROD_ACCOUNT", "")]);
+        let err = resolve(Some("prod"), &var).unwrap_err().to_string();
+        assert!(err.contains("`prod` is not defined"), "an empty variable defines nothing: {err}");
     }
 
     #[test]

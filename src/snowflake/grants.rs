@@ -6,7 +6,7 @@
 
 use super::client::{Client, Row, SnowflakeError};
 use super::ident::Ident;
-use super::stack::SnowNames;
+use super::names::SnowNames;
 use super::text;
 
 /// Roles followed through `GRANT ROLE … TO ROLE …` at most, so a deep hierarchy stays a few queries.
@@ -117,6 +117,24 @@ pub fn needs(names: &SnowNames, role: &str) -> Vec<Need> {
             format!("GRANT SELECT ON TABLE {} {to}", names.table),
         ),
     ]
+}
+
+/// Why the session's role cannot create the storage integration, with the GRANT that fixes it
+/// (only ACCOUNTADMIN holds CREATE INTEGRATION by default); None when it can.
+pub async fn cannot_create_integration(client: &Client, integration: &Ident) -> Result<Option<String>, SnowflakeError> {
+    let role = current_role(client).await?;
+    let held = grants_of(client, &role).await?;
+    let create = ("CREATE INTEGRATION", "ACCOUNT", "");
+    if role.eq_ignore_ascii_case("ACCOUNTADMIN") || held.iter().any(|g| g.is(create.0, create.1, create.2)) {
+        return Ok(None);
+    }
+    let integration = integration.name();
+    Ok(Some(format!(
+        "role {role} cannot create storage integration {integration}: it lacks CREATE INTEGRATION on the account; \
+         as ACCOUNTADMIN run `GRANT CREATE INTEGRATION ON ACCOUNT TO ROLE {}`, or create the integration as \
+         ACCOUNTADMIN and grant its OWNERSHIP to {role}",
+        quoted(&role)
+    )))
 }
 
 /// The needs no grant provides.

@@ -11,7 +11,7 @@ use super::ident::{Ident, Qualified, like, literal};
 use super::objects::{FileFormat, Schema};
 use super::{Client, res_err, run, show_one, text};
 use crate::plan::{
-    Address, Change, Fields, Inputs, Observed, Outputs, Resource, ResourceError, diff_fields, field_map,
+    Action, Address, Change, Fields, Inputs, Observed, Outputs, Resource, ResourceError, diff_fields, field_map,
 };
 
 /// `CREATE STORAGE INTEGRATION` for the lake.
@@ -151,6 +151,27 @@ impl Resource for StorageIntegration {
 
     fn planned_outputs(&self) -> Outputs {
         [("external_id".to_string(), self.new_external_id.clone())].into()
+    }
+
+    /// Only ACCOUNTADMIN may create integrations unless granted CREATE INTEGRATION
+    /// (https://docs.snowflake.com/en/sql-reference/sql/create-storage-integration#access-control-requirements):
+    /// `plan` says so before `deploy` has created the bucket and role half-way. When the grants
+    /// cannot be read, the create itself is left to answer.
+    fn check<'a>(&'a self, change: &'a Change) -> BoxFuture<'a, Result<(), ResourceError>> {
+        Box::pin(async move {
+            if change.action != Action::Create {
+                return Ok(());
+            }
+            match super::grants::cannot_create_integration(&self.client, &self.name).await {
+                Ok(Some(why)) => Err(ResourceError {
+                    address: Self::address(),
+                    op: "check".into(),
+                    message: why,
+                    kind: crate::plan::ErrorKind::Other,
+                }),
+                Ok(None) | Err(_) => Ok(()),
+            }
+        })
     }
 
     fn apply<'a>(

@@ -8,6 +8,7 @@ pub mod connection;
 pub mod grants;
 pub mod ident;
 pub mod integration;
+pub mod names;
 pub mod objects;
 pub mod pipe;
 pub mod stack;

@@ -591,6 +591,11 @@ impl Resource for Pipe {
         Self::address()
     }
 
+    /// Moves with every load; it only decides a resume's kind, which the planned change shows.
+    fn volatile_fields(&self) -> &'static [&'static str] {
+        &["last_ingested"]
+    }
+
     fn depends_on(&self) -> Vec<Address> {
         vec![Stage::address(), FileFormat::address(), Table::address_of("tweets_raw"), self.trust_from.clone()]
     }

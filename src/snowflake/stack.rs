@@ -3,7 +3,8 @@
 //! into the bucket notification.
 
 use super::Client;
-use super::ident::{BadIdent, Ident, Qualified};
+use super::ident::{BadIdent, Ident};
+use super::names::SnowNames;
 use super::integration::{Stage, StorageIntegration};
 use super::objects::{Database, FileFormat, LEDGER_COLUMNS, RAW_COLUMNS, Schema, Table};
 use super::pipe::{Drain, Pipe};
@@ -12,55 +13,8 @@ use crate::config::{AwsSnowflakeTarget, Config, EnvConfig};
 use crate::models::Rendered;
 use crate::plan::Resource;
 
-/// The names of the Snowflake objects of one environment.
-#[derive(Debug, Clone)]
-pub struct SnowNames {
-    /// Database.
-    pub database: Ident,
-    /// Raw schema (stage, format, table, pipe).
-    pub raw: Ident,
-    /// Ops schema (the model ledger).
-    pub ops: Ident,
-    /// Account-level integration name: `{PROJECT}_{ENV}_LAKE`.
-    pub integration: Ident,
-    /// File format.
-    pub format: Qualified,
-    /// Stage.
-    pub stage: Qualified,
-    /// Raw table.
-    pub table: Qualified,
-    /// Pipe.
-    pub pipe: Qualified,
-    /// The model ledger.
-    pub ledger: Qualified,
-    /// The warehouse dynamic tables refresh on.
-    pub warehouse: Ident,
-}
-
-impl SnowNames {
-    /// Derives every name; config validation already checked database and warehouse.
-    pub fn new(project: &str, env: &str, target: &AwsSnowflakeTarget) -> Result<Self, BadIdent> {
-        let database = Ident::new(&target.database)?;
-        let raw = Ident::new("raw")?;
-        let ops = Ident::new("ops")?;
-        let in_raw = |name: &str| Ident::new(name).map(|n| Qualified::new(&database, &raw, &n));
-        let integration = format!("{}_{}_lake", project, env).replace('-', "_");
-        Ok(Self {
-            integration: Ident::new(&integration)?,
-            format: in_raw("parquet_format")?,
-            stage: in_raw("tweets_stage")?,
-            table: in_raw("tweets_raw")?,
-            pipe: in_raw("tweets_pipe")?,
-            ledger: Qualified::new(&database, &ops, &Ident::new("model_ledger")?),
-            warehouse: Ident::new(&target.warehouse)?,
-            raw,
-            ops,
-            database,
-        })
-    }
-}
-
-/// The Snowflake resources, and where the AWS side finds their outputs.
+/// The Snowflake resources, and where the AWS side finds their outputs. A storage integration that
+/// does not exist yet gets `external_id` (a saved plan's), else a fresh random one.
 pub fn upstream(
     client: &Client,
     config: &Config,
@@ -68,6 +22,7 @@ pub fn upstream(
     target: &AwsSnowflakeTarget,
     account_id: &str,
     models: &[Rendered],
+    external_id: Option<&str>,
 ) -> Result<Upstream, BadIdent> {
     let n = SnowNames::new(&config.project, &env.name, target)?;
     let aws = Names::new(&config.project, &env.name, &target.bucket);
@@ -90,7 +45,7 @@ pub fn upstream(
         name: n.integration.clone(),
         role_arn: format!("arn:aws:iam::{account_id}:role/{}", aws.snowflake_role),
         location: location.clone(),
-        new_external_id: super::integration::fresh_external_id(),
+        new_external_id: external_id.map_or_else(super::integration::fresh_external_id, str::to_string),
     }));
     resources.push(Box::new(Stage {
         client: c(),

@@ -1,6 +1,7 @@
 //! Shared test harness: the flixops binary, recorded pages, an X API mock and moto's S3.
 #![allow(dead_code)]
 
+pub mod elf;
 pub mod x_api;
 pub mod x_archive;
 

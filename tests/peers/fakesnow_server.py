@@ -147,7 +147,10 @@ def as_json_rowset(response):
 
 # ---- 2. the account objects fakesnow does not have -----------------------------------------------
 
-CATALOG = {"integration": {}, "stage": {}, "pipe": {}, "dynamic": {}, "grants": [], "lost": {}, "refresh_error": None}
+# The emulated user's role holds CREATE INTEGRATION, as README's setup has ACCOUNTADMIN grant it.
+CATALOG = {"integration": {}, "stage": {}, "pipe": {}, "dynamic": {}, "lost": {},
+           "grants": [{"privilege": "CREATE INTEGRATION", "on": "ACCOUNT", "name": "FAKE", "role": "FLIXOPS"}],
+           "refresh_error": None}
 SESSIONS = {}
 NAME = r'((?:"[^"]+"\.)*"[^"]+")'
 # A name as statements write it: "QUOTED" or plain parts, dotted.
@@ -212,9 +215,29 @@ def own(kind, name, session):
         CATALOG["grants"].append({"privilege": "OWNERSHIP", "on": kind, "name": name, "role": session["role"]})
 
 
+def holds(role, privilege, kind):
+    """True when `role`, or a role granted to it, holds `privilege` on an object of `kind`."""
+    seen, queue = {role}, [role]
+    while queue:
+        current = queue.pop()
+        for g in CATALOG["grants"]:
+            if g["role"] != current:
+                continue
+            if g["privilege"] == privilege and g["on"] == kind:
+                return True
+            if g["on"] == "ROLE" and g["name"] not in seen:
+                seen.add(g["name"])
+                queue.append(g["name"])
+    return False
+
+
 def integration_statement(sql, session):
     if m := re.match(r"CREATE\s+(OR\s+REPLACE\s+)?STORAGE\s+INTEGRATION\s+(IF\s+NOT\s+EXISTS\s+)?" + NAME + r"(.*)$", sql, re.S | re.I):
         name = unquote(m[3])
+        # https://docs.snowflake.com/en/sql-reference/sql/create-storage-integration#access-control-requirements
+        if session["role"] != "ACCOUNTADMIN" and not holds(session["role"], "CREATE INTEGRATION", "ACCOUNT"):
+            return error(f"SQL access control error:\nInsufficient privileges to operate on account '{ACCOUNT}'",
+                         "003001")
         if name in CATALOG["integration"] and not m[1]:
             if m[2]:
                 return status(f"{name} already exists, statement succeeded.")

@@ -80,7 +80,9 @@ from moto.awslambda.exceptions import InvalidParameterValueException
 from moto.awslambda.responses import LambdaResponse
 from moto.awslambda.models import lambda_backends
 from moto.iam import access_control, policy_conditions
+from moto.s3 import models as s3_models
 from moto.s3 import notifications as s3_notifications
+from moto.s3.exceptions import AccessDeniedByLock
 from moto.s3.responses import S3Response
 from moto.logs import models as logs_models
 
@@ -343,6 +345,18 @@ def update_function_event_invoke_config(self, function_name, config):
     return put_function_event_invoke_config(self, function_name, {**current, **config})
 
 
+def head_elsewhere_is_forbidden(head_bucket):
+    """HeadBucket on a bucket another account owns answers 403, as S3 does without a bucket policy
+    granting this account (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html:
+    "403 Forbidden" when the bucket exists and you lack permission); moto lets every account see
+    every bucket."""
+    def patched(self, bucket_name):
+        if bucket_name not in self.buckets and bucket_name in s3_models.s3_backends.bucket_accounts:
+            raise AccessDeniedByLock()
+        return head_bucket(self, bucket_name)
+    return patched
+
+
 def patch_lambda():
     backend = lambda_models.LambdaBackend
     backend.put_function_concurrency = put_function_concurrency
@@ -397,6 +411,7 @@ def main():
     statement.is_action_permitted = deny_only_when_its_condition_holds(statement.is_action_permitted)
     patch_lambda()
     s3_notifications.send_event = send_event
+    s3_models.S3Backend.head_bucket = head_elsewhere_is_forbidden(s3_models.S3Backend.head_bucket)
     app = note_transport(conditional_conflicts(validate_destinations(fix_roots(DomainDispatcherApplication(create_backend_app)))))
     if cert_dir:
         tls = write_certificates(cert_dir)

@@ -1,13 +1,25 @@
 //! The local target's run history, what CloudWatch Logs is to the function: one JSON line per
 //! `flixops run`, `extract` and `transform` in `runs.jsonl` beside the warehouse, appended when the
-//! command ends, read by `flixops logs`.
+//! command ends, read by `flixops logs`. Plain files, no DuckDB: the cloud-only build reads it too.
 
 use std::io::{BufRead, Seek, Write};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::LocalTarget;
+use crate::Error;
+use crate::config::{EnvConfig, LocalTarget, Target};
+
+/// The history exists but cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the run history {path}: {source}", path = .path.display())]
+pub struct HistoryError {
+    /// The history file.
+    pub path: PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
 
 /// One command's run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +78,25 @@ pub fn record(target: &LocalTarget, run: &RunRecord) {
     }
 }
 
+/// Adds a local command's outcome to the run history (`flixops logs`); the cloud has CloudWatch.
+/// `describe` gives a success's status (`ok` or `partial`), summary and run id.
+pub fn remember<T>(
+    env: &EnvConfig,
+    command: &str,
+    result: &Result<T, Error>,
+    describe: impl Fn(&T) -> (&'static str, String, Option<String>),
+) {
+    let Target::Local(local) = &env.target else { return };
+    let run = match result {
+        Ok(done) => {
+            let (status, summary, run_id) = describe(done);
+            RunRecord::now(command, status, summary, run_id)
+        }
+        Err(e) => RunRecord::now(command, "error", e.to_string(), None),
+    };
+    record(local, &run);
+}
+
 /// Reads the history from where the last read stopped: `--follow` sees each run once.
 #[derive(Debug)]
 pub struct Tail {
@@ -87,7 +118,11 @@ impl Tail {
     }
 
     /// The runs added since the last call (none while the file does not exist yet).
-    pub fn next(&mut self) -> std::io::Result<Vec<RunRecord>> {
+    pub fn next(&mut self) -> Result<Vec<RunRecord>, HistoryError> {
+        self.read().map_err(|source| HistoryError { path: self.path.clone(), source })
+    }
+
+    fn read(&mut self) -> std::io::Result<Vec<RunRecord>> {
         let mut file = match std::fs::File::open(&self.path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -8,7 +8,10 @@ use crate::Error;
 use crate::aws::Session;
 use crate::aws::logs::{LogEvent, Tail};
 use crate::config::{Config, EnvConfig, Target};
-use crate::local::logs::RunRecord;
+
+pub mod history;
+
+use history::RunRecord;
 
 /// What to read.
 #[derive(Debug, Clone, Copy)]
@@ -25,7 +28,7 @@ pub enum Logs {
     /// The function's log group.
     Cloud(Tail),
     /// The local run history.
-    Local(crate::local::logs::Tail),
+    Local(history::Tail),
 }
 
 /// One entry, with its human line and its JSON form.
@@ -52,7 +55,7 @@ impl Entry {
 pub async fn open(config: &Config, env: &EnvConfig, request: Request) -> Result<Logs, Error> {
     let since = chrono::Utc::now() - chrono::Duration::from_std(request.since).unwrap_or_default();
     match &env.target {
-        Target::Local(local) => Ok(Logs::Local(crate::local::logs::Tail::new(local, since, request.errors))),
+        Target::Local(local) => Ok(Logs::Local(history::Tail::new(local, since, request.errors))),
         Target::AwsSnowflake(cloud) => {
             let session =
                 Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), &[]).await?;
@@ -77,13 +80,7 @@ impl Logs {
     pub async fn next(&mut self) -> Result<Vec<Entry>, Error> {
         match self {
             Logs::Cloud(tail) => Ok(tail.next().await?.into_iter().map(Entry::Event).collect()),
-            Logs::Local(tail) => {
-                let runs = tail.next().map_err(|source| crate::local::LocalError::History {
-                    path: std::path::PathBuf::from(tail.location()),
-                    source,
-                })?;
-                Ok(runs.into_iter().map(Entry::Run).collect())
-            }
+            Logs::Local(tail) => Ok(tail.next()?.into_iter().map(Entry::Run).collect()),
         }
     }
 }

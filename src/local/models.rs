@@ -5,7 +5,8 @@
 use duckdb::{Connection, OptionalExt, params};
 use serde::Serialize;
 
-use super::Rendered;
+use crate::models::Rendered;
+use crate::models::ledger::{self, Row, State};
 
 const LEDGER_SQL: &str = "
 CREATE TABLE IF NOT EXISTS ops.model_ledger (
@@ -72,16 +73,25 @@ pub fn apply(conn: &Connection, models: &[Rendered]) -> Result<Vec<ModelOutcome>
     Ok(outcomes)
 }
 
+/// The model's row in `ops.model_ledger`, read as deploy and doctor read theirs.
+pub fn ledger_row(conn: &Connection, id: &str) -> Result<Option<Row>, duckdb::Error> {
+    let row = |r: &duckdb::Row| Ok(Row { checksum: r.get(0)?, status: r.get(1)? });
+    conn.query_row(&ledger::read_sql("ops.model_ledger"), [id], row).optional()
+}
+
 fn apply_one(conn: &Connection, model: &Rendered) -> Result<ModelOutcome, duckdb::Error> {
-    let previous: Option<String> = conn
-        .query_row("SELECT checksum FROM ops.model_ledger WHERE model = ?", [&model.id], |r| r.get(0))
-        .optional()?;
-    let change = match previous {
-        None => ModelChange::Created,
-        Some(sum) if sum != model.checksum => ModelChange::Changed,
-        Some(_) => ModelChange::Refreshed,
+    let change = match ledger::state(model, ledger_row(conn, &model.id)?.as_ref()) {
+        State::Pending => ModelChange::Created,
+        State::Changed | State::Failed => ModelChange::Changed,
+        State::Applied => ModelChange::Refreshed,
     };
     let table = format!("\"{}\".\"{}\"", model.schema, model.name);
+    tracing::debug!(
+        "model {} ({}): CREATE OR REPLACE TABLE {table} AS\n{}",
+        model.id,
+        model.origin,
+        model.sql.trim_end()
+    );
     conn.execute_batch(&format!(
         "CREATE SCHEMA IF NOT EXISTS \"{}\";\nCREATE OR REPLACE TABLE {table} AS\n{}",
         model.schema, model.sql
@@ -91,5 +101,6 @@ fn apply_one(conn: &Connection, model: &Rendered) -> Result<ModelOutcome, duckdb
         params![model.id, model.checksum],
     )?;
     let rows: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+    tracing::debug!("model {}: {rows} rows", model.id);
     Ok(ModelOutcome { model: model.id.clone(), change, rows: rows as u64 })
 }
