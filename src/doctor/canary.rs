@@ -86,7 +86,9 @@ pub fn file(prefix: &str, now: chrono::DateTime<chrono::Utc>) -> (String, Vec<u8
 /// holds the file's row or `timeout` has passed.
 pub async fn cloud(sink: &Sink, client: &Client, names: &SnowNames, prefix: &str, timeout: Duration) -> Outcome {
     let (key, body) = file(prefix, chrono::Utc::now());
-    let written = chrono::Utc::now();
+    // The pipe's last forwarded file before this one: if that has not moved on when the wait ends,
+    // no notification reached the pipe (compared with the pipe's own clock, never with ours).
+    let before = pipe::status(client, &names.pipe).await.ok().and_then(|s| s.last_forwarded);
     let started = Instant::now();
     let outcome = |latency: Option<Duration>, broken: Option<String>| Outcome::new(&key, latency, timeout, broken);
     if let Err(e) = sink.put_new(&key, body).await {
@@ -107,7 +109,7 @@ pub async fn cloud(sink: &Sink, client: &Client, names: &SnowNames, prefix: &str
     if arrived().await {
         return outcome(Some(started.elapsed()), None);
     }
-    outcome(None, Some(cloud_broken_link(client, names, &key, written).await))
+    outcome(None, Some(cloud_broken_link(client, names, &key, before).await))
 }
 
 /// Why the canary did not arrive, from the pipe's status and its load history.
@@ -115,22 +117,23 @@ async fn cloud_broken_link(
     client: &Client,
     names: &SnowNames,
     key: &str,
-    written: chrono::DateTime<chrono::Utc>,
+    before: Option<chrono::DateTime<chrono::Utc>>,
 ) -> String {
     let status = match pipe::status(client, &names.pipe).await {
         Ok(status) => status,
         Err(e) => return format!("the pipe's status cannot be read: {e}"),
     };
     let failed = pipe::failed_loads(client, &names.table, &names.pipe, 1).await.unwrap_or_default();
-    broken_link(&status, &failed, key, written)
+    broken_link(&status, &failed, key, before)
 }
 
-/// The first broken link along notification → pipe → load, for a file written at `written`.
+/// The first broken link along notification → pipe → load, for a file written when the pipe's
+/// last forwarded file was `before`.
 pub fn broken_link(
     status: &PipeStatus,
     failed: &[LoadFailure],
     key: &str,
-    written: chrono::DateTime<chrono::Utc>,
+    before: Option<chrono::DateTime<chrono::Utc>>,
 ) -> String {
     let state = status.state.as_str();
     if let Some(error) = &status.error {
@@ -142,7 +145,7 @@ pub fn broken_link(
     if let Some(failure) = failed.iter().find(|f| f.file.ends_with(key) || key.ends_with(&f.file)) {
         return format!("Snowpipe could not load it: {}", failure.describe());
     }
-    if status.last_forwarded.is_none_or(|t| t < written - chrono::Duration::seconds(5)) {
+    if status.last_forwarded <= before {
         return "no notification of it reached the pipe: the bucket notification does not send this key to the \
                 pipe's queue (check aws_s3_bucket_notification.snowpipe; flixops deploy repairs it)"
             .to_string();
@@ -176,14 +179,14 @@ mod tests {
 
     #[test]
     fn the_first_broken_link_is_named_in_the_order_a_file_travels() {
-        let written = chrono::DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z").unwrap().to_utc();
+        let before = Some(chrono::DateTime::parse_from_rfc3339("2026-11-29T09:00:00Z").unwrap().to_utc());
         let json = |v: serde_json::Value| PipeStatus::parse(&v);
         let key = "p/tweets/dt=2026-11-29/x-0000.parquet";
         let paused = json(serde_json::json!({"executionState": "PAUSED"}));
-        assert!(broken_link(&paused, &[], key, written).starts_with("the pipe is PAUSED (fix: flixops deploy"));
+        assert!(broken_link(&paused, &[], key, before).starts_with("the pipe is PAUSED (fix: flixops deploy"));
         let quiet = json(serde_json::json!({"executionState": "RUNNING",
             "lastForwardedMessageTimestamp": "2026-11-29T09:00:00Z"}));
-        assert!(broken_link(&quiet, &[], key, written).starts_with("no notification of it reached the pipe"));
+        assert!(broken_link(&quiet, &[], key, before).starts_with("no notification of it reached the pipe"));
         let failure = LoadFailure {
             file: key.into(),
             status: "Load failed".into(),
@@ -191,13 +194,13 @@ mod tests {
             ..LoadFailure::default()
         };
         assert_eq!(
-            broken_link(&quiet, &[failure], key, written),
+            broken_link(&quiet, &[failure], key, before),
             format!("Snowpipe could not load it: {key} (Load failed): bad magic")
         );
         let queued = json(serde_json::json!({"executionState": "RUNNING", "pendingFileCount": 3,
             "lastForwardedMessageTimestamp": "2026-11-29T10:00:01Z"}));
         assert_eq!(
-            broken_link(&queued, &[], key, written),
+            broken_link(&queued, &[], key, before),
             "it is queued in the pipe (3 file(s) pending) but not loaded yet"
         );
     }
