@@ -248,6 +248,8 @@ async fn a_file_travels_from_the_extractor_to_the_models_and_each_broken_link_is
     assert_red(&report, &[]);
     let latency = report["canary"]["latency_ms"].as_u64().expect("the canary's latency in JSON");
     assert!(latency > 0 && latency < 30_000, "{report:#}");
+    // The README quotes this figure (`--nocapture`): the peers' speed, not Snowflake's.
+    eprintln!("canary latency against the peers: {latency} ms");
     let canary_file = report["canary"]["file"].as_str().unwrap().to_string();
     let loaded = format!("SELECT COUNT(*) AS N FROM \"{db}\".\"RAW\".\"TWEETS_RAW\" WHERE FILE_NAME = '{canary_file}'");
     assert_eq!(count(&client, &loaded).await, 1, "the canary's row is in the raw table");
