@@ -37,7 +37,9 @@ pub async fn extract(
     let into_store = to.is_none();
     let result = extract_unrecorded(config, env, input, to).await;
     if into_store {
-        crate::logs::history::remember(env, "extract", &result, |e| (status_of(e), summary_of(e), Some(e.run_id.clone())));
+        crate::logs::history::remember(env, "extract", &result, |e| {
+            (status_of(e), summary_of(e), Some(e.run_id.clone()))
+        });
     }
     result
 }

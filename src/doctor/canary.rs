@@ -11,8 +11,8 @@ use serde::Serialize;
 use super::{Check, Status};
 use crate::extract::sink::Sink;
 use crate::snowflake::Client;
-use crate::snowflake::pipe::{self, LoadFailure, PipeStatus};
 use crate::snowflake::names::SnowNames;
+use crate::snowflake::pipe::{self, LoadFailure, PipeStatus};
 
 /// The `query` of the canary row; `staging.stg_tweets` leaves such rows out.
 pub const CANARY_QUERY: &str = "flixops:canary";

@@ -20,8 +20,8 @@ use crate::aws::stack::{Names, Upstream};
 use crate::config::{AwsSnowflakeTarget, Config, EnvConfig, Freshness, Secret};
 use crate::extract::sink::Sink;
 use crate::plan::Action;
-use crate::snowflake::pipe::{self, PipeStatus};
 use crate::snowflake::names::SnowNames;
+use crate::snowflake::pipe::{self, PipeStatus};
 use crate::snowflake::{Client, grants, integration};
 
 /// Files waiting in the pipe beyond this many is a warning (Snowpipe is falling behind).

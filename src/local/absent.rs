@@ -81,7 +81,13 @@ pub mod doctor {
     use crate::extract::checkpoint::LastRun;
 
     /// The extraction checks (they need no DuckDB), then the warehouse check that cannot run here.
-    pub fn checks(_: &Config, _: &EnvConfig, _: &LocalTarget, extraction: Vec<Check>, _: Option<&LastRun>) -> Vec<Check> {
+    pub fn checks(
+        _: &Config,
+        _: &EnvConfig,
+        _: &LocalTarget,
+        extraction: Vec<Check>,
+        _: Option<&LastRun>,
+    ) -> Vec<Check> {
         let mut checks = extraction;
         checks.push(Check::new("warehouse", Status::Fail, "not checked: this build has no DuckDB", Some(super::WHY)));
         checks

@@ -687,6 +687,28 @@ impl Resource for Pipe {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_failed_load_names_its_file_status_place_and_error() {
+        let failure = LoadFailure {
+            file: "flixops/tweets/dt=2026-11-29/r-0001.parquet".into(),
+            status: "Load failed".into(),
+            error: "Numeric value 'abc' is not recognized".into(),
+            line: Some(3),
+            character: Some(7),
+            column: Some("\"TWEETS_RAW\"[\"RECORD\":1]".into()),
+        };
+        assert_eq!(
+            failure.describe(),
+            "flixops/tweets/dt=2026-11-29/r-0001.parquet (Load failed at line 3, character 7, column \
+             \"TWEETS_RAW\"[\"RECORD\":1]): Numeric value 'abc' is not recognized"
+        );
+        let whole_file = LoadFailure { line: None, character: None, column: None, ..failure };
+        assert_eq!(
+            whole_file.describe(),
+            "flixops/tweets/dt=2026-11-29/r-0001.parquet (Load failed): Numeric value 'abc' is not recognized"
+        );
+    }
+
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
     }
