@@ -65,15 +65,22 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Check the pipeline end to end; every failure comes with its fix
     ///
-    /// Read-only; the checks run concurrently, each with a 30 s timeout. local: the lake, the
-    /// checkpoint, the warehouse, raw freshness, pending loads, models against the ledger.
-    /// aws-snowflake: AWS identity and Snowflake sign-in; every resource as `plan` reads it (missing
-    /// or drifted → `flixops deploy`); LIST of the stage; the pipe's status and its copy history
-    /// (24 h); raw and models freshness (warn from 4 h, fail from 24 h); the checkpoint against
-    /// the 7-day search window; the function's error lines (24 h); the X token (one search call).
+    /// Read-only; the checks run concurrently, each with a 30 s timeout (FLIXOPS_CHECK_TIMEOUT_SECS).
+    /// local: the lake, the checkpoint, the warehouse, raw freshness, pending loads, models against
+    /// the ledger. aws-snowflake: AWS identity and Snowflake sign-in; every resource as `plan` reads
+    /// it (missing or drifted → `flixops deploy`); LIST of the stage; the pipe's status and its copy
+    /// history (24 h: each failed file with its error, line and column); raw and models freshness
+    /// ([env.NAME.freshness]; raw tells "ran, nothing new" from "did not run"); the checkpoint
+    /// against the 7-day search window; the function's error lines (24 h); the X token.
+    ///
+    /// With --canary it also writes one marked parquet file under the tweets prefix and waits
+    /// (--canary-timeout) until its row is in the raw table, reporting the latency; the staging
+    /// model leaves canary rows out.
     ///
     /// Exit 0 when nothing failed (warnings included, unless --strict), 1 on a failure.
     Doctor(DoctorArgs),
+    /// The extract function's logs (CloudWatch, as `sam logs` prints them); locally, the run history
+    Logs(LogsArgs),
     /// Run one extraction: X API recent search (or a recording) → one parquet file per page
     Extract(ExtractArgs),
     /// Fetch history with X full-archive search, quoted before it buys anything, resumable
@@ -247,8 +254,44 @@ pub struct DoctorArgs {
     /// Leave a check out: `token` (the X token probe reads the secret; CI's deploy role cannot)
     #[arg(long, value_enum, value_name = "CHECK")]
     pub skip: Vec<SkipArg>,
+    /// Follow one marked file from the bucket (or lake) to the raw table and report the latency
+    #[arg(long)]
+    pub canary: bool,
+    /// How long --canary waits for its row: 90s, 3m, 1h
+    #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = duration, requires = "canary")]
+    pub canary_timeout: std::time::Duration,
     #[command(flatten)]
     pub stack: StackArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// How far back to start: 30m, 1h, 2d
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = duration)]
+    pub since: std::time::Duration,
+    /// Keep printing new lines as they arrive (Ctrl-C stops)
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Only the lines of failed runs (ERROR, Task timed out, Runtime exited; locally failed runs)
+    #[arg(long)]
+    pub errors: bool,
+}
+
+/// A duration: a whole number and a unit, s, m, h or d (`90s`, `3m`, `1h`, `2d`).
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    let unit_at = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(unit_at);
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{text}`: use a number and a unit, s, m, h or d (90s, 3m, 1h)")),
+    };
+    match number.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(std::time::Duration::from_secs(n * seconds)),
+        _ => Err(format!("`{text}`: use a number above 0 and a unit, s, m, h or d (90s, 3m, 1h)")),
+    }
 }
 
 /// `doctor --skip` values.

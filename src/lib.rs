@@ -14,6 +14,7 @@ pub mod local;
 #[cfg(not(feature = "local"))]
 #[path = "local/absent.rs"]
 pub mod local;
+pub mod logs;
 pub mod models;
 pub mod output;
 pub mod pipeline;
@@ -86,6 +87,12 @@ pub enum Error {
     /// A timeout variable holds no number of seconds.
     #[error(transparent)]
     Timeout(#[from] timeouts::TimeoutError),
+    /// The function's log group cannot be read.
+    #[error(transparent)]
+    Logs(#[from] aws::logs::LogsError),
+    /// The local run history cannot be read.
+    #[error(transparent)]
+    History(#[from] logs::history::HistoryError),
     /// The command exists but this build cannot do it for this target yet.
     #[error("{0}")]
     Unsupported(String),
@@ -145,6 +152,7 @@ impl Error {
             Error::Plan(e) => e.is_connect(),
             Error::Aws(e) => !matches!(e, aws::AwsError::Timeout(_)),
             Error::Snowflake(e) => e.is_connect(),
+            Error::Logs(e) => e.is_connect(),
             // Like missing AWS credentials: nothing to sign in with.
             Error::SnowflakeConnection(_) => true,
             Error::Init(e) => e.is_connect(),
@@ -179,6 +187,8 @@ impl Error {
             Error::Snowflake(_) => "snowflake",
             Error::Report(_) => "report",
             Error::Timeout(_) => "timeout",
+            Error::Logs(_) => "logs",
+            Error::History(_) => "history",
             Error::Unsupported(_) => "unsupported",
             Error::PlanFile(e) => e.kind(),
             Error::Kept { cause, .. } => cause.kind(),

@@ -174,6 +174,7 @@ async fn dispatch(command: Command, args: &Resolved) -> Result<ExitCode, Error> 
         Command::Plan(cli) => verbs::plan(args, cli).await,
         Command::Deploy(cli) => verbs::deploy(args, cli).await,
         Command::Doctor(cli) => verbs::doctor(args, cli).await,
+        Command::Logs(cli) => verbs::logs(args, cli).await,
         Command::Extract(cli) => verbs::extract(args, cli).await,
         Command::Backfill(cli) => verbs::backfill(args, cli).await,
         Command::Run(cli) => verbs::run(args, cli).await,

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-
 use crate::Error;
 use crate::config::{Config, EnvConfig, LocalTarget, Target};
 use crate::extract::api::XClient;
@@ -27,8 +26,37 @@ pub enum Input {
     Demo,
 }
 
-/// One extraction into the environment's store (or `to`, a directory playing the bucket).
+/// One extraction into the environment's store (or `to`, a directory playing the bucket); into the
+/// lake, it goes into the local run history (`flixops logs`).
 pub async fn extract(
+    config: &Config,
+    env: &EnvConfig,
+    input: &Input,
+    to: Option<PathBuf>,
+) -> Result<extract::Report, Error> {
+    let into_store = to.is_none();
+    let result = extract_unrecorded(config, env, input, to).await;
+    if into_store {
+        crate::logs::history::remember(env, "extract", &result, |e| {
+            (status_of(e), summary_of(e), Some(e.run_id.clone()))
+        });
+    }
+    result
+}
+
+/// `ok`, or `partial` for an extraction that stopped early and resumes next run.
+pub(crate) fn status_of(report: &extract::Report) -> &'static str {
+    if report.partial.is_some() { "partial" } else { "ok" }
+}
+
+/// An extraction in one line of the run history.
+pub(crate) fn summary_of(report: &extract::Report) -> String {
+    let partial = report.partial.as_deref().map(|why| format!(" (partial: {why})")).unwrap_or_default();
+    format!("extracted {} tweets in {} page(s){partial}", report.tweets, report.pages)
+}
+
+/// [`extract`] without its history line (`run` writes one for the whole run).
+pub(crate) async fn extract_unrecorded(
     config: &Config,
     env: &EnvConfig,
     input: &Input,

@@ -10,6 +10,8 @@ pub const CONNECT_VAR: &str = "FLIXOPS_CONNECT_TIMEOUT_SECS";
 pub const OPERATION_VAR: &str = "FLIXOPS_OPERATION_TIMEOUT_SECS";
 /// Seconds one Snowflake statement may take (creating a dynamic table builds it).
 pub const STATEMENT_VAR: &str = "FLIXOPS_STATEMENT_TIMEOUT_SECS";
+/// Seconds one `doctor` check may take before it reports that it had no answer.
+pub const CHECK_VAR: &str = "FLIXOPS_CHECK_TIMEOUT_SECS";
 
 /// A timeout variable that is not a whole number of seconds.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,15 +34,19 @@ pub struct Timeouts {
     pub operation: Duration,
     /// One Snowflake statement.
     pub statement: Duration,
+    /// One `doctor` check.
+    pub check: Duration,
 }
 
 impl Default for Timeouts {
-    /// 10 s to connect, 2 minutes an AWS call (a Lambda code upload included), 15 minutes a statement.
+    /// 10 s to connect, 2 minutes an AWS call (a Lambda code upload included), 15 minutes a
+    /// statement, 30 s a doctor check.
     fn default() -> Self {
         Self {
             connect: Duration::from_secs(10),
             operation: Duration::from_secs(120),
             statement: Duration::from_secs(15 * 60),
+            check: Duration::from_secs(30),
         }
     }
 }
@@ -60,6 +66,7 @@ impl Timeouts {
             connect: read(CONNECT_VAR, default.connect)?,
             operation: read(OPERATION_VAR, default.operation)?,
             statement: read(STATEMENT_VAR, default.statement)?,
+            check: read(CHECK_VAR, default.check)?,
         })
     }
 

@@ -135,9 +135,48 @@ pub async fn init(args: &Resolved, cli: cli::InitArgs) -> Result<ExitCode, Error
 pub async fn doctor(args: &Resolved, cli: cli::DoctorArgs) -> Result<ExitCode, Error> {
     let (config, env) = args.project(Missing::Fail)?;
     let skip = flixops::doctor::Skip { token: cli.skip.contains(&cli::SkipArg::Token) };
-    let report = flixops::doctor::run(&config, &env, cli.stack.artifact.as_deref(), skip).await;
+    let mut options = flixops::doctor::Options::new(cli.stack.artifact.as_deref(), skip);
+    options.canary = cli.canary.then_some(cli.canary_timeout);
+    options.limit = flixops::timeouts::Timeouts::from_process_env()?.check;
+    let report = flixops::doctor::run(&config, &env, &options).await;
     let code = args.print(&report)?;
     Ok(if report.failed(cli.strict) { ExitCode::FAILURE } else { code })
+}
+
+/// The log lines are the command's result: on stdout, one per entry. JSON: one document, or with
+/// --follow one object per line; --follow polls every 2 s until interrupted.
+pub async fn logs(args: &Resolved, cli: cli::LogsArgs) -> Result<ExitCode, Error> {
+    let (config, env) = args.project(Missing::Fail)?;
+    let request = flixops::logs::Request { since: cli.since, errors: cli.errors };
+    let mut logs = flixops::logs::open(&config, &env, request).await?;
+    let json = args.output.format == Format::Json;
+    let mut all = Vec::new();
+    loop {
+        let entries = logs.next().await?;
+        let mut out = std::io::stdout().lock();
+        let written = entries.iter().try_for_each(|entry| match (json, cli.follow) {
+            (true, true) => writeln!(out, "{}", serde_json::to_string(entry).unwrap_or_default()),
+            (true, false) => Ok(()),
+            (false, _) => writeln!(out, "{}", entry.line()),
+        });
+        if let Err(e) = written.and_then(|_| out.flush()) {
+            let closed = e.kind() == std::io::ErrorKind::BrokenPipe;
+            return Ok(if closed { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
+        drop(out);
+        if !cli.follow {
+            all.extend(entries);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+    if json {
+        return args.print_with(&serde_json::json!({ "source": logs.source(), "events": all }), true, |_| Ok(()));
+    }
+    if all.is_empty() && !args.output.quiet {
+        eprintln!("no entries in {} for that time (widen --since)", logs.source());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn export(args: &Resolved, cli: cli::ExportArgs) -> Result<ExitCode, Error> {

@@ -6,11 +6,11 @@
 //! (`x-moto-account-id`); CLI runs use moto's default account and unique project names, so every
 //! bucket, role, secret, function and schedule name is their own either way.
 
-
 use crate::common;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::common::{MotoAccount, cloud_env, flixops, moto_env, moto_sdk, output};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeSerializationInterceptorContextMut, BeforeSerializationInterceptorContextRef,
@@ -20,7 +20,6 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use crate::common::{MotoAccount, cloud_env, flixops, moto_env, moto_sdk, output};
 use flixops::aws::lambda::{Artifact, Function};
 use flixops::aws::stack::Upstream;
 use flixops::aws::{Clients, Session};
@@ -681,7 +680,10 @@ fn a_saved_plan_is_applied_exactly_or_refused_naming_what_moved() {
 
     let (code, _, stderr) = p.cli(&["deploy", &file]);
     assert_eq!(code, 1, "the same plan twice: {stderr}");
-    assert!(stderr.contains(&format!("{file} no longer matches what it was made from, so nothing was applied")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{file} no longer matches what it was made from, so nothing was applied")),
+        "{stderr}"
+    );
     assert!(stderr.contains("aws_s3_bucket.lake: created since the plan was made"), "{stderr}");
 
     // A converged plan, then a hand edit before it is applied.
@@ -720,17 +722,37 @@ fn a_saved_plan_is_applied_exactly_or_refused_naming_what_moved() {
     let v2 = p.artifact("v2").display().to_string();
     let (code, _, stderr) = p.cli(&["deploy", &file, "--artifact", &v2]);
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("aws_lambda_function.extract: the change planned now differs from the saved one"), "{stderr}");
+    assert!(
+        stderr.contains("aws_lambda_function.extract: the change planned now differs from the saved one"),
+        "{stderr}"
+    );
 
     let (code, _, stderr) = p.cli(&["deploy", &file, "--env", "dev"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("is a plan for environment `prod`, not `dev`"), "{stderr}");
 
-    // Snowpipe loads a file meanwhile: the pipe's status moves by itself, the plan stands.
-    let loaded = serde_json::json!({ "lastIngestedTimestamp": chrono::Utc::now().to_rfc3339() });
-    let pipe = format!("{}.RAW.TWEETS_PIPE", p.name.to_uppercase());
+    // Snowpipe loads a file meanwhile (S3 notifies its queue, the peer loads it): the pipe's
+    // status moves by itself, the plan stands.
+    let text = common::page("two_tweets.jsonl");
+    let page: flixops::extract::tweet::Page = serde_json::from_str(&text).unwrap();
+    let (batch, _) = page.to_batch("#brexit", chrono::Utc::now().timestamp_micros());
+    let body = flixops::extract::parquet::encode(&batch).unwrap();
+    let key = format!("flixops/tweets/dt={}/meanwhile-0000.parquet", chrono::Utc::now().format("%Y-%m-%d"));
+    let tls = aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(common::OverTls);
+    let s3 = Clients::new(&moto_sdk(), &[tls]).s3;
+    rt.block_on(s3.put_object().bucket(p.bucket()).key(&key).body(body.into()).send()).unwrap();
+    let status = format!("SELECT SYSTEM$PIPE_STATUS('{}.RAW.TWEETS_PIPE') AS S", p.name.to_uppercase());
     let snowflake = rt.block_on(common::snowflake_client(p.path()));
-    rt.block_on(snowflake.execute(&format!("CALL FAKESNOW_SET_PIPE_STATUS('{pipe}', '{loaded}')"))).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let rows = rt.block_on(snowflake.query(&status)).unwrap();
+        let json: Value = serde_json::from_str(&flixops::snowflake::text(&rows[0], "S")).unwrap();
+        if json["lastIngestedTimestamp"].is_string() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the file loaded within 30 s: {json}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     let (code, stdout, stderr) = p.cli(&["deploy", &file, "--output", "json", "-v"]);
     assert_eq!(code, 0, "the reviewed repair applies: {stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();

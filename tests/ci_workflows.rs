@@ -6,7 +6,6 @@
 //! test's binary and a Lambda package, with their SHA-256 files), against moto and fakesnow, signing
 //! in with a key pair made here. A workflow that cannot install, verify or sign in fails here.
 
-
 use crate::common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -160,7 +159,8 @@ fn every_action_is_pinned_to_a_commit_and_the_release_variant_compiles_nothing()
         assert!(runs.contains("flixops deploy --yes --artifact \"$FLIXOPS_ARTIFACT\""), "{runs}");
         assert!(runs.contains("flixops doctor --skip token --artifact \"$FLIXOPS_ARTIFACT\""), "{runs}");
         // The passphrase reaches only the flixops steps: never the workflow's or a job's `env`.
-        let scopes = std::iter::once(&workflow["env"]).chain(workflow["jobs"].as_object().unwrap().values().map(|j| &j["env"]));
+        let scopes =
+            std::iter::once(&workflow["env"]).chain(workflow["jobs"].as_object().unwrap().values().map(|j| &j["env"]));
         for scope in scopes {
             assert!(!scope.to_string().contains("PASSPHRASE"), "no workflow- or job-wide passphrase: {scope}");
         }
@@ -547,7 +547,9 @@ async fn the_exported_airflow_dag_extracts_and_checks_with_the_variables_its_hea
     let dag = dir.path().join("flixops_dag.py");
     let (code, text, stderr) = output(flixops(dir.path()).args(["export", "airflow", "--env", "prod"]));
     assert_eq!(code, 0, "{stderr}");
-    for variable in ["SNOWFLAKE_CONNECTIONS_CI_ACCOUNT", "_USER", "_PRIVATE_KEY_FILE", "_PRIVATE_KEY_FILE_PWD", "FLIXOPS_ARTIFACT"] {
+    for variable in
+        ["SNOWFLAKE_CONNECTIONS_CI_ACCOUNT", "_USER", "_PRIVATE_KEY_FILE", "_PRIVATE_KEY_FILE_PWD", "FLIXOPS_ARTIFACT"]
+    {
         assert!(text.contains(variable), "the header lists {variable}: {text}");
     }
     assert!(text.contains(&flixops::export::release_url()), "{text}");

@@ -24,4 +24,14 @@ fn the_local_commands_say_this_build_has_no_duckdb_and_how_to_get_it() {
     let warehouse = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "warehouse").unwrap();
     assert_eq!(warehouse["status"], "fail", "{report}");
     assert!(warehouse["fix"].as_str().unwrap().contains("install the full build"), "{report}");
+
+    // The canary writes nothing it could not load, and says how to get a build that can.
+    let (code, stdout, stderr) = output(flixops(dir.path()).args(["doctor", "--canary", "-o", "json"]));
+    assert_eq!(code, 1, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let canary = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "canary").unwrap();
+    assert_eq!(canary["status"], "fail", "{report}");
+    assert!(canary["detail"].as_str().unwrap().contains("this build has no DuckDB"), "{report}");
+    assert!(canary["fix"].as_str().unwrap().contains("install the full build"), "{report}");
+    assert!(!dir.path().join(".flixops/lake").exists(), "no canary file written");
 }

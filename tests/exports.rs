@@ -3,7 +3,6 @@
 //! parliament; the HCL parses and checkov finds nothing; the workflow and DAG are well-formed.
 //! The checkers run from their own venv (scripts/test.sh), without network.
 
-
 use crate::common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -482,7 +481,8 @@ fn the_airflow_dag_compiles_and_chains_its_tasks_per_target() {
     assert!(compiled.status.success(), "{}", String::from_utf8_lossy(&compiled.stderr));
 
     // The third Friday is a valid EventBridge schedule that standard cron cannot say.
-    let nth = "[project]\nname = \"demo\"\n[extract]\nschedule = \"cron(0 6 ? * 6#3 *)\"\n[env.dev]\ntarget = \"local\"\n";
+    let nth =
+        "[project]\nname = \"demo\"\n[extract]\nschedule = \"cron(0 6 ? * 6#3 *)\"\n[env.dev]\ntarget = \"local\"\n";
     std::fs::write(dir.path().join("flixops.toml"), nth).unwrap();
     let (code, _, stderr) = output(flixops(dir.path()).args(["export", "airflow"]));
     assert_eq!(code, 2, "a flixops.toml problem: {stderr}");
@@ -491,7 +491,10 @@ fn the_airflow_dag_compiles_and_chains_its_tasks_per_target() {
     std::fs::write(dir.path().join("flixops.toml"), at).unwrap();
     let (code, _, stderr) = output(flixops(dir.path()).args(["export", "airflow"]));
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("line 4, column 12: extract.schedule: `at(2026-01-01T00:00:00)` is not valid: at(…) runs once"), "{stderr}");
+    assert!(
+        stderr.contains("line 4, column 12: extract.schedule: `at(2026-01-01T00:00:00)` is not valid: at(…) runs once"),
+        "{stderr}"
+    );
 }
 
 /// What `export terraform` writes is what `terraform fmt` would write (terraform is on this
@@ -545,7 +548,12 @@ fn the_airflow_tasks_run_flixops_in_a_project_path_with_spaces() {
     let dag = export(&project_dir, &["airflow"]);
     let file = root.path().join("flixops_dag.py");
     std::fs::write(&file, &dag).unwrap();
-    let out = Command::new(scan_python()).args(["-c", AIRFLOW_STUB]).arg(&file).env_remove("FLIXOPS_PROJECT_DIR").output().unwrap();
+    let out = Command::new(scan_python())
+        .args(["-c", AIRFLOW_STUB])
+        .arg(&file)
+        .env_remove("FLIXOPS_PROJECT_DIR")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}\n{dag}", String::from_utf8_lossy(&out.stderr));
     let tasks: Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: Vec<_> = tasks.as_array().unwrap().iter().map(|t| t["task"].as_str().unwrap()).collect();

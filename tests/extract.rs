@@ -1,6 +1,5 @@
 //! The extractor against a local X API mock serving the real recordings, plus synthetic failures.
 
-
 use crate::common;
 use std::path::Path;
 use std::time::Duration;

@@ -1,7 +1,6 @@
 //! The extractor as users run it: the binary killed between pages, exit codes, `--to`, and the
 //! same binary serving AWS Lambda invocations against a fake runtime API and moto's S3.
 
-
 use crate::common;
 use std::collections::BTreeSet;
 use std::path::Path;

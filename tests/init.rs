@@ -3,7 +3,6 @@
 //! Every run gets a fake HOME, ~/.aws and ~/.snowflake, so no test reads this machine's files; the
 //! only network peer is moto on 127.0.0.1 (the AWS credential check).
 
-
 use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -9,14 +9,15 @@ mod common;
 mod aws_deploy;
 mod ci_workflows;
 mod cli;
+#[cfg(not(feature = "local"))]
+mod cloud_only;
 mod exports;
 mod extract;
 mod extract_cli;
+mod flow;
 mod init;
 #[cfg(feature = "local")]
 mod local_pipeline;
 #[cfg(feature = "local")]
 mod report;
-#[cfg(not(feature = "local"))]
-mod cloud_only;
 mod snowflake_deploy;

@@ -1,7 +1,6 @@
 //! The local target end to end through the binary: `run --demo` on the recorded #brexit page, the
 //! loader's exactly-once history, model changes, and the errors a user meets on bad input.
 
-
 use crate::common;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -361,6 +360,95 @@ fn retweet_figures_read_zero_when_the_search_returns_no_retweets() {
     assert_eq!(share, 0.0);
 }
 
+/// `doctor --canary` locally: one marked file into the lake, loaded as `run` loads, its latency
+/// reported; the staging model leaves its row out, so no mart counts it.
+#[test]
+fn the_local_canary_reaches_the_raw_table_and_no_model_counts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n")
+        .unwrap();
+    let (code, _, stderr) = output(flixops(dir.path()).args(["run", "--demo"]));
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = output(flixops(dir.path()).args(["doctor", "--canary", "--output", "json"]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let canary = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "canary").unwrap();
+    assert_eq!(canary["status"], "ok", "{canary}");
+    assert!(report["canary"]["latency_ms"].is_u64(), "{report:#}");
+    let file = report["canary"]["file"].as_str().unwrap();
+    assert!(dir.path().join(".flixops/lake").join(file).exists(), "{file}");
+    let conn = warehouse(dir.path());
+    assert_eq!(count(&conn, &format!("SELECT count(*) FROM raw.tweets_raw WHERE file_name = '{file}'")), 1);
+    drop(conn);
+
+    let (code, _, stderr) = output(flixops(dir.path()).arg("transform"));
+    assert_eq!(code, 0, "{stderr}");
+    let conn = warehouse(dir.path());
+    assert_eq!(count(&conn, "SELECT count(*) FROM staging.stg_tweets"), 100, "the demo's tweets, not the canary");
+    assert_eq!(count(&conn, "SELECT count(*) FROM marts.users_stats WHERE user_id = 'flixops-canary'"), 0);
+}
+
+/// `flixops logs` locally: the run history, what CloudWatch is to the function.
+#[test]
+fn logs_on_the_local_target_list_the_runs_and_their_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("flixops.toml"), "[project]\nname = \"demo\"\n[env.dev]\ntarget = \"local\"\n")
+        .unwrap();
+    let (code, _, stderr) =
+        output(flixops(dir.path()).args(["run", "--replay", fixture("brexit.jsonl").to_str().unwrap()]));
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, _) = output(flixops(dir.path()).args(["extract", "--replay", "/nonexistent/pages.jsonl"]));
+    assert_ne!(code, 0);
+
+    let (code, stdout, stderr) = output(flixops(dir.path()).arg("logs"));
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    let models = flixops::models::DEFAULT_MODELS.len();
+    let run = format!(
+        " run       ok      extracted 100 tweets in 1 page(s); loaded 1 file(s), 100 rows; built {models} model(s)"
+    );
+    assert!(lines[0].contains(&run), "{stdout}");
+    assert!(lines[1].contains(" extract   error   ") && lines[1].contains("/nonexistent/pages.jsonl"), "{stdout}");
+    let (_, stdout, _) = output(flixops(dir.path()).args(["logs", "--errors"]));
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let (_, stdout, _) = output(flixops(dir.path()).args(["logs", "--output", "json"]));
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["events"][0]["command"], "run");
+    assert_eq!(json["events"][1]["status"], "error");
+}
+
+/// X's usage endpoint never answers: the spend check says so after the check timeout, and every
+/// other check still reports.
+#[test]
+fn a_hanging_x_api_costs_one_checks_detail_and_no_other_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let _held = std::thread::spawn(move || silent.incoming().flatten().collect::<Vec<_>>());
+    std::fs::write(
+        dir.path().join("flixops.toml"),
+        format!("[project]\nname = \"demo\"\n[extract]\napi_base_url = \"{url}\"\n[env.dev]\ntarget = \"local\"\n"),
+    )
+    .unwrap();
+    let (code, _, stderr) = output(flixops(dir.path()).args(["run", "--demo"]));
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = output(
+        flixops(dir.path())
+            .args(["doctor", "--output", "json"])
+            .env("X_BEARER_TOKEN", "token")
+            .env("FLIXOPS_CHECK_TIMEOUT_SECS", "2"),
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let check = |name: &str| report["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap().clone();
+    assert!(check("x spend")["detail"].as_str().unwrap().contains("X's own count unavailable (no answer within 2 s)"));
+    for name in ["lake", "checkpoint", "rejects", "backfill", "warehouse", "raw freshness", "load", "models"] {
+        assert_ne!(check(name)["detail"], "", "{name} reported: {report:#}");
+    }
+    assert_eq!(check("raw freshness")["status"], "ok");
+}
+
 /// `[env.NAME.freshness]` sets when old data warns and fails, as dbt's `freshness` block does; a
 /// bad age names its line and field.
 #[test]
@@ -373,7 +461,9 @@ fn freshness_thresholds_are_settings_per_environment() {
     write("");
     let (code, _, stderr) = output(flixops(dir.path()).args(["run", "--demo"]));
     assert_eq!(code, 0, "{stderr}");
-    warehouse(dir.path()).execute_batch("UPDATE raw.tweets_raw SET loaded_at = CAST(now() AS TIMESTAMP) - INTERVAL 3 HOUR").unwrap();
+    warehouse(dir.path())
+        .execute_batch("UPDATE raw.tweets_raw SET loaded_at = CAST(now() AS TIMESTAMP) - INTERVAL 3 HOUR")
+        .unwrap();
     let freshness = |dir: &Path| {
         let (_, stdout, stderr) = output(flixops(dir).args(["doctor", "-o", "json"]));
         let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("{stderr}"));

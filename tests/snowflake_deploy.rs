@@ -7,12 +7,13 @@
 //! a missing grant, and a bad connection exits 3 with the fix. The statements fakesnow cannot run
 //! for real are compared with golden files and parsed by sqlglot.
 
-
 use crate::common;
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::{MotoAccount, cloud_env, flixops, moto, moto_sdk, output, snowflake_client, snowflake_home, test_python};
+use crate::common::{
+    MotoAccount, cloud_env, flixops, moto, moto_sdk, output, snowflake_client, snowflake_home, test_python,
+};
 use flixops::aws::lambda::Artifact;
 use flixops::aws::{Clients, Session};
 use flixops::config::{Config, EnvConfig};
@@ -270,12 +271,19 @@ async fn the_models_compute_the_marts_on_snowflake_sql() {
         );
         client.query_with(&sql, &[r.as_str(), format!("f{i}.parquet").as_str()]).await.unwrap();
     }
-    // fakesnow builds a dynamic table once, at creation: a lag change re-creates them over the data.
-    let toml = std::fs::read_to_string(p.path().join("flixops.toml")).unwrap() + "target_lag = \"5 minutes\"\n";
-    std::fs::write(p.path().join("flixops.toml"), toml).unwrap();
-    p.deploy(true).await;
-
+    // The models refresh from the raw table, staging first (as their lag would; ALTER … REFRESH
+    // refreshes one now).
     let db = p.database();
+    for model in [
+        "STAGING\".\"STG_TWEETS",
+        "MARTS\".\"USERS_STATS",
+        "MARTS\".\"TWEETS_DAILY",
+        "MARTS\".\"HASHTAGS_DAILY",
+        "MARTS\".\"MULTI_HASHTAG_TWEETS",
+    ] {
+        client.execute(&format!("ALTER DYNAMIC TABLE \"{db}\".\"{model}\" REFRESH")).await.unwrap();
+    }
+
     let users = rows(
         &client,
         &format!("SELECT USER_ID, TWEET_COUNT, AVG_TWEET_LENGTH FROM \"{db}\".\"MARTS\".\"USERS_STATS\" ORDER BY 1"),
@@ -360,21 +368,63 @@ fn pipe_change(plan: &flixops::plan::Plan) -> &flixops::plan::Change {
     &plan.resources.iter().find(|r| r.address.0 == "snowflake_pipe.tweets").unwrap().change
 }
 
+/// A page of the data contract as parquet (the recorded two-tweet page), as the extractor writes it.
+fn page_file() -> Vec<u8> {
+    let text = common::page("two_tweets.jsonl");
+    let page: flixops::extract::tweet::Page = serde_json::from_str(&text).unwrap();
+    let (batch, _) = page.to_batch("#brexit", chrono::Utc::now().timestamp_micros());
+    flixops::extract::parquet::encode(&batch).unwrap()
+}
+
+/// Puts `body` at `{prefix}/tweets/dt=…/{name}` in the project's bucket, as the extractor does: S3
+/// notifies the pipe's queue and Snowpipe loads it. `account` is the moto account of the bucket
+/// (None: moto's default, where the CLI deploys).
+async fn upload(p: &Project, account: Option<&MotoAccount>, name: &str, body: Vec<u8>) -> String {
+    use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
+    let interceptor = match account {
+        Some(account) => SharedInterceptor::new(account.clone()),
+        None => SharedInterceptor::new(common::OverTls),
+    };
+    let s3 = Clients::new(&moto_sdk(), &[interceptor]).s3;
+    let key = format!("flixops/tweets/dt={}/{name}", chrono::Utc::now().format("%Y-%m-%d"));
+    let bucket = format!("{}-prod-tweets", p.name);
+    s3.put_object().bucket(bucket).key(&key).body(body.into()).send().await.unwrap();
+    key
+}
+
+/// Reads SYSTEM$PIPE_STATUS until `done` holds (the peer loads within a second; at most 30 s).
+async fn pipe_until(client: &Client, p: &Project, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status = pipe_state(client, p).await;
+        if done(&status) {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what} within 30 s: {status}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Lets `minutes` pass for what Snowflake recorded in the project's database (emulator-only).
+async fn pass_time(client: &Client, p: &Project, minutes: i64) {
+    client.execute(&format!("CALL FAKESNOW_PASS_TIME('{}', {minutes})", p.database())).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_changed_copy_recreates_the_pipe_paused_drained_refreshed_and_resumed() {
     let p = Project::new("");
     p.deploy(true).await;
     let client = snowflake_client(p.path()).await;
-    let pipe = format!("\"{}\".\"RAW\".\"TWEETS_PIPE\"", p.database());
     // Someone replaced the pipe by hand with another COPY; files wait in its queue.
-    client
-        .execute(&format!(
-            "CREATE OR REPLACE PIPE {pipe} AUTO_INGEST = TRUE AS COPY INTO \"X\".\"Y\".\"Z\" FROM @\"X\".\"Y\".\"S\""
-        ))
-        .await
-        .unwrap();
-    // Eight files wait, two load per status read while it runs (plan and deploy read it too).
-    pipe_status(&client, &p, serde_json::json!({"pendingFileCount": 8, "drainPerRead": 2})).await;
+    client.execute(&hand_made_pipe(&p)).await.unwrap();
+    // Eight files arrive while loading is slow: two load per status read while it runs (plan and
+    // deploy read it too).
+    pipe_status(&client, &p, serde_json::json!({"drainPerRead": 0})).await;
+    for i in 0..8 {
+        upload(&p, Some(&p.account), &format!("r-{i:04}.parquet"), page_file()).await;
+    }
+    pipe_until(&client, &p, "eight files queued", |s| s["pendingFileCount"] == 8).await;
+    pipe_status(&client, &p, serde_json::json!({"drainPerRead": 2})).await;
     let lost_before =
         rows(&client, &format!("CALL FAKESNOW_LOST_FILES('{}.RAW.TWEETS_PIPE')", p.database()), &["LOST"]).await;
     let (plan, _, _) = p.deploy(false).await;
@@ -397,6 +447,15 @@ async fn a_changed_copy_recreates_the_pipe_paused_drained_refreshed_and_resumed(
     assert_eq!(pipe_state(&client, &p).await["executionState"], "RUNNING");
 }
 
+/// A pipe someone created by hand on the project's stage, with another COPY than flixops's.
+fn hand_made_pipe(p: &Project) -> String {
+    let db = p.database();
+    format!(
+        "CREATE OR REPLACE PIPE \"{db}\".\"RAW\".\"TWEETS_PIPE\" AUTO_INGEST = TRUE AS COPY INTO \"{db}\".\"RAW\".\"TWEETS_RAW\" \
+         FROM @\"{db}\".\"RAW\".\"TWEETS_STAGE\" FILE_FORMAT = (FORMAT_NAME = '{db}.RAW.PARQUET_FORMAT')"
+    )
+}
+
 /// The MODIFIED_AFTER of a REFRESH statement.
 fn refreshed_after(statement: &str) -> chrono::DateTime<chrono::Utc> {
     let at = statement.split("MODIFIED_AFTER = '").nth(1).unwrap().trim_end_matches('\'');
@@ -410,20 +469,25 @@ async fn a_replace_refreshes_from_the_last_load_and_a_rerun_after_a_crash_redoes
     let client = snowflake_client(p.path()).await;
     let db = p.database();
     let pipe = format!("\"{db}\".\"RAW\".\"TWEETS_PIPE\"");
-    let table = format!("{db}.RAW.TWEETS_RAW");
     // The last file loaded 90 minutes ago (a later one failed), then the pipe was paused; someone
     // replaced its COPY by hand.
-    client
-        .execute(&format!(
-            "CREATE OR REPLACE PIPE {pipe} AUTO_INGEST = TRUE AS COPY INTO \"X\".\"Y\".\"Z\" FROM @\"X\".\"Y\".\"S\""
-        ))
-        .await
-        .unwrap();
-    for (file, status, minutes) in [("a.parquet", "Loaded", 90), ("b.parquet", "Load failed", 30)] {
-        let sql = format!("CALL FAKESNOW_RECORD_LOAD('{table}', 'tweets/{file}', '{status}', '', {minutes})");
-        client.execute(&sql).await.unwrap();
+    upload(&p, Some(&p.account), "a.parquet", page_file()).await;
+    let loaded = |s: &Value| s["lastIngestedTimestamp"].is_string() && s["pendingFileCount"] == 0;
+    pipe_until(&client, &p, "a.parquet loaded", loaded).await;
+    pass_time(&client, &p, 60).await;
+    upload(&p, Some(&p.account), "b.parquet", b"not parquet".to_vec()).await;
+    let failed = format!(
+        "SELECT FILE_NAME FROM TABLE(\"{db}\".INFORMATION_SCHEMA.COPY_HISTORY(TABLE_NAME => '{db}.RAW.TWEETS_RAW', \
+         START_TIME => DATEADD(HOURS, -3, CURRENT_TIMESTAMP()))) WHERE STATUS = 'Load failed'"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while rows(&client, &failed, &["FILE_NAME"]).await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "b.parquet's failed load within 30 s");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    pipe_status(&client, &p, serde_json::json!({"executionState": "PAUSED"})).await;
+    pass_time(&client, &p, 30).await;
+    client.execute(&hand_made_pipe(&p)).await.unwrap();
+    client.execute(&format!("ALTER PIPE {pipe} SET PIPE_EXECUTION_PAUSED = TRUE")).await.unwrap();
     // The deploy stops after the replace, before the refresh.
     client.execute("CALL FAKESNOW_FAIL_NEXT_REFRESH('Connection reset by peer')").await.unwrap();
     let started = chrono::Utc::now();
@@ -489,8 +553,12 @@ async fn a_queue_that_does_not_drain_leaves_the_pipe_running_unchanged() {
         &["definition"],
     )
     .await;
-    // Loading is stuck: five files, none loads.
-    pipe_status(&client, &p, serde_json::json!({"pendingFileCount": 5, "drainPerRead": 0})).await;
+    // Loading is stuck: five files arrive, none loads.
+    pipe_status(&client, &p, serde_json::json!({"drainPerRead": 0})).await;
+    for i in 0..5 {
+        upload(&p, Some(&p.account), &format!("s-{i:04}.parquet"), page_file()).await;
+    }
+    pipe_until(&client, &p, "five files queued", |s| s["pendingFileCount"] == 5).await;
     let observed = pipe.read().await.unwrap();
     let replace = flixops::plan::Change { action: flixops::plan::Action::Replace, fields: vec![], reason: None };
     let err = pipe.apply(&replace, observed.as_ref(), &flixops::plan::Inputs::default()).await.unwrap_err();
@@ -514,11 +582,12 @@ async fn each_pipe_state_gets_its_documented_repair_and_the_plan_says_why() {
     p.deploy(true).await;
     let client = snowflake_client(p.path()).await;
     let pipe = format!("\"{}\".\"RAW\".\"TWEETS_PIPE\"", p.database());
-    let recent = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
 
-    // Paused lately, after loading: a plain resume.
+    // Paused two hours ago, after loading: a plain resume.
+    upload(&p, Some(&p.account), "a.parquet", page_file()).await;
+    pipe_until(&client, &p, "a.parquet loaded", |s| s["lastIngestedTimestamp"].is_string()).await;
     client.execute(&format!("ALTER PIPE {pipe} SET PIPE_EXECUTION_PAUSED = TRUE")).await.unwrap();
-    pipe_status(&client, &p, serde_json::json!({"lastIngestedTimestamp": recent})).await;
+    pass_time(&client, &p, 120).await;
     let (plan, _, _) = p.deploy(false).await;
     let change = pipe_change(&plan);
     assert_eq!(change.action, flixops::plan::Action::Update);
@@ -527,8 +596,8 @@ async fn each_pipe_state_gets_its_documented_repair_and_the_plan_says_why() {
     assert_eq!(ddl, [format!("ALTER PIPE {pipe} SET PIPE_EXECUTION_PAUSED = FALSE")]);
 
     // Paused 20 days, nothing loaded since: stale; a plain resume is refused, the forced one works.
-    let old = (chrono::Utc::now() - chrono::Duration::days(20)).to_rfc3339();
-    pipe_status(&client, &p, serde_json::json!({"pausedDaysAgo": 20, "lastIngestedTimestamp": old})).await;
+    client.execute(&format!("ALTER PIPE {pipe} SET PIPE_EXECUTION_PAUSED = TRUE")).await.unwrap();
+    pass_time(&client, &p, 20 * 24 * 60).await;
     let plain = client.execute(&format!("ALTER PIPE {pipe} SET PIPE_EXECUTION_PAUSED = FALSE")).await;
     assert!(plain.unwrap_err().to_string().contains("stale"), "the emulator refuses as Snowflake does");
     let (plan, _, _) = p.deploy(false).await;
@@ -843,7 +912,11 @@ async fn account_level_statements_match_the_golden_files_and_parse_as_snowflake_
     }
     let (_, _, mut repaired) = p.deploy(true).await;
     // A pipe paused for three weeks: forced to resume.
-    pipe_status(&client, &p, serde_json::json!({"pausedDaysAgo": 21})).await;
+    client
+        .execute(&format!("ALTER PIPE \"{db}\".\"RAW\".\"TWEETS_PIPE\" SET PIPE_EXECUTION_PAUSED = TRUE"))
+        .await
+        .unwrap();
+    pass_time(&client, &p, 21 * 24 * 60).await;
     let (_, _, resumed) = p.deploy(true).await;
     repaired.extend(resumed);
     let timestamp = fixed_refresh_time();
@@ -1001,13 +1074,6 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
     let db = p.database();
     // The deploying role owns what it created; the warehouse is an administrator's to grant.
     client.execute("GRANT USAGE ON WAREHOUSE \"TRANSFORM_WH\" TO ROLE \"FLIXOPS\"").await.unwrap();
-    client
-        .query_with(
-            &format!("INSERT INTO \"{db}\".\"RAW\".\"TWEETS_RAW\" (\"RECORD\", \"LOADED_AT\") SELECT PARSE_JSON(?), CURRENT_TIMESTAMP()"),
-            &[record("1", "a", "x", &[], "2024-03-01T11:00:00Z").as_str()],
-        )
-        .await
-        .unwrap();
 
     // Over plain HTTP the bucket refuses the checkpoint read: the TLS-only policy is in force.
     let (code, report, _) = doctor_with(&p, over_plain_http(cloud_env(p.path())));
@@ -1022,6 +1088,8 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
     assert_eq!(code, 0, "{stderr}");
     let aws = Clients::new(&moto_sdk(), &[]);
     function_log(&aws.logs, &p, &[" INFO extraction finished run_id=1 pages=1 tweets=1"]).await;
+    // Snowpipe loads the page the extraction wrote.
+    pipe_until(&client, &p, "the extracted page loaded", |s| s["lastIngestedTimestamp"].is_string()).await;
 
     let (code, report, stderr) = doctor(&p);
     let not_ok: Vec<&Value> = report["checks"].as_array().unwrap().iter().filter(|c| c["status"] != "ok").collect();
@@ -1121,35 +1189,67 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
     assert_eq!(c["status"], "fail", "{c}");
     assert_eq!(c["fix"], "flixops deploy");
 
-    // Files Snowpipe could not load (recorded in the emulator's copy history), next to one it did and
-    // one it is loading: only the failed statuses count.
-    let table = format!("{db}.RAW.TWEETS_RAW");
-    for (file, status, error) in [
-        ("flixops/tweets/dt=2024-03-01/a-0001.parquet", "Loaded", ""),
-        ("flixops/tweets/dt=2024-03-01/b-0001.parquet", "Load failed", "Number of columns in file (3) does not match"),
-        ("flixops/tweets/dt=2024-03-01/c-0001.parquet", "Load in progress", ""),
-        ("flixops/tweets/dt=2024-03-01/d-0001.parquet", "Partially loaded", "Numeric value x is not recognized"),
-    ] {
-        client
-            .execute(&format!("CALL FAKESNOW_RECORD_LOAD('{table}', '{file}', '{status}', '{error}')"))
-            .await
-            .unwrap();
+    // deploy repairs the integration and the notification.
+    let mut cmd = flixops(p.path());
+    cmd.args(["deploy", "--yes"]).envs(cloud_env(p.path())).env("FLIXOPS_ARTIFACT", artifact(p.path()));
+    let (code, _, stderr) = output(&mut cmd);
+    assert_eq!(code, 0, "{stderr}");
+
+    // A file Snowpipe cannot load, beside one it loads: the failed one is named with its error.
+    upload(&p, None, "a-0001.parquet", page_file()).await;
+    let broken = upload(&p, None, "b-0001.parquet", b"PAR1 and then not parquet".to_vec()).await;
+    let failed = format!(
+        "SELECT FILE_NAME FROM TABLE(\"{db}\".INFORMATION_SCHEMA.COPY_HISTORY(TABLE_NAME => '{db}.RAW.TWEETS_RAW', \
+         START_TIME => DATEADD(HOURS, -1, CURRENT_TIMESTAMP()))) WHERE STATUS = 'Load failed'"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while rows(&client, &failed, &["FILE_NAME"]).await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the broken file's load within 30 s");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let (_, report, _) = doctor(&p);
     let c = check(&report, "copy history");
     assert_eq!(c["status"], "fail", "{c}");
-    assert_eq!(
-        c["detail"],
-        "2 file(s) not loaded in the last 24 h, e.g. flixops/tweets/dt=2024-03-01/b-0001.parquet (Load failed): \
-         Number of columns in file (3) does not match"
-    );
+    let detail = c["detail"].as_str().unwrap();
+    let named =
+        format!("1 file(s) not loaded in the last 24 h: {broken} (Load failed): Error parsing the parquet file");
+    assert!(detail.starts_with(&named), "{detail}");
     assert!(c["fix"].as_str().unwrap().contains("REFRESH"), "{c}");
 
     // Over a hundred failed dynamic tables elsewhere in the account, which DYNAMIC_TABLES() lists
-    // first by default, do not hide this database's.
+    // first by default, do not hide this database's: each one's refresh really fails.
+    let other = format!("\"OTHER{}\"", p.name.to_uppercase());
+    for sql in [
+        format!("CREATE DATABASE {other}"),
+        format!("CREATE SCHEMA {other}.\"MARTS\""),
+        format!("CREATE TABLE {other}.\"MARTS\".\"SRC\" (\"V\" VARIANT)"),
+    ] {
+        client.execute(&sql).await.unwrap();
+    }
     for i in 0..101 {
-        let other = format!("OTHER{}.MARTS.T{i}", p.name.to_uppercase());
-        client.execute(&format!("CALL FAKESNOW_RECORD_REFRESH('{other}', 'FAILED', 'not ours', 0)")).await.unwrap();
+        client
+            .execute(&format!(
+                "CREATE DYNAMIC TABLE {other}.\"MARTS\".\"T{i}\" TARGET_LAG = '1 minute' WAREHOUSE = \"TEST_WH\" AS \
+                 SELECT V:\"n\"::INT AS N FROM {other}.\"MARTS\".\"SRC\""
+            ))
+            .await
+            .unwrap();
+    }
+    client
+        .execute(&format!("INSERT INTO {other}.\"MARTS\".\"SRC\" SELECT PARSE_JSON('{{\"n\": \"abc\"}}')"))
+        .await
+        .unwrap();
+    // A minute passes there: each refreshes on its lag, and fails on the value.
+    client.execute(&format!("CALL FAKESNOW_PASS_TIME('OTHER{}', 2)", p.name.to_uppercase())).await.unwrap();
+    let failing = format!(
+        "SELECT NAME FROM TABLE({other}.INFORMATION_SCHEMA.DYNAMIC_TABLES(RESULT_LIMIT => 1000)) \
+         WHERE DATABASE_NAME = 'OTHER{}' AND LAST_COMPLETED_REFRESH_STATE = 'FAILED'",
+        p.name.to_uppercase()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while rows(&client, &failing, &["NAME"]).await.len() < 101 {
+        assert!(std::time::Instant::now() < deadline, "101 failed refreshes within 60 s");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
     let (_, report, _) = doctor(&p);
     let (status, detail) = verdict(&report, "models freshness");
@@ -1160,34 +1260,50 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
     );
 
     // Files wait in the pipe's queue but nothing loaded for hours: a warning that points at the loads.
-    let hours_ago = (chrono::Utc::now() - chrono::Duration::hours(3)).to_rfc3339();
-    pipe_status(
-        &client,
-        &p,
-        serde_json::json!({"pendingFileCount": 12, "drainPerRead": 0, "lastIngestedTimestamp": hours_ago}),
-    )
-    .await;
+    pass_time(&client, &p, 180).await;
+    pipe_status(&client, &p, serde_json::json!({"drainPerRead": 0})).await;
+    for i in 0..12 {
+        upload(&p, None, &format!("c-{i:04}.parquet"), page_file()).await;
+    }
+    pipe_until(&client, &p, "twelve files queued", |s| s["pendingFileCount"] == 12).await;
     let (_, report, _) = doctor(&p);
     assert_eq!(verdict(&report, "pipe"), ("warn", "12 file(s) queued, but the last file loaded 3 h ago"));
-    pipe_status(&client, &p, serde_json::json!({"pendingFileCount": 0})).await;
+    pipe_status(&client, &p, serde_json::json!({"drainPerRead": null})).await;
+    pipe_until(&client, &p, "the twelve files loaded", |s| s["pendingFileCount"] == 0).await;
 
-    // A model whose refresh failed is named with Snowflake's message; a stale one is a warning.
-    let model = format!("{db}.MARTS.USERS_STATS");
+    // A model whose refresh fails is named with the error; a suspended one grows old: a warning.
+    let raw = format!("\"{db}\".\"RAW\".\"TWEETS_RAW\"");
+    let mut bad: Value = serde_json::from_str(&record("9", "z", "x", &[], "2024-03-01T11:00:00Z")).unwrap();
+    bad["user_followers_count"] = "abc".into();
     client
-        .execute(&format!(
-            "CALL FAKESNOW_RECORD_REFRESH('{model}', 'FAILED', 'Numeric value abc is not recognized', 30)"
-        ))
+        .query_with(
+            &format!("INSERT INTO {raw} (\"RECORD\", \"FILE_NAME\", \"LOADED_AT\") SELECT PARSE_JSON(?), 'bad', CURRENT_TIMESTAMP()"),
+            &[bad.to_string().as_str()],
+        )
         .await
         .unwrap();
+    let staging = format!("\"{db}\".\"STAGING\".\"STG_TWEETS\"");
+    let refused = client.execute(&format!("ALTER DYNAMIC TABLE {staging} REFRESH")).await.unwrap_err();
+    assert!(refused.to_string().contains("abc"), "{refused}");
     let (_, report, _) = doctor(&p);
-    assert_eq!(
-        verdict(&report, "models freshness"),
-        ("fail", "1 model(s) failed to refresh, e.g. MARTS.USERS_STATS: Numeric value abc is not recognized")
+    let (status, detail) = verdict(&report, "models freshness");
+    assert_eq!(status, "fail", "{detail}");
+    assert!(
+        detail.starts_with("1 model(s) failed to refresh, e.g. STAGING.STG_TWEETS: ") && detail.contains("abc"),
+        "{detail}"
     );
-    client.execute(&format!("CALL FAKESNOW_RECORD_REFRESH('{model}', 'SUCCEEDED', '', 300)")).await.unwrap();
+    client.execute(&format!("DELETE FROM {raw} WHERE \"FILE_NAME\" = 'bad'")).await.unwrap();
+    client.execute(&format!("ALTER DYNAMIC TABLE {staging} REFRESH")).await.unwrap();
+    for (file, _) in flixops::models::DEFAULT_MODELS {
+        let (schema, name) = file.trim_end_matches(".sql").split_once('/').unwrap();
+        let (schema, name) = (schema.to_uppercase(), name.to_uppercase());
+        client.execute(&format!("ALTER DYNAMIC TABLE \"{db}\".\"{schema}\".\"{name}\" SUSPEND")).await.unwrap();
+    }
+    pass_time(&client, &p, 300).await;
     let (_, report, _) = doctor(&p);
-    let stale = format!("{models} models, oldest data 5 h old (MARTS.USERS_STATS)");
-    assert_eq!(verdict(&report, "models freshness"), ("warn", stale.as_str()));
+    let (status, detail) = verdict(&report, "models freshness");
+    let stale = format!("{models} models, oldest data 5 h old (");
+    assert!(status == "warn" && detail.starts_with(&stale), "{status}: {detail}");
 
     // A failed run of the function: its error line is named, with where to read the rest.
     function_log(&aws.logs, &p, &["ERROR extraction failed: X API 429 Too Many Requests", "REPORT Duration: 812 ms"])
@@ -1198,10 +1314,7 @@ async fn doctor_is_green_after_deploy_and_red_with_the_fix_for_each_broken_part(
         verdict(&report, "function errors"),
         ("fail", "1 error line(s) in the last 24 h, newest: ERROR extraction failed: X API 429 Too Many Requests")
     );
-    assert_eq!(
-        check(&report, "function errors")["fix"],
-        format!("aws logs tail /aws/lambda/{}-prod-extract --since 24h", p.name)
-    );
+    assert_eq!(check(&report, "function errors")["fix"], "flixops logs --errors --since 24h");
 
     // Snowflake unreachable: its sign-in fails with the command to test the connection, and the
     // AWS side is still checked.
@@ -1283,7 +1396,8 @@ async fn a_role_that_cannot_create_the_integration_is_told_in_plan_with_the_gran
             "{verb:?}: {stderr}"
         );
     }
-    let bucket = flixops::aws::s3_client(&moto_sdk()).head_bucket().bucket(format!("{}-prod-tweets", p.name)).send().await;
+    let bucket =
+        flixops::aws::s3_client(&moto_sdk()).head_bucket().bucket(format!("{}-prod-tweets", p.name)).send().await;
     assert!(bucket.is_err(), "deploy stopped in its check phase: nothing was created");
 
     let client = snowflake_client(p.path()).await;

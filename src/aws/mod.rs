@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod iam;
 pub mod lambda;
 pub mod log_group;
+pub mod logs;
 pub mod policy;
 pub mod profiles;
 pub mod s3;
@@ -312,13 +313,7 @@ pub(crate) fn failure<E>(address: &Address, op: &str, err: &SdkError<E, HttpResp
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let kind = match err {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => ErrorKind::Connect,
-        SdkError::ServiceError(e) if e.err().code().is_some_and(|c| CREDENTIAL_CODES.contains(&c)) => {
-            ErrorKind::Connect
-        }
-        _ => ErrorKind::Other,
-    };
+    let kind = if is_connect_error(err) { ErrorKind::Connect } else { ErrorKind::Other };
     let mut message = error_message(err);
     if err.code() == Some("AccessDenied") || err.code() == Some("AccessDeniedException") {
         message.push_str("; the deploying identity lacks this permission: grant it, or deploy with a role that has it");
@@ -331,6 +326,18 @@ where
         ));
     }
     ResourceError { address: address.clone(), op: op.to_string(), message, kind }
+}
+
+/// True when the service was unreachable or refused the credentials (exit code 3).
+pub(crate) fn is_connect_error<E>(err: &SdkError<E, HttpResponse>) -> bool
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match err {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => true,
+        SdkError::ServiceError(e) => e.err().code().is_some_and(|c| CREDENTIAL_CODES.contains(&c)),
+        _ => false,
+    }
 }
 
 /// The service's code and message, or the whole error chain when there is no service answer.

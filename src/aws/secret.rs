@@ -182,3 +182,43 @@ pub async fn set_value(
         Err(e) => Err(SetSecretError::Service(failure(&Secret::address(), "put value", &e))),
     }
 }
+
+/// What the deployed token's secret holds, as `doctor` reads it.
+#[derive(Debug)]
+pub enum Deployed {
+    /// A token.
+    Token(crate::config::Secret),
+    /// A value that is blank.
+    Blank,
+    /// The secret exists but no value was ever stored.
+    NoValue,
+    /// The secret is scheduled for deletion.
+    Deleted,
+    /// There is no such secret.
+    Missing,
+    /// Secrets Manager refused or could not be reached.
+    Failed(String),
+}
+
+/// Reads the deployed token. GetSecretValue answers ResourceNotFoundException both for a missing
+/// secret and for one created without a value
+/// (<https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_CreateSecret.html>: "If you
+/// don't include SecretString or SecretBinary, then Secrets Manager creates a secret with no
+/// versions"): DescribeSecret tells which.
+pub async fn deployed_token(secrets: &aws_sdk_secretsmanager::Client, name: &str) -> Deployed {
+    match secrets.get_secret_value().secret_id(name).send().await.map(|v| v.secret_string) {
+        Ok(Some(token)) if !token.trim().is_empty() => Deployed::Token(crate::config::Secret::new(token.trim().into())),
+        Ok(_) => Deployed::Blank,
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+            match secrets.describe_secret().secret_id(name).send().await {
+                Ok(found) if found.deleted_date.is_none() => Deployed::NoValue,
+                Ok(_) => Deployed::Deleted,
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+                    Deployed::Missing
+                }
+                Err(e) => Deployed::Failed(super::error_message(&e)),
+            }
+        }
+        Err(e) => Deployed::Failed(super::error_message(&e)),
+    }
+}

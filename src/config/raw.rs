@@ -331,7 +331,11 @@ fn freshness(raw: Option<&RawFreshness>, c: &mut Checker, env: &str) -> Freshnes
         Some(v) => match rules::age_minutes(v.get_ref()) {
             Ok(minutes) => Some(minutes),
             Err(why) => {
-                c.report(v.span(), &format!("env.{env}.freshness.{key}"), format!("`{}` is not valid: {why}", v.get_ref()));
+                c.report(
+                    v.span(),
+                    &format!("env.{env}.freshness.{key}"),
+                    format!("`{}` is not valid: {why}", v.get_ref()),
+                );
                 None
             }
         },

@@ -6,58 +6,52 @@
 //! needs, the checkpoint is within the search window, the function logged no error, the X token
 //! works.
 
-use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
 
-use super::{Check, Status, TIMEOUT, age_status};
-use crate::config::Freshness;
+use super::canary::Outcome;
+use super::{Check, Options, Status, age_status, timed};
 use crate::aws::Session;
 use crate::aws::lambda::Artifact;
+use crate::aws::logs;
 use crate::aws::stack::{Names, Upstream};
-use crate::config::{AwsSnowflakeTarget, Config, EnvConfig, Secret};
+use crate::config::{AwsSnowflakeTarget, Config, EnvConfig, Freshness, Secret};
+use crate::extract::sink::Sink;
 use crate::plan::Action;
-use crate::snowflake::Client;
-use crate::snowflake::grants;
-use crate::snowflake::ident::literal;
-use crate::snowflake::pipe::{self, PipeStatus};
 use crate::snowflake::names::SnowNames;
+use crate::snowflake::pipe::{self, PipeStatus};
+use crate::snowflake::{Client, grants, integration};
 
 /// Files waiting in the pipe beyond this many is a warning (Snowpipe is falling behind).
 const PENDING_WARN: u64 = 100;
 
-/// DYNAMIC_TABLES()'s largest RESULT_LIMIT.
-const DYNAMIC_TABLES_LIMIT: u32 = 10_000;
-
-/// Every cloud check, in a stable order.
+/// Every cloud check, in a stable order; with `--canary`, the canary's outcome too.
 pub async fn checks(
     config: &Config,
     env: &EnvConfig,
     cloud: &AwsSnowflakeTarget,
-    artifact: Option<&Path>,
-    skip: super::Skip,
-) -> Vec<Check> {
+    options: &Options,
+) -> (Vec<Check>, Option<Outcome>) {
+    let limit = options.limit;
     let aws = Session::connect(&env.name, cloud.aws_profile.as_deref(), cloud.region.as_deref(), &[]);
     let snow = crate::deploy::connect_snowflake(cloud);
-    let (aws, snow) = tokio::join!(tokio::time::timeout(TIMEOUT, aws), tokio::time::timeout(TIMEOUT, snow));
+    let (aws, snow) = tokio::join!(tokio::time::timeout(limit, aws), tokio::time::timeout(limit, snow));
     let mut checks = Vec::new();
     let profile = cloud.aws_profile.as_deref().map(|p| format!(" --profile {p}")).unwrap_or_default();
     let aws_fix = format!("aws sts get-caller-identity{profile} (then aws sso login{profile} or fix the credentials)");
     let connection = cloud.snowflake_connection.as_deref().map(|c| format!(" -c {c}")).unwrap_or_default();
     let snow_fix = format!("snow connection test{connection}");
+    let silent = |what: &str| format!("{what} did not answer in {} s", limit.as_secs());
     let session = match aws {
         Ok(Ok(s)) => {
-            checks.push(Check::new(
-                "aws identity",
-                Status::Ok,
-                format!("account {} in {}", s.account_id, s.region),
-                None,
-            ));
+            let detail = format!("account {} in {}", s.account_id, s.region);
+            checks.push(Check::new("aws identity", Status::Ok, detail, None));
             Some(s)
         }
         Ok(Err(e)) => fail(&mut checks, "aws identity", e.to_string(), Some(aws_fix.as_str())),
-        Err(_) => fail(&mut checks, "aws identity", "STS did not answer in 30 s".into(), Some(aws_fix.as_str())),
+        Err(_) => fail(&mut checks, "aws identity", silent("STS"), Some(aws_fix.as_str())),
     };
     let client = match snow {
         Ok(Ok(c)) => {
@@ -65,14 +59,33 @@ pub async fn checks(
             Some(c)
         }
         Ok(Err(e)) => fail(&mut checks, "snowflake sign-in", e.to_string(), Some(snow_fix.as_str())),
-        Err(_) => {
-            fail(&mut checks, "snowflake sign-in", "Snowflake did not answer in 30 s".into(), Some(snow_fix.as_str()))
-        }
+        Err(_) => fail(&mut checks, "snowflake sign-in", silent("Snowflake"), Some(snow_fix.as_str())),
     };
-    let Some(session) = session else { return checks };
-    checks.extend(resource_checks(config, env, cloud, &session, client.as_ref(), artifact).await);
-    checks.extend(runtime_checks(config, env, cloud, &session, client.as_ref(), skip).await);
-    checks
+    let Some(session) = session else { return (checks, None) };
+    let names = SnowNames::new(&config.project, &env.name, cloud).ok().map(Arc::new);
+    // The canary first: the checks then read the state its file left (a pipe it stalled, its
+    // failed load), so what they report and what the canary names agree.
+    let canary = match (options.canary, &client, &names) {
+        (Some(timeout), Some(client), Some(names)) => {
+            let sink = Sink::S3 { client: session.clients.s3.clone(), bucket: cloud.bucket.clone() };
+            Some(super::canary::cloud(&sink, client, names, &env.prefix, timeout).await)
+        }
+        _ => None,
+    };
+    let (resources, runtime) = tokio::join!(
+        resource_checks(config, env, cloud, &session, client.as_ref(), options),
+        runtime_checks(config, env, cloud, &session, client.as_ref(), names.clone(), options),
+    );
+    checks.extend(resources);
+    checks.extend(runtime);
+    match &canary {
+        Some(outcome) => checks.push(outcome.check(Some("repair the link named, then run doctor --canary again"))),
+        None if options.canary.is_some() => {
+            checks.push(Check::new("canary", Status::Fail, "it needs the Snowflake sign-in (see above)", None))
+        }
+        None => {}
+    }
+    (checks, canary)
 }
 
 fn fail<T>(checks: &mut Vec<Check>, name: &str, detail: String, fix: Option<&str>) -> Option<T> {
@@ -87,9 +100,9 @@ async fn resource_checks(
     cloud: &AwsSnowflakeTarget,
     session: &Session,
     client: Option<&Client>,
-    artifact: Option<&Path>,
+    options: &Options,
 ) -> Vec<Check> {
-    let artifact = match Artifact::load(artifact) {
+    let artifact = match Artifact::load(options.artifact.as_deref()) {
         Ok(artifact) => artifact,
         Err(e) => return vec![Check::new("lambda package", Status::Fail, e.to_string(), Some("pass --artifact PATH"))],
     };
@@ -106,10 +119,13 @@ async fn resource_checks(
         None => Upstream::default(),
     };
     let prepare = crate::deploy::prepare_in(session.clone(), config, env, artifact, upstream);
-    let prepared = match tokio::time::timeout(TIMEOUT, prepare).await {
+    let prepared = match tokio::time::timeout(options.limit, prepare).await {
         Ok(Ok(prepared)) => prepared,
         Ok(Err(e)) => return vec![Check::new("resources", Status::Fail, e.to_string(), None)],
-        Err(_) => return vec![Check::new("resources", Status::Fail, "reading them took over 30 s", None)],
+        Err(_) => {
+            let detail = format!("reading them took over {} s", options.limit.as_secs());
+            return vec![Check::new("resources", Status::Fail, detail, None)];
+        }
     };
     let deploy = Some("flixops deploy");
     prepared
@@ -128,66 +144,67 @@ async fn resource_checks(
         .collect()
 }
 
-/// The checks of a running pipeline, concurrently, each under the timeout.
+/// The checks of a running pipeline, concurrently, each under its own timeout: one that hangs
+/// reports that, and the others still report.
 async fn runtime_checks(
     config: &Config,
     env: &EnvConfig,
     cloud: &AwsSnowflakeTarget,
     session: &Session,
     client: Option<&Client>,
-    skip: super::Skip,
+    names: Option<Arc<SnowNames>>,
+    options: &Options,
 ) -> Vec<Check> {
-    let names = Names::new(&config.project, &env.name, &cloud.bucket);
+    let limit = options.limit;
+    let aws = Names::new(&config.project, &env.name, &cloud.bucket);
+    let sink = Sink::S3 { client: session.clients.s3.clone(), bucket: cloud.bucket.clone() };
     // The deployed token, read once for the probe and for X's usage count; `--skip token` reads
     // no secret (CI's deploy role may not).
-    let token = match skip.token {
+    let token = match options.skip.token {
         true => None,
-        false => Some(match tokio::time::timeout(TIMEOUT, deployed_token(session, &names.secret)).await {
+        false => Some(match tokio::time::timeout(limit, deployed_token(session, &aws.secret)).await {
             Ok(token) => token,
-            Err(_) => Err(Check::new("x token", Status::Fail, "Secrets Manager did not answer in 30 s", None)),
+            Err(_) => {
+                let detail = format!("Secrets Manager did not answer in {} s", limit.as_secs());
+                Err(Check::new("x token", Status::Fail, detail, None))
+            }
         }),
     };
     let mut futures: Vec<futures::future::BoxFuture<'_, Check>> = vec![
-        Box::pin(timed("function errors", function_errors(session, names.function.clone()))),
-        Box::pin(timed(ONE_RUN, one_run_at_a_time(session, names.function.clone()))),
+        Box::pin(timed(limit, "function errors", function_errors(session, aws.log_group.clone()))),
+        Box::pin(timed(limit, ONE_RUN, one_run_at_a_time(session, aws.function.clone()))),
     ];
     if let Some(token) = token.clone() {
-        futures.insert(0, Box::pin(timed("x token", x_token(config, token))));
+        futures.insert(0, Box::pin(timed(limit, "x token", x_token(config, token))));
     }
-    if let (Some(client), Ok(sf)) = (client, SnowNames::new(&config.project, &env.name, cloud)) {
-        let sf = std::sync::Arc::new(sf);
-        futures.push(Box::pin(timed("stage", stage(client.clone(), sf.clone()))));
-        futures.push(Box::pin(timed("pipe", pipe(client.clone(), sf.clone(), env.freshness))));
-        futures.push(Box::pin(timed("copy history", copy_history(client.clone(), sf.clone()))));
-        futures
-            .push(Box::pin(timed("raw freshness", freshness(client.clone(), sf.table.to_string(), "raw freshness", env.freshness))));
-        futures.push(Box::pin(timed("models freshness", models_freshness(client.clone(), sf.clone(), env.freshness))));
-        futures.push(Box::pin(timed("privileges", privileges(client.clone(), sf.clone()))));
+    if let (Some(client), Some(sf)) = (client, names) {
+        futures.push(Box::pin(timed(limit, "stage", stage(client.clone(), sf.clone()))));
+        futures.push(Box::pin(timed(limit, "pipe", pipe(client.clone(), sf.clone(), env.freshness))));
+        futures.push(Box::pin(timed(limit, "copy history", copy_history(client.clone(), sf.clone()))));
+        let last_run = super::extraction::last_run(sink.clone(), env.prefix.clone());
+        let raw = freshness(client.clone(), sf.clone(), last_run, env.freshness);
+        futures.push(Box::pin(timed(limit, "raw freshness", raw)));
+        let models = models_freshness(client.clone(), sf.clone(), env.freshness);
+        futures.push(Box::pin(timed(limit, "models freshness", models)));
+        futures.push(Box::pin(timed(limit, "privileges", privileges(client.clone(), sf.clone()))));
     }
-    let state =
-        tokio::time::timeout(TIMEOUT, extraction(config, session, cloud, &env.prefix, token.and_then(Result::ok)));
-    let (others, state) = tokio::join!(join_all(futures), state);
-    let timed_out =
-        || vec![Check::new("checkpoint", Status::Fail, format!("no answer within {} s", TIMEOUT.as_secs()), None)];
-    state.unwrap_or_else(|_| timed_out()).into_iter().chain(others).collect()
-}
-
-async fn timed(name: &str, check: impl Future<Output = Check>) -> Check {
-    match tokio::time::timeout(TIMEOUT, check).await {
-        Ok(check) => check,
-        Err(_) => Check::new(name, Status::Fail, format!("no answer within {} s", TIMEOUT.as_secs()), None),
-    }
+    let run = "wait for the schedule, or invoke the function once";
+    let hints = super::extraction::Hints { run, stale: Status::Fail, replayed: false };
+    let token = token.and_then(Result::ok);
+    let extraction = super::extraction::checks(&config.extract, &sink, &env.prefix, &hints, token, limit);
+    let (others, extraction) = tokio::join!(join_all(futures), extraction);
+    extraction.into_iter().chain(others).collect()
 }
 
 /// Lists today's partition of the stage: proves the integration can read the bucket without
 /// listing every file ever loaded.
-async fn stage(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
+async fn stage(client: Client, n: Arc<SnowNames>) -> Check {
     let today = chrono::Utc::now().format("%Y-%m-%d");
-    match client.query(&format!("LIST '@{}/dt={today}/'", n.stage)).await {
+    match integration::list(&client, &n.stage, &format!("dt={today}/")).await {
         Ok(files) => Check::new(
             "stage",
             Status::Ok,
-            format!("Snowflake lists the bucket through the integration ({} file(s) today)", files.len()),
+            format!("Snowflake lists the bucket through the integration ({files} file(s) today)"),
             None,
         ),
         Err(e) => Check::new(
@@ -199,8 +216,8 @@ async fn stage(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
     }
 }
 
-async fn pipe(client: Client, n: std::sync::Arc<SnowNames>, limits: Freshness) -> Check {
-    match crate::snowflake::pipe::status(&client, &n.pipe).await {
+async fn pipe(client: Client, n: Arc<SnowNames>, limits: Freshness) -> Check {
+    match pipe::status(&client, &n.pipe).await {
         Ok(status) => pipe_verdict(&status, chrono::Utc::now(), &limits),
         Err(e) => Check::new("pipe", Status::Fail, e.to_string(), Some("flixops deploy")),
     }
@@ -249,90 +266,74 @@ pub fn pipe_verdict(status: &PipeStatus, now: chrono::DateTime<chrono::Utc>, lim
     )
 }
 
-/// COPY_HISTORY's statuses of a file that did not load (completely); `Load in progress` and the
-/// loaded ones are not failures (https://docs.snowflake.com/en/sql-reference/functions/copy_history).
-const FAILED_LOADS: &str = "('LOAD FAILED', 'PARTIALLY LOADED')";
-
-async fn copy_history(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
-    let sql = format!(
-        "SELECT FILE_NAME, STATUS, FIRST_ERROR_MESSAGE FROM TABLE({}.INFORMATION_SCHEMA.COPY_HISTORY(TABLE_NAME => {}, \
-         START_TIME => DATEADD(HOURS, -24, CURRENT_TIMESTAMP()))) WHERE UPPER(STATUS) IN {FAILED_LOADS}",
-        n.database,
-        literal(&n.table.plain())
-    );
-    match client.query(&sql).await {
-        Ok(rows) if rows.is_empty() => Check::new("copy history", Status::Ok, "no failed load in the last 24 h", None),
-        Ok(rows) => {
-            let first = &rows[0];
-            let detail = format!(
-                "{} file(s) not loaded in the last 24 h, e.g. {} ({}): {}",
-                rows.len(),
-                crate::snowflake::text(first, "FILE_NAME"),
-                crate::snowflake::text(first, "STATUS"),
-                crate::snowflake::text(first, "FIRST_ERROR_MESSAGE")
-            );
-            Check::new(
-                "copy history",
-                Status::Fail,
-                detail,
-                Some("fix the files or the COPY, then ALTER PIPE … REFRESH"),
-            )
-        }
-        Err(e) => Check::new("copy history", Status::Warn, e.to_string(), None),
+/// Files Snowpipe could not load in the last 24 h, each with its error and where in the file it
+/// was, and what to do: a new upload of a corrected file loads once; a refresh loads files
+/// changed in place.
+async fn copy_history(client: Client, n: Arc<SnowNames>) -> Check {
+    let name = "copy history";
+    let failed = match pipe::failed_loads(&client, &n.table, &n.pipe, 24).await {
+        Ok(failed) => failed,
+        Err(e) => return Check::new(name, Status::Warn, e.to_string(), None),
+    };
+    if failed.is_empty() {
+        return Check::new(name, Status::Ok, "no failed load in the last 24 h", None);
     }
+    let listed: Vec<String> = failed.iter().take(MAX_LISTED).map(|f| f.describe()).collect();
+    let more = failed.len().saturating_sub(MAX_LISTED);
+    let more = if more > 0 { format!("; and {more} more") } else { String::new() };
+    let detail = format!("{} file(s) not loaded in the last 24 h: {}{more}", failed.len(), listed.join("; "));
+    let fix = format!(
+        "fix each file at its source and upload it again under a new name (Snowpipe loads a new file once), or \
+         remove it; a file corrected in place loads with ALTER PIPE {} REFRESH",
+        n.pipe
+    );
+    Check::new(name, Status::Fail, detail, Some(&fix))
 }
 
-async fn freshness(client: Client, table: String, name: &'static str, limits: Freshness) -> Check {
-    let sql = format!("SELECT DATEDIFF(MINUTE, MAX(LOADED_AT), CURRENT_TIMESTAMP()) AS AGE FROM {table}");
-    let age = match client.query(&sql).await {
-        Ok(rows) => rows.first().and_then(|r| r.get("AGE")).and_then(|v| v.as_i64()),
-        Err(e) => return Check::new(name, Status::Fail, e.to_string(), Some("flixops deploy")),
+/// Failed files named one by one, up to this many.
+const MAX_LISTED: usize = 5;
+
+/// The raw table's newest load beside the extractor's last run: "ran, nothing new" is not "did
+/// not run", and neither is "ran, but its files did not load".
+async fn freshness(
+    client: Client,
+    n: Arc<SnowNames>,
+    last_run: impl Future<Output = Option<crate::extract::checkpoint::LastRun>>,
+    limits: Freshness,
+) -> Check {
+    let (age, last_run) = tokio::join!(pipe::newest_load_age(&client, &n.table), last_run);
+    let age = match age {
+        Ok(age) => age,
+        Err(e) => return Check::new("raw freshness", Status::Fail, e.to_string(), Some("flixops deploy")),
     };
-    let Some(minutes) = age else {
-        return Check::new(name, Status::Warn, format!("{table} is empty"), Some("wait for the first extraction"));
+    let hints = super::freshness::Hints {
+        run: "check the schedule and `function errors` (flixops logs --errors)",
+        loading: "see `pipe` and `copy history` (flixops doctor --canary follows one file through)",
     };
-    let (hours, status) = (minutes / 60, age_status(&limits, minutes));
-    let fix = (status != Status::Ok).then_some("check the schedule, the function and the pipe above");
-    Check::new(name, status, format!("newest row loaded {hours} h ago"), fix)
+    super::freshness::verdict(age, last_run.as_ref(), chrono::Utc::now(), &limits, &hints)
 }
 
 /// Every dynamic table's last refresh: a failed one names its error; the oldest data timestamp is
 /// held to the freshness thresholds (Snowflake refreshes them itself, on their target lag).
-async fn models_freshness(client: Client, n: std::sync::Arc<SnowNames>, limits: Freshness) -> Check {
+async fn models_freshness(client: Client, n: Arc<SnowNames>, limits: Freshness) -> Check {
     let name = "models freshness";
-    // Without arguments DYNAMIC_TABLES() answers 100 rows from the whole account, failed ones first:
-    // the limit covers every table so the filter sees this database's
-    // (https://docs.snowflake.com/en/sql-reference/functions/dynamic_tables).
-    let sql = format!(
-        "SELECT SCHEMA_NAME, NAME, LAST_COMPLETED_REFRESH_STATE AS STATE, LAST_COMPLETED_REFRESH_STATE_MESSAGE AS \
-         MESSAGE, DATEDIFF(MINUTE, LATEST_DATA_TIMESTAMP, CURRENT_TIMESTAMP()) AS AGE_MINUTES \
-         FROM TABLE({}.INFORMATION_SCHEMA.DYNAMIC_TABLES(RESULT_LIMIT => {DYNAMIC_TABLES_LIMIT})) WHERE DATABASE_NAME = {}",
-        n.database,
-        literal(n.database.name())
-    );
-    let rows = match client.query(&sql).await {
-        Ok(rows) => rows,
+    let states = match crate::models::snowflake::refresh_states(&client, &n.database).await {
+        Ok(states) => states,
         Err(e) => return Check::new(name, Status::Warn, e.to_string(), None),
     };
-    let text = crate::snowflake::text;
-    let model = |row: &crate::snowflake::client::Row| format!("{}.{}", text(row, "SCHEMA_NAME"), text(row, "NAME"));
-    let failed: Vec<_> = rows.iter().filter(|r| text(r, "STATE").ends_with("FAILED")).collect();
+    let failed: Vec<_> = states.iter().filter(|s| s.failed()).collect();
     if let Some(first) = failed.first() {
-        let detail =
-            format!("{} model(s) failed to refresh, e.g. {}: {}", failed.len(), model(first), text(first, "MESSAGE"));
+        let detail = format!("{} model(s) failed to refresh, e.g. {}: {}", failed.len(), first.model, first.message);
         return Check::new(name, Status::Fail, detail, Some("fix the model's SQL in models/, then flixops deploy"));
     }
-    let oldest = rows
-        .iter()
-        .filter_map(|r| text(r, "AGE_MINUTES").parse::<i64>().ok().map(|age| (age, r)))
-        .max_by_key(|(age, _)| *age);
-    let Some((minutes, row)) = oldest else {
+    let oldest = states.iter().filter_map(|s| s.age_minutes.map(|age| (age, s))).max_by_key(|(age, _)| *age);
+    let Some((minutes, oldest)) = oldest else {
         let fix = "flixops deploy creates them; if they exist, grant the role MONITOR on them";
         return Check::new(name, Status::Warn, "no model has refreshed yet", Some(fix));
     };
     let (hours, status) = (minutes / 60, age_status(&limits, minutes));
     let fix = (status != Status::Ok).then_some("check the warehouse and the models' refresh history in Snowsight");
-    Check::new(name, status, format!("{} models, oldest data {hours} h old ({})", rows.len(), model(row)), fix)
+    Check::new(name, status, format!("{} models, oldest data {hours} h old ({})", states.len(), oldest.model), fix)
 }
 
 /// The grants flixops's role needs, as SHOW GRANTS shows them (its own and inherited); a missing
@@ -361,81 +362,29 @@ async fn privileges(client: Client, n: std::sync::Arc<SnowNames>) -> Check {
     Check::new(name, Status::Fail, format!("role {role} lacks {}", lacks.join("; ")), Some(&fix.join(" ")))
 }
 
-async fn extraction(
-    config: &Config,
-    session: &Session,
-    cloud: &AwsSnowflakeTarget,
-    prefix: &str,
-    token: Option<Secret>,
-) -> Vec<Check> {
-    let sink = crate::extract::sink::Sink::S3 { client: session.clients.s3.clone(), bucket: cloud.bucket.clone() };
-    let hints =
-        super::extraction::Hints { run: "wait for the schedule, or invoke the function once", stale: Status::Fail, replayed: false };
-    super::extraction::checks(&config.extract, &sink, prefix, &hints, token).await
-}
-
-/// What a failed run leaves in a Lambda log: our own `ERROR` lines, and what the Lambda service
-/// writes when the function times out or the process dies.
-const ERROR_TERMS: [&str; 3] = ["ERROR", "Task timed out", "Runtime exited"];
-
 /// Log pages read at most (each up to 10,000 events or 1 MB); beyond, the count says "or more".
 const MAX_LOG_PAGES: usize = 10;
 
-/// The CloudWatch filter pattern for any of [`ERROR_TERMS`]: `?ERROR ?"Task timed out" …`.
-fn error_pattern() -> String {
-    let term = |t: &str| if t.contains(' ') { format!("?\"{t}\"") } else { format!("?{t}") };
-    ERROR_TERMS.iter().map(|t| term(t)).collect::<Vec<_>>().join(" ")
-}
-
-/// True for a log line the filter pattern selects.
-pub fn is_error_line(message: &str) -> bool {
-    ERROR_TERMS.iter().any(|term| message.contains(term))
-}
-
 /// The function's failed runs of the last 24 h, from its CloudWatch log group.
-async fn function_errors(session: &Session, function: String) -> Check {
-    let group = format!("/aws/lambda/{function}");
+async fn function_errors(session: &Session, group: String) -> Check {
+    let name = "function errors";
     let since = chrono::Utc::now() - chrono::Duration::hours(24);
-    let mut pages = session
-        .clients
-        .logs
-        .filter_log_events()
-        .log_group_name(&group)
-        .start_time(since.timestamp_millis())
-        .filter_pattern(error_pattern())
-        .into_paginator()
-        .send();
-    let (mut count, mut newest) = (0usize, None::<aws_sdk_cloudwatchlogs::types::FilteredLogEvent>);
-    let mut read = 0;
-    // Enough pages to count a bad day; a crash loop does not need every line counted.
-    while let Some(page) = pages.next().await {
-        let events = match page {
-            Ok(page) => page.events.unwrap_or_default(),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
-                let detail = format!("no log group {group} (deploy creates it, with its retention)");
-                return Check::new("function errors", Status::Warn, detail, Some("flixops deploy"));
-            }
-            Err(e) => return Check::new("function errors", Status::Warn, crate::aws::error_message(&e), None),
-        };
-        for event in events {
-            count += 1;
-            if newest.as_ref().is_none_or(|n| n.timestamp() <= event.timestamp()) {
-                newest = Some(event);
-            }
+    let pattern = logs::error_pattern();
+    let found = logs::events(&session.clients.logs, &group, since.timestamp_millis(), Some(&pattern), MAX_LOG_PAGES);
+    let found = match found.await {
+        Ok(found) => found,
+        Err(e @ logs::LogsError::NoGroup(_)) => {
+            return Check::new(name, Status::Warn, e.to_string(), Some("flixops deploy"));
         }
-        read += 1;
-        if read == MAX_LOG_PAGES {
-            break;
-        }
-    }
-    let Some(newest) = newest else {
-        return Check::new("function errors", Status::Ok, "no failed run in the last 24 h", None);
+        Err(e) => return Check::new(name, Status::Warn, e.to_string(), None),
     };
-    let message: String = newest.message().unwrap_or_default().trim().chars().take(300).collect();
-    let more = if read == MAX_LOG_PAGES { " (or more)" } else { "" };
-    let detail = format!("{count}{more} error line(s) in the last 24 h, newest: {message}");
-    let fix = format!("aws logs tail {group} --since 24h");
-    Check::new("function errors", Status::Fail, detail, Some(&fix))
+    let Some(newest) = found.events.last() else {
+        return Check::new(name, Status::Ok, "no failed run in the last 24 h", None);
+    };
+    let message: String = newest.message.trim().chars().take(300).collect();
+    let more = if found.truncated { " (or more)" } else { "" };
+    let detail = format!("{}{more} error line(s) in the last 24 h, newest: {message}", found.events.len());
+    Check::new(name, Status::Fail, detail, Some("flixops logs --errors --since 24h"))
 }
 
 const ONE_RUN: &str = "one run at a time";
@@ -469,26 +418,28 @@ async fn one_run_at_a_time(session: &Session, function: String) -> Check {
     }
 }
 
-/// One search call with the token the function uses (the deployed secret): cheap, and it proves
-/// the token, the network path and the query.
 /// The deployed X token, read once for the token probe and for X's usage count; the failure is
 /// the `x token` check's verdict.
 async fn deployed_token(session: &Session, secret: &str) -> Result<Secret, Check> {
-    let fix = Some("flixops secrets set (reads the token from stdin)");
-    let value = session.clients.secrets.get_secret_value().secret_id(secret).send().await;
-    match value.map(|v| v.secret_string) {
-        Ok(Some(token)) if !token.trim().is_empty() => Ok(Secret::new(token.trim().to_string())),
-        Ok(_) => Err(Check::new("x token", Status::Fail, format!("secret {secret} has no value"), fix)),
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
-            Err(no_token(session, secret).await)
+    use crate::aws::secret::Deployed;
+    let set = "flixops secrets set (reads the token from stdin)";
+    let (detail, fix) = match crate::aws::secret::deployed_token(&session.clients.secrets, secret).await {
+        Deployed::Token(token) => return Ok(token),
+        Deployed::Blank => (format!("secret {secret} has no value"), Some(set)),
+        Deployed::NoValue => (format!("the secret {secret} exists but has no token yet"), Some(set)),
+        Deployed::Deleted => {
+            (format!("secret {secret} is scheduled for deletion"), Some("flixops deploy (restores it)"))
         }
-        Err(e) => {
-            let detail = format!("secret {secret}: {}", crate::aws::error_message(&e));
-            Err(Check::new("x token", Status::Fail, detail, fix))
+        Deployed::Missing => {
+            (format!("secret {secret} not found"), Some("flixops deploy (creates it), then flixops secrets set"))
         }
-    }
+        Deployed::Failed(message) => (format!("secret {secret}: {message}"), Some(set)),
+    };
+    Err(Check::new("x token", Status::Fail, detail, fix))
 }
 
+/// One search call with the token the function uses (the deployed secret): cheap, and it proves
+/// the token, the network path and the query.
 async fn x_token(config: &Config, token: Result<Secret, Check>) -> Check {
     let fix = Some("flixops secrets set (reads the token from stdin)");
     let token = match token {
@@ -509,39 +460,9 @@ async fn x_token(config: &Config, token: Result<Secret, Check>) -> Check {
     }
 }
 
-/// GetSecretValue answers ResourceNotFoundException both for a missing secret and for one created
-/// without a value (<https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_CreateSecret.html>:
-/// "If you don't include SecretString or SecretBinary, then Secrets Manager creates a secret with no
-/// versions"): DescribeSecret tells which.
-async fn no_token(session: &Session, secret: &str) -> Check {
-    let described = session.clients.secrets.describe_secret().secret_id(secret).send().await;
-    let (detail, fix) = match described {
-        Ok(found) if found.deleted_date.is_none() => (
-            format!("the secret {secret} exists but has no token yet"),
-            Some("flixops secrets set (reads the token from stdin)"),
-        ),
-        Ok(_) => (format!("secret {secret} is scheduled for deletion"), Some("flixops deploy (restores it)")),
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
-            (format!("secret {secret} not found"), Some("flixops deploy (creates it), then flixops secrets set"))
-        }
-        Err(e) => (format!("secret {secret}: {}", crate::aws::error_message(&e)), None),
-    };
-    Check::new("x token", Status::Fail, detail, fix)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn error_lines_are_ours_and_the_lambda_services() {
-        assert_eq!(error_pattern(), r#"?ERROR ?"Task timed out" ?"Runtime exited""#);
-        assert!(is_error_line("ERROR extraction failed: X API 401 Unauthorized"));
-        assert!(is_error_line("2024-03-01T12:00:00Z abc Task timed out after 300.00 seconds"));
-        assert!(is_error_line("RequestId: abc Error: Runtime exited with error: exit status 1"));
-        assert!(!is_error_line(" INFO extraction finished run_id=1 pages=3 tweets=250"));
-        assert!(!is_error_line("REPORT RequestId: abc Duration: 812.04 ms"));
-    }
 
     #[test]
     fn the_pipe_verdict_reads_state_errors_backlog_and_the_pipes_own_timestamps() {

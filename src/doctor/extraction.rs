@@ -2,11 +2,13 @@
 //! it last ran and whether a window is open, this month's posts and spend against the cap, and
 //! tweets rejected in the last 24 hours.
 
+use std::time::Duration;
+
 use super::{Check, SEARCH_WINDOW_DAYS, Status};
 use crate::config::{ExtractConfig, Secret};
 use crate::extract::api::{Usage, XClient};
 use crate::extract::backfill;
-use crate::extract::checkpoint::{self, Checkpoint};
+use crate::extract::checkpoint::{self, Checkpoint, LastRun};
 use crate::extract::sink::Sink;
 
 /// Month-to-date posts past this share of `max_posts_per_month` are a warning.
@@ -23,29 +25,48 @@ pub struct Hints {
     pub replayed: bool,
 }
 
-/// The checkpoint, spend and rejects checks; `token` (when there is one) lets the spend check set
-/// X's own count beside ours.
+/// The checkpoint, spend, rejects and backfill checks, each under `limit`; `token` (when there is
+/// one) lets the spend check set X's own count beside ours (X not answering leaves it out).
 pub async fn checks(
     extract: &ExtractConfig,
     sink: &Sink,
     prefix: &str,
     hints: &Hints,
     token: Option<Secret>,
+    limit: Duration,
 ) -> Vec<Check> {
     let key = checkpoint::key(prefix);
-    let state = match checkpoint::read(sink, &key).await {
-        Ok(found) => found.map(|(state, _)| state),
-        Err(e) => return vec![Check::new("checkpoint", Status::Fail, e.to_string(), None)],
+    let state = match tokio::time::timeout(limit, checkpoint::read(sink, &key)).await {
+        Ok(Ok(found)) => found.map(|(state, _)| state),
+        Ok(Err(e)) => return vec![Check::new("checkpoint", Status::Fail, e.to_string(), None)],
+        Err(_) => return vec![Check::new("checkpoint", Status::Fail, no_answer(limit), None)],
     };
-    let mut checks = vec![last_run(state.as_ref(), hints)];
-    let usage = match token {
-        Some(token) => Some(x_usage(extract, token).await),
-        None => None,
+    let usage = async {
+        match token {
+            Some(token) => Some(match tokio::time::timeout(limit, x_usage(extract, token)).await {
+                Ok(usage) => usage,
+                Err(_) => Err(no_answer(limit)),
+            }),
+            None => None,
+        }
     };
-    checks.push(spend(extract, state.as_ref(), usage));
-    checks.push(rejects(sink, prefix).await);
-    checks.push(backfill(sink, prefix).await);
-    checks
+    let (usage, rejects, backfill) = tokio::join!(
+        usage,
+        super::timed(limit, "rejects", rejects(sink, prefix)),
+        super::timed(limit, "backfill", backfill(sink, prefix))
+    );
+    vec![last_run_check(state.as_ref(), hints), spend(extract, state.as_ref(), usage), rejects, backfill]
+}
+
+fn no_answer(limit: Duration) -> String {
+    format!("no answer within {} s", limit.as_secs())
+}
+
+/// The checkpoint's last run, for the freshness check (None when there is none or it cannot be read:
+/// the checkpoint check reports why).
+pub async fn last_run(sink: Sink, prefix: String) -> Option<LastRun> {
+    let state = checkpoint::read(&sink, &checkpoint::key(&prefix)).await.ok().flatten();
+    state.and_then(|(state, _)| state.last_run)
 }
 
 /// An open backfill and its progress: posts read against the quote, and the command that resumes it.
@@ -76,7 +97,7 @@ async fn backfill(sink: &Sink, prefix: &str) -> Check {
     Check::new("backfill", status, detail, Some(&fix))
 }
 
-fn last_run(state: Option<&Checkpoint>, hints: &Hints) -> Check {
+fn last_run_check(state: Option<&Checkpoint>, hints: &Hints) -> Check {
     let run = state.and_then(|s| s.last_run.as_ref());
     let Some(run) = run else {
         if hints.replayed {

@@ -1,22 +1,24 @@
-//! `flixops doctor`: health checks, each with a verdict and the command that fixes it. Strictly
-//! read-only: the cloud checks are the resource engine's reads and diffs, the local ones open the
-//! warehouse read-only. Checks run concurrently, each under a timeout.
+//! `flixops doctor`: health checks, each with a verdict and the command that fixes it. Read-only:
+//! the cloud checks are the resource engine's reads and diffs, the local ones open the warehouse
+//! read-only; only `--canary` writes (one marked file, which the staging model leaves out). Checks
+//! run concurrently, each under its own timeout (`FLIXOPS_CHECK_TIMEOUT_SECS`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::config::{Config, EnvConfig, Target};
 
+pub mod canary;
 mod cloud;
 mod extraction;
+pub(crate) mod freshness;
 mod render;
 
-pub use cloud::{is_error_line, pipe_verdict};
+pub use crate::aws::logs::is_error_line;
+pub use cloud::pipe_verdict;
 
-/// How long one check may take before it counts as failed.
-const TIMEOUT: Duration = Duration::from_secs(30);
 /// X recent search looks back this far: a checkpoint older than that has lost tweets.
 const SEARCH_WINDOW_DAYS: i64 = 7;
 
@@ -61,6 +63,9 @@ pub struct Report {
     pub checks: Vec<Check>,
     /// How many checks ended in each verdict, as the human summary line counts them.
     pub totals: Totals,
+    /// With `--canary`: the file followed and its measured latency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<canary::Outcome>,
 }
 
 /// Checks per verdict.
@@ -88,6 +93,15 @@ impl Report {
     }
 }
 
+/// `check`, or its own failure when it does not answer within `limit`: a check that hangs says so,
+/// and the others still report.
+async fn timed(limit: Duration, name: &str, check: impl Future<Output = Check>) -> Check {
+    match tokio::time::timeout(limit, check).await {
+        Ok(check) => check,
+        Err(_) => Check::new(name, Status::Fail, format!("no answer within {} s", limit.as_secs()), None),
+    }
+}
+
 /// Checks left out on request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Skip {
@@ -95,11 +109,40 @@ pub struct Skip {
     pub token: bool,
 }
 
-/// Runs the checks of the environment's target, but those `skip` leaves out.
-pub async fn run(config: &Config, env: &EnvConfig, artifact: Option<&Path>, skip: Skip) -> Report {
+/// How `doctor` runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The Lambda package to compare the function's code with (`--artifact`).
+    pub artifact: Option<PathBuf>,
+    /// Checks left out.
+    pub skip: Skip,
+    /// `--canary`: follow one file to the raw table, waiting at most this long.
+    pub canary: Option<Duration>,
+    /// How long one check may take (`FLIXOPS_CHECK_TIMEOUT_SECS`).
+    pub limit: Duration,
+}
+
+impl Options {
+    /// The options of a plain `doctor`.
+    pub fn new(artifact: Option<&Path>, skip: Skip) -> Self {
+        Self {
+            artifact: artifact.map(Path::to_path_buf),
+            skip,
+            canary: None,
+            limit: crate::timeouts::Timeouts::default().check,
+        }
+    }
+}
+
+/// Runs the checks of the environment's target, but those the options leave out.
+pub async fn run(config: &Config, env: &EnvConfig, options: &Options) -> Report {
     let mut checks = vec![Check::new("config", Status::Ok, format!("{} is valid", config.path.display()), None)];
+    let mut canary = None;
     match &env.target {
         Target::Local(local) => {
+            if let Some(timeout) = options.canary {
+                canary = Some(crate::local::canary::follow(local, &env.prefix, timeout).await);
+            }
             let sink = crate::extract::sink::Sink::Dir(local.lake_dir.clone());
             let tweets = local.lake_dir.join(&env.prefix).join("tweets");
             let replayed = std::fs::read_dir(&tweets).is_ok_and(|mut days| days.next().is_some());
@@ -110,12 +153,21 @@ pub async fn run(config: &Config, env: &EnvConfig, artifact: Option<&Path>, skip
                 crate::config::SecretRef::Env(_) => config.extract.bearer_token.resolve(None).await.ok(),
                 crate::config::SecretRef::SecretsManager(_) => None,
             };
-            let extraction = extraction::checks(&config.extract, &sink, &env.prefix, &hints, token).await;
-            checks.extend(crate::local::doctor::checks(config, env, local, extraction));
+            let extraction = extraction::checks(&config.extract, &sink, &env.prefix, &hints, token, options.limit);
+            let (extraction, last_run) =
+                tokio::join!(extraction, extraction::last_run(sink.clone(), env.prefix.clone()));
+            checks.extend(crate::local::doctor::checks(config, env, local, extraction, last_run.as_ref()));
+            if let Some(outcome) = &canary {
+                checks.push(outcome.check(Some(crate::local::canary::FIX)));
+            }
         }
-        Target::AwsSnowflake(cloud) => checks.extend(cloud::checks(config, env, cloud, artifact, skip).await),
+        Target::AwsSnowflake(cloud) => {
+            let (found, outcome) = cloud::checks(config, env, cloud, options).await;
+            checks.extend(found);
+            canary = outcome;
+        }
     }
-    Report { env: env.name.clone(), totals: Totals::of(&checks), checks }
+    Report { env: env.name.clone(), totals: Totals::of(&checks), checks, canary }
 }
 
 /// Data `minutes` old against the environment's thresholds (`[env.NAME.freshness]`).

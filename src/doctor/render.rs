@@ -34,7 +34,7 @@ mod tests {
             Check::new("pipe", Status::Fail, "pipe is gone; run flixops deploy", Some("flixops deploy")),
             Check::new("load", Status::Warn, "2 files pending", Some("flixops transform")),
         ];
-        let report = Report { env: "dev".into(), totals: Totals::of(&checks), checks };
+        let report = Report { env: "dev".into(), totals: Totals::of(&checks), checks, canary: None };
         let mut text = Vec::new();
         report.write_human(&mut text).unwrap();
         let text = String::from_utf8(text).unwrap();

@@ -147,7 +147,6 @@ impl Report {
         tracing::warn!("{note}");
         self.warnings.push(note);
     }
-
 }
 
 /// Why a run stopped before the newest tweets; each leaves an open window, never a gap.

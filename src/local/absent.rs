@@ -66,13 +66,36 @@ pub mod report {
     }
 }
 
+/// `doctor --canary` on a local environment.
+pub mod canary {
+    use std::time::Duration;
+
+    use crate::config::LocalTarget;
+    use crate::doctor::canary::Outcome;
+
+    /// What to do about it: the full build.
+    pub const FIX: &str = super::WHY;
+
+    /// Writes nothing: this build could not load the file.
+    pub async fn follow(_: &LocalTarget, _: &str, timeout: Duration) -> Outcome {
+        Outcome::new("", None, timeout, Some("this build has no DuckDB to load it".into()))
+    }
+}
+
 /// `doctor` on a local environment.
 pub mod doctor {
     use crate::config::{Config, EnvConfig, LocalTarget};
     use crate::doctor::{Check, Status};
+    use crate::extract::checkpoint::LastRun;
 
     /// The extraction checks (they need no DuckDB), then the warehouse check that cannot run here.
-    pub fn checks(_: &Config, _: &EnvConfig, _: &LocalTarget, extraction: Vec<Check>) -> Vec<Check> {
+    pub fn checks(
+        _: &Config,
+        _: &EnvConfig,
+        _: &LocalTarget,
+        extraction: Vec<Check>,
+        _: Option<&LastRun>,
+    ) -> Vec<Check> {
         let mut checks = extraction;
         checks.push(Check::new("warehouse", Status::Fail, "not checked: this build has no DuckDB", Some(super::WHY)));
         checks

@@ -4,11 +4,20 @@
 use std::path::Path;
 
 use crate::config::{Config, EnvConfig, LocalTarget};
-use crate::doctor::{Check, Status, age_status};
+use crate::doctor::freshness::{self, Hints};
+use crate::doctor::{Check, Status};
+use crate::extract::checkpoint::LastRun;
 use crate::models::ledger;
 
-/// The local checks, with the extraction checks (shared with the cloud target) after the lake's.
-pub fn checks(config: &Config, env: &EnvConfig, local: &LocalTarget, extraction: Vec<Check>) -> Vec<Check> {
+/// The local checks, with the extraction checks (shared with the cloud target) after the lake's;
+/// `last_run` is the checkpoint's, which tells raw freshness "ran, nothing new" from "did not run".
+pub fn checks(
+    config: &Config,
+    env: &EnvConfig,
+    local: &LocalTarget,
+    extraction: Vec<Check>,
+    last_run: Option<&LastRun>,
+) -> Vec<Check> {
     let run = Some("flixops run");
     let mut checks = Vec::new();
     let tweets = local.lake_dir.join(&env.prefix).join("tweets");
@@ -37,7 +46,7 @@ pub fn checks(config: &Config, env: &EnvConfig, local: &LocalTarget, extraction:
         }
     };
     checks.push(Check::new("warehouse", Status::Ok, local.warehouse.display().to_string(), None));
-    checks.push(freshness_check(&conn, &env.freshness));
+    checks.push(freshness_check(&conn, &env.freshness, last_run));
     checks.push(pending_check(&conn, files.unwrap_or(0)));
     checks.push(ledger_check(config, &conn));
     checks
@@ -74,19 +83,17 @@ fn count_parquet(dir: &Path) -> std::io::Result<usize> {
     Ok(count)
 }
 
-
-fn freshness_check(conn: &duckdb::Connection, freshness: &crate::config::Freshness) -> Check {
+fn freshness_check(conn: &duckdb::Connection, limits: &crate::config::Freshness, last_run: Option<&LastRun>) -> Check {
     // TIMESTAMPTZ → TIMESTAMP is UTC without ICU (not bundled), then epoch seconds.
     let sql = "SELECT CAST(epoch(CAST(max(loaded_at) AS TIMESTAMP)) AS BIGINT) FROM raw.tweets_raw";
     let newest = match conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0)) {
-        Ok(Some(newest)) => newest,
-        Ok(None) => return Check::new("raw freshness", Status::Warn, "raw.tweets_raw is empty", Some("flixops run")),
+        Ok(newest) => newest,
         Err(e) => return Check::new("raw freshness", Status::Fail, e.to_string(), None),
     };
-    let minutes = (chrono::Utc::now().timestamp() - newest) / 60;
-    let (hours, status) = (minutes / 60, age_status(freshness, minutes));
-    let fix = (status != Status::Ok).then_some("flixops run (or schedule it)");
-    Check::new("raw freshness", status, format!("newest load {hours} h ago"), fix)
+    let now = chrono::Utc::now();
+    let age = newest.map(|at| (now.timestamp() - at) / 60);
+    let hints = Hints { run: "flixops run (or schedule it)", loading: "flixops transform" };
+    freshness::verdict(age, last_run, now, limits, &hints)
 }
 
 fn pending_check(conn: &duckdb::Connection, files: usize) -> Check {

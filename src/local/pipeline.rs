@@ -10,6 +10,7 @@ use super::{LoadReport, Warehouse};
 use crate::Error;
 use crate::config::{Config, EnvConfig};
 use crate::extract;
+use crate::logs::history::remember;
 use crate::models::{self, Dialect};
 use crate::output::Render;
 use crate::pipeline::{self, Input};
@@ -23,8 +24,14 @@ pub struct TransformReport {
     pub models: Vec<ModelOutcome>,
 }
 
-/// Loads pending lake files, then rebuilds every model (local target).
+/// Loads pending lake files, then rebuilds every model (local target); it goes into the run history.
 pub fn transform(config: &Config, env: &EnvConfig) -> Result<TransformReport, Error> {
+    let result = transform_unrecorded(config, env);
+    remember(env, "transform", &result, |t| ("ok", t.summary(), None));
+    result
+}
+
+fn transform_unrecorded(config: &Config, env: &EnvConfig) -> Result<TransformReport, Error> {
     let local = pipeline::local_target(env)?;
     let mut warehouse = Warehouse::open(local)?;
     let load = warehouse.load_new_files(&env.prefix)?;
@@ -52,12 +59,27 @@ pub struct RunReport {
 /// extract → load → transform, once (local target). The models are read and checked first, so a
 /// model that cannot run stops the run before anything is fetched; a load or transform that fails
 /// after the extraction says what was stored and that `flixops transform` carries on from it.
+/// The run goes into the run history (`flixops logs`) as one line.
 pub async fn run(config: &Config, env: &EnvConfig, input: &Input) -> Result<RunReport, Error> {
     let warehouse = pipeline::local_target(env)?.warehouse.clone();
+    let result = run_unrecorded(config, env, input, warehouse).await;
+    remember(env, "run", &result, |r| {
+        let summary = format!("{}; {}", pipeline::summary_of(&r.extract), r.transform.summary());
+        (pipeline::status_of(&r.extract), summary, Some(r.extract.run_id.clone()))
+    });
+    result
+}
+
+async fn run_unrecorded(
+    config: &Config,
+    env: &EnvConfig,
+    input: &Input,
+    warehouse: std::path::PathBuf,
+) -> Result<RunReport, Error> {
     models::render_all(&models::discover(&config.root.join("models"))?, &Dialect::DuckDb)?;
-    let extract = pipeline::extract(config, env, input, None).await?;
-    let transform =
-        transform(config, env).map_err(|cause| Error::Kept { kept: kept(&extract), cause: Box::new(cause) })?;
+    let extract = pipeline::extract_unrecorded(config, env, input, None).await?;
+    let transform = transform_unrecorded(config, env)
+        .map_err(|cause| Error::Kept { kept: kept(&extract), cause: Box::new(cause) })?;
     let report = match input {
         Input::Demo => demo_report(env).await,
         _ => None,
@@ -79,6 +101,14 @@ async fn demo_report(env: &EnvConfig) -> Option<std::path::PathBuf> {
             tracing::warn!("the run is complete, but its report was not written: {e}");
             None
         }
+    }
+}
+
+impl TransformReport {
+    /// The load and the models in one line of the run history.
+    fn summary(&self) -> String {
+        let load = &self.load;
+        format!("loaded {} file(s), {} rows; built {} model(s)", load.files_loaded, load.rows_loaded, self.models.len())
     }
 }
 

@@ -128,6 +128,20 @@ impl Warehouse {
         Ok(report)
     }
 
+    /// Loads the file at `key` (relative to the lake) unless the load history has it; the rows
+    /// loaded (0 when already loaded).
+    pub fn load_key(&mut self, key: &str) -> Result<u64, LocalError> {
+        let seen: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM ops.load_history WHERE file_name = ?", [key], |r| r.get(0))
+            .map_err(sql("reading the load history"))?;
+        if seen > 0 {
+            return Ok(0);
+        }
+        let path = self.lake.join(key);
+        self.load_file(key, &path)
+    }
+
     /// Loads one file and records it, atomically: a crash leaves either both or neither.
     fn load_file(&mut self, key: &str, path: &Path) -> Result<u64, LocalError> {
         let meta = std::fs::metadata(path).map_err(|source| LocalError::Lake { path: path.to_path_buf(), source })?;

@@ -10,9 +10,9 @@ use sha2::{Digest, Sha256};
 use super::Rendered;
 use crate::plan::{Address, Change, ErrorKind, Fields, Inputs, Observed, Outputs, Resource, ResourceError, field_map};
 use crate::snowflake::ident::{BadIdent, Ident, Qualified, like, literal};
-use crate::snowflake::objects::{RAW_COLUMNS, Schema, Table};
 use crate::snowflake::names::SnowNames;
-use crate::snowflake::{Client, res_err, run, show_one, text};
+use crate::snowflake::objects::{RAW_COLUMNS, Schema, Table};
+use crate::snowflake::{Client, SnowflakeError, res_err, run, show_one, text};
 
 /// One model as a dynamic table.
 pub struct DynamicTable {
@@ -93,6 +93,52 @@ fn compile_sql(model: &Rendered, models: &[Rendered], names: &SnowNames) -> Resu
         RAW_COLUMNS.iter().map(|(name, declared, _)| format!("CAST(NULL AS {declared}) AS \"{name}\"")).collect();
     let raw = format!("(SELECT {} WHERE FALSE)", columns.join(", "));
     Ok(sql.replace(&names.table.to_string(), &raw))
+}
+
+/// DYNAMIC_TABLES()'s largest RESULT_LIMIT.
+const DYNAMIC_TABLES_LIMIT: u32 = 10_000;
+
+/// A model's last refresh, as Snowflake reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshState {
+    /// `SCHEMA.NAME`.
+    pub model: String,
+    /// LAST_COMPLETED_REFRESH_STATE: `SUCCEEDED`, `FAILED`, `UPSTREAM_FAILED`, …
+    pub state: String,
+    /// Snowflake's message for a failed refresh.
+    pub message: String,
+    /// Minutes since the data's timestamp (None before the first refresh).
+    pub age_minutes: Option<i64>,
+}
+
+impl RefreshState {
+    /// A refresh that failed (its own, or one upstream).
+    pub fn failed(&self) -> bool {
+        self.state.ends_with("FAILED")
+    }
+}
+
+/// The last refresh of every dynamic table of `database`. Without arguments DYNAMIC_TABLES()
+/// answers 100 rows from the whole account, failed ones first: the limit covers every table so the
+/// filter sees this database's (<https://docs.snowflake.com/en/sql-reference/functions/dynamic_tables>).
+pub async fn refresh_states(client: &Client, database: &Ident) -> Result<Vec<RefreshState>, SnowflakeError> {
+    let sql = format!(
+        "SELECT SCHEMA_NAME, NAME, LAST_COMPLETED_REFRESH_STATE AS STATE, LAST_COMPLETED_REFRESH_STATE_MESSAGE AS \
+         MESSAGE, DATEDIFF(MINUTE, LATEST_DATA_TIMESTAMP, CURRENT_TIMESTAMP()) AS AGE_MINUTES \
+         FROM TABLE({database}.INFORMATION_SCHEMA.DYNAMIC_TABLES(RESULT_LIMIT => {DYNAMIC_TABLES_LIMIT})) \
+         WHERE DATABASE_NAME = {}",
+        literal(database.name())
+    );
+    let rows = client.query(&sql).await?;
+    Ok(rows
+        .iter()
+        .map(|r| RefreshState {
+            model: format!("{}.{}", text(r, "SCHEMA_NAME"), text(r, "NAME")),
+            state: text(r, "STATE"),
+            message: text(r, "MESSAGE"),
+            age_minutes: text(r, "AGE_MINUTES").parse::<f64>().ok().map(|m| m as i64),
+        })
+        .collect())
 }
 
 impl DynamicTable {

@@ -213,6 +213,14 @@ pub struct Stage {
     pub format: Qualified,
 }
 
+/// The files of one path of a stage, listed through its integration (LIST reads the bucket with the
+/// integration's role, <https://docs.snowflake.com/en/sql-reference/sql/list>): a partition of a
+/// day, so it never lists every file ever loaded.
+pub async fn list(client: &Client, stage: &Qualified, path: &str) -> Result<usize, super::SnowflakeError> {
+    let sql = format!("LIST '@{stage}/{}'", path.replace('\'', "''"));
+    Ok(client.query(&sql).await?.len())
+}
+
 impl Stage {
     /// The graph address.
     pub fn address() -> Address {

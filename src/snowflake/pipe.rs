@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
-use super::client::SnowflakeError;
+use super::client::{Row, SnowflakeError};
 use super::ident::{Qualified, like, literal};
 use super::integration::Stage;
 use super::objects::{FileFormat, Table};
@@ -113,6 +113,165 @@ pub async fn status(client: &Client, pipe: &Qualified) -> Result<PipeStatus, Sno
     let rows = client.query(&sql).await?;
     let text = rows.first().and_then(|r| r.values().next()).and_then(|v| v.as_str()).unwrap_or("{}");
     Ok(PipeStatus::parse(&serde_json::from_str(text).unwrap_or_default()))
+}
+
+/// COPY_HISTORY's statuses of a file that did not load (completely); `Load in progress` and the
+/// loaded ones are not failures (<https://docs.snowflake.com/en/sql-reference/functions/copy_history>).
+const FAILED_LOADS: &str = "('LOAD FAILED', 'PARTIALLY LOADED')";
+
+/// `START_TIME => …` of a table function: `hours` back from now.
+fn hours_back(hours: i64) -> String {
+    format!("DATEADD(HOURS, -{hours}, CURRENT_TIMESTAMP())")
+}
+
+/// A file the pipe could not load (completely), with where in it the first error was.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LoadFailure {
+    /// The file, as COPY_HISTORY names it (its path in the bucket).
+    pub file: String,
+    /// `Load failed` or `Partially loaded`.
+    pub status: String,
+    /// The first error.
+    pub error: String,
+    /// The line (a parquet file: the row) of the first error, when Snowflake knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<i64>,
+    /// The character position of the first error in that line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub character: Option<i64>,
+    /// The column of the first error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+}
+
+impl LoadFailure {
+    /// `file (Load failed at line 3, character 7, column X): error`.
+    pub fn describe(&self) -> String {
+        let mut place = Vec::new();
+        if let Some(line) = self.line {
+            place.push(format!("line {line}"));
+        }
+        if let Some(character) = self.character {
+            place.push(format!("character {character}"));
+        }
+        if let Some(column) = &self.column {
+            place.push(format!("column {column}"));
+        }
+        let place = if place.is_empty() { String::new() } else { format!(" at {}", place.join(", ")) };
+        format!("{} ({}{place}): {}", self.file, self.status, self.error)
+    }
+}
+
+fn number(row: &Row, column: &str) -> Option<i64> {
+    text(row, column).parse::<f64>().ok().map(|n| n as i64)
+}
+
+fn some_text(row: &Row, column: &str) -> Option<String> {
+    Some(text(row, column)).filter(|t| !t.is_empty())
+}
+
+/// The files the raw table failed to load in the last `hours`, newest first, from COPY_HISTORY
+/// (<https://docs.snowflake.com/en/sql-reference/functions/copy_history>), each with the first
+/// error's line, character and column. VALIDATE_PIPE_LOAD adds its detail where it has some; it
+/// answers a user error for a pipe whose COPY transforms the data, as flixops's does
+/// (<https://docs.snowflake.com/en/sql-reference/functions/validate_pipe_load>), and then the
+/// COPY_HISTORY columns are the detail.
+pub async fn failed_loads(
+    client: &Client,
+    table: &Qualified,
+    pipe: &Qualified,
+    hours: i64,
+) -> Result<Vec<LoadFailure>, SnowflakeError> {
+    let sql = format!(
+        "SELECT FILE_NAME, STATUS, FIRST_ERROR_MESSAGE, FIRST_ERROR_LINE_NUMBER, FIRST_ERROR_CHARACTER_POS, \
+         FIRST_ERROR_COLUMN_NAME FROM TABLE({}.INFORMATION_SCHEMA.COPY_HISTORY(TABLE_NAME => {}, START_TIME => {})) \
+         WHERE UPPER(STATUS) IN {FAILED_LOADS} ORDER BY LAST_LOAD_TIME DESC",
+        table.database,
+        literal(&table.plain()),
+        hours_back(hours)
+    );
+    let mut failures: Vec<LoadFailure> = client
+        .query(&sql)
+        .await?
+        .iter()
+        .map(|row| LoadFailure {
+            file: text(row, "FILE_NAME"),
+            status: text(row, "STATUS"),
+            error: text(row, "FIRST_ERROR_MESSAGE"),
+            line: number(row, "FIRST_ERROR_LINE_NUMBER"),
+            character: number(row, "FIRST_ERROR_CHARACTER_POS"),
+            column: some_text(row, "FIRST_ERROR_COLUMN_NAME"),
+        })
+        .collect();
+    if failures.is_empty() {
+        return Ok(failures);
+    }
+    for detail in validated(client, pipe, hours).await {
+        let same = |f: &&mut LoadFailure| f.file.ends_with(&detail.file) || detail.file.ends_with(&f.file);
+        if let Some(failure) = failures.iter_mut().find(same) {
+            failure.error = detail.error;
+            failure.line = detail.line.or(failure.line);
+            failure.character = detail.character.or(failure.character);
+            failure.column = detail.column.or(failure.column.take());
+        }
+    }
+    Ok(failures)
+}
+
+/// VALIDATE_PIPE_LOAD's errors of the last `hours`; none when it refuses (a transforming COPY).
+async fn validated(client: &Client, pipe: &Qualified, hours: i64) -> Vec<LoadFailure> {
+    let sql = format!(
+        "SELECT ERROR, FILE, LINE, CHARACTER, COLUMN_NAME FROM TABLE({}.INFORMATION_SCHEMA.VALIDATE_PIPE_LOAD(\
+         PIPE_NAME => {}, START_TIME => {}))",
+        pipe.database,
+        literal(&pipe.plain()),
+        hours_back(hours)
+    );
+    let Ok(rows) = client.query(&sql).await else { return Vec::new() };
+    rows.iter()
+        .map(|row| LoadFailure {
+            file: text(row, "FILE"),
+            status: String::new(),
+            error: text(row, "ERROR"),
+            line: number(row, "LINE"),
+            character: number(row, "CHARACTER"),
+            column: some_text(row, "COLUMN_NAME"),
+        })
+        .collect()
+}
+
+/// When the raw table last loaded a file, per COPY_HISTORY over the last `days`.
+pub async fn last_load(client: &Client, table: &Qualified, days: i64) -> Result<Option<DateTime<Utc>>, SnowflakeError> {
+    let sql = format!(
+        "SELECT DATE_PART(EPOCH_SECOND, MAX(LAST_LOAD_TIME)) AS LAST_LOAD FROM TABLE({}.INFORMATION_SCHEMA.\
+         COPY_HISTORY(TABLE_NAME => {}, START_TIME => DATEADD(DAYS, -{days}, CURRENT_TIMESTAMP()))) \
+         WHERE STATUS = 'Loaded'",
+        table.database,
+        literal(&table.plain())
+    );
+    let rows = client.query(&sql).await?;
+    let seconds = rows.first().map(|r| text(r, "LAST_LOAD")).and_then(|t| t.parse::<f64>().ok());
+    Ok(seconds.and_then(|s| DateTime::from_timestamp(s as i64, 0)))
+}
+
+/// Minutes since the raw table's newest row loaded (`LOADED_AT`, the load's start-scan time); None
+/// when it is empty.
+pub async fn newest_load_age(client: &Client, table: &Qualified) -> Result<Option<i64>, SnowflakeError> {
+    let sql = format!("SELECT DATEDIFF(MINUTE, MAX(LOADED_AT), CURRENT_TIMESTAMP()) AS AGE FROM {table}");
+    let rows = client.query(&sql).await?;
+    Ok(rows.first().and_then(|r| number(r, "AGE")))
+}
+
+/// Rows the raw table holds from `file` (its path in the bucket, as METADATA$FILENAME gives it),
+/// loaded in the last `minutes`: the load time lets Snowflake prune all but the newest
+/// micro-partitions, so following a file does not scan the table.
+pub async fn rows_from(client: &Client, table: &Qualified, file: &str, minutes: i64) -> Result<u64, SnowflakeError> {
+    let sql = format!(
+        "SELECT COUNT(*) AS N FROM {table} WHERE LOADED_AT >= DATEADD(MINUTE, -{minutes}, CURRENT_TIMESTAMP()) \
+         AND FILE_NAME = ?"
+    );
+    let rows = client.query_with(&sql, &[file]).await?;
+    Ok(rows.first().and_then(|r| number(r, "N")).unwrap_or(0) as u64)
 }
 
 /// What `deploy` does about a pipe's execution state, after Snowflake's table of pipe execution
@@ -347,16 +506,8 @@ impl Pipe {
     /// When the raw table last loaded a file, per COPY_HISTORY over the 7 days a refresh reaches
     /// (https://docs.snowflake.com/en/sql-reference/functions/copy_history).
     async fn last_load(&self) -> Result<Option<DateTime<Utc>>, ResourceError> {
-        let sql = format!(
-            "SELECT DATE_PART(EPOCH_SECOND, MAX(LAST_LOAD_TIME)) AS LAST_LOAD FROM TABLE({}.INFORMATION_SCHEMA.\
-             COPY_HISTORY(TABLE_NAME => {}, START_TIME => DATEADD(DAYS, -{REFRESH_MAX_DAYS}, CURRENT_TIMESTAMP()))) \
-             WHERE STATUS = 'Loaded'",
-            self.table.database,
-            literal(&self.table.plain())
-        );
-        let rows = self.client.query(&sql).await.map_err(res_err(Self::address(), "read copy history"))?;
-        let seconds = rows.first().map(|r| text(r, "LAST_LOAD")).and_then(|t| t.parse::<f64>().ok());
-        Ok(seconds.and_then(|s| DateTime::from_timestamp(s as i64, 0)))
+        let read = last_load(&self.client, &self.table, REFRESH_MAX_DAYS).await;
+        read.map_err(res_err(Self::address(), "read copy history"))
     }
 
     /// The refresh an unfinished replace left pending, as read.
@@ -535,6 +686,28 @@ impl Resource for Pipe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_load_names_its_file_status_place_and_error() {
+        let failure = LoadFailure {
+            file: "flixops/tweets/dt=2026-11-29/r-0001.parquet".into(),
+            status: "Load failed".into(),
+            error: "Numeric value 'abc' is not recognized".into(),
+            line: Some(3),
+            character: Some(7),
+            column: Some("\"TWEETS_RAW\"[\"RECORD\":1]".into()),
+        };
+        assert_eq!(
+            failure.describe(),
+            "flixops/tweets/dt=2026-11-29/r-0001.parquet (Load failed at line 3, character 7, column \
+             \"TWEETS_RAW\"[\"RECORD\":1]): Numeric value 'abc' is not recognized"
+        );
+        let whole_file = LoadFailure { line: None, character: None, column: None, ..failure };
+        assert_eq!(
+            whole_file.describe(),
+            "flixops/tweets/dt=2026-11-29/r-0001.parquet (Load failed): Numeric value 'abc' is not recognized"
+        );
+    }
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)

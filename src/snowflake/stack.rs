@@ -4,8 +4,8 @@
 
 use super::Client;
 use super::ident::{BadIdent, Ident};
-use super::names::SnowNames;
 use super::integration::{Stage, StorageIntegration};
+use super::names::SnowNames;
 use super::objects::{Database, FileFormat, LEDGER_COLUMNS, RAW_COLUMNS, Schema, Table};
 use super::pipe::{Drain, Pipe};
 use crate::aws::stack::{Names, Upstream};

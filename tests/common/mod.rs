@@ -267,7 +267,7 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for OverTls {
 }
 
 /// fakesnow behind tests/peers/fakesnow_server.py (JSON rowsets, the account objects fakesnow
-/// lacks), started once per test binary on 127.0.0.1.
+/// lacks, Snowpipe auto-ingest from moto's S3 and SQS), started once per test binary on 127.0.0.1.
 pub struct FakeSnow {
     /// Its port.
     pub port: u16,
@@ -285,9 +285,14 @@ pub fn fakesnow() -> &'static FakeSnow {
         let exe = std::env::current_exe().unwrap();
         let binary = exe.file_stem().and_then(|s| s.to_str()).unwrap_or("tests");
         let log = std::fs::File::create(std::env::temp_dir().join(format!("flixops-fakesnow-{binary}.log"))).unwrap();
+        // Snowflake's side in AWS (its queue, reading the bucket through the role) is on moto,
+        // over HTTPS as Snowflake reaches S3.
+        let aws = moto();
         let child = Command::new(test_python())
             .arg(launcher)
             .arg(port.to_string())
+            .arg(&aws.tls_endpoint)
+            .arg(&aws.ca_file)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

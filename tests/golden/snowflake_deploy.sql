@@ -35,6 +35,7 @@ SELECT
     file_name,
     loaded_at
 FROM "PROJECT"."RAW"."TWEETS_RAW"
+WHERE record:"query"::STRING IS DISTINCT FROM 'flixops:canary'
 QUALIFY ROW_NUMBER() OVER (
     PARTITION BY record:"tweet_id"::STRING
     ORDER BY CONVERT_TIMEZONE('UTC', record:"extracted_at"::TIMESTAMP_LTZ)::TIMESTAMP_NTZ DESC, loaded_at DESC, file_name DESC

@@ -9,12 +9,20 @@ fakesnow 0.12.1 runs Snowflake SQL on DuckDB. Between it and our client this lau
    in-memory catalog that behaves as Snowflake's documentation says (IF NOT EXISTS, ALTER … SET,
    SHOW/DESC columns, "does not exist" error 002003): storage integrations, external stages,
    pipes with their execution states, `SYSTEM$PIPE_STATUS`, `SYSTEM$PIPE_FORCE_RESUME`,
-   `SYSTEM$VALIDATE_STORAGE_INTEGRATION`, `LIST @stage`, `COPY_HISTORY`, `DYNAMIC_TABLES()`,
-   `ALTER FILE FORMAT`, `EXPLAIN`, roles and grants (`GRANT`, `REVOKE`, `SHOW GRANTS TO ROLE`,
-   `CURRENT_ROLE()`; a role owns what it creates), and the session's warehouse and parameters.
-   The exact SQL text of these statements is checked separately by golden files parsed with
-   sqlglot. What only a running Snowflake produces (loads, refreshes, a pipe's queue) a test
-   records with emulator-only `CALL FAKESNOW_…` statements, documented where they are answered.
+   `SYSTEM$VALIDATE_STORAGE_INTEGRATION`, `LIST @stage`, `ALTER FILE FORMAT`, `EXPLAIN`, roles
+   and grants (`GRANT`, `REVOKE`, `SHOW GRANTS TO ROLE`, `CURRENT_ROLE()`; a role owns what it
+   creates), and the session's warehouse and parameters. The exact SQL text of these statements is
+   checked separately by golden files parsed with sqlglot.
+   Auto-ingest runs for real, with Snowflake's side in AWS on moto (tests/peers/snowflake_aws.py):
+   an auto-ingest pipe's notification channel is a real SQS queue; a background task consumes
+   it, routes each S3 event to the pipes whose stage covers the object, reads the object through
+   the storage integration (the role's trust decides) and runs the pipe's COPY on it into the
+   table. SYSTEM$PIPE_STATUS, COPY_HISTORY, VALIDATE_PIPE_LOAD, LIST and ALTER PIPE … REFRESH
+   come from what happened. COPY_HISTORY and DYNAMIC_TABLES() are tables the peer keeps in
+   DuckDB, and a query over the table function runs in fakesnow over them. Dynamic tables refresh
+   from their SELECT on ALTER DYNAMIC TABLE … REFRESH or their target lag. What only time or
+   Snowflake itself produces a test asks for with emulator-only `CALL FAKESNOW_…` statements,
+   documented where they are answered (FAKESNOW_PASS_TIME, FAKESNOW_SET_PIPE_STATUS, …).
 3. Serves one request at a time: fakesnow's one DuckDB connection per session is not safe for
    concurrent statements.
 4. Applies what fakesnow cannot parse: DROP FILE FORMAT (to fakesnow's own file-format catalog),
@@ -33,20 +41,25 @@ https://docs.snowflake.com/en/sql-reference/sql/use-warehouse).
 
 Every statement received is appended to the file named by FAKESNOW_STATEMENT_LOG, if set.
 
-Usage: python fakesnow_server.py PORT   (binds 127.0.0.1 only)
+Usage: python fakesnow_server.py PORT [AWS_ENDPOINT CA_FILE]   (binds 127.0.0.1 only; AWS_ENDPOINT is
+moto over HTTPS and CA_FILE the CA it is signed with; without them no file is ever loaded)
 """
 
 import asyncio
 import calendar
+import contextlib
 import datetime as dt
 import gzip
 import json
 import os
 import re
 import sys
+import tempfile
+import traceback
 from base64 import b64decode
 from decimal import Decimal
 
+import duckdb
 import fakesnow.server as fs
 from fakesnow import macros
 import uvicorn
@@ -56,10 +69,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 import lifeline
+import snowflake_aws
+from snowflake_aws import IAM_USER_ARN, QUEUE_ARN
 
 LOCK = asyncio.Lock()
-IAM_USER_ARN = "arn:aws:iam::999999999999:user/fake-sf-user"
-QUEUE_ARN = "arn:aws:sqs:us-east-1:999999999999:sf-snowpipe-FAKE-queue"
+# Snowflake's side in AWS (tests/peers/snowflake_aws.py), on the moto given on the command line.
+AWS = None
 
 
 # ---- 1. results as Snowflake's JSON rowset -------------------------------------------------------
@@ -133,7 +148,7 @@ def as_json_rowset(response):
 # ---- 2. the account objects fakesnow does not have -----------------------------------------------
 
 # The emulated user's role holds CREATE INTEGRATION, as README's setup has ACCOUNTADMIN grant it.
-CATALOG = {"integration": {}, "stage": {}, "pipe": {}, "loads": [], "dynamic": {}, "lost": {},
+CATALOG = {"integration": {}, "stage": {}, "pipe": {}, "dynamic": {}, "lost": {},
            "grants": [{"privilege": "CREATE INTEGRATION", "on": "ACCOUNT", "name": "FAKE", "role": "FLIXOPS"}],
            "refresh_error": None}
 SESSIONS = {}
@@ -339,10 +354,19 @@ def stage_statement(sql, session):
             out.append(["0", short, db, schema, s.get("URL", ""), "N", "N", "SYSADMIN", "", "us-east-1",
                         "EXTERNAL", "AWS", None, s.get("STORAGE_INTEGRATION"), None, "ROLE", "N"])
         return rows(columns, out)
-    if m := re.match(r"(?:LIST|LS)\s+'?@" + NAME, sql, re.I):
+    if m := re.match(r"(?:LIST|LS)\s+'?@" + NAME + r"(/[^'\s]*)?", sql, re.I):
+        # The stage's files under the path, read through the integration's role (LIST,
+        # https://docs.snowflake.com/en/sql-reference/sql/list).
         if unquote(m[1]) not in CATALOG["stage"]:
             return error(f"SQL compilation error:\nStage '{unquote(m[1])}' does not exist or not authorized.")
-        return rows(["name", "size", "md5", "last_modified"], [])
+        try:
+            account, bucket, prefix, _ = stage_read(unquote(m[1]))
+            found = AWS.list(account, bucket, prefix + (m[2] or "/")[1:])
+        except snowflake_aws.Refused as e:
+            return error(str(e), "091003")
+        listed = [[f"s3://{bucket}/{key}", str(size), etag, modified.strftime("%a, %d %b %Y %H:%M:%S GMT")]
+                  for key, size, etag, modified in found]
+        return rows(["name", "size", "md5", "last_modified"], listed)
     if m := re.match(r"DROP\s+STAGE\s+(IF\s+EXISTS\s+)?" + NAME + r"\s*$", sql, re.I):
         stop_pipes(stage_of, unquote(m[2]), "STOPPED_STAGE_DROPPED")
         return drop("stage", unquote(m[2]), m[1])
@@ -350,26 +374,32 @@ def stage_statement(sql, session):
 
 
 def new_pipe(definition, props):
-    return {"definition": definition, "paused": False, "paused_at": None, "state": None, "queue": [], "drain": 1,
-            "refreshed": [], "times": {}, "error": None, **props}
+    return {"definition": definition, "paused": False, "paused_at": None, "state": None, "queue": [], "drain": None,
+            "refreshed": [], "times": {}, "error": None, "stalled_here": False, "loaded": {}, **props}
 
 
 def pipe_state(pipe):
     return pipe["state"] or ("PAUSED" if pipe["paused"] else "RUNNING")
 
 
-def pipe_status(pipe):
-    """SYSTEM$PIPE_STATUS (https://docs.snowflake.com/en/sql-reference/functions/system_pipe_status).
-    A running pipe loads its queue, `drain` files per status read here; a paused one loads nothing
-    more (https://docs.snowflake.com/en/user-guide/data-load-snowpipe-manage#label-snowpipe-manage-pause-resume)."""
-    if pipe_state(pipe) == "RUNNING":
+def auto_ingest(pipe):
+    return pipe.get("AUTO_INGEST", "").upper() == "TRUE"
+
+
+def pipe_status(name, pipe):
+    """SYSTEM$PIPE_STATUS (https://docs.snowflake.com/en/sql-reference/functions/system_pipe_status),
+    from what the pipe really did: its queue of notified files, its loads, the notifications it got.
+    A pipe throttled to `drainPerRead` loads that many queued files per status read instead of as
+    they arrive; a paused one loads nothing more
+    (https://docs.snowflake.com/en/user-guide/data-load-snowpipe-manage#label-snowpipe-manage-pause-resume)."""
+    if pipe_state(pipe) == "RUNNING" and pipe["drain"] is not None:
         for _ in range(min(pipe["drain"], len(pipe["queue"]))):
-            pipe["queue"].pop(0)
-            pipe["times"]["lastIngestedTimestamp"] = iso(now())
+            load_next(name, pipe)
     answer = {"executionState": pipe_state(pipe), "pendingFileCount": len(pipe["queue"]),
-              "notificationChannelName": QUEUE_ARN, "numOutstandingMessagesOnChannel": 0, **pipe["times"]}
+              "notificationChannelName": QUEUE_ARN, "numOutstandingMessagesOnChannel": 0,
+              **{key: iso(at) for key, at in pipe["times"].items()}}
     if pipe["queue"]:
-        answer["oldestFileTimestamp"] = iso(pipe["queue"][0])
+        answer["oldestFileTimestamp"] = iso(pipe["queue"][0]["queued_at"])
     if pipe["error"]:
         answer["error"] = pipe["error"]
     return answer
@@ -380,21 +410,18 @@ def stale(pipe):
 
 
 def set_pipe_status(pipe, wanted):
-    """`CALL FAKESNOW_SET_PIPE_STATUS('<pipe>', '<json>')`: what a running Snowflake would have done
-    to the pipe. Keys: executionState (PAUSED/RUNNING pause or resume it; any other is the state
-    Snowflake put it in), pausedDaysAgo, pendingFileCount (files queued a minute ago), drainPerRead,
-    error, and the SYSTEM$PIPE_STATUS timestamps (lastIngestedTimestamp, …) as they should read."""
+    """`CALL FAKESNOW_SET_PIPE_STATUS('<pipe>', '<json>')`: what only Snowflake itself does to a pipe.
+    Keys: executionState (a state Snowflake puts a pipe in: STOPPED_…, STALLED_…; PAUSED and RUNNING
+    are ALTER PIPE's), error, and drainPerRead (load that many queued files per SYSTEM$PIPE_STATUS
+    read instead of as they arrive; null: as they arrive), for a test that needs files to wait."""
     if (state := wanted.get("executionState")) is not None:
         pipe["state"] = None if state in ("PAUSED", "RUNNING") else state
         pipe["paused"] = state == "PAUSED"
         pipe["paused_at"] = now() if state == "PAUSED" else None
-    if (days := wanted.get("pausedDaysAgo")) is not None:
-        pipe["paused"], pipe["paused_at"] = True, now() - dt.timedelta(days=days)
-    if (pending := wanted.get("pendingFileCount")) is not None:
-        pipe["queue"] = [now() - dt.timedelta(minutes=1)] * pending
-    pipe["drain"] = wanted.get("drainPerRead", pipe["drain"])
+        pipe["stalled_here"] = False
+    if "drainPerRead" in wanted:
+        pipe["drain"] = wanted["drainPerRead"]
     pipe["error"] = wanted.get("error", pipe["error"])
-    pipe["times"].update({k: v for k, v in wanted.items() if k.endswith("Timestamp")})
 
 
 def pipe_statement(sql, session):
@@ -409,6 +436,8 @@ def pipe_statement(sql, session):
             CATALOG["lost"][name] = CATALOG["lost"].get(name, 0) + len(old["queue"])
         props = {k: text_of(v) for k, v in properties(m[4]).items()}
         CATALOG["pipe"][name] = new_pipe(m[5].strip(), props)
+        if auto_ingest(CATALOG["pipe"][name]) and AWS is not None:
+            AWS.ensure_queue()
         own("PIPE", name, session)
         return status(f"Pipe {name.split('.')[-1]} successfully created.")
     if m := re.match(r"ALTER\s+PIPE\s+(IF\s+EXISTS\s+)?" + NAME + r"\s+(SET|UNSET|REFRESH)\b(.*)$", sql, re.S | re.I):
@@ -421,7 +450,7 @@ def pipe_statement(sql, session):
                 CATALOG["refresh_error"] = None
                 return error(failure, "000000")
             pipe["refreshed"].append(m[4].strip())
-            return rows(["File", "Status"], [])
+            return refresh_pipe(name, pipe, m[4])
         # https://docs.snowflake.com/en/sql-reference/sql/alter-pipe: SET/UNSET COMMENT.
         if m[3].upper() == "UNSET":
             if re.fullmatch(r"\s*COMMENT\s*", m[4], re.I):
@@ -447,7 +476,7 @@ def pipe_statement(sql, session):
         out = []
         for name, p in show("pipe", m[1], m[2]):
             db, schema, short = name.split(".")
-            channel = QUEUE_ARN if p.get("AUTO_INGEST", "").upper() == "TRUE" else None
+            channel = QUEUE_ARN if auto_ingest(p) else None
             out.append(["0", short, db, schema, p["definition"], "SYSADMIN", channel, p.get("COMMENT", ""), None, None, None,
                         "ROLE", None, "STAGE"])
         return rows(columns, out)
@@ -456,7 +485,7 @@ def pipe_statement(sql, session):
         pipe = CATALOG["pipe"].get(name)
         if pipe is None:
             return error(f"SQL compilation error:\nPipe '{name}' does not exist or not authorized.")
-        return rows([m[2] or "SYSTEM$PIPE_STATUS"], [[json.dumps(pipe_status(pipe))]])
+        return rows([m[2] or "SYSTEM$PIPE_STATUS"], [[json.dumps(pipe_status(name, pipe))]])
     if m := re.match(r"SELECT\s+SYSTEM\$PIPE_FORCE_RESUME\(\s*'([^']+)'\s*(?:,\s*'([^']*)'\s*)?\)", sql, re.I):
         # https://docs.snowflake.com/en/sql-reference/functions/system_pipe_force_resume
         name = unquote_all(m[1])
@@ -481,86 +510,462 @@ def pipe_statement(sql, session):
     if m := re.match(r"CALL\s+FAKESNOW_LOST_FILES\(\s*'([^']+)'\s*\)", sql, re.I):
         # Files a replaced pipe still had queued: a test proves the safe replace lost none.
         return rows(["LOST"], [[str(CATALOG["lost"].get(unquote_all(m[1]), 0))]])
+    if m := re.match(r"CALL\s+FAKESNOW_PASS_TIME\(\s*'([^']+)'\s*,\s*(\d+)\s*\)", sql, re.I):
+        pass_time(resolve(m[1]), dt.timedelta(minutes=int(m[2])))
+        return status("Time passed.")
     if m := re.match(r"DROP\s+PIPE\s+(IF\s+EXISTS\s+)?" + NAME + r"\s*$", sql, re.I):
         return drop("pipe", unquote(m[2]), m[1])
     return None
 
 
-def copy_history_statement(sql, session):
-    """COPY_HISTORY answers the loads recorded for the table. Nothing here is loaded by a pipe, so
-    a test records one with the emulator-only statement
-    `CALL FAKESNOW_RECORD_LOAD('<table>', '<file>', '<status>', '<first error or empty>'[, <minutes ago>])`,
-    the status as Snowflake writes it (`Loaded`, `Load failed`, `Partially loaded`, `Load in progress`).
-    Its LAST_LOAD_TIME is that many minutes ago (default now); START_TIME bounds what is answered,
-    and `DATE_PART(EPOCH_SECOND, MAX(LAST_LOAD_TIME))` the latest load."""
-    if m := re.match(r"CALL\s+FAKESNOW_RECORD_LOAD\(\s*'([^']*)'\s*,\s*'([^']*)'\s*,\s*'([^']*)'\s*,\s*'([^']*)'\s*"
-                     r"(?:,\s*(\d+)\s*)?\)", sql, re.I):
-        at = now() - dt.timedelta(minutes=int(m[5] or 0))
-        CATALOG["loads"].append({"table": unquote_all(m[1]), "file": m[2], "status": m[3], "error": m[4] or None,
-                                 "at": at})
-        return status("Load recorded.")
-    if re.match(r"SELECT\s.*\bFROM\s+TABLE\(.*INFORMATION_SCHEMA\.COPY_HISTORY\(", sql, re.S | re.I):
-        table = re.search(r"TABLE_NAME\s*=>\s*'((?:[^']|'')*)'", sql, re.I)
-        table = unquote_all(table[1].replace("''", "'")) if table else None
-        start = start_time(sql)
-        loads = [load for load in CATALOG["loads"]
-                 if load["table"] == table and status_filter(sql)(load["status"]) and load["at"] >= start]
-        if re.match(r"SELECT\s+DATE_PART\(\s*EPOCH_SECOND\s*,\s*MAX\(\s*LAST_LOAD_TIME\s*\)\s*\)", sql, re.I):
-            latest = max((load["at"] for load in loads), default=None)
-            return rows(["LAST_LOAD"], [[str(int(latest.timestamp())) if latest else None]])
-        return rows(["FILE_NAME", "STATUS", "FIRST_ERROR_MESSAGE"],
-                    [[load["file"], load["status"], load["error"]] for load in loads])
-    return None
+# ---- auto-ingest: notifications → the pipe's queue → its COPY → the table -------------------------
+
+PEER_SCHEMA = "_fs_global.flixops_peer"
+COPY_HISTORY_COLUMNS = [
+    ("FILE_NAME", "VARCHAR"), ("STAGE_LOCATION", "VARCHAR"), ("LAST_LOAD_TIME", "TIMESTAMPTZ"),
+    ("ROW_COUNT", "BIGINT"), ("ROW_PARSED", "BIGINT"), ("FILE_SIZE", "BIGINT"), ("FIRST_ERROR_MESSAGE", "VARCHAR"),
+    ("FIRST_ERROR_LINE_NUMBER", "BIGINT"), ("FIRST_ERROR_CHARACTER_POS", "BIGINT"),
+    ("FIRST_ERROR_COLUMN_NAME", "VARCHAR"), ("ERROR_COUNT", "BIGINT"), ("ERROR_LIMIT", "BIGINT"),
+    ("STATUS", "VARCHAR"), ("TABLE_CATALOG_NAME", "VARCHAR"), ("TABLE_SCHEMA_NAME", "VARCHAR"),
+    ("TABLE_NAME", "VARCHAR"), ("PIPE_CATALOG_NAME", "VARCHAR"), ("PIPE_SCHEMA_NAME", "VARCHAR"),
+    ("PIPE_NAME", "VARCHAR"), ("PIPE_RECEIVED_TIME", "TIMESTAMPTZ"), ("FIRST_COMMIT_TIME", "TIMESTAMPTZ"),
+]
+DYNAMIC_TABLE_COLUMNS = [
+    ("NAME", "VARCHAR"), ("SCHEMA_NAME", "VARCHAR"), ("DATABASE_NAME", "VARCHAR"), ("QUALIFIED_NAME", "VARCHAR"),
+    ("TARGET_LAG_SEC", "BIGINT"), ("SCHEDULING_STATE", "VARCHAR"), ("LATEST_DATA_TIMESTAMP", "TIMESTAMPTZ"),
+    ("LAST_COMPLETED_REFRESH_STATE", "VARCHAR"), ("LAST_COMPLETED_REFRESH_STATE_MESSAGE", "VARCHAR"),
+]
 
 
-def start_time(sql):
-    """COPY_HISTORY's required START_TIME, as `DATEADD(DAYS|HOURS, -N, CURRENT_TIMESTAMP())`."""
-    if m := re.search(r"START_TIME\s*=>\s*DATEADD\(\s*(DAYS|HOURS)\s*,\s*-(\d+)", sql, re.I):
-        return now() - dt.timedelta(**{m[1].lower(): int(m[2])})
-    return dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+def peer_tables():
+    """The tables behind COPY_HISTORY and DYNAMIC_TABLES(): flixops's queries over them run in
+    fakesnow, so their WHERE, DATEADD and DATEDIFF are computed, not answered here."""
+    duck = fs.shared_fs.duck_conn.cursor()
+    duck.execute(f"CREATE SCHEMA IF NOT EXISTS {PEER_SCHEMA}")
+    for table, columns in (("copy_history", COPY_HISTORY_COLUMNS), ("dynamic_tables", DYNAMIC_TABLE_COLUMNS)):
+        duck.execute(f"CREATE TABLE IF NOT EXISTS {PEER_SCHEMA}.{table} ({', '.join(f'{c} {t}' for c, t in columns)})")
 
 
-def status_filter(sql):
-    """The WHERE on STATUS: `STATUS <> 'x'`, `STATUS = 'x'`, or `[UPPER(]STATUS[)] IN ('x', …)`."""
-    if m := re.search(r"WHERE\s+STATUS\s*(<>|=)\s*'([^']*)'", sql, re.I):
-        return (lambda s: s != m[2]) if m[1] == "<>" else (lambda s: s == m[2])
-    if m := re.search(r"WHERE\s+(UPPER\(\s*STATUS\s*\)|STATUS)\s+IN\s*\(([^)]*)\)", sql, re.I):
-        upper = m[1].upper().startswith("UPPER")
-        wanted = re.findall(r"'([^']*)'", m[2])
-        return lambda s: (s.upper() if upper else s) in wanted
-    return lambda s: True
+def duck():
+    return fs.shared_fs.duck_conn.cursor()
+
+
+def record_load(table, pipe_name, item, status_text, rows_loaded, rows_parsed, first_error, at):
+    db, schema, short = table.split(".")
+    pdb, pschema, pshort = pipe_name.split(".")
+    values = {"FILE_NAME": item["key"], "STAGE_LOCATION": item["stage_url"], "LAST_LOAD_TIME": at,
+              "ROW_COUNT": rows_loaded, "ROW_PARSED": rows_parsed, "FILE_SIZE": item["size"],
+              "FIRST_ERROR_MESSAGE": first_error, "FIRST_ERROR_LINE_NUMBER": None, "FIRST_ERROR_CHARACTER_POS": None,
+              "FIRST_ERROR_COLUMN_NAME": None, "ERROR_COUNT": 1 if first_error else 0, "ERROR_LIMIT": 1,
+              "STATUS": status_text, "TABLE_CATALOG_NAME": db, "TABLE_SCHEMA_NAME": schema, "TABLE_NAME": short,
+              "PIPE_CATALOG_NAME": pdb, "PIPE_SCHEMA_NAME": pschema, "PIPE_NAME": pshort,
+              "PIPE_RECEIVED_TIME": item["queued_at"], "FIRST_COMMIT_TIME": at if rows_loaded else None}
+    columns = [c for c, _ in COPY_HISTORY_COLUMNS]
+    duck().execute(f"INSERT INTO {PEER_SCHEMA}.copy_history VALUES ({', '.join('?' for _ in columns)})",
+                   [values[c] for c in columns])
+
+
+class CopyError(Exception):
+    """The pipe's COPY cannot load the file (its first error, as COPY_HISTORY records it)."""
+
+
+COPY = re.compile(r"COPY\s+INTO\s+" + ANY_NAME + r"\s*(?:\(([^)]*)\))?\s+FROM\s+(?:\(\s*SELECT\s+(.*?)\s+FROM\s+@"
+                  + ANY_NAME + r"\s*\)|@" + ANY_NAME + r")\s*(.*)$", re.S | re.I)
+
+
+def parse_copy(definition):
+    """(table, columns, select expressions or None, stage, format name) of a pipe's COPY."""
+    m = COPY.match(definition)
+    if not m:
+        raise CopyError(f"SQL compilation error: cannot run the pipe's COPY: {definition[:80]}")
+    columns = [c.strip().strip('"').upper() for c in m[2].split(",")] if m[2] else None
+    select = [e.strip() for e in split_top(m[3])] if m[3] else None
+    fmt = re.search(r"FORMAT_NAME\s*=\s*'([^']+)'", m[6] or "", re.I)
+    return unquote_all(m[1]), columns, select, unquote_all(m[4] or m[5]), unquote_all(fmt[1]) if fmt else None
+
+
+def split_top(text):
+    """`a, f(b, c), d` → ['a', 'f(b, c)', 'd']: commas outside parentheses and quotes."""
+    parts, depth, current, quoted = [], 0, "", False
+    for ch in text:
+        if ch == "'":
+            quoted = not quoted
+        if not quoted and ch in "(":
+            depth += 1
+        if not quoted and ch in ")":
+            depth -= 1
+        if ch == "," and depth == 0 and not quoted:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    return parts + [current] if current.strip() else parts
+
+
+def logical_types(format_name):
+    """USE_LOGICAL_TYPE of a parquet file format: without it Snowflake loads a timestamp as its
+    physical integer (https://docs.snowflake.com/en/sql-reference/sql/create-file-format)."""
+    if not format_name:
+        return False
+    db, schema, name = format_name.split(".")
+    found = duck().execute(f"SELECT options FROM {FILE_FORMATS} WHERE database_name = ? AND schema_name = ? AND "
+                           "name = ?", [db, schema, name]).fetchone()
+    options = json.loads(found[0]) if found else {}
+    return str(options.get("USE_LOGICAL_TYPE", "")).upper() == "TRUE"
+
+
+def select_of(expression, path, key, modified, started, logical):
+    """One expression of the pipe's SELECT over `read_parquet(path, file_row_number = true)`."""
+    word = expression.upper()
+    if word == "$1":
+        columns = duck().execute(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()
+        fields = [f'"{c}" := ' + (f'epoch_us("{c}")' if "TIMESTAMP" in t and not logical else f'"{c}"')
+                  for c, t, *_ in columns]
+        return f"to_json(struct_pack({', '.join(fields)}))"
+    if word == "METADATA$FILENAME":
+        return "'" + key.replace("'", "''") + "'"
+    if word == "METADATA$FILE_ROW_NUMBER":
+        return "file_row_number + 1"
+    if word == "METADATA$FILE_LAST_MODIFIED":
+        return f"TIMESTAMP '{modified.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat()}'"
+    if word == "METADATA$START_SCAN_TIME":
+        return f"TIMESTAMPTZ '{started.isoformat()}'"
+    raise CopyError(f"SQL compilation error: the emulator cannot run `{expression}` of the pipe's COPY")
+
+
+def copy_file(pipe, item, body, modified, started):
+    """Runs the pipe's COPY for one file; returns the rows loaded. Snowpipe's ON_ERROR is SKIP_FILE
+    (https://docs.snowflake.com/en/sql-reference/sql/create-pipe): a file that fails loads nothing."""
+    table, columns, select, _, format_name = parse_copy(pipe["definition"])
+    if select is None:
+        raise CopyError("SQL compilation error:\nPARQUET file format can produce one and only one column of type "
+                        "variant, object, or array. Load data into separate columns using the MATCH_BY_COLUMN_NAME "
+                        "copy option or copy with transformation.")
+    with tempfile.NamedTemporaryFile(suffix=".parquet") as f:
+        f.write(body)
+        f.flush()
+        try:
+            logical = logical_types(format_name)
+            exprs = [select_of(e, f.name, item["key"], modified, started, logical) for e in select]
+            target = ".".join(f'"{p}"' for p in table.split("."))
+            listed = f" ({', '.join(chr(34) + c + chr(34) for c in columns)})" if columns else ""
+            cursor = duck()
+            cursor.execute(f"INSERT INTO {target}{listed} SELECT {', '.join(exprs)} "
+                           f"FROM read_parquet('{f.name}', file_row_number = true)")
+            return cursor.fetchone()[0]
+        except duckdb.Error as e:
+            first = str(e).split("\n")[0].replace(f.name, item["key"])
+            raise CopyError(f"Error parsing the parquet file: {first}" if "parquet" in first.lower() else first)
+
+
+def stage_read(stage_name):
+    """(account, bucket, prefix, url) to read a stage through its integration, or raises Refused."""
+    stage = CATALOG["stage"].get(stage_name)
+    if stage is None:
+        raise snowflake_aws.Refused(f"Stage '{stage_name}' does not exist or not authorized.")
+    url = stage.get("URL", "")
+    integration = CATALOG["integration"].get((stage.get("STORAGE_INTEGRATION") or "").strip('"'))
+    if integration is None or AWS is None:
+        raise snowflake_aws.Refused(f"Stage '{stage_name}' has no storage integration Snowflake can use.")
+    account = AWS.assume(integration.get("STORAGE_AWS_ROLE_ARN"), integration.get("STORAGE_AWS_EXTERNAL_ID"))
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    return account, bucket, prefix, url
+
+
+def load_next(name, pipe):
+    """Loads the pipe's oldest queued file. A stage Snowflake cannot read stalls the pipe, the file
+    stays queued and the state clears once a read works again (STALLED_STAGE_PERMISSION_ERROR,
+    https://docs.snowflake.com/en/user-guide/data-load-snowpipe-ts#label-snowpipe-ts-execution-states)."""
+    item = pipe["queue"][0]
+    try:
+        table, _, _, stage, _ = parse_copy(pipe["definition"])
+        account, bucket, _, _ = stage_read(stage)
+        body, modified, etag = AWS.get(account, item["bucket"], item["key"])
+    except snowflake_aws.Refused as e:
+        pipe["state"], pipe["error"], pipe["stalled_here"] = "STALLED_STAGE_PERMISSION_ERROR", str(e), True
+        return False
+    except snowflake_aws.Missing as e:
+        pipe["queue"].pop(0)
+        record_load(table, name, item, "Load failed", 0, 0, str(e), now())
+        return True
+    except CopyError:
+        pipe["queue"].pop(0)
+        return True
+    if pipe["stalled_here"]:
+        pipe["state"], pipe["error"], pipe["stalled_here"] = None, None, False
+    pipe["queue"].pop(0)
+    started = now()
+    try:
+        loaded = copy_file(pipe, item, body, modified, started)
+        record_load(table, name, item, "Loaded", loaded, loaded, None, now())
+        pipe["times"]["lastIngestedTimestamp"] = now()
+    except CopyError as e:
+        record_load(table, name, item, "Load failed", 0, 0, str(e), now())
+    pipe["loaded"][item["key"]] = etag
+    return True
+
+
+def queue_file(name, pipe, bucket, key, size, stage_url):
+    at = now()
+    pipe["queue"].append({"bucket": bucket, "key": key, "size": size, "queued_at": at, "stage_url": stage_url})
+    pipe["times"]["lastForwardedMessageTimestamp"] = at
+
+
+def route(records):
+    """Each notified object goes to the auto-ingest pipes whose stage covers it, as Snowflake routes
+    the messages of its shared queue by stage location."""
+    at = now()
+    for record in records:
+        bucket, key, size, _ = snowflake_aws.object_of(record)
+        for name, pipe in CATALOG["pipe"].items():
+            if not auto_ingest(pipe):
+                continue
+            pipe["times"]["lastReceivedMessageTimestamp"] = at
+            url = CATALOG["stage"].get(stage_of(pipe["definition"]) or "", {}).get("URL", "")
+            if url and f"s3://{bucket}/{key}".startswith(url) and not pipe_state(pipe).startswith("STOPPED_"):
+                queue_file(name, pipe, bucket, key, size, url)
+
+
+def refresh_pipe(name, pipe, options):
+    """ALTER PIPE … REFRESH: the stage's files modified after MODIFIED_AFTER (at most 7 days back)
+    that this pipe has not loaded are queued (https://docs.snowflake.com/en/sql-reference/sql/alter-pipe)."""
+    after = re.search(r"MODIFIED_AFTER\s*=\s*'([^']+)'", options, re.I)
+    since = dt.datetime.fromisoformat(after[1]) if after else now() - dt.timedelta(days=7)
+    try:
+        account, bucket, prefix, url = stage_read(stage_of(pipe["definition"]) or "")
+        found = AWS.list(account, bucket, prefix)
+    except snowflake_aws.Refused as e:
+        return error(str(e), "091003")
+    sent = []
+    for key, size, etag, modified in found:
+        queued = any(item["key"] == key for item in pipe["queue"])
+        if modified >= since and pipe["loaded"].get(key) != etag and not queued:
+            queue_file(name, pipe, bucket, key, size, url)
+            sent.append([key, "SENT"])
+    return rows(["File", "Status"], sent)
+
+
+def load_queued():
+    """Running pipes load what is queued (a stalled one retries its read)."""
+    for name, pipe in CATALOG["pipe"].items():
+        if pipe["drain"] is not None or not pipe["queue"]:
+            continue
+        if pipe_state(pipe) != "RUNNING" and not pipe["stalled_here"]:
+            continue
+        while pipe["queue"] and load_next(name, pipe):
+            pass
+
+
+def pass_time(database, delta):
+    """`CALL FAKESNOW_PASS_TIME('<database>', <minutes>)`: that much time passes for everything
+    Snowflake recorded in the database (pipe timestamps and pauses, loads, refreshes and the rows'
+    load times), so a test sees a pipe idle for hours or a model's data grow old without waiting."""
+    for name, pipe in CATALOG["pipe"].items():
+        if name.split(".")[0] != database:
+            continue
+        pipe["times"] = {k: at - delta for k, at in pipe["times"].items()}
+        pipe["paused_at"] = pipe["paused_at"] and pipe["paused_at"] - delta
+        for item in pipe["queue"]:
+            item["queued_at"] -= delta
+        table, columns, select, _, _ = parse_copy_or_none(pipe["definition"])
+        if table and columns and select and "METADATA$START_SCAN_TIME" in [e.upper() for e in select]:
+            column = columns[[e.upper() for e in select].index("METADATA$START_SCAN_TIME")]
+            target = ".".join(f'"{p}"' for p in table.split("."))
+            duck().execute(f'UPDATE {target} SET "{column}" = "{column}" - ?', [delta])
+    seconds = int(delta.total_seconds())
+    duck().execute(f"UPDATE {PEER_SCHEMA}.copy_history SET LAST_LOAD_TIME = LAST_LOAD_TIME - to_seconds(?), "
+                   "PIPE_RECEIVED_TIME = PIPE_RECEIVED_TIME - to_seconds(?), "
+                   "FIRST_COMMIT_TIME = FIRST_COMMIT_TIME - to_seconds(?) WHERE TABLE_CATALOG_NAME = ?",
+                   [seconds, seconds, seconds, database])
+    duck().execute(f"UPDATE {PEER_SCHEMA}.dynamic_tables SET LATEST_DATA_TIMESTAMP = LATEST_DATA_TIMESTAMP - "
+                   "to_seconds(?) WHERE DATABASE_NAME = ?", [seconds, database])
+
+
+def parse_copy_or_none(definition):
+    try:
+        return parse_copy(definition)
+    except CopyError:
+        return None, None, None, None, None
+
+
+def table_function(sql, name):
+    """The `TABLE(<db>.INFORMATION_SCHEMA.<name>(<args>))` of a query: (start, end, args) or None."""
+    m = re.search(r"\bTABLE\(\s*(?:" + ANY_NAME + r"\.)?INFORMATION_SCHEMA\." + name + r"\(", sql, re.I)
+    if not m:
+        return None
+    depth, at = 1, m.end()
+    while depth and at < len(sql):
+        depth += {"(": 1, ")": -1}.get(sql[at], 0)
+        at += 1
+    inner = sql[m.end():at - 1]
+    close = sql.index(")", at)
+    args = {}
+    for part in split_top(inner):
+        if "=>" in part:
+            key, value = part.split("=>", 1)
+            args[key.strip().upper()] = value.strip()
+    return m.start(), close + 1, args
+
+
+def rewrite_table_functions(sql):
+    """COPY_HISTORY, DYNAMIC_TABLES() and VALIDATE_PIPE_LOAD as subqueries over the peer's tables,
+    with the function's own filters: the rest of the query runs in fakesnow. Returns (sql, error)."""
+    if found := table_function(sql, "COPY_HISTORY"):
+        # https://docs.snowflake.com/en/sql-reference/functions/copy_history: TABLE_NAME and
+        # START_TIME are required, END_TIME defaults to now.
+        start, end, args = found
+        if "TABLE_NAME" not in args or "START_TIME" not in args:
+            return sql, error("SQL compilation error: COPY_HISTORY needs TABLE_NAME and START_TIME", "001044")
+        db, schema, table = resolve(text_of(args["TABLE_NAME"]).replace("''", "'")).split(".")
+        where = (f"TABLE_CATALOG_NAME = '{db}' AND TABLE_SCHEMA_NAME = '{schema}' AND TABLE_NAME = '{table}' "
+                 f"AND LAST_LOAD_TIME >= ({args['START_TIME']})")
+        if "END_TIME" in args:
+            where += f" AND LAST_LOAD_TIME <= ({args['END_TIME']})"
+        return sql[:start] + f"(SELECT * FROM {PEER_SCHEMA}.copy_history WHERE {where})" + sql[end:], None
+    if found := table_function(sql, "DYNAMIC_TABLES"):
+        # https://docs.snowflake.com/en/sql-reference/functions/dynamic_tables: the whole account,
+        # RESULT_LIMIT rows (100 by default), failed ones first.
+        start, end, args = found
+        limit = int(args.get("RESULT_LIMIT", "100"))
+        order = "CASE LAST_COMPLETED_REFRESH_STATE " + " ".join(
+            f"WHEN '{state}' THEN {i}" for i, state in enumerate(REFRESH_ORDER)) + " ELSE 9 END"
+        inner = f"(SELECT * FROM {PEER_SCHEMA}.dynamic_tables ORDER BY {order}, QUALIFIED_NAME LIMIT {limit})"
+        return sql[:start] + inner + sql[end:], None
+    if found := table_function(sql, "VALIDATE_PIPE_LOAD"):
+        start, end, args = found
+        name = resolve(text_of(args.get("PIPE_NAME", "''")))
+        pipe = CATALOG["pipe"].get(name)
+        if pipe is None:
+            return sql, error(f"SQL compilation error:\nPipe '{name}' does not exist or not authorized.")
+        # "If the COPY statement in the pipe definition includes a query to further transform the
+        # data during loading (i.e. COPY transformation), the function currently returns a user
+        # error." (https://docs.snowflake.com/en/sql-reference/functions/validate_pipe_load)
+        if re.search(r"\bFROM\s*\(\s*SELECT\b", pipe["definition"], re.I):
+            return sql, error(f"VALIDATE_PIPE_LOAD does not support pipes whose COPY transforms the data "
+                              f"(pipe '{name}').", "091105")
+        db, schema, short = name.split(".")
+        inner = (f"(SELECT FIRST_ERROR_MESSAGE AS ERROR, FILE_NAME AS FILE, FIRST_ERROR_LINE_NUMBER AS LINE, "
+                 f"FIRST_ERROR_CHARACTER_POS AS CHARACTER, FIRST_ERROR_COLUMN_NAME AS COLUMN_NAME "
+                 f"FROM {PEER_SCHEMA}.copy_history WHERE PIPE_CATALOG_NAME = '{db}' AND PIPE_SCHEMA_NAME = '{schema}' "
+                 f"AND PIPE_NAME = '{short}' AND ERROR_COUNT > 0 AND LAST_LOAD_TIME >= ({args.get('START_TIME')}))")
+        return sql[:start] + inner + sql[end:], None
+    return sql, None
 
 
 # LAST_COMPLETED_REFRESH_STATE, in the order DYNAMIC_TABLES() sorts by default.
 REFRESH_ORDER = ["FAILED", "UPSTREAM_FAILED", "SKIPPED", "SUCCEEDED", "CANCELED"]
 
 
-def dynamic_tables_statement(sql, session):
-    """DYNAMIC_TABLES() answers each dynamic table created through here, refreshed at creation, from
-    the whole account, as Snowflake does: RESULT_LIMIT rows (100 by default), failed ones first
-    (https://docs.snowflake.com/en/sql-reference/functions/dynamic_tables), then the query's
-    `WHERE DATABASE_NAME = '…'`. A test records another refresh with the emulator-only statement
-    `CALL FAKESNOW_RECORD_REFRESH('<table>', '<state>', '<message or empty>', <minutes ago>)`."""
-    if m := re.match(r"CALL\s+FAKESNOW_RECORD_REFRESH\(\s*'([^']*)'\s*,\s*'([^']*)'\s*,\s*'([^']*)'\s*,\s*(\d+)\s*\)",
-                     sql, re.I):
-        at = now() - dt.timedelta(minutes=int(m[4]))
-        CATALOG["dynamic"][unquote_all(m[1])] = {"at": at, "state": m[2], "message": m[3] or None}
-        return status("Refresh recorded.")
-    if m := re.match(r"SELECT\s.*\bFROM\s+TABLE\(\s*" + NAME + r"\.INFORMATION_SCHEMA\.DYNAMIC_TABLES\(([^)]*)\)\s*\)(.*)$",
-                     sql, re.S | re.I):
-        limit = re.search(r"RESULT_LIMIT\s*=>\s*(\d+)", m[2], re.I)
-        limit = int(limit[1]) if limit else 100
-        order = lambda item: (REFRESH_ORDER.index(item[1]["state"]) if item[1]["state"] in REFRESH_ORDER else 9, item[0])
-        listed = sorted(CATALOG["dynamic"].items(), key=order)[:limit]
-        database = re.search(r"WHERE\s+DATABASE_NAME\s*=\s*'([^']*)'", m[3], re.I)
-        out, at = [], now()
-        for name, refresh in listed:
-            db, schema, table = name.split(".")
-            if database is None or db == database[1]:
-                age = int((at - refresh["at"]).total_seconds() // 60)
-                out.append([schema, table, refresh["state"], refresh["message"], str(age)])
-        return rows(["SCHEMA_NAME", "NAME", "STATE", "MESSAGE", "AGE_MINUTES"], out)
-    return None
+def lag_seconds(lag):
+    if lag.upper() == "DOWNSTREAM":
+        return None
+    count, unit = (text_of(lag).split() + ["hours"])[:2]
+    return int(count) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit[0].lower()]
+
+
+def register_dynamic(name, sql):
+    """A dynamic table fakesnow just built from its SELECT (refreshed at creation)."""
+    m = re.search(r"TARGET_LAG\s*=\s*('[^']*'|DOWNSTREAM)", sql, re.I)
+    select = re.search(r"\bAS\s+((?:SELECT|WITH)\b.*)$", sql, re.S | re.I)
+    CATALOG["dynamic"][name] = {"select": select[1] if select else "", "lag": lag_seconds(m[1]) if m else None}
+    db, schema, short = name.split(".")
+    duck().execute(f"DELETE FROM {PEER_SCHEMA}.dynamic_tables WHERE QUALIFIED_NAME = ?", [name])
+    duck().execute(f"INSERT INTO {PEER_SCHEMA}.dynamic_tables VALUES (?, ?, ?, ?, ?, 'ACTIVE', now(), 'SUCCEEDED', NULL)",
+                   [short, schema, db, name, CATALOG["dynamic"][name]["lag"]])
+
+
+def forget_dynamic(name):
+    CATALOG["dynamic"].pop(name, None)
+    duck().execute(f"DELETE FROM {PEER_SCHEMA}.dynamic_tables WHERE QUALIFIED_NAME = ?", [name])
+
+
+def refresh_dynamic(name, done=None):
+    """Recomputes a dynamic table from its SELECT, upstream dynamic tables first; a failed refresh
+    keeps the old rows and records Snowflake's state and message."""
+    done = set() if done is None else done
+    if name in done or name not in CATALOG["dynamic"]:
+        return True
+    done.add(name)
+    select = CATALOG["dynamic"][name]["select"]
+    upstream_ok = all(refresh_dynamic(other, done) for other in CATALOG["dynamic"]
+                      if other != name and quoted(other) in select)
+    state, message = "SUCCEEDED", None
+    if not upstream_ok:
+        state, message = "UPSTREAM_FAILED", "an upstream dynamic table failed to refresh"
+    else:
+        cursor = fs.shared_fs.connect(name.split(".")[0], None).cursor()
+        try:
+            cursor.execute("BEGIN TRANSACTION")
+            cursor.execute(f"DELETE FROM {quoted(name)}")
+            cursor.execute(f"INSERT INTO {quoted(name)} {select}")
+            cursor.execute("COMMIT")
+        except Exception as e:  # fakesnow raises the connector's errors, or DuckDB's
+            cursor.execute("ROLLBACK")
+            state, message = "FAILED", (getattr(e, "msg", None) or str(e)).split("\n")[0]
+    set_refresh(name, state, message)
+    return state == "SUCCEEDED"
+
+
+def set_refresh(name, state, message):
+    data = "now()" if state == "SUCCEEDED" else "LATEST_DATA_TIMESTAMP"
+    duck().execute(f"UPDATE {PEER_SCHEMA}.dynamic_tables SET LAST_COMPLETED_REFRESH_STATE = ?, "
+                   f"LAST_COMPLETED_REFRESH_STATE_MESSAGE = ?, LATEST_DATA_TIMESTAMP = {data} WHERE QUALIFIED_NAME = ?",
+                   [state, message, name])
+
+
+def quoted(name):
+    return ".".join(f'"{p}"' for p in name.split("."))
+
+
+def refresh_due():
+    """Snowflake refreshes an active dynamic table once its data is older than its target lag."""
+    due = duck().execute(f"SELECT QUALIFIED_NAME FROM {PEER_SCHEMA}.dynamic_tables WHERE SCHEDULING_STATE = 'ACTIVE' "
+                         "AND TARGET_LAG_SEC IS NOT NULL AND LATEST_DATA_TIMESTAMP < now() - to_seconds(TARGET_LAG_SEC) "
+                         "AND LAST_COMPLETED_REFRESH_STATE = 'SUCCEEDED'").fetchall()
+    done = set()
+    for (name,) in due:
+        refresh_dynamic(name, done)
+
+
+def dynamic_table_statement(sql, session):
+    """ALTER DYNAMIC TABLE … REFRESH | SUSPEND | RESUME
+    (https://docs.snowflake.com/en/sql-reference/sql/alter-dynamic-table)."""
+    m = re.match(r"ALTER\s+DYNAMIC\s+TABLE\s+(IF\s+EXISTS\s+)?" + ANY_NAME + r"\s+(REFRESH|SUSPEND|RESUME)\s*$", sql, re.I)
+    if not m:
+        return None
+    name = resolve(m[2])
+    if name not in CATALOG["dynamic"]:
+        return error(f"SQL compilation error:\nDynamic table '{name}' does not exist or not authorized.")
+    verb = m[3].upper()
+    if verb == "REFRESH":
+        if not refresh_dynamic(name):
+            message = duck().execute(f"SELECT LAST_COMPLETED_REFRESH_STATE_MESSAGE FROM {PEER_SCHEMA}.dynamic_tables "
+                                     "WHERE QUALIFIED_NAME = ?", [name]).fetchone()[0]
+            return error(f"Dynamic table '{name}' refresh failed: {message}", "091416")
+        return status("Statement executed successfully.")
+    state = "SUSPENDED" if verb == "SUSPEND" else "ACTIVE"
+    duck().execute(f"UPDATE {PEER_SCHEMA}.dynamic_tables SET SCHEDULING_STATE = ? WHERE QUALIFIED_NAME = ?",
+                   [state, name])
+    return status("Statement executed successfully.")
+
+
+async def auto_ingest_loop():
+    """Snowflake's side of auto-ingest: receive the queue's notifications, route them to pipes,
+    load what running pipes hold; refresh dynamic tables due by their lag."""
+    while True:
+        try:
+            messages = await asyncio.to_thread(AWS.receive, 1) if AWS is not None else []
+            async with LOCK:
+                for _, records in messages:
+                    route(records)
+                load_queued()
+                refresh_due()
+            if messages:
+                await asyncio.to_thread(AWS.delete, [receipt for receipt, _ in messages])
+        except Exception:  # keep serving: a test sees the missing load, the log says why
+            traceback.print_exc()
+            await asyncio.sleep(1)
+        await asyncio.sleep(0.05 if AWS is not None and AWS.queue_url else 0.5)
 
 
 def grants_statement(sql, session):
@@ -624,9 +1029,9 @@ def note_created(sql, response, session):
     if not json.loads(response.body).get("success"):
         return
     if m := re.match(r"\s*CREATE\s+(?:OR\s+REPLACE\s+)?DYNAMIC\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?" + NAME, sql, re.I):
-        CATALOG["dynamic"][unquote_all(m[1])] = {"at": now(), "state": "SUCCEEDED", "message": None}
+        register_dynamic(unquote_all(m[1]), sql)
     elif m := re.match(r"\s*DROP\s+DYNAMIC\s+TABLE\s+(?:IF\s+EXISTS\s+)?" + NAME, sql, re.I):
-        CATALOG["dynamic"].pop(unquote_all(m[1]), None)
+        forget_dynamic(unquote_all(m[1]))
     elif m := re.match(r"\s*CREATE\s+DATABASE\s+(?:IF\s+NOT\s+EXISTS\s+)?" + ANY_NAME, sql, re.I):
         own("DATABASE", resolve(m[1]), session)
     elif m := re.match(r"\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?" + ANY_NAME, sql, re.I):
@@ -637,8 +1042,8 @@ def note_created(sql, response, session):
 
 def emulate(sql, session):
     sql = sql.strip().rstrip(";").strip()
-    for handler in (integration_statement, stage_statement, pipe_statement, copy_history_statement,
-                    dynamic_tables_statement, grants_statement, session_statement):
+    for handler in (integration_statement, stage_statement, pipe_statement, dynamic_table_statement,
+                    grants_statement, session_statement):
         if (answer := handler(sql, session)) is not None:
             return answer
     return None
@@ -813,6 +1218,11 @@ async def query_request(request: Request):
             return emulated_response(answer)
         if (response := await explain(request, payload, sql)) is not None:
             return response
+        rewritten, refusal = rewrite_table_functions(sql)
+        if refusal is not None:
+            return emulated_response(refusal)
+        if rewritten != sql:
+            request = with_body(request, {**payload, "sqlText": rewritten})
         response = as_json_rowset(await fs.query_request(request))
         note_created(sql, response, session)
         return response
@@ -835,14 +1245,25 @@ async def login_request(request: Request):
         return response
 
 
+@contextlib.asynccontextmanager
+async def lifespan(app):
+    task = asyncio.create_task(auto_ingest_loop())
+    yield
+    task.cancel()
+
+
 def main():
+    global AWS
     port = int(sys.argv[1])
+    if len(sys.argv) > 3:
+        AWS = snowflake_aws.Aws(sys.argv[2], sys.argv[3])
     lifeline.hold()
     fs.shared_fs.duck_conn.execute(macros.creation_sql("memory"))
+    peer_tables()
     routes = [Route("/session/v1/login-request", login_request, methods=["POST"]),
               Route("/queries/v1/query-request", query_request, methods=["POST"])]
     routes += [r for r in fs.routes if r.path not in ("/session/v1/login-request", "/queries/v1/query-request")]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, lifespan=lifespan)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 

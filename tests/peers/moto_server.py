@@ -25,6 +25,12 @@ Lambda function destination must exist and its resource policy must let s3.amazo
 (https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-how-to-event-types-and-destinations.html#supported-notification-destinations).
 Queues and topics are not checked: the tests' queues are Snowflake's, in accounts moto does not hold.
 
+S3 sends an event to the queue the destination ARN names, in that ARN's account: Snowpipe's queue
+is in Snowflake's account, not the bucket owner's
+(https://docs.snowflake.com/en/user-guide/data-load-snowpipe-auto-s3). moto 5.2.5 looks the queue
+up in the bucket owner's account, so no notification would reach it; here it is delivered to the
+queue's own account (tests/peers/fakesnow_server.py consumes it, as Snowflake does).
+
 moto's CloudWatch Logs filter knows one term or one quoted phrase; `?a ?"b c"` (any of the terms)
 counts as match-all. Here it selects the events holding any of them, as CloudWatch does.
 
@@ -75,6 +81,7 @@ from moto.awslambda.responses import LambdaResponse
 from moto.awslambda.models import lambda_backends
 from moto.iam import access_control, policy_conditions
 from moto.s3 import models as s3_models
+from moto.s3 import notifications as s3_notifications
 from moto.s3.exceptions import AccessDeniedByLock
 from moto.s3.responses import S3Response
 from moto.logs import models as logs_models
@@ -254,6 +261,29 @@ def with_any_term(event_filter):
     return AnyTerm
 
 
+def send_event(account_id, event_name, bucket, key):
+    """moto's send_event, with a queue destination reached in the account its ARN names."""
+    n = s3_notifications
+    config = bucket.notification_configuration
+    if config is None:
+        return
+    for notification in config.cloud_function:
+        if notification.matches(event_name, key.name):
+            body = n._get_s3_event(event_name, bucket, key, notification.id)
+            n._invoke_awslambda(account_id, body, notification.arn, notification.arn.split(":")[3])
+    for notification in config.queue:
+        if notification.matches(event_name, key.name):
+            body = n._get_s3_event(event_name, bucket, key, notification.id)
+            _, _, _, region, owner, queue = notification.arn.split(":", 5)
+            n._send_sqs_message(owner, body, queue, region)
+    for notification in config.topic:
+        if notification.matches(event_name, key.name):
+            body = n._get_s3_event(event_name, bucket, key, notification.id)
+            n._send_sns_message(account_id, body, notification.arn, notification.arn.split(":")[3])
+    if config.event_bridge is not None:
+        n._send_event_bridge_message(account_id, bucket, event_name, key)
+
+
 def note_transport(app):
     # In-process test clients cannot trust the throwaway CA without a process-wide setting, so they
     # mark their plain-HTTP requests as a TLS-terminating proxy does (X-Forwarded-Proto: https); the
@@ -380,6 +410,7 @@ def main():
     statement = access_control.IAMPolicyStatement
     statement.is_action_permitted = deny_only_when_its_condition_holds(statement.is_action_permitted)
     patch_lambda()
+    s3_notifications.send_event = send_event
     s3_models.S3Backend.head_bucket = head_elsewhere_is_forbidden(s3_models.S3Backend.head_bucket)
     app = note_transport(conditional_conflicts(validate_destinations(fix_roots(DomainDispatcherApplication(create_backend_app)))))
     if cert_dir:

@@ -1,5 +1,6 @@
 {{!-- One typed row per tweet. At-least-once delivery can store a tweet twice (a retried run, a
-      replayed page): keep the latest copy per tweet_id so no count downstream is doubled. --}}
+      replayed page): keep the latest copy per tweet_id so no count downstream is doubled. The
+      row `flixops doctor --canary` loads (query 'flixops:canary') is no tweet: left out. --}}
 SELECT
     {{field "tweet_id" "string"}} AS tweet_id,
     {{field "tweet_created_at" "timestamp"}} AS tweet_created_at,
@@ -25,6 +26,7 @@ SELECT
     file_name,
     loaded_at
 FROM {{source "raw.tweets_raw"}}
+WHERE {{field "query" "string"}} IS DISTINCT FROM 'flixops:canary'
 QUALIFY ROW_NUMBER() OVER (
     PARTITION BY {{field "tweet_id" "string"}}
     ORDER BY {{field "extracted_at" "timestamp"}} DESC, loaded_at DESC, file_name DESC
