@@ -98,6 +98,12 @@ pub enum Command {
     /// rendered), in build order, without connecting to anything
     Compile(CompileArgs),
     /// Write one self-contained HTML page of the marts (charts as inline SVG; no script, opens offline)
+    ///
+    /// It reads the environment's models, never the raw table: DuckDB on `local` (opened read-only),
+    /// Snowflake on `aws-snowflake` (over the environment's connection). Tweets per day with the
+    /// retweet share, top hashtags, most active authors, busiest weekday and hour, tweets with three
+    /// or more hashtags, and what the data covers (query, newest tweet, newest load). `--output json`
+    /// prints the same numbers. `flixops run --demo` writes one beside the warehouse.
     Report(ReportArgs),
     /// Tear the environment down in reverse order (keeps the data unless --purge-data)
     Destroy(DestroyArgs),
