@@ -28,6 +28,9 @@ use flixops::plan::{Address, Change, Fields, Inputs, Observed, Outputs, Resource
 use futures::future::BoxFuture;
 use serde_json::Value;
 
+/// What a first deploy creates: 11 AWS resources, 11 Snowflake objects, one dynamic table per model.
+const RESOURCES: u64 = 11 + 11 + flixops::models::DEFAULT_MODELS.len() as u64;
+
 /// A project on the cloud target with a name no other test uses.
 struct Project {
     dir: tempfile::TempDir,
@@ -241,8 +244,8 @@ async fn first_deploy_creates_everything_and_the_second_makes_no_write_call() {
     let plan: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(
         (plan["add"].as_u64(), plan["change"].as_u64(), plan["destroy"].as_u64()),
-        (Some(28), Some(0), Some(0)),
-        "11 AWS + 17 Snowflake resources"
+        (Some(RESOURCES), Some(0), Some(0)),
+        "11 AWS + 11 Snowflake resources + one dynamic table per model"
     );
     let c = clients();
     let missing = c.s3.head_bucket().bucket(p.bucket()).send().await.unwrap_err().into_service_error();
@@ -1483,7 +1486,7 @@ async fn an_arm64_function_deploys_and_without_its_code_everything_else_is_plann
     let (code, stdout, stderr) = run(&["plan", "--output", "json"], None);
     assert_eq!(code, 0, "{stderr}");
     let plan: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(plan["add"], 28, "everything is planned, the function included: {plan}");
+    assert_eq!(plan["add"], RESOURCES, "everything is planned, the function included: {plan}");
     let create = planned(&plan, &function);
     let code_field = create["fields"].as_array().unwrap().iter().find(|f| f["field"] == "code_sha256").unwrap();
     assert_eq!(code_field["after"], "(unknown: no Linux artifact, see the note)");
