@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Lambda package for one architecture: the cloud-only flixops (`--no-default-features`,
-# without DuckDB), stripped by the release profile, as `bootstrap` in flixops-lambda-<arch>.zip,
+# without DuckDB) in the `lambda` profile (the release build, stripped, for size, aborting on a
+# panic: see Cargo.toml), as `bootstrap` in flixops-lambda-<arch>.zip,
 # with a .sha256 in cargo-dist's format (`<hex> *<name>`). Run it on a machine of that architecture
 # whose glibc is at most 2.34 (provided.al2023's): Amazon Linux 2023, or a manylinux_2_28 container
 # as .github/workflows/lambda.yml does. `flixops deploy --artifact` checks the result again.
@@ -18,8 +19,8 @@ if [ "$(uname -m)" != "$machine" ]; then
   echo "scripts/lambda-package.sh: this machine is $(uname -m); build the $arch package on $machine" >&2
   exit 2
 fi
-cargo build --release --locked --no-default-features
-binary="${CARGO_TARGET_DIR:-target}/release/flixops"
+cargo build --profile lambda --locked --no-default-features
+binary="${CARGO_TARGET_DIR:-target}/lambda/flixops"
 name="flixops-lambda-$arch.zip"
 mkdir -p "$out"
 python="$(command -v python3 || ls /opt/python/cp3*/bin/python | tail -n 1)"

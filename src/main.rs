@@ -18,7 +18,7 @@ use cli::{Cli, Command, SecretsCommand};
 
 /// jemalloc: extraction allocates and frees page-sized buffers on several threads at once, where
 /// glibc's malloc cost about 10% more time (bench/extract.sh, side by side) at about the same RSS.
-#[cfg(not(target_env = "msvc"))]
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -92,8 +92,8 @@ pub fn build_fix(architecture: Option<&str>) -> String {
     };
     format!(
         "pass --artifact PATH with the release's {zip}, or build the cloud-only binary against glibc {AL2023_GLIBC} \
-         (`pip install ziglang cargo-zigbuild`, then `cargo zigbuild --release --no-default-features --target \
-         {target}`) and pass target/…/release/flixops"
+         (`pip install ziglang cargo-zigbuild`, then `cargo zigbuild --profile lambda --no-default-features --target \
+         {target}`) and pass target/…/lambda/flixops"
     )
 }
 
