@@ -81,7 +81,7 @@ async fn run_unrecorded(
     let transform = transform_unrecorded(config, env)
         .map_err(|cause| Error::Kept { kept: kept(&extract), cause: Box::new(cause) })?;
     let report = match input {
-        Input::Demo => demo_report(env).await,
+        Input::Demo => demo_report(env, &warehouse).await,
         _ => None,
     };
     Ok(RunReport { warehouse, extract, transform, report })
@@ -92,9 +92,9 @@ const DEMO_REPORT_DAYS: u32 = 30;
 
 /// `run --demo` ends with the report of what it loaded: `report.html` beside the warehouse. The run
 /// itself succeeded, so a page that cannot be written is a warning.
-async fn demo_report(env: &EnvConfig) -> Option<std::path::PathBuf> {
-    let dir = pipeline::local_target(env).ok()?.warehouse.parent()?.to_path_buf();
-    let options = crate::report::Options { days: DEMO_REPORT_DAYS, out: dir.join("report.html") };
+async fn demo_report(env: &EnvConfig, warehouse: &std::path::Path) -> Option<std::path::PathBuf> {
+    let out = warehouse.parent()?.join("report.html");
+    let options = crate::report::Options { days: DEMO_REPORT_DAYS, out };
     match crate::report::generate(env, &options).await {
         Ok(written) => Some(written.path),
         Err(e) => {
